@@ -1,0 +1,65 @@
+//! The HTTP surface: every API family's router merged under one set of layers.
+//!
+//! Layers, outermost first: panic catching (500), request ids (`x-request-id`, generated when absent and
+//! echoed back), a request span per call, a per-request timeout, a body size limit, and request metrics
+//! (`http_requests_total` by method, route and status; `http_request_duration_seconds` by route).
+//! Unknown paths answer 404 in the Kubeflow envelope.
+
+pub mod error;
+pub mod health;
+pub mod registry;
+
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::{HeaderName, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::app::AppState;
+use crate::config::ApiSettings;
+use error::ApiError;
+
+/// The OpenAPI document of the registry API as modelcat serves it (upstream's spec plus extensions).
+const REGISTRY_OPENAPI: &str = include_str!("registry/openapi.yaml");
+
+/// Builds the application router.
+pub fn router(state: AppState, api: ApiSettings, reset_endpoint: bool) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    Router::new()
+        .nest(registry::BASE_PATH, registry::router(reset_endpoint))
+        .route(&format!("{}/openapi.yaml", registry::BASE_PATH), axum::routing::get(openapi))
+        .merge(health::router())
+        .fallback(|| async { ApiError::not_found("not found") })
+        .layer(middleware::from_fn(record_metrics))
+        .layer(DefaultBodyLimit::max(api.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(api.request_timeout_secs)))
+        .layer(TraceLayer::new_for_http())
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(CatchPanicLayer::new())
+        .with_state(state)
+}
+
+async fn openapi() -> impl IntoResponse {
+    ([(axum::http::header::CONTENT_TYPE, "application/yaml")], REGISTRY_OPENAPI)
+}
+
+async fn record_metrics(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let method = request.method().to_string();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("http_requests_total", "method" => method, "route" => route.clone(), "status" => status).increment(1);
+    metrics::histogram!("http_request_duration_seconds", "route" => route).record(started.elapsed().as_secs_f64());
+    response
+}

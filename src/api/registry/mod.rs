@@ -1,0 +1,372 @@
+//! The Kubeflow Model Registry API, `/api/model_registry/v1alpha3`, on top of [`RegistryStore`].
+//!
+//! Every route of upstream's spec is here, wired to a handful of kind-generic handlers (find, list,
+//! create, get, update, delete, artifact upsert) parameterized by the entity's [`Kind`]. Additions beyond
+//! upstream, none of which changes an existing route: `DELETE` on registered models, versions and
+//! artifacts; `NAME` ordering; `NOT`/`IS NULL`/`NOT IN`/`NOT LIKE` in `filterQuery`; a bounded default page
+//! size; `ETag` on single-entity responses and `If-Match` on `PATCH` (412 when stale); and, when enabled in
+//! the configuration, `POST /testing/reset` that empties the store for test suites.
+
+mod params;
+pub mod wire;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get, post};
+use serde_json::json;
+
+use crate::api::error::ApiError;
+use crate::app::AppState;
+use crate::filter::{Expr, Literal, Property};
+use crate::pagination;
+use crate::registry::schema::{
+    self, ANY_ARTIFACT, EXPERIMENT, EXPERIMENT_RUN, INFERENCE_SERVICE, Kind, METRIC_HISTORY, MODEL_ARTIFACT,
+    MODEL_VERSION, REGISTERED_MODEL, SERVE_MODEL, SERVING_ENVIRONMENT,
+};
+use crate::registry::{Attach, ListQuery, OrderField, Record};
+pub use params::PageLimits;
+use params::{Params, equals};
+use wire::{BodySchema, Decoded};
+
+/// The base path of the registry API.
+pub const BASE_PATH: &str = "/api/model_registry/v1alpha3";
+
+type ApiResult = Result<Response, ApiError>;
+
+/// Returns the registry routes, relative to [`BASE_PATH`].
+pub fn router(reset_endpoint: bool) -> Router<AppState> {
+    let router = Router::new()
+        .route("/registered_model", find(&REGISTERED_MODEL))
+        .route("/registered_models", collection(&REGISTERED_MODEL))
+        .route("/registered_models/{id}", item(&REGISTERED_MODEL).delete(delete_handler(&REGISTERED_MODEL)))
+        .route("/registered_models/{id}/versions", children(&MODEL_VERSION, &REGISTERED_MODEL, BodySchema::Full))
+        .route("/model_version", find(&MODEL_VERSION))
+        .route("/model_versions", collection(&MODEL_VERSION))
+        .route("/model_versions/{id}", item(&MODEL_VERSION).delete(delete_handler(&MODEL_VERSION)))
+        .route("/model_versions/{id}/artifacts", attached_artifacts(&MODEL_VERSION))
+        .route("/model_artifact", find(&MODEL_ARTIFACT))
+        .route("/model_artifacts", collection(&MODEL_ARTIFACT))
+        .route("/model_artifacts/{id}", item(&MODEL_ARTIFACT).delete(delete_handler(&MODEL_ARTIFACT)))
+        .route("/artifact", find(&ANY_ARTIFACT))
+        .route("/artifacts", collection(&ANY_ARTIFACT))
+        .route("/artifacts/{id}", item(&ANY_ARTIFACT).delete(delete_handler(&ANY_ARTIFACT)))
+        .route("/serving_environment", find(&SERVING_ENVIRONMENT))
+        .route("/serving_environments", collection(&SERVING_ENVIRONMENT))
+        .route("/serving_environments/{id}", item(&SERVING_ENVIRONMENT))
+        .route(
+            "/serving_environments/{id}/inference_services",
+            children(&INFERENCE_SERVICE, &SERVING_ENVIRONMENT, BodySchema::Create),
+        )
+        .route("/inference_service", find(&INFERENCE_SERVICE))
+        .route("/inference_services", collection(&INFERENCE_SERVICE))
+        .route("/inference_services/{id}", item(&INFERENCE_SERVICE))
+        .route("/inference_services/{id}/model", get(inference_service_model))
+        .route("/inference_services/{id}/version", get(inference_service_version))
+        .route("/inference_services/{id}/serves", children(&SERVE_MODEL, &INFERENCE_SERVICE, BodySchema::Create))
+        .route("/experiment", find(&EXPERIMENT))
+        .route("/experiments", collection(&EXPERIMENT))
+        .route("/experiments/{id}", item(&EXPERIMENT))
+        .route("/experiments/{id}/experiment_runs", children(&EXPERIMENT_RUN, &EXPERIMENT, BodySchema::Full))
+        .route("/experiment_run", find(&EXPERIMENT_RUN))
+        .route("/experiment_runs", collection(&EXPERIMENT_RUN))
+        .route("/experiment_runs/metric_history", get(metric_history))
+        .route("/experiment_runs/{id}", item(&EXPERIMENT_RUN))
+        .route("/experiment_runs/{id}/artifacts", attached_artifacts(&EXPERIMENT_RUN))
+        .route("/experiment_runs/{id}/metric_history", get(run_metric_history));
+    if reset_endpoint { router.route("/testing/reset", post(reset)) } else { router }
+}
+
+fn find(kind: &'static Kind) -> MethodRouter<AppState> {
+    get(move |State(state): State<AppState>, params: Params| async move { find_one(&state, kind, &params).await })
+}
+
+fn collection(kind: &'static Kind) -> MethodRouter<AppState> {
+    get(move |State(state): State<AppState>, params: Params| async move {
+        let extra = list_extras(kind, &params)?;
+        list(&state, kind, &params, None, extra).await
+    })
+    .post(move |State(state): State<AppState>, body: Bytes| async move {
+        let object = wire::parse_object(&body)?;
+        let kind = if std::ptr::eq(kind, &ANY_ARTIFACT) { wire::artifact_kind_of(&object)? } else { kind };
+        let decoded = wire::decode(kind, object, BodySchema::Create, &[])?;
+        let record = state.registry.create(kind, decoded.draft, Attach::Nothing).await?;
+        Ok::<_, ApiError>(respond(StatusCode::CREATED, &record))
+    })
+}
+
+fn item(kind: &'static Kind) -> MethodRouter<AppState> {
+    get(move |State(state): State<AppState>, Path(id): Path<String>| async move {
+        let record = get_record(&state, kind, &id).await?;
+        Ok::<_, ApiError>(respond(StatusCode::OK, &record))
+    })
+    .patch(move |State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap, body: Bytes| async move {
+        update(&state, kind, &id, &headers, &body).await
+    })
+}
+
+fn delete_handler(kind: &'static Kind) -> MethodRouter<AppState> {
+    axum::routing::delete(move |State(state): State<AppState>, Path(id): Path<String>| async move {
+        let id = path_id(&id)?;
+        state.registry.delete(kind, id).await?;
+        Ok::<_, ApiError>(StatusCode::NO_CONTENT.into_response())
+    })
+}
+
+/// List and create children whose parent id is one of their fields (`registeredModelId`, …).
+fn children(kind: &'static Kind, parent: &'static Kind, schema: BodySchema) -> MethodRouter<AppState> {
+    let parent_field = kind
+        .fields
+        .iter()
+        .find(|field| matches!(field.ty, schema::FieldType::Id(target) if std::ptr::eq(target, parent)))
+        .filter(|field| kind.parent.is_some_and(|scope| scope.column == field.column));
+    let parent_wire = parent_field.map(|field| field.wire);
+    get(move |State(state): State<AppState>, Path(id): Path<String>, params: Params| async move {
+        let parent_id = path_id(&id)?;
+        state.registry.get(parent, parent_id).await?;
+        let column = kind.parent.map_or("id", |scope| scope.column);
+        let extra = list_extras(kind, &params)?;
+        list(&state, kind, &params, Some((column, parent_id)), extra).await
+    })
+    .post(move |State(state): State<AppState>, Path(id): Path<String>, body: Bytes| async move {
+        let parent_id = path_id(&id)?;
+        let object = wire::parse_object(&body)?;
+        let (preset, attach) = match parent_wire {
+            Some(wire) => (vec![(wire, parent_id)], Attach::Nothing),
+            None => (Vec::new(), Attach::Parent(parent_id)),
+        };
+        let decoded = wire::decode(kind, object, schema, &preset)?;
+        state.registry.get(parent, parent_id).await?;
+        let record = state.registry.create(kind, decoded.draft, attach).await?;
+        Ok::<_, ApiError>(respond(StatusCode::CREATED, &record))
+    })
+}
+
+/// List and upsert the artifacts of a model version or an experiment run.
+fn attached_artifacts(owner: &'static Kind) -> MethodRouter<AppState> {
+    get(move |State(state): State<AppState>, Path(id): Path<String>, params: Params| async move {
+        let owner_id = path_id(&id)?;
+        state.registry.get(owner, owner_id).await?;
+        let column = if std::ptr::eq(owner, &MODEL_VERSION) { "model_version_id" } else { "experiment_run_id" };
+        let extra = list_extras(&ANY_ARTIFACT, &params)?;
+        list(&state, &ANY_ARTIFACT, &params, Some((column, owner_id)), extra).await
+    })
+    .post(move |State(state): State<AppState>, Path(id): Path<String>, body: Bytes| async move {
+        let owner_id = path_id(&id)?;
+        let object = wire::parse_object(&body)?;
+        let kind = wire::artifact_kind_of(&object)?;
+        let Decoded { draft, id } = wire::decode(kind, object, BodySchema::Full, &[])?;
+        if let Some(artifact_id) = id {
+            let record = state.registry.update(kind, artifact_id, draft, None).await?;
+            return Ok(respond(StatusCode::OK, &record));
+        }
+        let attach =
+            if std::ptr::eq(owner, &MODEL_VERSION) { Attach::Parent(owner_id) } else { Attach::ExperimentRun(owner_id) };
+        let record = state.registry.create(kind, draft, attach).await?;
+        let status = if record.version > 1 { StatusCode::OK } else { StatusCode::CREATED };
+        Ok::<_, ApiError>(respond(status, &record))
+    })
+}
+
+/// Renders one record with its ETag.
+fn respond(status: StatusCode, record: &Record) -> Response {
+    let mut response = (status, axum::Json(wire::encode(record))).into_response();
+    if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", record.version)) {
+        response.headers_mut().insert(header::ETAG, etag);
+    }
+    response
+}
+
+fn path_id(text: &str) -> Result<i64, ApiError> {
+    wire::parse_id_text(text)
+        .ok_or_else(|| ApiError::bad_request(format!("invalid id \"{text}\": expected a positive integer id")))
+}
+
+/// Gets a record of `kind`; a record of another artifact type is a 404 on a typed route.
+async fn get_record(state: &AppState, kind: &'static Kind, id: &str) -> Result<Record, ApiError> {
+    let id = path_id(id)?;
+    let record = state.registry.get(kind, id).await?;
+    if kind.artifact_type.is_some() && !std::ptr::eq(record.kind, kind) {
+        return Err(ApiError::not_found(format!("{} {id} not found", kind.label)));
+    }
+    Ok(record)
+}
+
+async fn update(state: &AppState, kind: &'static Kind, id: &str, headers: &HeaderMap, body: &[u8]) -> ApiResult {
+    let current = get_record(state, kind, id).await?;
+    let object = wire::parse_object(body)?;
+    let expected_version = match headers.get(header::IF_MATCH) {
+        None => None,
+        Some(value) => parse_if_match(value)?,
+    };
+    let decoded = wire::decode(current.kind, object, BodySchema::Update, &[])?;
+    let record = state.registry.update(current.kind, current.id, decoded.draft, expected_version).await?;
+    Ok(respond(StatusCode::OK, &record))
+}
+
+/// Parses `If-Match`: `*` matches any version, otherwise one (possibly weak) ETag.
+fn parse_if_match(value: &HeaderValue) -> Result<Option<i64>, ApiError> {
+    let text = value.to_str().unwrap_or_default().trim();
+    if text == "*" {
+        return Ok(None);
+    }
+    let tag = text.trim_start_matches("W/").trim_matches('"');
+    tag.parse::<i64>()
+        .map(Some)
+        .map_err(|_| ApiError::bad_request(format!("invalid If-Match header {text:?}: expected an ETag of this API")))
+}
+
+/// Filters from the `name`, `externalId` and `artifactType` parameters of list routes.
+fn list_extras(kind: &Kind, params: &Params) -> Result<Vec<Expr>, ApiError> {
+    let mut extra = Vec::new();
+    if let Some(name) = params.text("name")? {
+        extra.push(equals("name", Literal::String(name.to_owned())));
+    }
+    if let Some(external_id) = params.text("externalId")? {
+        extra.push(equals("externalId", Literal::String(external_id.to_owned())));
+    }
+    if kind.is_artifact()
+        && let Some(artifact_type) = params.text("artifactType")?
+    {
+        if schema::artifact_kind(artifact_type).is_none() {
+            return Err(ApiError::bad_request(format!("invalid artifactType \"{artifact_type}\"")));
+        }
+        extra.push(equals("artifactType", Literal::String(artifact_type.to_owned())));
+    }
+    Ok(extra)
+}
+
+async fn list(
+    state: &AppState,
+    kind: &'static Kind,
+    params: &Params,
+    parent: Option<(&'static str, i64)>,
+    extra: Vec<Expr>,
+) -> ApiResult {
+    let (query, hash) = params.list_query(kind, parent, extra, state.page_limits)?;
+    let page = state.registry.list(kind, &query).await?;
+    let next_page_token = page.next.as_ref().map(|cursor| pagination::encode(cursor, &hash)).unwrap_or_default();
+    let items: Vec<_> = page.items.iter().map(wire::encode).collect();
+    let body = json!({
+        "items": items,
+        "nextPageToken": next_page_token,
+        "pageSize": query.page_size,
+        "size": page.items.len(),
+    });
+    Ok(axum::Json(body).into_response())
+}
+
+/// Upstream's find rules: top-level kinds by `name` or `externalId`; children by `name` and
+/// `parentResourceId`, or by `externalId`. Zero or several hits are a 404.
+async fn find_one(state: &AppState, kind: &'static Kind, params: &Params) -> ApiResult {
+    let name = params.text("name")?;
+    let external_id = params.text("externalId")?;
+    let parent_id = params.id("parentResourceId")?;
+    let mut conditions = Vec::new();
+    if let Some(external_id) = external_id {
+        conditions.push(equals("externalId", Literal::String(external_id.to_owned())));
+    }
+    if let Some(name) = name {
+        conditions.push(equals("name", Literal::String(name.to_owned())));
+    }
+    let scoped = kind.parent.is_some() && parent_id.is_some() && name.is_some();
+    let valid = external_id.is_some() || (name.is_some() && (kind.parent.is_none() || scoped));
+    if !valid {
+        let needed = if kind.parent.is_some() {
+            "name and parentResourceId, or externalId"
+        } else {
+            "name or externalId"
+        };
+        return Err(ApiError::bad_request(format!("invalid parameters: finding a {} needs {needed}", kind.label)));
+    }
+    let filter = Some(Expr::And(conditions));
+    let mut scopes: Vec<Option<(&'static str, i64)>> = Vec::new();
+    match (kind.parent, parent_id.filter(|_| scoped)) {
+        (Some(parent), Some(parent_id)) => {
+            scopes.push(Some((parent.column, parent_id)));
+            if kind.is_artifact() {
+                scopes.push(Some(("experiment_run_id", parent_id)));
+            }
+        }
+        _ => scopes.push(None),
+    }
+    for parent in scopes {
+        let query = ListQuery { filter: filter.clone(), parent, order: OrderField::Id, descending: false, page_size: 2, after: None };
+        let page = state.registry.list(kind, &query).await?;
+        if let [record] = page.items.as_slice() {
+            return Ok(respond(StatusCode::OK, record));
+        }
+    }
+    let by = [name.map(|name| format!("name '{name}'")), external_id.map(|id| format!("externalId '{id}'"))]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" and ");
+    Err(ApiError::not_found(format!("no single {} found with {by}", kind.label)))
+}
+
+async fn inference_service_model(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult {
+    let service = get_record(&state, &INFERENCE_SERVICE, &id).await?;
+    let model_id = service.int("registeredModelId").unwrap_or_default();
+    let model = state.registry.get(&REGISTERED_MODEL, model_id).await?;
+    Ok(respond(StatusCode::OK, &model))
+}
+
+/// The version an inference service serves: its `modelVersionId`, else the model's latest version.
+async fn inference_service_version(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult {
+    let service = get_record(&state, &INFERENCE_SERVICE, &id).await?;
+    if let Some(version_id) = service.int("modelVersionId") {
+        let version = state.registry.get(&MODEL_VERSION, version_id).await?;
+        return Ok(respond(StatusCode::OK, &version));
+    }
+    let model_id = service.int("registeredModelId").unwrap_or_default();
+    let query = ListQuery {
+        parent: Some(("registered_model_id", model_id)),
+        order: OrderField::CreateTime,
+        descending: true,
+        ..ListQuery::all(1)
+    };
+    let page = state.registry.list(&MODEL_VERSION, &query).await?;
+    let version = page
+        .items
+        .first()
+        .ok_or_else(|| ApiError::not_found(format!("registered model {model_id} has no versions")))?;
+    Ok(respond(StatusCode::OK, version))
+}
+
+async fn run_metric_history(State(state): State<AppState>, Path(id): Path<String>, params: Params) -> ApiResult {
+    let run_id = path_id(&id)?;
+    state.registry.get(&EXPERIMENT_RUN, run_id).await?;
+    let extra = history_extras(&params)?;
+    list(&state, &METRIC_HISTORY, &params, Some(("experiment_run_id", run_id)), extra).await
+}
+
+async fn metric_history(State(state): State<AppState>, params: Params) -> ApiResult {
+    let extra = history_extras(&params)?;
+    list(&state, &METRIC_HISTORY, &params, None, extra).await
+}
+
+/// Filters from the `name` and `stepIds` (`1,2,3`) parameters of metric history routes.
+fn history_extras(params: &Params) -> Result<Vec<Expr>, ApiError> {
+    let mut extra = list_extras(&METRIC_HISTORY, params)?;
+    if let Some(step_ids) = params.get("stepIds").filter(|text| !text.is_empty()) {
+        let steps = step_ids
+            .split(',')
+            .map(|step| {
+                let valid = !step.is_empty() && step.len() <= 9 && step.bytes().all(|byte| byte.is_ascii_digit());
+                step.parse::<i64>().ok().filter(|_| valid).map(Literal::Int)
+            })
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| ApiError::bad_request(format!("invalid stepIds \"{step_ids}\": expected e.g. 1,2,3")))?;
+        let step = Property { path: vec!["step".to_owned()], suffix: None };
+        extra.push(Expr::In { property: step, values: steps, negated: false });
+    }
+    Ok(extra)
+}
+
+async fn reset(State(state): State<AppState>) -> ApiResult {
+    state.registry.reset().await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -1,0 +1,329 @@
+//! Kubeflow registry wire format: strict decoding of request bodies and rendering of [`Record`]s.
+//!
+//! Decoding follows upstream's Go decoder: an unknown key is `400 json: unknown field "x"`, a missing or
+//! empty required field on create is `422 required field 'name' is zero value.`, ids and int64 times are
+//! decimal strings, `null` means "not given", and a NUL byte anywhere is a 400. Rendering emits ids, times
+//! and `int_value` as strings, omits unset optional fields, always carries `customProperties`, and adds
+//! `artifactType` to every artifact.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value as Json, json};
+
+use crate::api::error::ApiError;
+use crate::registry::schema::{FieldType, Kind};
+use crate::registry::{Draft, MetaValue, Properties, Record, Scalar};
+
+/// Which request schema a body is decoded against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodySchema {
+    /// `XCreate`: create fields only.
+    Create,
+    /// `XUpdate`: updatable fields only.
+    Update,
+    /// The full `X` schema (version and artifact-union POSTs): read-only fields are accepted and ignored,
+    /// and `id` selects an update.
+    Full,
+}
+
+/// A decoded body.
+#[derive(Debug)]
+pub struct Decoded {
+    pub draft: Draft,
+    /// The `id` of a full-schema body (an upsert of an existing entity).
+    pub id: Option<i64>,
+}
+
+const READ_ONLY_KEYS: [&str; 2] = ["createTimeSinceEpoch", "lastUpdateTimeSinceEpoch"];
+
+/// Parses a JSON object body.
+pub fn parse_object(body: &[u8]) -> Result<Map<String, Json>, ApiError> {
+    if body.is_empty() {
+        return Err(ApiError::bad_request("request body is empty; expected a JSON object"));
+    }
+    match serde_json::from_slice::<Json>(body) {
+        Ok(Json::Object(object)) => {
+            reject_nul(&Json::Object(object.clone()))?;
+            Ok(object)
+        }
+        Ok(_) => Err(ApiError::bad_request("request body must be a JSON object")),
+        Err(error) => Err(ApiError::bad_request(format!("invalid JSON body: {error}"))),
+    }
+}
+
+fn reject_nul(value: &Json) -> Result<(), ApiError> {
+    let found = match value {
+        Json::String(text) => text.contains('\0'),
+        Json::Array(items) => return items.iter().try_for_each(reject_nul),
+        Json::Object(object) => {
+            for (key, item) in object {
+                if key.contains('\0') {
+                    return Err(ApiError::bad_request("invalid request: NUL byte in body"));
+                }
+                reject_nul(item)?;
+            }
+            false
+        }
+        _ => false,
+    };
+    if found { Err(ApiError::bad_request("invalid request: NUL byte in body")) } else { Ok(()) }
+}
+
+/// Returns the artifact kind an artifact-union body names (`model-artifact` when it names none).
+pub fn artifact_kind_of(object: &Map<String, Json>) -> Result<&'static Kind, ApiError> {
+    match object.get("artifactType") {
+        None | Some(Json::Null) => Ok(&crate::registry::schema::MODEL_ARTIFACT),
+        Some(Json::String(artifact_type)) => crate::registry::schema::artifact_kind(artifact_type).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "invalid artifactType \"{artifact_type}\": expected one of model-artifact, doc-artifact, \
+                 dataset-artifact, metric, parameter"
+            ))
+        }),
+        Some(_) => Err(ApiError::bad_request("artifactType must be a string")),
+    }
+}
+
+/// Decodes a body of `kind` against `schema`; `preset` fields (parent ids from the path) are applied
+/// before the required-field check.
+pub fn decode(
+    kind: &'static Kind,
+    object: Map<String, Json>,
+    schema: BodySchema,
+    preset: &[(&'static str, i64)],
+) -> Result<Decoded, ApiError> {
+    let mut values = BTreeMap::new();
+    let mut properties = None;
+    let mut id = None;
+    for (key, value) in object {
+        if value.is_null() {
+            continue;
+        }
+        match key.as_str() {
+            "customProperties" => properties = Some(decode_properties(value)?),
+            "artifactType" if kind.artifact_type.is_some() => {
+                if value.as_str() != kind.artifact_type {
+                    return Err(ApiError::bad_request(format!(
+                        "artifactType cannot be changed from \"{}\"",
+                        kind.artifact_type.unwrap_or_default()
+                    )));
+                }
+            }
+            "id" if schema == BodySchema::Full => id = Some(parse_id("id", &value)?),
+            read_only if schema == BodySchema::Full && READ_ONLY_KEYS.contains(&read_only) => {}
+            _ => {
+                let field = kind.field(&key).filter(|field| match schema {
+                    BodySchema::Create => field.on_create,
+                    BodySchema::Update => field.on_update,
+                    BodySchema::Full => true,
+                });
+                let Some(field) = field else {
+                    return Err(ApiError::bad_request(format!("json: unknown field \"{key}\"")));
+                };
+                if !field.on_create && !field.on_update {
+                    continue;
+                }
+                values.insert(field.wire, decode_value(field.wire, field.ty, value)?);
+            }
+        }
+    }
+    for (wire, preset_id) in preset {
+        values.insert(*wire, Scalar::Int(*preset_id));
+    }
+    if schema != BodySchema::Update && id.is_none() {
+        for field in kind.fields.iter().filter(|field| field.required) {
+            match values.get(field.wire) {
+                None => return Err(ApiError::required(field.wire)),
+                Some(Scalar::Text(text)) if text.is_empty() => return Err(ApiError::required(field.wire)),
+                _ => {}
+            }
+        }
+    }
+    Ok(Decoded { draft: Draft { values, properties }, id })
+}
+
+fn type_error(field: &str, expected: &str) -> ApiError {
+    ApiError::bad_request(format!("json: invalid value for field \"{field}\": expected {expected}"))
+}
+
+/// Parses an id given as a decimal string (or a JSON integer).
+pub fn parse_id(field: &str, value: &Json) -> Result<i64, ApiError> {
+    let text = match value {
+        Json::String(text) => text.clone(),
+        Json::Number(number) => number.to_string(),
+        _ => return Err(type_error(field, "an id string")),
+    };
+    parse_id_text(&text).ok_or_else(|| ApiError::bad_request(format!("invalid {field} \"{text}\": expected a positive integer id")))
+}
+
+/// Parses an id matching `^[1-9][0-9]{0,8}$`.
+pub fn parse_id_text(text: &str) -> Option<i64> {
+    let valid = !text.is_empty()
+        && text.len() <= 9
+        && text.bytes().all(|byte| byte.is_ascii_digit())
+        && !text.starts_with('0');
+    valid.then(|| text.parse().ok()).flatten()
+}
+
+fn decode_value(field: &str, field_type: FieldType, value: Json) -> Result<Scalar, ApiError> {
+    match field_type {
+        FieldType::Text => match value {
+            Json::String(text) => Ok(Scalar::Text(text)),
+            _ => Err(type_error(field, "a string")),
+        },
+        FieldType::Enum(allowed) => match value {
+            Json::String(text) if allowed.contains(&text.as_str()) => Ok(Scalar::Text(text)),
+            Json::String(text) => Err(ApiError::bad_request(format!(
+                "invalid value \"{text}\" for field \"{field}\": expected one of {}",
+                allowed.join(", ")
+            ))),
+            _ => Err(type_error(field, "a string")),
+        },
+        FieldType::Id(_) => parse_id(field, &value).map(Scalar::Int),
+        FieldType::Millis | FieldType::Integer => {
+            let parsed = match &value {
+                Json::String(text) => text.parse::<i64>().ok(),
+                Json::Number(number) => number.as_i64(),
+                _ => None,
+            };
+            parsed.map(Scalar::Int).ok_or_else(|| type_error(field, "an integer"))
+        }
+        FieldType::Double => value.as_f64().map(Scalar::Double).ok_or_else(|| type_error(field, "a number")),
+        FieldType::TextList => match value {
+            Json::Array(items) => items
+                .into_iter()
+                .map(|item| match item {
+                    Json::String(text) => Ok(text),
+                    _ => Err(type_error(field, "an array of strings")),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Scalar::List),
+            _ => Err(type_error(field, "an array of strings")),
+        },
+    }
+}
+
+fn decode_properties(value: Json) -> Result<Properties, ApiError> {
+    let Json::Object(object) = value else {
+        return Err(type_error("customProperties", "an object"));
+    };
+    object.into_iter().map(|(name, value)| Ok((name.clone(), decode_metadata(&name, value)?))).collect()
+}
+
+/// Decodes one `MetadataValue` (`additionalProperties: false`, both keys required).
+fn decode_metadata(name: &str, value: Json) -> Result<MetaValue, ApiError> {
+    let invalid = |detail: &str| ApiError::bad_request(format!("invalid customProperties.{name}: {detail}"));
+    let Json::Object(mut object) = value else {
+        return Err(invalid("expected an object with metadataType"));
+    };
+    let metadata_type = match object.remove("metadataType") {
+        Some(Json::String(metadata_type)) => metadata_type,
+        _ => return Err(invalid("metadataType is required")),
+    };
+    let (value_key, decoded) = match metadata_type.as_str() {
+        "MetadataStringValue" => ("string_value", object.remove("string_value").and_then(|v| v.as_str().map(|text| MetaValue::String(text.to_owned())))),
+        "MetadataIntValue" => (
+            "int_value",
+            object.remove("int_value").and_then(|v| match v {
+                Json::String(text) => text.parse::<i64>().ok(),
+                Json::Number(number) => number.as_i64(),
+                _ => None,
+            }).map(MetaValue::Int),
+        ),
+        "MetadataDoubleValue" => ("double_value", object.remove("double_value").and_then(|v| v.as_f64()).map(MetaValue::Double)),
+        "MetadataBoolValue" => ("bool_value", object.remove("bool_value").and_then(|v| v.as_bool()).map(MetaValue::Bool)),
+        "MetadataStructValue" => ("struct_value", object.remove("struct_value").and_then(|v| v.as_str().map(|text| MetaValue::Struct(text.to_owned())))),
+        "MetadataProtoValue" => {
+            let type_url = object.remove("type").and_then(|v| v.as_str().map(str::to_owned));
+            let encoded = object.remove("proto_value").and_then(|v| v.as_str().map(str::to_owned));
+            ("type and proto_value", type_url.zip(encoded).map(|(type_url, value)| MetaValue::Proto { type_url, value }))
+        }
+        other => return Err(invalid(&format!("unknown metadataType \"{other}\""))),
+    };
+    if let Some(extra) = object.keys().next() {
+        return Err(invalid(&format!("unknown field \"{extra}\" for {metadata_type}")));
+    }
+    decoded.ok_or_else(|| invalid(&format!("{metadata_type} needs a valid {value_key}")))
+}
+
+/// Renders a record as Kubeflow JSON.
+pub fn encode(record: &Record) -> Json {
+    let mut object = Map::new();
+    object.insert("id".into(), Json::String(record.id.to_string()));
+    object.insert("createTimeSinceEpoch".into(), Json::String(record.create_time.to_string()));
+    object.insert("lastUpdateTimeSinceEpoch".into(), Json::String(record.update_time.to_string()));
+    if let Some(artifact_type) = record.kind.artifact_type {
+        object.insert("artifactType".into(), Json::String(artifact_type.to_owned()));
+    }
+    for field in record.kind.fields {
+        let Some(scalar) = record.values.get(field.wire) else { continue };
+        let rendered = match (field.ty, scalar) {
+            (FieldType::Id(_) | FieldType::Millis, Scalar::Int(number)) => Json::String(number.to_string()),
+            (_, Scalar::Int(number)) => json!(number),
+            (_, Scalar::Double(number)) => json!(number),
+            (_, Scalar::Text(text)) => Json::String(text.clone()),
+            (_, Scalar::List(items)) => json!(items),
+        };
+        object.insert(field.wire.into(), rendered);
+    }
+    let properties: Map<String, Json> =
+        record.properties.iter().map(|(name, value)| (name.clone(), encode_metadata(value))).collect();
+    object.insert("customProperties".into(), Json::Object(properties));
+    Json::Object(object)
+}
+
+fn encode_metadata(value: &MetaValue) -> Json {
+    match value {
+        MetaValue::String(text) => json!({"metadataType": "MetadataStringValue", "string_value": text}),
+        MetaValue::Int(number) => json!({"metadataType": "MetadataIntValue", "int_value": number.to_string()}),
+        MetaValue::Double(number) => json!({"metadataType": "MetadataDoubleValue", "double_value": number}),
+        MetaValue::Bool(flag) => json!({"metadataType": "MetadataBoolValue", "bool_value": flag}),
+        MetaValue::Struct(encoded) => json!({"metadataType": "MetadataStructValue", "struct_value": encoded}),
+        MetaValue::Proto { type_url, value } => {
+            json!({"metadataType": "MetadataProtoValue", "type": type_url, "proto_value": value})
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::schema::{MODEL_VERSION, REGISTERED_MODEL};
+
+    fn object(text: &str) -> Map<String, Json> {
+        parse_object(text.as_bytes()).expect("object")
+    }
+
+    #[test]
+    fn unknown_and_required_fields() {
+        let error = decode(&REGISTERED_MODEL, object(r#"{"name":"m","ext_id":"x"}"#), BodySchema::Create, &[]).unwrap_err();
+        assert_eq!(error.message, "json: unknown field \"ext_id\"");
+        let error = decode(&REGISTERED_MODEL, object(r#"{"description":"d"}"#), BodySchema::Create, &[]).unwrap_err();
+        assert_eq!(error.status, 422);
+        assert_eq!(error.message, "required field 'name' is zero value.");
+        let error = decode(&REGISTERED_MODEL, object(r#"{"name":"renamed"}"#), BodySchema::Update, &[]).unwrap_err();
+        assert_eq!(error.message, "json: unknown field \"name\"");
+    }
+
+    #[test]
+    fn typed_values_and_properties() {
+        let body = r#"{"name":"v1","registeredModelId":"5","customProperties":{
+            "a":{"metadataType":"MetadataIntValue","int_value":"42"},
+            "b":{"metadataType":"MetadataBoolValue","bool_value":true}}}"#;
+        let decoded = decode(&MODEL_VERSION, object(body), BodySchema::Create, &[]).expect("decodes");
+        assert_eq!(decoded.draft.values["registeredModelId"], Scalar::Int(5));
+        let properties = decoded.draft.properties.expect("properties");
+        assert_eq!(properties["a"], MetaValue::Int(42));
+        let bad = r#"{"name":"m","customProperties":{"a":{"metadataType":"MetadataIntValue","int_value":"4","x":1}}}"#;
+        assert!(decode(&REGISTERED_MODEL, object(bad), BodySchema::Create, &[]).is_err());
+        assert!(parse_object(b"{\"name\":\"a\\u0000b\"}").is_err());
+    }
+
+    #[test]
+    fn ids_follow_the_wire_pattern() {
+        assert_eq!(parse_id_text("17"), Some(17));
+        assert_eq!(parse_id_text("0"), None);
+        assert_eq!(parse_id_text("017"), None);
+        assert_eq!(parse_id_text("1234567890"), None);
+        assert_eq!(parse_id_text("-1"), None);
+    }
+}

@@ -1,0 +1,108 @@
+//! The application: opens the store, binds the listener and serves until told to stop.
+//!
+//! [`Application::build`] does all fallible setup (so `main` and tests see one error), exposes the bound
+//! [`Application::port`] (listen on port 0 in tests), and [`Application::run_until`] serves until a
+//! shutdown future completes, then drains in-flight requests.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+
+use crate::api;
+use crate::api::registry::PageLimits;
+use crate::config::Settings;
+use crate::registry::{self, RegistryStore};
+use crate::telemetry;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub registry: Arc<dyn RegistryStore>,
+    pub page_limits: PageLimits,
+    pub metrics: PrometheusHandle,
+}
+
+/// A built, bound, not yet serving application.
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+    port: u16,
+}
+
+impl Application {
+    /// Opens the store (migrating it) and binds the listen address.
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        std::fs::create_dir_all(&settings.data_dir)
+            .with_context(|| format!("cannot create data directory {}", settings.data_dir.display()))?;
+        let registry = registry::open(&settings.database_url)
+            .await
+            .with_context(|| format!("cannot open the registry store at {}", redact(&settings.database_url)))?;
+        let state = AppState {
+            registry,
+            page_limits: PageLimits {
+                default_page_size: settings.api.default_page_size,
+                max_page_size: settings.api.max_page_size,
+            },
+            metrics: telemetry::metrics_handle(),
+        };
+        let router = api::router(state, settings.api, settings.reset_endpoint);
+        let listener = TcpListener::bind(&settings.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        let port = listener.local_addr()?.port();
+        tracing::info!(listen = %settings.listen, port, database = %redact(&settings.database_url), "modelcat ready");
+        Ok(Application { listener, router, port })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGINT or SIGTERM.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serves until `shutdown` completes, then finishes in-flight requests.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await
+    }
+}
+
+/// Hides the password of a database URL for logs.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            let user = credentials.split(':').next().unwrap_or_default();
+            format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

@@ -1,0 +1,195 @@
+//! Server settings: defaults, then `config/modelcat.yaml`, then `MODELCAT_*` environment variables, then
+//! command-line flags, each overriding the one before.
+//!
+//! The file is parsed strictly: an unknown key is an error naming the file, line and column. A missing
+//! file is fine when it is the default path (the defaults apply) and an error when it was asked for.
+//! Server settings are read once at start; changing them needs a restart.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The default configuration file, relative to the working directory.
+pub const DEFAULT_CONFIG_PATH: &str = "config/modelcat.yaml";
+
+/// Validated server settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Address to listen on, e.g. `0.0.0.0:8080` (port 0 picks a free port).
+    pub listen: String,
+    /// `sqlite://PATH` (default: `<data_dir>/registry.db`) or `postgres://…`.
+    pub database_url: String,
+    /// Where runtime data lives.
+    pub data_dir: PathBuf,
+    pub api: ApiSettings,
+    /// Enables `POST /api/model_registry/v1alpha3/testing/reset` (never in production).
+    pub reset_endpoint: bool,
+    pub log_format: LogFormat,
+}
+
+/// HTTP limits.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiSettings {
+    /// Page size of registry lists that give no `pageSize`.
+    pub default_page_size: u32,
+    /// Largest page served; larger requests get this many items and a `nextPageToken`.
+    pub max_page_size: u32,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Requests taking longer are answered 408.
+    pub request_timeout_secs: u64,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        ApiSettings { default_page_size: 100, max_page_size: 1000, max_body_bytes: 4 * 1024 * 1024, request_timeout_secs: 30 }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// The configuration file as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    listen: Option<String>,
+    database_url: Option<String>,
+    data_dir: Option<PathBuf>,
+    #[serde(default)]
+    api: ApiSettings,
+    #[serde(default)]
+    testing: TestingSettings,
+    #[serde(default)]
+    log: LogSettings,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TestingSettings {
+    #[serde(default)]
+    reset_endpoint: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogSettings {
+    #[serde(default)]
+    format: LogFormat,
+}
+
+/// Values given by environment or flags; `None` keeps the file's value.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub config: Option<PathBuf>,
+    pub listen: Option<String>,
+    pub database_url: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub log_format: Option<LogFormat>,
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("invalid configuration file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Settings {
+    /// Loads the settings: defaults < file < overrides.
+    pub fn load(overrides: Overrides) -> Result<Settings, ConfigError> {
+        let explicit = overrides.config.is_some();
+        let path = overrides.config.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
+        let file = match std::fs::read_to_string(&path) {
+            Ok(text) => parse_file(&path, &text)?,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound && !explicit => FileSettings::default(),
+            Err(source) => return Err(ConfigError::Read { path, source }),
+        };
+        let data_dir = overrides.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("data"));
+        let database_url = overrides
+            .database_url
+            .or(file.database_url)
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("registry.db").display()));
+        let settings = Settings {
+            listen: overrides.listen.or(file.listen).unwrap_or_else(|| "0.0.0.0:8080".to_owned()),
+            database_url,
+            data_dir,
+            api: file.api,
+            reset_endpoint: file.testing.reset_endpoint,
+            log_format: overrides.log_format.unwrap_or(file.log.format),
+        };
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Collects every problem into one error.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        if self.api.default_page_size == 0 {
+            problems.push("api.default_page_size must be at least 1".to_owned());
+        }
+        if self.api.max_page_size < self.api.default_page_size {
+            problems.push("api.max_page_size must be at least api.default_page_size".to_owned());
+        }
+        if self.api.max_body_bytes < 1024 {
+            problems.push("api.max_body_bytes must be at least 1024".to_owned());
+        }
+        if self.api.request_timeout_secs == 0 {
+            problems.push("api.request_timeout_secs must be at least 1".to_owned());
+        }
+        let known_scheme = ["sqlite:", "postgres://", "postgresql://"].iter().any(|scheme| self.database_url.starts_with(scheme));
+        if !known_scheme {
+            problems.push(format!("database_url {:?} must start with sqlite: or postgres://", self.database_url));
+        }
+        if problems.is_empty() { Ok(()) } else { Err(ConfigError::Invalid(problems.join("; "))) }
+    }
+}
+
+fn parse_file(path: &Path, text: &str) -> Result<FileSettings, ConfigError> {
+    if text.trim().is_empty() {
+        return Ok(FileSettings::default());
+    }
+    serde_norway::from_str(text).map_err(|error| {
+        let location = error.location().map(|at| format!(" at line {}, column {}", at.line(), at.column())).unwrap_or_default();
+        ConfigError::Parse { path: path.to_owned(), message: format!("{error}{location}") }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_name_file_line_and_column() {
+        let error = parse_file(Path::new("x.yaml"), "listen: 127.0.0.1:1\napi:\n  default_pagesize: 5\n").unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains("x.yaml") && message.contains("default_pagesize") && message.contains("line 3"), "{message}");
+    }
+
+    #[test]
+    fn overrides_win_and_defaults_fill_in() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("modelcat.yaml");
+        std::fs::write(&path, "listen: 127.0.0.1:9000\ndata_dir: /srv/modelcat\napi:\n  default_page_size: 20\n").expect("write");
+        let settings = Settings::load(Overrides { config: Some(path.clone()), ..Overrides::default() }).expect("loads");
+        assert_eq!(settings.listen, "127.0.0.1:9000");
+        assert_eq!(settings.database_url, "sqlite:///srv/modelcat/registry.db");
+        assert_eq!(settings.api.default_page_size, 20);
+        assert_eq!(settings.api.max_page_size, 1000);
+        let overrides = Overrides { config: Some(path), listen: Some("127.0.0.1:0".into()), ..Overrides::default() };
+        assert_eq!(Settings::load(overrides).expect("loads").listen, "127.0.0.1:0");
+        let missing = Overrides { config: Some(dir.path().join("absent.yaml")), ..Overrides::default() };
+        assert!(matches!(Settings::load(missing), Err(ConfigError::Read { .. })));
+    }
+}

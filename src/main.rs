@@ -1,0 +1,57 @@
+//! The `modelcat` command line: `serve` runs the server; `bench` measures it.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use modelcat::Application;
+use modelcat::config::{LogFormat, Overrides, Settings};
+
+#[derive(Parser)]
+#[command(name = "modelcat", version, about = "A federated catalog and registry for ML models")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the server.
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Configuration file [default: config/modelcat.yaml, if present].
+    #[arg(long, env = "MODELCAT_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on [default: 0.0.0.0:8080].
+    #[arg(long, env = "MODELCAT_LISTEN")]
+    listen: Option<String>,
+    /// Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: sqlite://<data-dir>/registry.db].
+    #[arg(long, env = "MODELCAT_DATABASE_URL")]
+    database_url: Option<String>,
+    /// Directory for runtime data [default: data].
+    #[arg(long, env = "MODELCAT_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, env = "MODELCAT_LOG_FORMAT", value_enum)]
+    log_format: Option<LogFormat>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Serve(args) => {
+            let settings = Settings::load(Overrides {
+                config: args.config,
+                listen: args.listen,
+                database_url: args.database_url,
+                data_dir: args.data_dir,
+                log_format: args.log_format,
+            })?;
+            modelcat::telemetry::init_tracing(settings.log_format);
+            Application::build(settings).await?.run_until_stopped().await?;
+        }
+    }
+    Ok(())
+}

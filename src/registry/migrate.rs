@@ -1,0 +1,31 @@
+//! Schema migrations, one ordered set per backend, applied at start.
+//!
+//! Each backend keeps its DDL under `migrations/<backend>/` and records applied versions in
+//! `modelcat_migrations`. A migration runs in one transaction together with its bookkeeping row, so a
+//! failed migration leaves the database at the previous version. Migrations are append-only: never edit
+//! one that has shipped; add the next version instead.
+
+/// One schema change.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    pub version: i64,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+/// Migrations for SQLite, in order.
+pub const SQLITE: &[Migration] =
+    &[Migration { version: 1, name: "registry", sql: include_str!("migrations/sqlite/0001_registry.sql") }];
+
+/// Migrations for PostgreSQL, in order.
+pub const POSTGRES: &[Migration] =
+    &[Migration { version: 1, name: "registry", sql: include_str!("migrations/postgres/0001_registry.sql") }];
+
+/// Creates the bookkeeping table; portable across both backends.
+pub const CREATE_BOOKKEEPING: &str = "CREATE TABLE IF NOT EXISTS modelcat_migrations (\
+     version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)";
+
+/// Returns the migrations not yet in `applied`, in order.
+pub fn pending<'a>(all: &'a [Migration], applied: &[i64]) -> impl Iterator<Item = &'a Migration> {
+    all.iter().filter(move |migration| !applied.contains(&migration.version))
+}

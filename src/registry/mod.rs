@@ -1,0 +1,244 @@
+//! The core metadata store: registered models, versions, artifacts, serving and experiments.
+//!
+//! [`RegistryStore`] is the contract every backend meets; [`open`] picks one from the database URL
+//! (`sqlite:` → [`sqlite::SqliteBackend`], `postgres:` → [`postgres::PostgresBackend`]), both driven by the
+//! same [`store::SqlStore`]. Entities are [`Record`]s shaped by their [`schema::Kind`]; the API turns them
+//! into Kubeflow wire JSON. The conformance suite in `tests/api` runs unchanged against both backends.
+//!
+//! Rules the store enforces for every backend:
+//! - names are unique per kind, or per parent for children (versions per model, artifacts per version or
+//!   run, runs per experiment, inference services per environment, serves per inference service);
+//!   `externalId` is unique per kind; violations are [`RegistryError::Conflict`];
+//! - a reference to a missing parent or entity is [`RegistryError::NotFound`];
+//! - updates replace the custom-property map only when one is given, and bump the row version
+//!   (the API's ETag); an update with a stale expected version is [`RegistryError::PreconditionFailed`];
+//! - deletes cascade to owned children (a model's versions, a version's artifacts) and are refused with
+//!   [`RegistryError::Conflict`] while an inference service or serve still references the entity.
+
+pub mod migrate;
+pub mod postgres;
+pub mod schema;
+pub mod sql;
+mod sql_filter;
+pub mod sqlite;
+pub mod store;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+
+use crate::filter::Expr;
+use schema::Kind;
+
+/// A stored field value, typed by its [`schema::FieldType`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scalar {
+    Text(String),
+    Int(i64),
+    Double(f64),
+    List(Vec<String>),
+}
+
+/// A typed custom property value (Kubeflow's `MetadataValue`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum MetaValue {
+    String(String),
+    Int(i64),
+    Double(f64),
+    Bool(bool),
+    /// Base64-encoded `google.protobuf.Struct`.
+    Struct(String),
+    /// A type URL and a base64-encoded message.
+    Proto { type_url: String, value: String },
+}
+
+/// Custom properties by name.
+pub type Properties = BTreeMap<String, MetaValue>;
+
+/// One stored entity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pub id: i64,
+    /// The concrete kind; for artifacts, the kind named by the row's `artifact_type`.
+    pub kind: &'static Kind,
+    pub create_time: i64,
+    pub update_time: i64,
+    /// Incremented by every update; rendered as the ETag.
+    pub version: i64,
+    /// Field values by wire name; unset fields are absent.
+    pub values: BTreeMap<&'static str, Scalar>,
+    pub properties: Properties,
+}
+
+impl Record {
+    pub fn text(&self, wire: &str) -> Option<&str> {
+        match self.values.get(wire) {
+            Some(Scalar::Text(text)) => Some(text),
+            _ => None,
+        }
+    }
+
+    pub fn int(&self, wire: &str) -> Option<i64> {
+        match self.values.get(wire) {
+            Some(Scalar::Int(number)) => Some(*number),
+            _ => None,
+        }
+    }
+}
+
+/// The fields of a create or a partial update.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Draft {
+    pub values: BTreeMap<&'static str, Scalar>,
+    /// `None` keeps the stored properties on update (and means none on create).
+    pub properties: Option<Properties>,
+}
+
+/// Where a new entity is attached, beyond the parent ids among its fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attach {
+    Nothing,
+    /// The kind's [`schema::Parent`] whose column is not a wire field: the model version of an artifact,
+    /// the inference service of a serve.
+    Parent(i64),
+    /// A run: metrics also append to the run's metric history, and a metric logged again under the same
+    /// name updates the existing one.
+    ExperimentRun(i64),
+}
+
+/// The sort key of a list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderField {
+    Id,
+    CreateTime,
+    LastUpdateTime,
+    Name,
+}
+
+/// A position in a sorted list: the sort value and id of the last row of the previous page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cursor {
+    pub sort_value: CursorValue,
+    pub id: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub enum CursorValue {
+    Int(i64),
+    Text(String),
+}
+
+/// A list request, already validated.
+#[derive(Debug, Clone)]
+pub struct ListQuery {
+    pub filter: Option<Expr>,
+    /// Restricts rows to children of one parent: the column and the parent id.
+    pub parent: Option<(&'static str, i64)>,
+    pub order: OrderField,
+    pub descending: bool,
+    pub page_size: u32,
+    pub after: Option<Cursor>,
+}
+
+impl ListQuery {
+    /// The first page of everything, in id order.
+    pub fn all(page_size: u32) -> Self {
+        ListQuery { filter: None, parent: None, order: OrderField::Id, descending: false, page_size, after: None }
+    }
+}
+
+/// One page of a list; `next` is set when more rows follow.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub items: Vec<Record>,
+    pub next: Option<Cursor>,
+}
+
+/// Why a store call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    PreconditionFailed(String),
+    #[error("invalid database configuration: {0}")]
+    Config(String),
+    #[error("migration {0}")]
+    Migration(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database error: {0}")]
+    Backend(#[source] sql::DbError),
+}
+
+/// The registry's storage contract; see the module docs for the rules every implementation keeps.
+#[async_trait]
+pub trait RegistryStore: Send + Sync + 'static {
+    /// Creates an entity (and attaches an artifact); returns it as stored.
+    async fn create(&self, kind: &'static Kind, draft: Draft, attach: Attach) -> Result<Record, RegistryError>;
+
+    /// Returns an entity; for artifact kinds any artifact type matches, and callers check `record.kind`.
+    async fn get(&self, kind: &'static Kind, id: i64) -> Result<Record, RegistryError>;
+
+    /// Applies a partial update; `expected_version` guards against lost updates.
+    async fn update(
+        &self,
+        kind: &'static Kind,
+        id: i64,
+        draft: Draft,
+        expected_version: Option<i64>,
+    ) -> Result<Record, RegistryError>;
+
+    /// Lists entities of a kind (for the `artifact` table: of that artifact type, or of any with
+    /// [`schema::ANY_ARTIFACT`]).
+    async fn list(&self, kind: &'static Kind, query: &ListQuery) -> Result<Page, RegistryError>;
+
+    /// Deletes an entity and the children it owns.
+    async fn delete(&self, kind: &'static Kind, id: i64) -> Result<(), RegistryError>;
+
+    /// Checks that the database answers.
+    async fn ping(&self) -> Result<(), RegistryError>;
+
+    /// Deletes every entity (test hook, enabled by configuration only).
+    async fn reset(&self) -> Result<(), RegistryError>;
+}
+
+/// Opens the store for a database URL, creating and migrating it as needed.
+pub async fn open(url: &str) -> Result<Arc<dyn RegistryStore>, RegistryError> {
+    let backend: Arc<dyn sql::Backend> = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Arc::new(postgres::PostgresBackend::connect(url).await?)
+    } else if url.starts_with("sqlite:") {
+        if let Some(path) = sqlite_file_path(url) {
+            if let Some(parent) = std::path::Path::new(&path).parent().filter(|parent| !parent.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).map_err(|error| {
+                    RegistryError::Config(format!("cannot create database directory {}: {error}", parent.display()))
+                })?;
+            }
+        }
+        Arc::new(sqlite::SqliteBackend::connect(url).await?)
+    } else {
+        return Err(RegistryError::Config(format!(
+            "unsupported database URL {url:?}: use sqlite://PATH or postgres://…"
+        )));
+    };
+    Ok(Arc::new(store::SqlStore::new(backend)))
+}
+
+/// Returns the file path of a file-backed SQLite URL.
+fn sqlite_file_path(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && !path.contains(":memory:")).then(|| path.to_owned())
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_millis() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis() as i64)
+}

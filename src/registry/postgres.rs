@@ -1,0 +1,99 @@
+//! PostgreSQL backend, selected by a `postgres://` (or `postgresql://`) database URL.
+//!
+//! One `PgPool` serves reads and writes; PostgreSQL's MVCC needs no writer serialization. Migrations run
+//! under a transaction-scoped advisory lock, so several modelcat processes starting against one database
+//! apply each migration once.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres};
+
+use super::migrate;
+use super::sql::{Backend, Col, DbError, Dialect, Row, Sql, Transaction, bind_and_decode};
+use super::RegistryError;
+
+bind_and_decode!(Postgres);
+
+const POOL_CONNECTIONS: u32 = 8;
+/// Advisory lock key taken while migrating ("modelcat" in ASCII, truncated to fit an i64).
+const MIGRATION_LOCK: i64 = 0x6d6f_6465_6c63_6174;
+
+/// A PostgreSQL connection pool.
+#[derive(Debug, Clone)]
+pub struct PostgresBackend {
+    pool: PgPool,
+}
+
+impl PostgresBackend {
+    /// Connects to `url` and applies pending migrations.
+    pub async fn connect(url: &str) -> Result<Self, RegistryError> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|error| RegistryError::Config(format!("invalid PostgreSQL URL: {error}")))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(POOL_CONNECTIONS)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        migrate_postgres(&pool).await?;
+        Ok(PostgresBackend { pool })
+    }
+}
+
+async fn migrate_postgres(pool: &PgPool) -> Result<(), RegistryError> {
+    let mut transaction = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(MIGRATION_LOCK).execute(&mut *transaction).await?;
+    sqlx::query(migrate::CREATE_BOOKKEEPING).execute(&mut *transaction).await?;
+    let applied: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM modelcat_migrations").fetch_all(&mut *transaction).await?;
+    for migration in migrate::pending(migrate::POSTGRES, &applied) {
+        sqlx::raw_sql(migration.sql).execute(&mut *transaction).await.map_err(|error| {
+            RegistryError::Migration(format!("{} ({}): {error}", migration.version, migration.name))
+        })?;
+        sqlx::query("INSERT INTO modelcat_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
+            .bind(migration.version)
+            .bind(migration.name)
+            .bind(super::now_millis())
+            .execute(&mut *transaction)
+            .await?;
+        tracing::info!(version = migration.version, name = migration.name, "applied postgres migration");
+    }
+    transaction.commit().await?;
+    Ok(())
+}
+
+#[async_trait]
+impl Backend for PostgresBackend {
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
+
+    async fn read(&self, sql: &Sql, cols: &[Col]) -> Result<Vec<Row>, DbError> {
+        let rows = bind_all(sql).fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(|row| decode_row(row, cols)).collect::<Result<_, _>>()?)
+    }
+
+    async fn begin(&self) -> Result<Box<dyn Transaction>, DbError> {
+        Ok(Box::new(PostgresTransaction(self.pool.begin().await?)))
+    }
+}
+
+struct PostgresTransaction(sqlx::Transaction<'static, Postgres>);
+
+#[async_trait]
+impl Transaction for PostgresTransaction {
+    async fn read(&mut self, sql: &Sql, cols: &[Col]) -> Result<Vec<Row>, DbError> {
+        let rows = bind_all(sql).fetch_all(&mut *self.0).await?;
+        Ok(rows.iter().map(|row| decode_row(row, cols)).collect::<Result<_, _>>()?)
+    }
+
+    async fn execute(&mut self, sql: &Sql) -> Result<u64, DbError> {
+        Ok(bind_all(sql).execute(&mut *self.0).await?.rows_affected())
+    }
+
+    async fn commit(self: Box<Self>) -> Result<(), DbError> {
+        Ok(self.0.commit().await?)
+    }
+}

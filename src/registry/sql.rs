@@ -1,0 +1,191 @@
+//! The narrow seam between the registry's SQL and a concrete database.
+//!
+//! The registry store ([`super::store::SqlStore`]) writes portable SQL once and runs it through a
+//! [`Backend`]: [`super::sqlite::SqliteBackend`] over a `SqlitePool` (one writer connection, a read pool) or
+//! [`super::postgres::PostgresBackend`] over a `PgPool`. A backend binds [`Value`]s, decodes rows into
+//! [`Value`]s by the expected [`Col`] types, owns its pools, pragmas and migrations, and classifies
+//! constraint violations. This keeps native pools and types (no `sqlx::Any`) without making every query
+//! generic over `sqlx::Database`.
+//!
+//! Placeholders are written by [`Sql::arg`] in the backend's own style (`?1` for SQLite, `$1` for
+//! PostgreSQL), so no SQL text is ever built from user input.
+
+use async_trait::async_trait;
+
+/// A bound parameter or a decoded column value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// SQL NULL of a column type (PostgreSQL types parameters, so even NULL needs one).
+    Null(Col),
+    Int(i64),
+    Double(f64),
+    Text(String),
+    Bool(bool),
+}
+
+impl Value {
+    pub fn as_int(&self) -> Option<i64> {
+        match self {
+            Value::Int(number) => Some(*number),
+            _ => None,
+        }
+    }
+
+    pub fn into_text(self) -> Option<String> {
+        match self {
+            Value::Text(text) => Some(text),
+            _ => None,
+        }
+    }
+}
+
+/// The type a result column is decoded as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Col {
+    Int,
+    Double,
+    Text,
+    Bool,
+}
+
+/// The placeholder style of a backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// A SQL statement under construction with its bound arguments.
+#[derive(Debug, Clone)]
+pub struct Sql {
+    dialect: Dialect,
+    pub text: String,
+    pub args: Vec<Value>,
+}
+
+impl Sql {
+    pub fn new(dialect: Dialect) -> Self {
+        Sql { dialect, text: String::with_capacity(256), args: Vec::new() }
+    }
+
+    /// Appends SQL text (never user input).
+    pub fn push(&mut self, text: &str) -> &mut Self {
+        self.text.push_str(text);
+        self
+    }
+
+    /// Binds a value and appends its placeholder.
+    pub fn arg(&mut self, value: Value) -> &mut Self {
+        self.args.push(value);
+        let index = self.args.len();
+        match self.dialect {
+            Dialect::Sqlite => self.text.push_str(&format!("?{index}")),
+            Dialect::Postgres => self.text.push_str(&format!("${index}")),
+        }
+        self
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+}
+
+/// A row decoded in the order of the requested columns.
+pub type Row = Vec<Value>;
+
+/// A database failure, with constraint violations told apart so the store can answer 409.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// A unique index rejected the write; the text names the index or columns.
+    #[error("unique constraint violated: {0}")]
+    Unique(String),
+    /// A foreign key rejected the write.
+    #[error("foreign key constraint violated: {0}")]
+    ForeignKey(String),
+    #[error(transparent)]
+    Sqlx(sqlx::Error),
+}
+
+impl From<sqlx::Error> for DbError {
+    fn from(error: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(database_error) = &error {
+            let detail = database_error.constraint().map_or_else(|| database_error.message().to_owned(), str::to_owned);
+            if database_error.is_unique_violation() {
+                return DbError::Unique(detail);
+            }
+            if database_error.is_foreign_key_violation() {
+                return DbError::ForeignKey(detail);
+            }
+        }
+        DbError::Sqlx(error)
+    }
+}
+
+/// A connection to one database: reads outside transactions, and transactions for writes.
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    fn dialect(&self) -> Dialect;
+
+    /// Runs a query outside any transaction and decodes every row.
+    async fn read(&self, sql: &Sql, cols: &[Col]) -> Result<Vec<Row>, DbError>;
+
+    /// Starts a write transaction (on SQLite, `BEGIN IMMEDIATE` on the single writer connection).
+    async fn begin(&self) -> Result<Box<dyn Transaction>, DbError>;
+}
+
+/// An open write transaction; dropping it without [`Transaction::commit`] rolls back.
+#[async_trait]
+pub trait Transaction: Send {
+    async fn read(&mut self, sql: &Sql, cols: &[Col]) -> Result<Vec<Row>, DbError>;
+
+    /// Runs a statement and returns the number of rows it touched.
+    async fn execute(&mut self, sql: &Sql) -> Result<u64, DbError>;
+
+    async fn commit(self: Box<Self>) -> Result<(), DbError>;
+}
+
+/// Binds neutral values to a sqlx query of database `DB` and decodes rows; shared by both backends.
+macro_rules! bind_and_decode {
+    ($db:ty) => {
+        fn bind_all<'q>(
+            sql: &'q crate::registry::sql::Sql,
+        ) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments> {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.text.as_str()));
+            for value in &sql.args {
+                query = match value {
+                    crate::registry::sql::Value::Null(col) => match col {
+                        crate::registry::sql::Col::Int => query.bind(None::<i64>),
+                        crate::registry::sql::Col::Double => query.bind(None::<f64>),
+                        crate::registry::sql::Col::Text => query.bind(None::<String>),
+                        crate::registry::sql::Col::Bool => query.bind(None::<bool>),
+                    },
+                    crate::registry::sql::Value::Int(number) => query.bind(*number),
+                    crate::registry::sql::Value::Double(number) => query.bind(*number),
+                    crate::registry::sql::Value::Text(text) => query.bind(text.as_str()),
+                    crate::registry::sql::Value::Bool(flag) => query.bind(*flag),
+                };
+            }
+            query
+        }
+
+        fn decode_row(
+            row: &<$db as sqlx::Database>::Row,
+            cols: &[crate::registry::sql::Col],
+        ) -> Result<crate::registry::sql::Row, sqlx::Error> {
+            use crate::registry::sql::{Col, Value};
+            use sqlx::Row as _;
+            cols.iter()
+                .enumerate()
+                .map(|(index, col)| {
+                    Ok(match col {
+                        Col::Int => row.try_get::<Option<i64>, _>(index)?.map_or(Value::Null(Col::Int), Value::Int),
+                        Col::Double => row.try_get::<Option<f64>, _>(index)?.map_or(Value::Null(Col::Double), Value::Double),
+                        Col::Text => row.try_get::<Option<String>, _>(index)?.map_or(Value::Null(Col::Text), Value::Text),
+                        Col::Bool => row.try_get::<Option<bool>, _>(index)?.map_or(Value::Null(Col::Bool), Value::Bool),
+                    })
+                })
+                .collect()
+        }
+    };
+}
+pub(crate) use bind_and_decode;

@@ -1,0 +1,707 @@
+//! [`SqlStore`]: the [`RegistryStore`] implementation over either SQL [`Backend`].
+//!
+//! SQL is generated from the [`Kind`] descriptors, so one code path serves every entity kind and both
+//! databases. A write is one transaction; reads go to the backend's read pool. A page is two queries (rows,
+//! then the custom properties of all of them), never one per row. Lists use keyset pagination on
+//! `(sort column, id)`, fetching one row more than the page to know whether another page follows.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, LazyLock};
+
+use async_trait::async_trait;
+
+use super::schema::{
+    self, ARTIFACT_KINDS, EXPERIMENT_RUN, FieldType, INFERENCE_SERVICE, Kind, METRIC, METRIC_HISTORY,
+    MODEL_VERSION, REGISTERED_MODEL, SERVE_MODEL,
+};
+use super::sql::{Backend, Col, DbError, Row, Sql, Transaction, Value};
+use super::sql_filter::push_condition;
+use super::{
+    Attach, Cursor, CursorValue, Draft, ListQuery, MetaValue, OrderField, Page, Properties, Record, RegistryError,
+    RegistryStore, Scalar, now_millis,
+};
+
+/// The registry over a SQL backend.
+pub struct SqlStore {
+    db: Arc<dyn Backend>,
+}
+
+impl SqlStore {
+    pub fn new(db: Arc<dyn Backend>) -> Self {
+        SqlStore { db }
+    }
+
+    fn sql(&self) -> Sql {
+        Sql::new(self.db.dialect())
+    }
+}
+
+/// The columns of one table, in select order.
+struct Layout {
+    columns: Vec<(&'static str, Col)>,
+    select_list: String,
+    index: HashMap<&'static str, usize>,
+}
+
+/// Leading columns of every table.
+const BASE_COLUMNS: [(&str, Col); 4] =
+    [("id", Col::Int), ("create_time", Col::Int), ("update_time", Col::Int), ("row_version", Col::Int)];
+
+static LAYOUTS: LazyLock<HashMap<&'static str, Layout>> = LazyLock::new(|| {
+    let kinds: [&Kind; 13] = [
+        &REGISTERED_MODEL,
+        &MODEL_VERSION,
+        &schema::MODEL_ARTIFACT,
+        &schema::DOC_ARTIFACT,
+        &schema::DATASET_ARTIFACT,
+        &METRIC,
+        &schema::PARAMETER,
+        &METRIC_HISTORY,
+        &schema::SERVING_ENVIRONMENT,
+        &INFERENCE_SERVICE,
+        &SERVE_MODEL,
+        &schema::EXPERIMENT,
+        &EXPERIMENT_RUN,
+    ];
+    let mut layouts: HashMap<&'static str, Layout> = HashMap::new();
+    for kind in kinds {
+        let layout = layouts.entry(kind.table).or_insert_with(|| {
+            let mut columns = BASE_COLUMNS.to_vec();
+            if kind.is_artifact() {
+                columns.push(("artifact_type", Col::Text));
+            }
+            Layout { columns, select_list: String::new(), index: HashMap::new() }
+        });
+        for field in kind.fields {
+            if !layout.columns.iter().any(|(column, _)| *column == field.column) {
+                layout.columns.push((field.column, column_col(field.ty)));
+            }
+        }
+    }
+    for layout in layouts.values_mut() {
+        layout.select_list =
+            layout.columns.iter().map(|(column, _)| format!("t.{column}")).collect::<Vec<_>>().join(", ");
+        layout.index = layout.columns.iter().enumerate().map(|(index, (column, _))| (*column, index)).collect();
+    }
+    layouts
+});
+
+fn layout(kind: &Kind) -> &'static Layout {
+    &LAYOUTS[kind.table]
+}
+
+fn column_col(field_type: FieldType) -> Col {
+    match field_type {
+        FieldType::Text | FieldType::Enum(_) | FieldType::TextList => Col::Text,
+        FieldType::Id(_) | FieldType::Millis | FieldType::Integer => Col::Int,
+        FieldType::Double => Col::Double,
+    }
+}
+
+fn scalar_value(field_type: FieldType, scalar: &Scalar) -> Value {
+    match (field_type, scalar) {
+        (_, Scalar::Text(text)) => Value::Text(text.clone()),
+        (_, Scalar::Int(number)) => Value::Int(*number),
+        (_, Scalar::Double(number)) => Value::Double(*number),
+        (_, Scalar::List(items)) => Value::Text(serde_json::to_string(items).unwrap_or_default()),
+    }
+}
+
+fn value_scalar(field_type: FieldType, value: Value) -> Option<Scalar> {
+    match (field_type, value) {
+        (_, Value::Null(_)) => None,
+        (FieldType::TextList, Value::Text(text)) => serde_json::from_str(&text).ok().map(Scalar::List),
+        (_, Value::Text(text)) => Some(Scalar::Text(text)),
+        (_, Value::Int(number)) => Some(Scalar::Int(number)),
+        (_, Value::Double(number)) => Some(Scalar::Double(number)),
+        (_, Value::Bool(flag)) => Some(Scalar::Text(flag.to_string())),
+    }
+}
+
+/// Builds a record from a row in [`Layout`] order (properties are filled in later).
+fn record_from_row(kind: &'static Kind, mut row: Row) -> Result<Record, RegistryError> {
+    let layout = layout(kind);
+    let kind = if kind.is_artifact() {
+        let artifact_type = std::mem::replace(&mut row[4], Value::Null(Col::Text)).into_text().unwrap_or_default();
+        schema::artifact_kind(&artifact_type)
+            .ok_or_else(|| RegistryError::Invalid(format!("stored artifact has unknown type {artifact_type:?}")))?
+    } else {
+        kind
+    };
+    let mut values = BTreeMap::new();
+    for field in kind.fields {
+        let value = std::mem::replace(&mut row[layout.index[field.column]], Value::Null(Col::Int));
+        if let Some(scalar) = value_scalar(field.ty, value) {
+            values.insert(field.wire, scalar);
+        }
+    }
+    Ok(Record {
+        id: row[0].as_int().unwrap_or_default(),
+        kind,
+        create_time: row[1].as_int().unwrap_or_default(),
+        update_time: row[2].as_int().unwrap_or_default(),
+        version: row[3].as_int().unwrap_or_default(),
+        values,
+        properties: Properties::new(),
+    })
+}
+
+const PROPERTY_COLUMNS: [Col; 8] =
+    [Col::Int, Col::Text, Col::Text, Col::Text, Col::Int, Col::Double, Col::Bool, Col::Text];
+
+fn property_from_row(row: Row) -> Option<(i64, String, MetaValue)> {
+    let mut values = row.into_iter();
+    let entity_id = values.next()?.as_int()?;
+    let name = values.next()?.into_text()?;
+    let value_type = values.next()?.into_text()?;
+    let string_value = values.next()?.into_text();
+    let int_value = values.next()?.as_int();
+    let double_value = match values.next()? {
+        Value::Double(number) => Some(number),
+        _ => None,
+    };
+    let bool_value = match values.next()? {
+        Value::Bool(flag) => Some(flag),
+        Value::Int(number) => Some(number != 0),
+        _ => None,
+    };
+    let proto_type = values.next()?.into_text();
+    let value = match value_type.as_str() {
+        "string" => MetaValue::String(string_value.unwrap_or_default()),
+        "int" => MetaValue::Int(int_value?),
+        "double" => MetaValue::Double(double_value?),
+        "bool" => MetaValue::Bool(bool_value?),
+        "struct" => MetaValue::Struct(string_value.unwrap_or_default()),
+        "proto" => MetaValue::Proto { type_url: proto_type.unwrap_or_default(), value: string_value.unwrap_or_default() },
+        _ => return None,
+    };
+    Some((entity_id, name, value))
+}
+
+/// The columns of one property row after `entity_kind, entity_id, name`.
+fn property_values(value: &MetaValue) -> [Value; 6] {
+    let null_text = || Value::Null(Col::Text);
+    let (value_type, string_value, int_value, double_value, bool_value, proto_type) = match value {
+        MetaValue::String(text) => ("string", Value::Text(text.clone()), None, None, None, null_text()),
+        MetaValue::Int(number) => ("int", null_text(), Some(*number), None, None, null_text()),
+        MetaValue::Double(number) => ("double", null_text(), None, Some(*number), None, null_text()),
+        MetaValue::Bool(flag) => ("bool", null_text(), None, None, Some(*flag), null_text()),
+        MetaValue::Struct(encoded) => ("struct", Value::Text(encoded.clone()), None, None, None, null_text()),
+        MetaValue::Proto { type_url, value } => {
+            ("proto", Value::Text(value.clone()), None, None, None, Value::Text(type_url.clone()))
+        }
+    };
+    [
+        Value::Text(value_type.to_owned()),
+        string_value,
+        int_value.map_or(Value::Null(Col::Int), Value::Int),
+        double_value.map_or(Value::Null(Col::Double), Value::Double),
+        bool_value.map_or(Value::Null(Col::Bool), Value::Bool),
+        proto_type,
+    ]
+}
+
+/// Maps a database error of a write on `kind` to the registry error users see.
+fn write_error(kind: &Kind, draft_name: Option<&str>, error: DbError) -> RegistryError {
+    match error {
+        DbError::Unique(detail) if detail.contains("external_id") => {
+            RegistryError::Conflict(format!("a {} with this externalId already exists", kind.label))
+        }
+        DbError::Unique(_) => {
+            let scope = kind.parent.map(|parent| format!(" in this {}", parent.kind.label)).unwrap_or_default();
+            let name = draft_name.map(|name| format!(" '{name}'")).unwrap_or_default();
+            RegistryError::Conflict(format!("a {} named{name} already exists{scope}", kind.label))
+        }
+        DbError::ForeignKey(_) => {
+            RegistryError::Conflict(format!("the {} references an entity that does not exist", kind.label))
+        }
+        DbError::Sqlx(error) => RegistryError::Database(error),
+    }
+}
+
+fn db_error(error: DbError) -> RegistryError {
+    match error {
+        DbError::Sqlx(error) => RegistryError::Database(error),
+        other => RegistryError::Backend(other),
+    }
+}
+
+/// Appends a SQL template in which `{id}` stands for the bound `id` (templates are static, never input).
+fn push_clause(sql: &mut Sql, template: &str, id: i64) {
+    let mut parts = template.split("{id}");
+    sql.push(parts.next().unwrap_or_default());
+    for rest in parts {
+        sql.arg(Value::Int(id)).push(rest);
+    }
+}
+
+fn not_found(kind: &Kind, id: i64) -> RegistryError {
+    RegistryError::NotFound(format!("{} {id} not found", kind.label))
+}
+
+impl SqlStore {
+    /// Fails with NotFound unless a row of `kind` with `id` exists (inside the write transaction).
+    async fn require(&self, tx: &mut Box<dyn Transaction>, kind: &Kind, id: i64) -> Result<(), RegistryError> {
+        let mut sql = self.sql();
+        sql.push(&format!("SELECT id FROM {} WHERE id = ", kind.table)).arg(Value::Int(id));
+        if tx.read(&sql, &[Col::Int]).await.map_err(db_error)?.is_empty() {
+            return Err(not_found(kind, id));
+        }
+        Ok(())
+    }
+
+    /// Checks every id-reference field set in `values`.
+    async fn require_references(
+        &self,
+        tx: &mut Box<dyn Transaction>,
+        kind: &Kind,
+        values: &BTreeMap<&'static str, Scalar>,
+    ) -> Result<(), RegistryError> {
+        for field in kind.fields {
+            if let (FieldType::Id(target), Some(Scalar::Int(id))) = (field.ty, values.get(field.wire)) {
+                self.require(tx, target, *id).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn insert_properties(
+        &self,
+        tx: &mut Box<dyn Transaction>,
+        kind: &Kind,
+        id: i64,
+        properties: &Properties,
+    ) -> Result<(), RegistryError> {
+        if properties.is_empty() {
+            return Ok(());
+        }
+        let mut sql = self.sql();
+        sql.push(
+            "INSERT INTO custom_property (entity_kind, entity_id, name, value_type, string_value, int_value, \
+             double_value, bool_value, proto_type) VALUES ",
+        );
+        for (index, (name, value)) in properties.iter().enumerate() {
+            if index > 0 {
+                sql.push(", ");
+            }
+            sql.push(&format!("({}, ", kind.property_kind));
+            sql.arg(Value::Int(id)).push(", ").arg(Value::Text(name.clone()));
+            for column_value in property_values(value) {
+                sql.push(", ").arg(column_value);
+            }
+            sql.push(")");
+        }
+        tx.execute(&sql).await.map_err(db_error)?;
+        Ok(())
+    }
+
+    /// Deletes the properties of the `kind` rows whose ids `ids` selects (a [`push_clause`] template).
+    async fn delete_properties(
+        &self,
+        tx: &mut Box<dyn Transaction>,
+        kind: &Kind,
+        ids: &str,
+        id: i64,
+    ) -> Result<(), RegistryError> {
+        let mut sql = self.sql();
+        sql.push(&format!("DELETE FROM custom_property WHERE entity_kind = {} AND entity_id IN (", kind.property_kind));
+        push_clause(&mut sql, ids, id);
+        sql.push(")");
+        tx.execute(&sql).await.map_err(db_error)?;
+        Ok(())
+    }
+
+    /// Loads the custom properties of `records` with one query.
+    async fn load_properties(&self, records: &mut [Record]) -> Result<(), RegistryError> {
+        let Some(first) = records.first() else { return Ok(()) };
+        let property_kind = first.kind.property_kind;
+        let mut sql = self.sql();
+        sql.push(
+            "SELECT entity_id, name, value_type, string_value, int_value, double_value, bool_value, proto_type \
+             FROM custom_property WHERE entity_kind = ",
+        );
+        sql.push(&property_kind.to_string()).push(" AND entity_id IN (");
+        for (index, record) in records.iter().enumerate() {
+            if index > 0 {
+                sql.push(", ");
+            }
+            sql.arg(Value::Int(record.id));
+        }
+        sql.push(")");
+        let rows = self.db.read(&sql, &PROPERTY_COLUMNS).await.map_err(db_error)?;
+        let positions: HashMap<i64, usize> =
+            records.iter().enumerate().map(|(position, record)| (record.id, position)).collect();
+        for (entity_id, name, value) in rows.into_iter().filter_map(property_from_row) {
+            if let Some(position) = positions.get(&entity_id) {
+                records[*position].properties.insert(name, value);
+            }
+        }
+        Ok(())
+    }
+
+    /// Inserts one row; returns its id.
+    async fn insert_row(
+        &self,
+        tx: &mut Box<dyn Transaction>,
+        kind: &Kind,
+        columns: &[(&'static str, Value)],
+    ) -> Result<i64, DbError> {
+        let mut sql = self.sql();
+        let names: Vec<&str> = columns.iter().map(|(column, _)| *column).collect();
+        sql.push(&format!("INSERT INTO {} ({}) VALUES (", kind.table, names.join(", ")));
+        for (index, (_, value)) in columns.iter().enumerate() {
+            if index > 0 {
+                sql.push(", ");
+            }
+            sql.arg(value.clone());
+        }
+        sql.push(") RETURNING id");
+        let rows = tx.read(&sql, &[Col::Int]).await?;
+        Ok(rows.first().and_then(|row| row[0].as_int()).unwrap_or_default())
+    }
+
+    /// Returns the id of the metric named `name` logged to `run_id`, if any.
+    async fn run_metric(
+        &self,
+        tx: &mut Box<dyn Transaction>,
+        run_id: i64,
+        name: &str,
+    ) -> Result<Option<i64>, RegistryError> {
+        let mut sql = self.sql();
+        sql.push("SELECT id FROM artifact WHERE artifact_type = 'metric' AND model_version_id IS NULL AND experiment_run_id = ")
+            .arg(Value::Int(run_id))
+            .push(" AND name = ")
+            .arg(Value::Text(name.to_owned()));
+        let rows = tx.read(&sql, &[Col::Int]).await.map_err(db_error)?;
+        Ok(rows.first().and_then(|row| row[0].as_int()))
+    }
+
+    /// Appends a metric value to its run's history.
+    async fn append_history(
+        &self,
+        tx: &mut Box<dyn Transaction>,
+        record: &Record,
+        experiment_id: i64,
+        run_id: i64,
+    ) -> Result<(), RegistryError> {
+        let mut columns = vec![
+            ("experiment_id", Value::Int(experiment_id)),
+            ("experiment_run_id", Value::Int(run_id)),
+            ("create_time", Value::Int(record.update_time)),
+            ("update_time", Value::Int(record.update_time)),
+        ];
+        for field in METRIC_HISTORY.fields {
+            if let Some(scalar) = record.values.get(field.wire)
+                && !matches!(field.ty, FieldType::Id(_))
+            {
+                columns.push((field.column, scalar_value(field.ty, scalar)));
+            }
+        }
+        let history_id = self.insert_row(tx, &METRIC_HISTORY, &columns).await.map_err(db_error)?;
+        self.insert_properties(tx, &METRIC_HISTORY, history_id, &record.properties).await
+    }
+
+    /// Deletes the rows of `kind` that `where_clause` (a [`push_clause`] template) selects, with their
+    /// properties.
+    async fn delete_rows(
+        &self,
+        tx: &mut Box<dyn Transaction>,
+        kind: &Kind,
+        where_clause: &str,
+        id: i64,
+    ) -> Result<(), RegistryError> {
+        let selection = format!("SELECT id FROM {} WHERE {where_clause}", kind.table);
+        self.delete_properties(tx, kind, &selection, id).await?;
+        let mut sql = self.sql();
+        sql.push(&format!("DELETE FROM {} WHERE ", kind.table));
+        push_clause(&mut sql, where_clause, id);
+        tx.execute(&sql).await.map_err(db_error)?;
+        Ok(())
+    }
+
+    /// Fails with Conflict if `where_clause` (a [`push_clause`] template) selects a row of `referrer`.
+    async fn refuse_if_referenced(
+        &self,
+        tx: &mut Box<dyn Transaction>,
+        target: &Kind,
+        id: i64,
+        referrer: &Kind,
+        where_clause: &str,
+    ) -> Result<(), RegistryError> {
+        let mut sql = self.sql();
+        sql.push(&format!("SELECT id FROM {} WHERE ", referrer.table));
+        push_clause(&mut sql, where_clause, id);
+        sql.push(" LIMIT 1");
+        if let Some(row) = tx.read(&sql, &[Col::Int]).await.map_err(db_error)?.first() {
+            return Err(RegistryError::Conflict(format!(
+                "{} {id} is still referenced by {} {}; delete that first",
+                target.label,
+                referrer.label,
+                row[0].as_int().unwrap_or_default()
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl RegistryStore for SqlStore {
+    async fn create(&self, kind: &'static Kind, draft: Draft, attach: Attach) -> Result<Record, RegistryError> {
+        let now = now_millis();
+        let mut values = draft.values;
+        let properties = draft.properties.unwrap_or_default();
+        for field in kind.fields {
+            if let Some(default) = field.default {
+                values.entry(field.wire).or_insert_with(|| Scalar::Text(default.to_owned()));
+            }
+        }
+        if kind.generated_name && !values.contains_key("name") {
+            values.insert("name", Scalar::Text(uuid::Uuid::new_v4().to_string()));
+        }
+        let mut tx = self.db.begin().await.map_err(db_error)?;
+        self.require_references(&mut tx, kind, &values).await?;
+
+        let mut columns: Vec<(&'static str, Value)> = Vec::with_capacity(kind.fields.len() + 6);
+        let mut run = None;
+        match attach {
+            Attach::Nothing => {}
+            Attach::Parent(parent_id) => {
+                let parent = kind.parent.ok_or_else(|| {
+                    RegistryError::Invalid(format!("a {} cannot be attached to a parent", kind.label))
+                })?;
+                self.require(&mut tx, parent.kind, parent_id).await?;
+                columns.push((parent.column, Value::Int(parent_id)));
+            }
+            Attach::ExperimentRun(run_id) => {
+                let mut sql = self.sql();
+                sql.push("SELECT experiment_id FROM experiment_run WHERE id = ").arg(Value::Int(run_id));
+                let rows = tx.read(&sql, &[Col::Int]).await.map_err(db_error)?;
+                let experiment_id = rows
+                    .first()
+                    .and_then(|row| row[0].as_int())
+                    .ok_or_else(|| not_found(&EXPERIMENT_RUN, run_id))?;
+                values.insert("experimentId", Scalar::Int(experiment_id));
+                values.insert("experimentRunId", Scalar::Int(run_id));
+                run = Some((experiment_id, run_id));
+            }
+        }
+
+        // A metric logged again to the same run updates the metric and extends its history.
+        if let (Some((experiment_id, run_id)), true) = (run, std::ptr::eq(kind, &METRIC)) {
+            let name = match values.get("name") {
+                Some(Scalar::Text(name)) => name.clone(),
+                _ => String::new(),
+            };
+            if let Some(existing) = self.run_metric(&mut tx, run_id, &name).await? {
+                drop(tx);
+                let update = Draft { values, properties: Some(properties) };
+                let record = self.update(kind, existing, update, None).await?;
+                let mut tx = self.db.begin().await.map_err(db_error)?;
+                self.append_history(&mut tx, &record, experiment_id, run_id).await?;
+                tx.commit().await.map_err(db_error)?;
+                return Ok(record);
+            }
+        }
+
+        columns.extend([
+            ("create_time", Value::Int(now)),
+            ("update_time", Value::Int(now)),
+        ]);
+        if let Some(artifact_type) = kind.artifact_type.filter(|_| kind.is_artifact()) {
+            columns.push(("artifact_type", Value::Text(artifact_type.to_owned())));
+        }
+        for field in kind.fields {
+            if let Some(scalar) = values.get(field.wire) {
+                columns.push((field.column, scalar_value(field.ty, scalar)));
+            }
+        }
+        let name = values.get("name").and_then(|scalar| match scalar {
+            Scalar::Text(name) => Some(name.as_str()),
+            _ => None,
+        });
+        let id = self.insert_row(&mut tx, kind, &columns).await.map_err(|error| write_error(kind, name, error))?;
+        self.insert_properties(&mut tx, kind, id, &properties).await?;
+        let record = Record { id, kind, create_time: now, update_time: now, version: 1, values, properties };
+        if let (Some((experiment_id, run_id)), true) = (run, std::ptr::eq(kind, &METRIC)) {
+            self.append_history(&mut tx, &record, experiment_id, run_id).await?;
+        }
+        tx.commit().await.map_err(|error| write_error(kind, None, error))?;
+        Ok(record)
+    }
+
+    async fn get(&self, kind: &'static Kind, id: i64) -> Result<Record, RegistryError> {
+        let layout = layout(kind);
+        let mut sql = self.sql();
+        sql.push(&format!("SELECT {} FROM {} t WHERE t.id = ", layout.select_list, kind.table)).arg(Value::Int(id));
+        let cols: Vec<Col> = layout.columns.iter().map(|(_, col)| *col).collect();
+        let row = self.db.read(&sql, &cols).await.map_err(db_error)?.into_iter().next();
+        let row = row.ok_or_else(|| not_found(kind, id))?;
+        let mut records = [record_from_row(kind, row)?];
+        self.load_properties(&mut records).await?;
+        let [record] = records;
+        Ok(record)
+    }
+
+    async fn update(
+        &self,
+        kind: &'static Kind,
+        id: i64,
+        draft: Draft,
+        expected_version: Option<i64>,
+    ) -> Result<Record, RegistryError> {
+        let now = now_millis();
+        let mut tx = self.db.begin().await.map_err(db_error)?;
+        self.require_references(&mut tx, kind, &draft.values).await?;
+        let mut sql = self.sql();
+        sql.push(&format!("UPDATE {} SET update_time = ", kind.table)).arg(Value::Int(now));
+        sql.push(", row_version = row_version + 1");
+        for field in kind.fields {
+            if let Some(scalar) = draft.values.get(field.wire) {
+                sql.push(&format!(", {} = ", field.column)).arg(scalar_value(field.ty, scalar));
+            }
+        }
+        sql.push(" WHERE id = ").arg(Value::Int(id));
+        if let Some(artifact_type) = kind.artifact_type.filter(|_| kind.is_artifact()) {
+            sql.push(" AND artifact_type = ").arg(Value::Text(artifact_type.to_owned()));
+        }
+        if let Some(expected) = expected_version {
+            sql.push(" AND row_version = ").arg(Value::Int(expected));
+        }
+        let touched = tx.execute(&sql).await.map_err(|error| write_error(kind, None, error))?;
+        if touched == 0 {
+            drop(tx);
+            let current = self.get(kind, id).await?;
+            if kind.artifact_type.is_some() && !std::ptr::eq(current.kind, kind) {
+                return Err(not_found(kind, id));
+            }
+            return Err(RegistryError::PreconditionFailed(format!(
+                "{} {id} was modified since it was read (version {}, expected {})",
+                kind.label,
+                current.version,
+                expected_version.unwrap_or_default()
+            )));
+        }
+        if let Some(properties) = &draft.properties {
+            self.delete_properties(&mut tx, kind, "{id}", id).await?;
+            self.insert_properties(&mut tx, kind, id, properties).await?;
+        }
+        tx.commit().await.map_err(|error| write_error(kind, None, error))?;
+        self.get(kind, id).await
+    }
+
+    async fn list(&self, kind: &'static Kind, query: &ListQuery) -> Result<Page, RegistryError> {
+        let layout = layout(kind);
+        let mut sql = self.sql();
+        sql.push(&format!("SELECT {} FROM {} t WHERE 1 = 1", layout.select_list, kind.table));
+        if let Some(artifact_type) = kind.artifact_type.filter(|_| kind.is_artifact()) {
+            sql.push(" AND t.artifact_type = ").arg(Value::Text(artifact_type.to_owned()));
+        }
+        if let Some((column, parent_id)) = query.parent {
+            sql.push(&format!(" AND t.{column} = ")).arg(Value::Int(parent_id));
+        }
+        if let Some(filter) = &query.filter {
+            sql.push(" AND ");
+            push_condition(&mut sql, kind, filter)?;
+        }
+        let sort_column = match query.order {
+            OrderField::Id => "id",
+            OrderField::CreateTime => "create_time",
+            OrderField::LastUpdateTime => "update_time",
+            OrderField::Name => "name",
+        };
+        let (comparison, direction) = if query.descending { ("<", "DESC") } else { (">", "ASC") };
+        if let Some(cursor) = &query.after {
+            let sort_value = match &cursor.sort_value {
+                CursorValue::Int(number) => Value::Int(*number),
+                CursorValue::Text(text) => Value::Text(text.clone()),
+            };
+            if sort_column == "id" {
+                sql.push(&format!(" AND t.id {comparison} ")).arg(Value::Int(cursor.id));
+            } else {
+                sql.push(&format!(" AND (t.{sort_column} {comparison} ")).arg(sort_value.clone());
+                sql.push(&format!(" OR (t.{sort_column} = ")).arg(sort_value);
+                sql.push(&format!(" AND t.id {comparison} ")).arg(Value::Int(cursor.id)).push("))");
+            }
+        }
+        if sort_column == "id" {
+            sql.push(&format!(" ORDER BY t.id {direction}"));
+        } else {
+            sql.push(&format!(" ORDER BY t.{sort_column} {direction}, t.id {direction}"));
+        }
+        sql.push(&format!(" LIMIT {}", u64::from(query.page_size) + 1));
+
+        let cols: Vec<Col> = layout.columns.iter().map(|(_, col)| *col).collect();
+        let rows = self.db.read(&sql, &cols).await.map_err(db_error)?;
+        let has_more = rows.len() > query.page_size as usize;
+        let mut items = rows
+            .into_iter()
+            .take(query.page_size as usize)
+            .map(|row| record_from_row(kind, row))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.load_properties(&mut items).await?;
+        let next = if has_more {
+            items.last().map(|last| Cursor {
+                id: last.id,
+                sort_value: match query.order {
+                    OrderField::Id => CursorValue::Int(last.id),
+                    OrderField::CreateTime => CursorValue::Int(last.create_time),
+                    OrderField::LastUpdateTime => CursorValue::Int(last.update_time),
+                    OrderField::Name => CursorValue::Text(last.text("name").unwrap_or_default().to_owned()),
+                },
+            })
+        } else {
+            None
+        };
+        Ok(Page { items, next })
+    }
+
+    async fn delete(&self, kind: &'static Kind, id: i64) -> Result<(), RegistryError> {
+        let mut tx = self.db.begin().await.map_err(db_error)?;
+        let mut sql = self.sql();
+        sql.push(&format!("SELECT id FROM {} WHERE id = ", kind.table)).arg(Value::Int(id));
+        if let Some(artifact_type) = kind.artifact_type.filter(|_| kind.is_artifact()) {
+            sql.push(" AND artifact_type = ").arg(Value::Text(artifact_type.to_owned()));
+        }
+        if tx.read(&sql, &[Col::Int]).await.map_err(db_error)?.is_empty() {
+            return Err(not_found(kind, id));
+        }
+        if std::ptr::eq(kind, &REGISTERED_MODEL) {
+            let versions = "model_version_id IN (SELECT id FROM model_version WHERE registered_model_id = {id})";
+            self.refuse_if_referenced(&mut tx, kind, id, &INFERENCE_SERVICE, "registered_model_id = {id}").await?;
+            self.refuse_if_referenced(&mut tx, kind, id, &SERVE_MODEL, versions).await?;
+            self.delete_rows(&mut tx, &schema::ANY_ARTIFACT, versions, id).await?;
+            self.delete_rows(&mut tx, &MODEL_VERSION, "registered_model_id = {id}", id).await?;
+        } else if std::ptr::eq(kind, &MODEL_VERSION) {
+            self.refuse_if_referenced(&mut tx, kind, id, &INFERENCE_SERVICE, "model_version_id = {id}").await?;
+            self.refuse_if_referenced(&mut tx, kind, id, &SERVE_MODEL, "model_version_id = {id}").await?;
+            self.delete_rows(&mut tx, &schema::ANY_ARTIFACT, "model_version_id = {id}", id).await?;
+        } else if !ARTIFACT_KINDS.iter().any(|artifact_kind| std::ptr::eq(*artifact_kind, kind))
+            && !std::ptr::eq(kind, &schema::ANY_ARTIFACT)
+        {
+            return Err(RegistryError::Invalid(format!("{}s cannot be deleted", kind.label)));
+        }
+        self.delete_rows(&mut tx, kind, "id = {id}", id).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), RegistryError> {
+        let mut sql = self.sql();
+        sql.push("SELECT 1");
+        self.db.read(&sql, &[Col::Int]).await.map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn reset(&self) -> Result<(), RegistryError> {
+        let mut tx = self.db.begin().await.map_err(db_error)?;
+        let mut statements = vec!["DELETE FROM custom_property".to_owned()];
+        statements.extend(schema::ALL_KINDS.iter().map(|kind| format!("DELETE FROM {}", kind.table)));
+        for statement in statements {
+            let mut sql = self.sql();
+            sql.push(&statement);
+            tx.execute(&sql).await.map_err(db_error)?;
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok(())
+    }
+}
