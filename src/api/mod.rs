@@ -32,7 +32,8 @@ const REGISTRY_OPENAPI: &str = include_str!("registry/openapi.yaml");
 pub fn router(state: AppState, api: ApiSettings, reset_endpoint: bool) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     Router::new()
-        .nest(registry::BASE_PATH, registry::router(reset_endpoint))
+        .nest(registry::BASE_PATH, registry::router(registry::WireVersion::V1Alpha3, reset_endpoint))
+        .nest(registry::V1_BASE_PATH, registry::router(registry::WireVersion::V1, reset_endpoint))
         .route(&format!("{}/openapi.yaml", registry::BASE_PATH), axum::routing::get(openapi))
         .merge(health::router())
         .fallback(|| async { ApiError::not_found("not found") })

@@ -687,7 +687,7 @@ impl RegistryStore for SqlStore {
 
     async fn ping(&self) -> Result<(), RegistryError> {
         let mut sql = self.sql();
-        sql.push("SELECT 1");
+        sql.push("SELECT CAST(1 AS BIGINT)");
         self.db.read(&sql, &[Col::Int]).await.map_err(db_error)?;
         Ok(())
     }

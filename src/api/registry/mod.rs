@@ -1,5 +1,8 @@
 //! The Kubeflow Model Registry API, `/api/model_registry/v1alpha3`, on top of [`RegistryStore`].
 //!
+//! The same routes are also mounted at `/api/model_registry/v1`, where upstream moved them and where
+//! `model-registry` 0.3.15 and later send their requests.
+//!
 //! Every route of upstream's spec is here, wired to a handful of kind-generic handlers (find, list,
 //! create, get, update, delete, artifact upsert) parameterized by the entity's [`Kind`]. Additions beyond
 //! upstream, none of which changes an existing route: `DELETE` on registered models, versions and
@@ -29,81 +32,85 @@ use crate::registry::schema::{
 use crate::registry::{Attach, ListQuery, OrderField, Record};
 pub use params::PageLimits;
 use params::{Params, equals};
+pub use wire::WireVersion;
 use wire::{BodySchema, Decoded};
 
 /// The base path of the registry API.
 pub const BASE_PATH: &str = "/api/model_registry/v1alpha3";
 
+/// The same API under the path `model-registry` clients use since 0.3.15 (upstream renamed the version).
+pub const V1_BASE_PATH: &str = "/api/model_registry/v1";
+
 type ApiResult = Result<Response, ApiError>;
 
 /// Returns the registry routes, relative to [`BASE_PATH`].
-pub fn router(reset_endpoint: bool) -> Router<AppState> {
+pub fn router(version: WireVersion, reset_endpoint: bool) -> Router<AppState> {
     let router = Router::new()
-        .route("/registered_model", find(&REGISTERED_MODEL))
-        .route("/registered_models", collection(&REGISTERED_MODEL))
-        .route("/registered_models/{id}", item(&REGISTERED_MODEL).delete(delete_handler(&REGISTERED_MODEL)))
-        .route("/registered_models/{id}/versions", children(&MODEL_VERSION, &REGISTERED_MODEL, BodySchema::Full))
-        .route("/model_version", find(&MODEL_VERSION))
-        .route("/model_versions", collection(&MODEL_VERSION))
-        .route("/model_versions/{id}", item(&MODEL_VERSION).delete(delete_handler(&MODEL_VERSION)))
-        .route("/model_versions/{id}/artifacts", attached_artifacts(&MODEL_VERSION))
-        .route("/model_artifact", find(&MODEL_ARTIFACT))
-        .route("/model_artifacts", collection(&MODEL_ARTIFACT))
-        .route("/model_artifacts/{id}", item(&MODEL_ARTIFACT).delete(delete_handler(&MODEL_ARTIFACT)))
-        .route("/artifact", find(&ANY_ARTIFACT))
-        .route("/artifacts", collection(&ANY_ARTIFACT))
-        .route("/artifacts/{id}", item(&ANY_ARTIFACT).delete(delete_handler(&ANY_ARTIFACT)))
-        .route("/serving_environment", find(&SERVING_ENVIRONMENT))
-        .route("/serving_environments", collection(&SERVING_ENVIRONMENT))
-        .route("/serving_environments/{id}", item(&SERVING_ENVIRONMENT))
+        .route("/registered_model", find(version, &REGISTERED_MODEL))
+        .route("/registered_models", collection(version, &REGISTERED_MODEL))
+        .route("/registered_models/{id}", item(version, &REGISTERED_MODEL).delete(delete_handler(&REGISTERED_MODEL)))
+        .route("/registered_models/{id}/versions", children(version, &MODEL_VERSION, &REGISTERED_MODEL, BodySchema::Full))
+        .route("/model_version", find(version, &MODEL_VERSION))
+        .route("/model_versions", collection(version, &MODEL_VERSION))
+        .route("/model_versions/{id}", item(version, &MODEL_VERSION).delete(delete_handler(&MODEL_VERSION)))
+        .route("/model_versions/{id}/artifacts", attached_artifacts(version, &MODEL_VERSION))
+        .route("/model_artifact", find(version, &MODEL_ARTIFACT))
+        .route("/model_artifacts", collection(version, &MODEL_ARTIFACT))
+        .route("/model_artifacts/{id}", item(version, &MODEL_ARTIFACT).delete(delete_handler(&MODEL_ARTIFACT)))
+        .route("/artifact", find(version, &ANY_ARTIFACT))
+        .route("/artifacts", collection(version, &ANY_ARTIFACT))
+        .route("/artifacts/{id}", item(version, &ANY_ARTIFACT).delete(delete_handler(&ANY_ARTIFACT)))
+        .route("/serving_environment", find(version, &SERVING_ENVIRONMENT))
+        .route("/serving_environments", collection(version, &SERVING_ENVIRONMENT))
+        .route("/serving_environments/{id}", item(version, &SERVING_ENVIRONMENT))
         .route(
             "/serving_environments/{id}/inference_services",
-            children(&INFERENCE_SERVICE, &SERVING_ENVIRONMENT, BodySchema::Create),
+            children(version, &INFERENCE_SERVICE, &SERVING_ENVIRONMENT, BodySchema::Create),
         )
-        .route("/inference_service", find(&INFERENCE_SERVICE))
-        .route("/inference_services", collection(&INFERENCE_SERVICE))
-        .route("/inference_services/{id}", item(&INFERENCE_SERVICE))
-        .route("/inference_services/{id}/model", get(inference_service_model))
-        .route("/inference_services/{id}/version", get(inference_service_version))
-        .route("/inference_services/{id}/serves", children(&SERVE_MODEL, &INFERENCE_SERVICE, BodySchema::Create))
-        .route("/experiment", find(&EXPERIMENT))
-        .route("/experiments", collection(&EXPERIMENT))
-        .route("/experiments/{id}", item(&EXPERIMENT))
-        .route("/experiments/{id}/experiment_runs", children(&EXPERIMENT_RUN, &EXPERIMENT, BodySchema::Full))
-        .route("/experiment_run", find(&EXPERIMENT_RUN))
-        .route("/experiment_runs", collection(&EXPERIMENT_RUN))
-        .route("/experiment_runs/metric_history", get(metric_history))
-        .route("/experiment_runs/{id}", item(&EXPERIMENT_RUN))
-        .route("/experiment_runs/{id}/artifacts", attached_artifacts(&EXPERIMENT_RUN))
-        .route("/experiment_runs/{id}/metric_history", get(run_metric_history));
+        .route("/inference_service", find(version, &INFERENCE_SERVICE))
+        .route("/inference_services", collection(version, &INFERENCE_SERVICE))
+        .route("/inference_services/{id}", item(version, &INFERENCE_SERVICE))
+        .route("/inference_services/{id}/model", get(move |state, id| inference_service_model(state, id, version)))
+        .route("/inference_services/{id}/version", get(move |state, id| inference_service_version(state, id, version)))
+        .route("/inference_services/{id}/serves", children(version, &SERVE_MODEL, &INFERENCE_SERVICE, BodySchema::Create))
+        .route("/experiment", find(version, &EXPERIMENT))
+        .route("/experiments", collection(version, &EXPERIMENT))
+        .route("/experiments/{id}", item(version, &EXPERIMENT))
+        .route("/experiments/{id}/experiment_runs", children(version, &EXPERIMENT_RUN, &EXPERIMENT, BodySchema::Full))
+        .route("/experiment_run", find(version, &EXPERIMENT_RUN))
+        .route("/experiment_runs", collection(version, &EXPERIMENT_RUN))
+        .route("/experiment_runs/metric_history", get(move |state, params| metric_history(state, params, version)))
+        .route("/experiment_runs/{id}", item(version, &EXPERIMENT_RUN))
+        .route("/experiment_runs/{id}/artifacts", attached_artifacts(version, &EXPERIMENT_RUN))
+        .route("/experiment_runs/{id}/metric_history", get(move |state, id, params| run_metric_history(state, id, params, version)));
     if reset_endpoint { router.route("/testing/reset", post(reset)) } else { router }
 }
 
-fn find(kind: &'static Kind) -> MethodRouter<AppState> {
-    get(move |State(state): State<AppState>, params: Params| async move { find_one(&state, kind, &params).await })
+fn find(version: WireVersion, kind: &'static Kind) -> MethodRouter<AppState> {
+    get(move |State(state): State<AppState>, params: Params| async move { find_one(&state, kind, &params, version).await })
 }
 
-fn collection(kind: &'static Kind) -> MethodRouter<AppState> {
+fn collection(version: WireVersion, kind: &'static Kind) -> MethodRouter<AppState> {
     get(move |State(state): State<AppState>, params: Params| async move {
         let extra = list_extras(kind, &params)?;
-        list(&state, kind, &params, None, extra).await
+        list(&state, kind, &params, None, extra, version).await
     })
     .post(move |State(state): State<AppState>, body: Bytes| async move {
         let object = wire::parse_object(&body)?;
         let kind = if std::ptr::eq(kind, &ANY_ARTIFACT) { wire::artifact_kind_of(&object)? } else { kind };
         let decoded = wire::decode(kind, object, BodySchema::Create, &[])?;
         let record = state.registry.create(kind, decoded.draft, Attach::Nothing).await?;
-        Ok::<_, ApiError>(respond(StatusCode::CREATED, &record))
+        Ok::<_, ApiError>(respond(StatusCode::CREATED, &record, version))
     })
 }
 
-fn item(kind: &'static Kind) -> MethodRouter<AppState> {
+fn item(version: WireVersion, kind: &'static Kind) -> MethodRouter<AppState> {
     get(move |State(state): State<AppState>, Path(id): Path<String>| async move {
         let record = get_record(&state, kind, &id).await?;
-        Ok::<_, ApiError>(respond(StatusCode::OK, &record))
+        Ok::<_, ApiError>(respond(StatusCode::OK, &record, version))
     })
     .patch(move |State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap, body: Bytes| async move {
-        update(&state, kind, &id, &headers, &body).await
+        update(&state, kind, &id, &headers, &body, version).await
     })
 }
 
@@ -116,7 +123,7 @@ fn delete_handler(kind: &'static Kind) -> MethodRouter<AppState> {
 }
 
 /// List and create children whose parent id is one of their fields (`registeredModelId`, …).
-fn children(kind: &'static Kind, parent: &'static Kind, schema: BodySchema) -> MethodRouter<AppState> {
+fn children(version: WireVersion, kind: &'static Kind, parent: &'static Kind, schema: BodySchema) -> MethodRouter<AppState> {
     let parent_field = kind
         .fields
         .iter()
@@ -128,7 +135,7 @@ fn children(kind: &'static Kind, parent: &'static Kind, schema: BodySchema) -> M
         state.registry.get(parent, parent_id).await?;
         let column = kind.parent.map_or("id", |scope| scope.column);
         let extra = list_extras(kind, &params)?;
-        list(&state, kind, &params, Some((column, parent_id)), extra).await
+        list(&state, kind, &params, Some((column, parent_id)), extra, version).await
     })
     .post(move |State(state): State<AppState>, Path(id): Path<String>, body: Bytes| async move {
         let parent_id = path_id(&id)?;
@@ -140,18 +147,18 @@ fn children(kind: &'static Kind, parent: &'static Kind, schema: BodySchema) -> M
         let decoded = wire::decode(kind, object, schema, &preset)?;
         state.registry.get(parent, parent_id).await?;
         let record = state.registry.create(kind, decoded.draft, attach).await?;
-        Ok::<_, ApiError>(respond(StatusCode::CREATED, &record))
+        Ok::<_, ApiError>(respond(StatusCode::CREATED, &record, version))
     })
 }
 
 /// List and upsert the artifacts of a model version or an experiment run.
-fn attached_artifacts(owner: &'static Kind) -> MethodRouter<AppState> {
+fn attached_artifacts(version: WireVersion, owner: &'static Kind) -> MethodRouter<AppState> {
     get(move |State(state): State<AppState>, Path(id): Path<String>, params: Params| async move {
         let owner_id = path_id(&id)?;
         state.registry.get(owner, owner_id).await?;
         let column = if std::ptr::eq(owner, &MODEL_VERSION) { "model_version_id" } else { "experiment_run_id" };
         let extra = list_extras(&ANY_ARTIFACT, &params)?;
-        list(&state, &ANY_ARTIFACT, &params, Some((column, owner_id)), extra).await
+        list(&state, &ANY_ARTIFACT, &params, Some((column, owner_id)), extra, version).await
     })
     .post(move |State(state): State<AppState>, Path(id): Path<String>, body: Bytes| async move {
         let owner_id = path_id(&id)?;
@@ -160,19 +167,19 @@ fn attached_artifacts(owner: &'static Kind) -> MethodRouter<AppState> {
         let Decoded { draft, id } = wire::decode(kind, object, BodySchema::Full, &[])?;
         if let Some(artifact_id) = id {
             let record = state.registry.update(kind, artifact_id, draft, None).await?;
-            return Ok(respond(StatusCode::OK, &record));
+            return Ok(respond(StatusCode::OK, &record, version));
         }
         let attach =
             if std::ptr::eq(owner, &MODEL_VERSION) { Attach::Parent(owner_id) } else { Attach::ExperimentRun(owner_id) };
         let record = state.registry.create(kind, draft, attach).await?;
         let status = if record.version > 1 { StatusCode::OK } else { StatusCode::CREATED };
-        Ok::<_, ApiError>(respond(status, &record))
+        Ok::<_, ApiError>(respond(status, &record, version))
     })
 }
 
 /// Renders one record with its ETag.
-fn respond(status: StatusCode, record: &Record) -> Response {
-    let mut response = (status, axum::Json(wire::encode(record))).into_response();
+fn respond(status: StatusCode, record: &Record, version: WireVersion) -> Response {
+    let mut response = (status, axum::Json(wire::encode(record, version))).into_response();
     if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", record.version)) {
         response.headers_mut().insert(header::ETAG, etag);
     }
@@ -194,7 +201,14 @@ async fn get_record(state: &AppState, kind: &'static Kind, id: &str) -> Result<R
     Ok(record)
 }
 
-async fn update(state: &AppState, kind: &'static Kind, id: &str, headers: &HeaderMap, body: &[u8]) -> ApiResult {
+async fn update(
+    state: &AppState,
+    kind: &'static Kind,
+    id: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    version: WireVersion,
+) -> ApiResult {
     let current = get_record(state, kind, id).await?;
     let object = wire::parse_object(body)?;
     let expected_version = match headers.get(header::IF_MATCH) {
@@ -203,7 +217,7 @@ async fn update(state: &AppState, kind: &'static Kind, id: &str, headers: &Heade
     };
     let decoded = wire::decode(current.kind, object, BodySchema::Update, &[])?;
     let record = state.registry.update(current.kind, current.id, decoded.draft, expected_version).await?;
-    Ok(respond(StatusCode::OK, &record))
+    Ok(respond(StatusCode::OK, &record, version))
 }
 
 /// Parses `If-Match`: `*` matches any version, otherwise one (possibly weak) ETag.
@@ -244,11 +258,12 @@ async fn list(
     params: &Params,
     parent: Option<(&'static str, i64)>,
     extra: Vec<Expr>,
+    version: WireVersion,
 ) -> ApiResult {
     let (query, hash) = params.list_query(kind, parent, extra, state.page_limits)?;
     let page = state.registry.list(kind, &query).await?;
     let next_page_token = page.next.as_ref().map(|cursor| pagination::encode(cursor, &hash)).unwrap_or_default();
-    let items: Vec<_> = page.items.iter().map(wire::encode).collect();
+    let items: Vec<_> = page.items.iter().map(|record| wire::encode(record, version)).collect();
     let body = json!({
         "items": items,
         "nextPageToken": next_page_token,
@@ -260,7 +275,7 @@ async fn list(
 
 /// Upstream's find rules: top-level kinds by `name` or `externalId`; children by `name` and
 /// `parentResourceId`, or by `externalId`. Zero or several hits are a 404.
-async fn find_one(state: &AppState, kind: &'static Kind, params: &Params) -> ApiResult {
+async fn find_one(state: &AppState, kind: &'static Kind, params: &Params, version: WireVersion) -> ApiResult {
     let name = params.text("name")?;
     let external_id = params.text("externalId")?;
     let parent_id = params.id("parentResourceId")?;
@@ -296,7 +311,7 @@ async fn find_one(state: &AppState, kind: &'static Kind, params: &Params) -> Api
         let query = ListQuery { filter: filter.clone(), parent, order: OrderField::Id, descending: false, page_size: 2, after: None };
         let page = state.registry.list(kind, &query).await?;
         if let [record] = page.items.as_slice() {
-            return Ok(respond(StatusCode::OK, record));
+            return Ok(respond(StatusCode::OK, record, version));
         }
     }
     let by = [name.map(|name| format!("name '{name}'")), external_id.map(|id| format!("externalId '{id}'"))]
@@ -307,19 +322,23 @@ async fn find_one(state: &AppState, kind: &'static Kind, params: &Params) -> Api
     Err(ApiError::not_found(format!("no single {} found with {by}", kind.label)))
 }
 
-async fn inference_service_model(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult {
+async fn inference_service_model(State(state): State<AppState>, Path(id): Path<String>, version: WireVersion) -> ApiResult {
     let service = get_record(&state, &INFERENCE_SERVICE, &id).await?;
     let model_id = service.int("registeredModelId").unwrap_or_default();
     let model = state.registry.get(&REGISTERED_MODEL, model_id).await?;
-    Ok(respond(StatusCode::OK, &model))
+    Ok(respond(StatusCode::OK, &model, version))
 }
 
 /// The version an inference service serves: its `modelVersionId`, else the model's latest version.
-async fn inference_service_version(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult {
+async fn inference_service_version(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    version: WireVersion,
+) -> ApiResult {
     let service = get_record(&state, &INFERENCE_SERVICE, &id).await?;
     if let Some(version_id) = service.int("modelVersionId") {
-        let version = state.registry.get(&MODEL_VERSION, version_id).await?;
-        return Ok(respond(StatusCode::OK, &version));
+        let model_version = state.registry.get(&MODEL_VERSION, version_id).await?;
+        return Ok(respond(StatusCode::OK, &model_version, version));
     }
     let model_id = service.int("registeredModelId").unwrap_or_default();
     let query = ListQuery {
@@ -329,23 +348,28 @@ async fn inference_service_version(State(state): State<AppState>, Path(id): Path
         ..ListQuery::all(1)
     };
     let page = state.registry.list(&MODEL_VERSION, &query).await?;
-    let version = page
+    let latest = page
         .items
         .first()
         .ok_or_else(|| ApiError::not_found(format!("registered model {model_id} has no versions")))?;
-    Ok(respond(StatusCode::OK, version))
+    Ok(respond(StatusCode::OK, latest, version))
 }
 
-async fn run_metric_history(State(state): State<AppState>, Path(id): Path<String>, params: Params) -> ApiResult {
+async fn run_metric_history(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    params: Params,
+    version: WireVersion,
+) -> ApiResult {
     let run_id = path_id(&id)?;
     state.registry.get(&EXPERIMENT_RUN, run_id).await?;
     let extra = history_extras(&params)?;
-    list(&state, &METRIC_HISTORY, &params, Some(("experiment_run_id", run_id)), extra).await
+    list(&state, &METRIC_HISTORY, &params, Some(("experiment_run_id", run_id)), extra, version).await
 }
 
-async fn metric_history(State(state): State<AppState>, params: Params) -> ApiResult {
+async fn metric_history(State(state): State<AppState>, params: Params, version: WireVersion) -> ApiResult {
     let extra = history_extras(&params)?;
-    list(&state, &METRIC_HISTORY, &params, None, extra).await
+    list(&state, &METRIC_HISTORY, &params, None, extra, version).await
 }
 
 /// Filters from the `name` and `stepIds` (`1,2,3`) parameters of metric history routes.

@@ -14,6 +14,15 @@ use crate::api::error::ApiError;
 use crate::registry::schema::{FieldType, Kind};
 use crate::registry::{Draft, MetaValue, Properties, Record, Scalar};
 
+/// The API version a route is mounted under; they differ only in how int64 counters are rendered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WireVersion {
+    /// `/api/model_registry/v1alpha3`: `Metric.step` is a JSON integer, as the spec says.
+    V1Alpha3,
+    /// `/api/model_registry/v1`: every int64 is a JSON string, including `Metric.step`.
+    V1,
+}
+
 /// Which request schema a body is decoded against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodySchema {
@@ -245,8 +254,8 @@ fn decode_metadata(name: &str, value: Json) -> Result<MetaValue, ApiError> {
     decoded.ok_or_else(|| invalid(&format!("{metadata_type} needs a valid {value_key}")))
 }
 
-/// Renders a record as Kubeflow JSON.
-pub fn encode(record: &Record) -> Json {
+/// Renders a record as Kubeflow JSON of `version`.
+pub fn encode(record: &Record, version: WireVersion) -> Json {
     let mut object = Map::new();
     object.insert("id".into(), Json::String(record.id.to_string()));
     object.insert("createTimeSinceEpoch".into(), Json::String(record.create_time.to_string()));
@@ -258,6 +267,7 @@ pub fn encode(record: &Record) -> Json {
         let Some(scalar) = record.values.get(field.wire) else { continue };
         let rendered = match (field.ty, scalar) {
             (FieldType::Id(_) | FieldType::Millis, Scalar::Int(number)) => Json::String(number.to_string()),
+            (FieldType::Integer, Scalar::Int(number)) if version == WireVersion::V1 => Json::String(number.to_string()),
             (_, Scalar::Int(number)) => json!(number),
             (_, Scalar::Double(number)) => json!(number),
             (_, Scalar::Text(text)) => Json::String(text.clone()),

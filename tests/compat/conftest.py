@@ -1,0 +1,107 @@
+"""Runs a real modelcat server per backend for the compatibility suites.
+
+Each test module gets a fresh server on a free port, once on SQLite (a temporary file) and once on
+PostgreSQL (a fresh database on the server in MODELCAT_TEST_POSTGRES_URL, dropped afterwards). Without
+that variable the PostgreSQL run is skipped, except under CI, where it fails.
+
+MODELCAT_BIN names the binary (default: the release build in CARGO_TARGET_DIR or target/).
+"""
+
+import os
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def modelcat_binary() -> str:
+    if os.environ.get("MODELCAT_BIN"):
+        return os.environ["MODELCAT_BIN"]
+    target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+    return str(target / "release" / "modelcat")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_ready(base_url: str, process: subprocess.Popen, log_path: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"modelcat exited with {process.returncode}:\n{log_path.read_text()}")
+        try:
+            with urllib.request.urlopen(f"{base_url}/readyz", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"modelcat did not become ready:\n{log_path.read_text()}")
+
+
+class PostgresDatabase:
+    """A throwaway database on the test PostgreSQL server."""
+
+    def __init__(self, server_url: str):
+        import psycopg
+
+        self.psycopg = psycopg
+        self.server_url = server_url
+        self.name = f"modelcat_compat_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(server_url, autocommit=True) as connection:
+            connection.execute(f'CREATE DATABASE "{self.name}"')
+        parts = urllib.parse.urlsplit(server_url)
+        self.url = urllib.parse.urlunsplit(parts._replace(path=f"/{self.name}"))
+
+    def drop(self) -> None:
+        with self.psycopg.connect(self.server_url, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def modelcat(request):
+    """Yields the base URL of a running modelcat on the parametrized backend."""
+    database = None
+    workdir = Path(tempfile.mkdtemp(prefix="modelcat-compat-"))
+    if request.param == "postgres":
+        server_url = os.environ.get("MODELCAT_TEST_POSTGRES_URL")
+        if not server_url:
+            if os.environ.get("CI"):
+                pytest.fail("MODELCAT_TEST_POSTGRES_URL must be set under CI")
+            pytest.skip("MODELCAT_TEST_POSTGRES_URL is not set")
+        database = PostgresDatabase(server_url)
+        database_url = database.url
+    else:
+        database_url = f"sqlite://{workdir / 'registry.db'}"
+    port = free_port()
+    log_path = workdir / "modelcat.log"
+    config = workdir / "modelcat.yaml"
+    config.write_text("api:\n  default_page_size: 100\n")
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [modelcat_binary(), "serve", "--config", str(config), "--listen", f"127.0.0.1:{port}",
+             "--database-url", database_url, "--data-dir", str(workdir / "data")],
+            stdout=log, stderr=subprocess.STDOUT,
+        )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(base_url, process, log_path)
+        yield base_url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        if database is not None:
+            database.drop()
