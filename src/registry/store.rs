@@ -222,6 +222,9 @@ fn write_error(kind: &Kind, draft_name: Option<&str>, error: DbError) -> Registr
 fn db_error(error: DbError) -> RegistryError {
     match error {
         DbError::Sqlx(error) => RegistryError::Database(error),
+        DbError::ForeignKey(_) => {
+            RegistryError::Conflict("the change conflicts with entities that reference this one".to_owned())
+        }
         other => RegistryError::Backend(other),
     }
 }
@@ -668,6 +671,7 @@ impl RegistryStore for SqlStore {
         if std::ptr::eq(kind, &REGISTERED_MODEL) {
             let versions = "model_version_id IN (SELECT id FROM model_version WHERE registered_model_id = {id})";
             self.refuse_if_referenced(&mut tx, kind, id, &INFERENCE_SERVICE, "registered_model_id = {id}").await?;
+            self.refuse_if_referenced(&mut tx, kind, id, &INFERENCE_SERVICE, versions).await?;
             self.refuse_if_referenced(&mut tx, kind, id, &SERVE_MODEL, versions).await?;
             self.delete_rows(&mut tx, &schema::ANY_ARTIFACT, versions, id).await?;
             self.delete_rows(&mut tx, &MODEL_VERSION, "registered_model_id = {id}", id).await?;

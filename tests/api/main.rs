@@ -1,0 +1,5 @@
+//! HTTP integration tests: one binary, each test against a real server over HTTP.
+
+mod helpers;
+mod registry;
+mod service;

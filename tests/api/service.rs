@@ -1,0 +1,115 @@
+//! Behaviour of the server around the API: health, metrics, limits, the v1 mount, the CLI.
+
+use std::process::Command;
+
+use modelcat::config::ApiSettings;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::helpers::{Backend, TestApp};
+
+async fn sqlite_app() -> TestApp {
+    TestApp::spawn(Backend::Sqlite).await.expect("sqlite app")
+}
+
+#[tokio::test]
+async fn health_readiness_and_root() {
+    let app = sqlite_app().await;
+    for path in ["/healthz", "/readyz", "/readyz/health"] {
+        let response = app.client.get(format!("{}{path}", app.address)).send().await.expect("sent");
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+    }
+    let dirty = app.client.get(format!("{}/readyz/isDirty", app.address)).send().await.expect("sent");
+    assert_eq!(dirty.text().await.expect("text"), "false");
+    let root = app.call(Method::GET, "/", None).await;
+    assert_eq!(root.status, StatusCode::NOT_FOUND);
+    assert_eq!(root.body["code"], "Not Found");
+    let request_id = app.client.get(format!("{}/healthz", app.address)).send().await.expect("sent");
+    assert!(request_id.headers().contains_key("x-request-id"));
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route() {
+    let app = sqlite_app().await;
+    app.get("/registered_models").await;
+    app.get("/registered_models/12345").await;
+    let body = app.client.get(format!("{}/metrics", app.address)).send().await.expect("sent").text().await.expect("text");
+    assert!(body.contains("http_requests_total"), "{body}");
+    assert!(body.contains("route=\"/api/model_registry/v1alpha3/registered_models/{id}\""), "{body}");
+    assert!(body.contains("status=\"404\""), "{body}");
+    assert!(body.contains("http_request_duration_seconds_bucket"), "{body}");
+}
+
+#[tokio::test]
+async fn default_page_size_is_bounded_and_max_is_enforced() {
+    let api = ApiSettings { default_page_size: 3, max_page_size: 4, ..ApiSettings::default() };
+    let app = TestApp::spawn_with(Backend::Sqlite, api).await.expect("app");
+    for index in 0..6 {
+        app.create("/registered_models", json!({"name": format!("m{index}")})).await;
+    }
+    let default_page = app.get("/registered_models").await.body;
+    assert_eq!(default_page["size"], 3);
+    assert_eq!(default_page["pageSize"], 3);
+    assert_ne!(default_page["nextPageToken"], "");
+    let clamped = app.get_query("/registered_models", &[("pageSize", "100")]).await.body;
+    assert_eq!(clamped["size"], 4);
+    let rest = app.get_query("/registered_models", &[("pageSize", "100"), ("nextPageToken", clamped["nextPageToken"].as_str().unwrap())]).await.body;
+    assert_eq!(rest["size"], 2);
+    assert_eq!(rest["nextPageToken"], "");
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_refused() {
+    let api = ApiSettings { max_body_bytes: 2048, ..ApiSettings::default() };
+    let app = TestApp::spawn_with(Backend::Sqlite, api).await.expect("app");
+    let huge = app.post("/registered_models", json!({"name": "big", "readme": "x".repeat(4096)})).await;
+    assert_eq!(huge.status, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn v1_mount_serves_the_same_store_with_string_steps() {
+    let app = sqlite_app().await;
+    let metric = app.post("/artifacts", json!({"artifactType": "metric", "name": "acc", "value": 0.5, "step": 7})).await;
+    assert_eq!(metric.body["step"], 7);
+    let id = metric.body["id"].as_str().expect("id");
+    let through_v1 = app.call(Method::GET, &format!("/api/model_registry/v1/artifacts/{id}"), None).await;
+    assert_eq!(through_v1.status, StatusCode::OK);
+    assert_eq!(through_v1.body["step"], "7");
+    let created = app.call(Method::POST, "/api/model_registry/v1/artifacts", Some(json!({"artifactType": "metric", "name": "f1", "step": "3"}))).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+}
+
+#[tokio::test]
+async fn openapi_document_is_served() {
+    let app = sqlite_app().await;
+    let response = app.client.get(format!("{}/api/model_registry/v1alpha3/openapi.yaml", app.address)).send().await.expect("sent");
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = response.text().await.expect("text");
+    assert!(text.contains("/api/model_registry/v1alpha3/registered_models/{registeredmodelId}"));
+    assert!(text.contains("delete:"), "the extensions are documented");
+}
+
+#[test]
+fn cli_reports_configuration_errors() {
+    let binary = env!("CARGO_BIN_EXE_modelcat");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = Command::new(binary).args(["serve", "--config"]).arg(dir.path().join("absent.yaml")).output().expect("runs");
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("absent.yaml"));
+
+    let config = dir.path().join("modelcat.yaml");
+    std::fs::write(&config, "listen: 127.0.0.1:0\napi:\n  default_pagesize: 5\n").expect("write");
+    let unknown = Command::new(binary).args(["serve", "--config"]).arg(&config).output().expect("runs");
+    let stderr = String::from_utf8_lossy(&unknown.stderr);
+    assert!(!unknown.status.success());
+    assert!(stderr.contains("default_pagesize") && stderr.contains("line 3"), "{stderr}");
+
+    std::fs::write(&config, "listen: 127.0.0.1:0\n").expect("write");
+    let bad_url = Command::new(binary)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("MODELCAT_DATABASE_URL", "mysql://nope")
+        .output()
+        .expect("runs");
+    assert!(String::from_utf8_lossy(&bad_url.stderr).contains("database_url"), "env overrides the file");
+}
