@@ -2,7 +2,7 @@
 //!
 //! Well-known names (`id`, `name`, `externalId`, times, `artifactType` and every field of the kind) compare
 //! their column; any other name, or a name with a type suffix, is a custom property matched through the
-//! `custom_property` indexes with `t.id IN (SELECT entity_id …)`. Without a suffix a custom property's type
+//! `custom_property` table with a correlated `EXISTS`. Without a suffix a custom property's type
 //! comes from the literal, as upstream: `'x'` → string, `1` → int, `1.5` → double, `true` → bool.
 //! Negations (`NOT`, `NOT IN`, `NOT LIKE`) match every row where the positive predicate is not true, rows
 //! with a missing value included. Array fields (`tasks`, `language`) match with `=` when they contain the
@@ -62,7 +62,7 @@ pub fn push_condition(sql: &mut Sql, kind: &Kind, expr: &Expr) -> Result<(), Reg
                 let value_type = value_type.unwrap_or_else(|| value.inferred_type());
                 push_custom_open(sql, kind, &name, Some(value_type));
                 sql.push(" AND ");
-                push_compare(sql, custom_column(value_type), *op, custom_value(value_type, value)?);
+                push_compare(sql, &format!("cp.{}", custom_column(value_type)), *op, custom_value(value_type, value)?);
                 sql.push(")");
             }
         },
@@ -87,7 +87,7 @@ pub fn push_condition(sql: &mut Sql, kind: &Kind, expr: &Expr) -> Result<(), Reg
             Target::Custom { name, value_type } => {
                 let value_type = value_type.unwrap_or_else(|| values[0].inferred_type());
                 push_custom_open(sql, kind, &name, Some(value_type));
-                sql.push(&format!(" AND {} IN (", custom_column(value_type)));
+                sql.push(&format!(" AND cp.{} IN (", custom_column(value_type)));
                 for (index, value) in values.iter().enumerate() {
                     if index > 0 {
                         sql.push(", ");
@@ -198,15 +198,17 @@ fn push_compare(sql: &mut Sql, column: &str, op: CompareOp, value: Value) {
     }
 }
 
-/// Opens `t.id IN (SELECT entity_id FROM custom_property WHERE …` for one property; the caller closes it.
+/// Opens `EXISTS (SELECT 1 FROM custom_property WHERE …` for one property of the row `t`; the caller
+/// closes it. The correlated form probes the primary key `(entity_kind, entity_id, name)` per candidate
+/// row, so a page stops as soon as it is full instead of materializing every matching property.
 fn push_custom_open(sql: &mut Sql, kind: &Kind, name: &str, value_type: Option<ValueType>) {
     sql.push(&format!(
-        "t.id IN (SELECT entity_id FROM custom_property WHERE entity_kind = {} AND name = ",
+        "EXISTS (SELECT 1 FROM custom_property cp WHERE cp.entity_kind = {} AND cp.entity_id = t.id AND cp.name = ",
         kind.property_kind
     ));
     sql.arg(Value::Text(name.to_owned()));
     if let Some(value_type) = value_type {
-        sql.push(&format!(" AND value_type = '{}'", value_type_name(value_type)));
+        sql.push(&format!(" AND cp.value_type = '{}'", value_type_name(value_type)));
     }
 }
 
@@ -273,4 +275,43 @@ fn as_double(literal: &Literal) -> Option<f64> {
 
 fn type_error(what: &str, expected: &str, literal: &Literal) -> RegistryError {
     RegistryError::Invalid(format!("invalid filterQuery: {what} expects {expected}, got '{literal}'"))
+}
+
+/// A custom-property equality that can drive an id-ordered list from a value index.
+pub struct Driver {
+    name: String,
+    value_type: ValueType,
+    value: Value,
+}
+
+/// Returns a custom-property equality that every match of `expr` must satisfy (the expression itself or
+/// a conjunct of a top-level AND), if there is one.
+pub fn equality_driver(kind: &Kind, expr: &Expr) -> Option<Driver> {
+    let candidates: Vec<&Expr> = match expr {
+        Expr::And(parts) => parts.iter().collect(),
+        other => vec![other],
+    };
+    candidates.into_iter().find_map(|candidate| match candidate {
+        Expr::Compare { property, op: CompareOp::Eq, value } => match resolve(kind, property) {
+            Target::Custom { name, value_type } => {
+                let value_type = value_type.unwrap_or_else(|| value.inferred_type());
+                let value = custom_value(value_type, value).ok()?;
+                Some(Driver { name, value_type, value })
+            }
+            Target::Column { .. } => None,
+        },
+        _ => None,
+    })
+}
+
+/// Appends `FROM custom_property d JOIN <table> t ON t.id = d.entity_id WHERE <driver>`: rows come from
+/// the value index in entity id order.
+pub fn push_driven_from(sql: &mut Sql, kind: &Kind, driver: Driver) {
+    sql.push(&format!(
+        " FROM custom_property d JOIN {} t ON t.id = d.entity_id WHERE d.entity_kind = {} AND d.name = ",
+        kind.table, kind.property_kind
+    ));
+    sql.arg(Value::Text(driver.name));
+    sql.push(&format!(" AND d.value_type = '{}' AND d.{} = ", value_type_name(driver.value_type), custom_column(driver.value_type)));
+    sql.arg(driver.value);
 }

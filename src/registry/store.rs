@@ -1,8 +1,8 @@
 //! [`SqlStore`]: the [`RegistryStore`] implementation over either SQL [`Backend`].
 //!
 //! SQL is generated from the [`Kind`] descriptors, so one code path serves every entity kind and both
-//! databases. A write is one transaction; reads go to the backend's read pool. A page is two queries (rows,
-//! then the custom properties of all of them), never one per row. Lists use keyset pagination on
+//! databases. A write is one transaction; reads go to the backend's read pool. A page is one query: each
+//! row carries its custom properties as a JSON array from a correlated subquery, never a query per row. Lists use keyset pagination on
 //! `(sort column, id)`, fetching one row more than the page to know whether another page follows.
 
 use std::collections::{BTreeMap, HashMap};
@@ -14,8 +14,8 @@ use super::schema::{
     self, ARTIFACT_KINDS, EXPERIMENT_RUN, FieldType, INFERENCE_SERVICE, Kind, METRIC, METRIC_HISTORY,
     MODEL_VERSION, REGISTERED_MODEL, SERVE_MODEL,
 };
-use super::sql::{Backend, Col, DbError, Row, Sql, Transaction, Value};
-use super::sql_filter::push_condition;
+use super::sql::{Backend, Col, DbError, Dialect, Row, Sql, Transaction, Value};
+use super::sql_filter::{equality_driver, push_condition, push_driven_from};
 use super::{
     Attach, Cursor, CursorValue, Draft, ListQuery, MetaValue, OrderField, Page, Properties, Record, RegistryError,
     RegistryStore, Scalar, now_millis,
@@ -31,6 +31,21 @@ impl SqlStore {
         SqlStore { db }
     }
 
+    /// Starts `SELECT <columns>, <properties>` (the caller adds `FROM`).
+    fn select_columns(&self, kind: &Kind) -> Sql {
+        let mut sql = self.sql();
+        let properties = properties_select(self.db.dialect(), kind.property_kind);
+        sql.push(&format!("SELECT {}, {properties}", layout(kind).select_list));
+        sql
+    }
+
+    /// Starts `SELECT <columns>, <properties> FROM <table> t`.
+    fn select(&self, kind: &Kind) -> Sql {
+        let mut sql = self.select_columns(kind);
+        sql.push(&format!(" FROM {} t", kind.table));
+        sql
+    }
+
     fn sql(&self) -> Sql {
         Sql::new(self.db.dialect())
     }
@@ -42,6 +57,9 @@ struct Layout {
     select_list: String,
     index: HashMap<&'static str, usize>,
 }
+
+/// The pseudo-column holding a row's custom properties as a JSON array (see [`properties_select`]).
+const PROPERTIES_COLUMN: &str = "properties";
 
 /// Leading columns of every table.
 const BASE_COLUMNS: [(&str, Col); 4] =
@@ -81,6 +99,7 @@ static LAYOUTS: LazyLock<HashMap<&'static str, Layout>> = LazyLock::new(|| {
     for layout in layouts.values_mut() {
         layout.select_list =
             layout.columns.iter().map(|(column, _)| format!("t.{column}")).collect::<Vec<_>>().join(", ");
+        layout.columns.push((PROPERTIES_COLUMN, Col::Text));
         layout.index = layout.columns.iter().enumerate().map(|(index, (column, _))| (*column, index)).collect();
     }
     layouts
@@ -118,7 +137,7 @@ fn value_scalar(field_type: FieldType, value: Value) -> Option<Scalar> {
     }
 }
 
-/// Builds a record from a row in [`Layout`] order (properties are filled in later).
+/// Builds a record from a row in [`Layout`] order, its properties in the last column.
 fn record_from_row(kind: &'static Kind, mut row: Row) -> Result<Record, RegistryError> {
     let layout = layout(kind);
     let kind = if kind.is_artifact() {
@@ -135,6 +154,10 @@ fn record_from_row(kind: &'static Kind, mut row: Row) -> Result<Record, Registry
             values.insert(field.wire, scalar);
         }
     }
+    let properties = match &row[layout.index[PROPERTIES_COLUMN]] {
+        Value::Text(json) => parse_properties(json),
+        _ => Properties::new(),
+    };
     Ok(Record {
         id: row[0].as_int().unwrap_or_default(),
         kind,
@@ -142,40 +165,62 @@ fn record_from_row(kind: &'static Kind, mut row: Row) -> Result<Record, Registry
         update_time: row[2].as_int().unwrap_or_default(),
         version: row[3].as_int().unwrap_or_default(),
         values,
-        properties: Properties::new(),
+        properties,
     })
 }
 
-const PROPERTY_COLUMNS: [Col; 8] =
-    [Col::Int, Col::Text, Col::Text, Col::Text, Col::Int, Col::Double, Col::Bool, Col::Text];
+/// Returns a scalar subquery yielding the custom properties of row `t` as one JSON array of
+/// `[name, value_type, string_value, int_value, double_value as text, bool_value, proto_type]`, so a page
+/// is read with one query and one row per entity. Doubles travel as text with 17 significant digits
+/// because SQLite's JSON functions round them to 15.
+fn properties_select(dialect: Dialect, property_kind: i16) -> String {
+    match dialect {
+        Dialect::Sqlite => format!(
+            "(SELECT json_group_array(json_array(cp.name, cp.value_type, cp.string_value, cp.int_value, \
+             CASE WHEN cp.double_value IS NULL THEN NULL ELSE printf('%!.17g', cp.double_value) END, \
+             cp.bool_value, cp.proto_type)) \
+             FROM custom_property cp WHERE cp.entity_kind = {property_kind} AND cp.entity_id = t.id)"
+        ),
+        Dialect::Postgres => format!(
+            "(SELECT COALESCE(json_agg(json_build_array(cp.name, cp.value_type, cp.string_value, cp.int_value, \
+             cp.double_value::text, cp.bool_value, cp.proto_type)), '[]')::text \
+             FROM custom_property cp WHERE cp.entity_kind = {property_kind} AND cp.entity_id = t.id)"
+        ),
+    }
+}
 
-fn property_from_row(row: Row) -> Option<(i64, String, MetaValue)> {
-    let mut values = row.into_iter();
-    let entity_id = values.next()?.as_int()?;
-    let name = values.next()?.into_text()?;
-    let value_type = values.next()?.into_text()?;
-    let string_value = values.next()?.into_text();
-    let int_value = values.next()?.as_int();
-    let double_value = match values.next()? {
-        Value::Double(number) => Some(number),
-        _ => None,
-    };
-    let bool_value = match values.next()? {
-        Value::Bool(flag) => Some(flag),
-        Value::Int(number) => Some(number != 0),
-        _ => None,
-    };
-    let proto_type = values.next()?.into_text();
-    let value = match value_type.as_str() {
-        "string" => MetaValue::String(string_value.unwrap_or_default()),
-        "int" => MetaValue::Int(int_value?),
-        "double" => MetaValue::Double(double_value?),
-        "bool" => MetaValue::Bool(bool_value?),
-        "struct" => MetaValue::Struct(string_value.unwrap_or_default()),
-        "proto" => MetaValue::Proto { type_url: proto_type.unwrap_or_default(), value: string_value.unwrap_or_default() },
-        _ => return None,
-    };
-    Some((entity_id, name, value))
+/// One entry of [`properties_select`]'s array: name, type, string, int, double (as text), bool, proto type.
+type PropertyEntry = (String, String, Option<String>, Option<i64>, Option<String>, Option<BoolOrInt>, Option<String>);
+
+/// A boolean as PostgreSQL (`true`) or SQLite (`1`) puts it into JSON.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum BoolOrInt {
+    Bool(bool),
+    Int(i64),
+}
+
+/// Parses the JSON array of [`properties_select`]; entries that do not parse are skipped.
+fn parse_properties(json: &str) -> Properties {
+    let Ok(entries) = serde_json::from_str::<Vec<PropertyEntry>>(json) else { return Properties::new() };
+    entries
+        .into_iter()
+        .filter_map(|(name, value_type, string_value, int_value, double_value, bool_value, proto_type)| {
+            let value = match value_type.as_str() {
+                "string" => MetaValue::String(string_value.unwrap_or_default()),
+                "int" => MetaValue::Int(int_value?),
+                "double" => MetaValue::Double(double_value?.parse().ok()?),
+                "bool" => MetaValue::Bool(match bool_value? {
+                    BoolOrInt::Bool(flag) => flag,
+                    BoolOrInt::Int(number) => number != 0,
+                }),
+                "struct" => MetaValue::Struct(string_value.unwrap_or_default()),
+                "proto" => MetaValue::Proto { type_url: proto_type.unwrap_or_default(), value: string_value.unwrap_or_default() },
+                _ => return None,
+            };
+            Some((name, value))
+        })
+        .collect()
 }
 
 /// The columns of one property row after `entity_kind, entity_id, name`.
@@ -243,29 +288,35 @@ fn not_found(kind: &Kind, id: i64) -> RegistryError {
 }
 
 impl SqlStore {
-    /// Fails with NotFound unless a row of `kind` with `id` exists (inside the write transaction).
-    async fn require(&self, tx: &mut Box<dyn Transaction>, kind: &Kind, id: i64) -> Result<(), RegistryError> {
-        let mut sql = self.sql();
-        sql.push(&format!("SELECT id FROM {} WHERE id = ", kind.table)).arg(Value::Int(id));
-        if tx.read(&sql, &[Col::Int]).await.map_err(db_error)?.is_empty() {
-            return Err(not_found(kind, id));
-        }
-        Ok(())
-    }
-
-    /// Checks every id-reference field set in `values`.
-    async fn require_references(
+    /// Explains a foreign-key failure: returns NotFound for the first referenced entity that does not
+    /// exist (checked outside the failed transaction), else a Conflict for a concurrent delete.
+    async fn missing_reference(
         &self,
-        tx: &mut Box<dyn Transaction>,
         kind: &Kind,
         values: &BTreeMap<&'static str, Scalar>,
-    ) -> Result<(), RegistryError> {
-        for field in kind.fields {
-            if let (FieldType::Id(target), Some(Scalar::Int(id))) = (field.ty, values.get(field.wire)) {
-                self.require(tx, target, *id).await?;
+        attach: Attach,
+    ) -> RegistryError {
+        let mut references: Vec<(&Kind, i64)> = kind
+            .fields
+            .iter()
+            .filter_map(|field| match (field.ty, values.get(field.wire)) {
+                (FieldType::Id(target), Some(Scalar::Int(id))) => Some((target, *id)),
+                _ => None,
+            })
+            .collect();
+        if let (Attach::Parent(parent_id), Some(parent)) = (attach, kind.parent) {
+            references.insert(0, (parent.kind, parent_id));
+        }
+        for (target, id) in references {
+            let mut sql = self.sql();
+            sql.push(&format!("SELECT id FROM {} WHERE id = ", target.table)).arg(Value::Int(id));
+            match self.db.read(&sql, &[Col::Int]).await {
+                Ok(rows) if rows.is_empty() => return not_found(target, id),
+                Ok(_) => {}
+                Err(error) => return db_error(error),
             }
         }
-        Ok(())
+        RegistryError::Conflict(format!("a {} it references was deleted concurrently", kind.label))
     }
 
     async fn insert_properties(
@@ -311,34 +362,6 @@ impl SqlStore {
         push_clause(&mut sql, ids, id);
         sql.push(")");
         tx.execute(&sql).await.map_err(db_error)?;
-        Ok(())
-    }
-
-    /// Loads the custom properties of `records` with one query.
-    async fn load_properties(&self, records: &mut [Record]) -> Result<(), RegistryError> {
-        let Some(first) = records.first() else { return Ok(()) };
-        let property_kind = first.kind.property_kind;
-        let mut sql = self.sql();
-        sql.push(
-            "SELECT entity_id, name, value_type, string_value, int_value, double_value, bool_value, proto_type \
-             FROM custom_property WHERE entity_kind = ",
-        );
-        sql.push(&property_kind.to_string()).push(" AND entity_id IN (");
-        for (index, record) in records.iter().enumerate() {
-            if index > 0 {
-                sql.push(", ");
-            }
-            sql.arg(Value::Int(record.id));
-        }
-        sql.push(")");
-        let rows = self.db.read(&sql, &PROPERTY_COLUMNS).await.map_err(db_error)?;
-        let positions: HashMap<i64, usize> =
-            records.iter().enumerate().map(|(position, record)| (record.id, position)).collect();
-        for (entity_id, name, value) in rows.into_iter().filter_map(property_from_row) {
-            if let Some(position) = positions.get(&entity_id) {
-                records[*position].properties.insert(name, value);
-            }
-        }
         Ok(())
     }
 
@@ -462,8 +485,6 @@ impl RegistryStore for SqlStore {
             values.insert("name", Scalar::Text(uuid::Uuid::new_v4().to_string()));
         }
         let mut tx = self.db.begin().await.map_err(db_error)?;
-        self.require_references(&mut tx, kind, &values).await?;
-
         let mut columns: Vec<(&'static str, Value)> = Vec::with_capacity(kind.fields.len() + 6);
         let mut run = None;
         match attach {
@@ -472,7 +493,6 @@ impl RegistryStore for SqlStore {
                 let parent = kind.parent.ok_or_else(|| {
                     RegistryError::Invalid(format!("a {} cannot be attached to a parent", kind.label))
                 })?;
-                self.require(&mut tx, parent.kind, parent_id).await?;
                 columns.push((parent.column, Value::Int(parent_id)));
             }
             Attach::ExperimentRun(run_id) => {
@@ -522,7 +542,14 @@ impl RegistryStore for SqlStore {
             Scalar::Text(name) => Some(name.as_str()),
             _ => None,
         });
-        let id = self.insert_row(&mut tx, kind, &columns).await.map_err(|error| write_error(kind, name, error))?;
+        let id = match self.insert_row(&mut tx, kind, &columns).await {
+            Ok(id) => id,
+            Err(DbError::ForeignKey(_)) => {
+                drop(tx);
+                return Err(self.missing_reference(kind, &values, attach).await);
+            }
+            Err(error) => return Err(write_error(kind, name, error)),
+        };
         self.insert_properties(&mut tx, kind, id, &properties).await?;
         let record = Record { id, kind, create_time: now, update_time: now, version: 1, values, properties };
         if let (Some((experiment_id, run_id)), true) = (run, std::ptr::eq(kind, &METRIC)) {
@@ -533,16 +560,11 @@ impl RegistryStore for SqlStore {
     }
 
     async fn get(&self, kind: &'static Kind, id: i64) -> Result<Record, RegistryError> {
-        let layout = layout(kind);
-        let mut sql = self.sql();
-        sql.push(&format!("SELECT {} FROM {} t WHERE t.id = ", layout.select_list, kind.table)).arg(Value::Int(id));
-        let cols: Vec<Col> = layout.columns.iter().map(|(_, col)| *col).collect();
+        let mut sql = self.select(kind);
+        sql.push(" WHERE t.id = ").arg(Value::Int(id));
+        let cols: Vec<Col> = layout(kind).columns.iter().map(|(_, col)| *col).collect();
         let row = self.db.read(&sql, &cols).await.map_err(db_error)?.into_iter().next();
-        let row = row.ok_or_else(|| not_found(kind, id))?;
-        let mut records = [record_from_row(kind, row)?];
-        self.load_properties(&mut records).await?;
-        let [record] = records;
-        Ok(record)
+        record_from_row(kind, row.ok_or_else(|| not_found(kind, id))?)
     }
 
     async fn update(
@@ -554,7 +576,6 @@ impl RegistryStore for SqlStore {
     ) -> Result<Record, RegistryError> {
         let now = now_millis();
         let mut tx = self.db.begin().await.map_err(db_error)?;
-        self.require_references(&mut tx, kind, &draft.values).await?;
         let mut sql = self.sql();
         sql.push(&format!("UPDATE {} SET update_time = ", kind.table)).arg(Value::Int(now));
         sql.push(", row_version = row_version + 1");
@@ -570,7 +591,14 @@ impl RegistryStore for SqlStore {
         if let Some(expected) = expected_version {
             sql.push(" AND row_version = ").arg(Value::Int(expected));
         }
-        let touched = tx.execute(&sql).await.map_err(|error| write_error(kind, None, error))?;
+        let touched = match tx.execute(&sql).await {
+            Ok(touched) => touched,
+            Err(DbError::ForeignKey(_)) => {
+                drop(tx);
+                return Err(self.missing_reference(kind, &draft.values, Attach::Nothing).await);
+            }
+            Err(error) => return Err(write_error(kind, None, error)),
+        };
         if touched == 0 {
             drop(tx);
             let current = self.get(kind, id).await?;
@@ -594,8 +622,20 @@ impl RegistryStore for SqlStore {
 
     async fn list(&self, kind: &'static Kind, query: &ListQuery) -> Result<Page, RegistryError> {
         let layout = layout(kind);
-        let mut sql = self.sql();
-        sql.push(&format!("SELECT {} FROM {} t WHERE 1 = 1", layout.select_list, kind.table));
+        // An id-ordered list with a custom-property equality reads that property's value index, which is
+        // sorted by entity id, and stops after one page instead of probing every row of the table.
+        let driver = match (&query.filter, query.order) {
+            (Some(filter), OrderField::Id) => equality_driver(kind, filter),
+            _ => None,
+        };
+        let id_column = if driver.is_some() { "d.entity_id" } else { "t.id" };
+        let mut sql = self.select_columns(kind);
+        match driver {
+            Some(driver) => push_driven_from(&mut sql, kind, driver),
+            None => {
+                sql.push(&format!(" FROM {} t WHERE 1 = 1", kind.table));
+            }
+        }
         if let Some(artifact_type) = kind.artifact_type.filter(|_| kind.is_artifact()) {
             sql.push(" AND t.artifact_type = ").arg(Value::Text(artifact_type.to_owned()));
         }
@@ -619,7 +659,7 @@ impl RegistryStore for SqlStore {
                 CursorValue::Text(text) => Value::Text(text.clone()),
             };
             if sort_column == "id" {
-                sql.push(&format!(" AND t.id {comparison} ")).arg(Value::Int(cursor.id));
+                sql.push(&format!(" AND {id_column} {comparison} ")).arg(Value::Int(cursor.id));
             } else {
                 sql.push(&format!(" AND (t.{sort_column} {comparison} ")).arg(sort_value.clone());
                 sql.push(&format!(" OR (t.{sort_column} = ")).arg(sort_value);
@@ -627,7 +667,7 @@ impl RegistryStore for SqlStore {
             }
         }
         if sort_column == "id" {
-            sql.push(&format!(" ORDER BY t.id {direction}"));
+            sql.push(&format!(" ORDER BY {id_column} {direction}"));
         } else {
             sql.push(&format!(" ORDER BY t.{sort_column} {direction}, t.id {direction}"));
         }
@@ -636,12 +676,11 @@ impl RegistryStore for SqlStore {
         let cols: Vec<Col> = layout.columns.iter().map(|(_, col)| *col).collect();
         let rows = self.db.read(&sql, &cols).await.map_err(db_error)?;
         let has_more = rows.len() > query.page_size as usize;
-        let mut items = rows
+        let items = rows
             .into_iter()
             .take(query.page_size as usize)
             .map(|row| record_from_row(kind, row))
             .collect::<Result<Vec<_>, _>>()?;
-        self.load_properties(&mut items).await?;
         let next = if has_more {
             items.last().map(|last| Cursor {
                 id: last.id,

@@ -19,7 +19,6 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
-use serde_json::json;
 
 use crate::api::error::ApiError;
 use crate::app::AppState;
@@ -179,7 +178,7 @@ fn attached_artifacts(version: WireVersion, owner: &'static Kind) -> MethodRoute
 
 /// Renders one record with its ETag.
 fn respond(status: StatusCode, record: &Record, version: WireVersion) -> Response {
-    let mut response = (status, axum::Json(wire::encode(record, version))).into_response();
+    let mut response = (status, axum::Json(wire::Wire { record, version })).into_response();
     if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", record.version)) {
         response.headers_mut().insert(header::ETAG, etag);
     }
@@ -263,13 +262,12 @@ async fn list(
     let (query, hash) = params.list_query(kind, parent, extra, state.page_limits)?;
     let page = state.registry.list(kind, &query).await?;
     let next_page_token = page.next.as_ref().map(|cursor| pagination::encode(cursor, &hash)).unwrap_or_default();
-    let items: Vec<_> = page.items.iter().map(|record| wire::encode(record, version)).collect();
-    let body = json!({
-        "items": items,
-        "nextPageToken": next_page_token,
-        "pageSize": query.page_size,
-        "size": page.items.len(),
-    });
+    let body = wire::ListBody {
+        items: page.items.iter().map(|record| wire::Wire { record, version }).collect(),
+        next_page_token,
+        page_size: query.page_size,
+        size: page.items.len(),
+    };
     Ok(axum::Json(body).into_response())
 }
 

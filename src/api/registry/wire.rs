@@ -8,7 +8,8 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{Map, Value as Json, json};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::{Map, Value as Json};
 
 use crate::api::error::ApiError;
 use crate::registry::schema::{FieldType, Kind};
@@ -254,44 +255,99 @@ fn decode_metadata(name: &str, value: Json) -> Result<MetaValue, ApiError> {
     decoded.ok_or_else(|| invalid(&format!("{metadata_type} needs a valid {value_key}")))
 }
 
-/// Renders a record as Kubeflow JSON of `version`.
-pub fn encode(record: &Record, version: WireVersion) -> Json {
-    let mut object = Map::new();
-    object.insert("id".into(), Json::String(record.id.to_string()));
-    object.insert("createTimeSinceEpoch".into(), Json::String(record.create_time.to_string()));
-    object.insert("lastUpdateTimeSinceEpoch".into(), Json::String(record.update_time.to_string()));
-    if let Some(artifact_type) = record.kind.artifact_type {
-        object.insert("artifactType".into(), Json::String(artifact_type.to_owned()));
-    }
-    for field in record.kind.fields {
-        let Some(scalar) = record.values.get(field.wire) else { continue };
-        let rendered = match (field.ty, scalar) {
-            (FieldType::Id(_) | FieldType::Millis, Scalar::Int(number)) => Json::String(number.to_string()),
-            (FieldType::Integer, Scalar::Int(number)) if version == WireVersion::V1 => Json::String(number.to_string()),
-            (_, Scalar::Int(number)) => json!(number),
-            (_, Scalar::Double(number)) => json!(number),
-            (_, Scalar::Text(text)) => Json::String(text.clone()),
-            (_, Scalar::List(items)) => json!(items),
-        };
-        object.insert(field.wire.into(), rendered);
-    }
-    let properties: Map<String, Json> =
-        record.properties.iter().map(|(name, value)| (name.clone(), encode_metadata(value))).collect();
-    object.insert("customProperties".into(), Json::Object(properties));
-    Json::Object(object)
+/// A record rendered as Kubeflow JSON of one API version, serialized straight into the response.
+pub struct Wire<'a> {
+    pub record: &'a Record,
+    pub version: WireVersion,
 }
 
-fn encode_metadata(value: &MetaValue) -> Json {
-    match value {
-        MetaValue::String(text) => json!({"metadataType": "MetadataStringValue", "string_value": text}),
-        MetaValue::Int(number) => json!({"metadataType": "MetadataIntValue", "int_value": number.to_string()}),
-        MetaValue::Double(number) => json!({"metadataType": "MetadataDoubleValue", "double_value": number}),
-        MetaValue::Bool(flag) => json!({"metadataType": "MetadataBoolValue", "bool_value": flag}),
-        MetaValue::Struct(encoded) => json!({"metadataType": "MetadataStructValue", "struct_value": encoded}),
-        MetaValue::Proto { type_url, value } => {
-            json!({"metadataType": "MetadataProtoValue", "type": type_url, "proto_value": value})
+impl Serialize for Wire<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let record = self.record;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("id", &record.id.to_string())?;
+        if let Some(artifact_type) = record.kind.artifact_type {
+            map.serialize_entry("artifactType", artifact_type)?;
         }
+        for field in record.kind.fields {
+            let Some(scalar) = record.values.get(field.wire) else { continue };
+            match (field.ty, scalar) {
+                (FieldType::Id(_) | FieldType::Millis, Scalar::Int(number)) => {
+                    map.serialize_entry(field.wire, &number.to_string())?;
+                }
+                (FieldType::Integer, Scalar::Int(number)) if self.version == WireVersion::V1 => {
+                    map.serialize_entry(field.wire, &number.to_string())?;
+                }
+                (_, Scalar::Int(number)) => map.serialize_entry(field.wire, number)?,
+                (_, Scalar::Double(number)) => map.serialize_entry(field.wire, number)?,
+                (_, Scalar::Text(text)) => map.serialize_entry(field.wire, text)?,
+                (_, Scalar::List(items)) => map.serialize_entry(field.wire, items)?,
+            }
+        }
+        map.serialize_entry("createTimeSinceEpoch", &record.create_time.to_string())?;
+        map.serialize_entry("lastUpdateTimeSinceEpoch", &record.update_time.to_string())?;
+        map.serialize_entry("customProperties", &WireProperties(&record.properties))?;
+        map.end()
     }
+}
+
+struct WireProperties<'a>(&'a Properties);
+
+impl Serialize for WireProperties<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (name, value) in self.0 {
+            map.serialize_entry(name, &WireMetadata(value))?;
+        }
+        map.end()
+    }
+}
+
+struct WireMetadata<'a>(&'a MetaValue);
+
+impl Serialize for WireMetadata<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(2))?;
+        match self.0 {
+            MetaValue::String(text) => {
+                map.serialize_entry("metadataType", "MetadataStringValue")?;
+                map.serialize_entry("string_value", text)?;
+            }
+            MetaValue::Int(number) => {
+                map.serialize_entry("metadataType", "MetadataIntValue")?;
+                map.serialize_entry("int_value", &number.to_string())?;
+            }
+            MetaValue::Double(number) => {
+                map.serialize_entry("metadataType", "MetadataDoubleValue")?;
+                map.serialize_entry("double_value", number)?;
+            }
+            MetaValue::Bool(flag) => {
+                map.serialize_entry("metadataType", "MetadataBoolValue")?;
+                map.serialize_entry("bool_value", flag)?;
+            }
+            MetaValue::Struct(encoded) => {
+                map.serialize_entry("metadataType", "MetadataStructValue")?;
+                map.serialize_entry("struct_value", encoded)?;
+            }
+            MetaValue::Proto { type_url, value } => {
+                map.serialize_entry("metadataType", "MetadataProtoValue")?;
+                map.serialize_entry("type", type_url)?;
+                map.serialize_entry("proto_value", value)?;
+            }
+        }
+        map.end()
+    }
+}
+
+/// A list body: `items` plus the three `BaseResourceList` fields, all always present.
+#[derive(serde::Serialize)]
+pub struct ListBody<'a> {
+    pub items: Vec<Wire<'a>>,
+    #[serde(rename = "nextPageToken")]
+    pub next_page_token: String,
+    #[serde(rename = "pageSize")]
+    pub page_size: u32,
+    pub size: usize,
 }
 
 #[cfg(test)]

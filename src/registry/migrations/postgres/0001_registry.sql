@@ -182,6 +182,8 @@ CREATE INDEX serve_model_version ON serve_model (model_version_id);
 
 -- Typed custom properties of every entity; entity_kind is Kind::property_kind.
 -- value_type: string | int | double | bool | struct | proto (struct/proto keep base64 in string_value).
+-- The value indexes end in entity_id, so an equality filter on a property yields entities in id order
+-- and an id-ordered page stops after pageSize matches (see SqlStore::list).
 CREATE TABLE custom_property (
     entity_kind SMALLINT NOT NULL,
     entity_id BIGINT NOT NULL,
@@ -194,6 +196,6 @@ CREATE TABLE custom_property (
     proto_type TEXT,
     PRIMARY KEY (entity_kind, entity_id, name)
 );
-CREATE INDEX custom_property_string ON custom_property (entity_kind, name, string_value, entity_id);
-CREATE INDEX custom_property_int ON custom_property (entity_kind, name, int_value, entity_id);
-CREATE INDEX custom_property_double ON custom_property (entity_kind, name, double_value, entity_id);
+CREATE INDEX custom_property_string ON custom_property (entity_kind, name, value_type, string_value, entity_id);
+CREATE INDEX custom_property_int ON custom_property (entity_kind, name, value_type, int_value, entity_id);
+CREATE INDEX custom_property_double ON custom_property (entity_kind, name, value_type, double_value, entity_id);

@@ -1,0 +1,308 @@
+//! `modelcat bench registry`: seeds a store and measures the registry API over HTTP.
+//!
+//! Seeding goes through [`RegistryStore`] directly (the same code path as the API, minus HTTP): `models`
+//! registered models, each with `versions` versions, every model and version carrying five typed custom
+//! properties. The server then runs in this process on a loopback port, and `concurrency` HTTP clients
+//! (also in this process, so client cost is included in the figures) run each scenario for
+//! `duration` seconds:
+//!
+//! - register flow: create a model, a version under it, and a model artifact under that (3 POSTs);
+//! - get by id: `GET /registered_models/{random id}`;
+//! - find by name: `GET /registered_model?name=…`;
+//! - filtered list of 100: `GET /registered_models?pageSize=100&filterQuery=team = '…' AND layers > 4`.
+//!
+//! Each scenario prints throughput and p50/p90/p99 latency. Nothing is asserted: these are measurements.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use serde_json::json;
+
+use crate::app::Application;
+use crate::config::{ApiSettings, LogFormat, Settings};
+use crate::registry::schema::{MODEL_VERSION, REGISTERED_MODEL};
+use crate::registry::{self, Attach, Draft, MetaValue, Properties, RegistryStore, Scalar};
+
+/// Parameters of a registry benchmark run.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RegistryBench {
+    /// Registered models to seed.
+    #[arg(long, default_value_t = 100_000)]
+    pub models: u64,
+    /// Versions per model.
+    #[arg(long, default_value_t = 3)]
+    pub versions: u64,
+    /// Concurrent HTTP clients.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// Seconds per scenario.
+    #[arg(long, default_value_t = 10)]
+    pub duration: u64,
+    /// Database to seed [default: a fresh SQLite file in a temporary directory]. A PostgreSQL URL must
+    /// name an empty database.
+    #[arg(long)]
+    pub database_url: Option<String>,
+}
+
+const TEAMS: u64 = 20;
+
+fn properties(seed: u64) -> Properties {
+    Properties::from([
+        ("team".to_owned(), MetaValue::String(format!("team-{:02}", seed % TEAMS))),
+        ("layers".to_owned(), MetaValue::Int((seed % 48) as i64 + 1)),
+        ("accuracy".to_owned(), MetaValue::Double((seed % 1000) as f64 / 1000.0)),
+        ("production".to_owned(), MetaValue::Bool(seed % 3 == 0)),
+        ("framework".to_owned(), MetaValue::String(["pytorch", "onnx", "tensorflow", "jax"][(seed % 4) as usize].to_owned())),
+    ])
+}
+
+/// A tiny deterministic generator (xorshift64*), enough to spread requests over the data set.
+struct Random(u64);
+
+impl Random {
+    fn below(&mut self, bound: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % bound
+    }
+}
+
+/// Runs the benchmark and prints its figures.
+pub async fn run_registry(bench: RegistryBench) -> anyhow::Result<()> {
+    let temp = std::env::temp_dir().join(format!("modelcat-bench-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&temp)?;
+    let database_url = bench.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", temp.join("registry.db").display()));
+    let outcome = run_against(&bench, &database_url, &temp).await;
+    let _ = std::fs::remove_dir_all(&temp);
+    outcome
+}
+
+async fn run_against(bench: &RegistryBench, database_url: &str, temp: &std::path::Path) -> anyhow::Result<()> {
+    let store = registry::open(database_url).await.context("opening the bench store")?;
+    let backend = if database_url.starts_with("sqlite") { "SQLite" } else { "PostgreSQL" };
+    println!("modelcat bench registry: {backend}, {} models x {} versions, 5 custom properties each", bench.models, bench.versions);
+    let seeded = seed(&store, bench).await?;
+    println!("seeded {} entities in {:.1}s ({:.0} creates/s)", seeded.0, seeded.1.as_secs_f64(), seeded.0 as f64 / seeded.1.as_secs_f64());
+    drop(store);
+
+    let settings = Settings {
+        listen: "127.0.0.1:0".into(),
+        database_url: database_url.to_owned(),
+        data_dir: temp.join("data"),
+        api: ApiSettings::default(),
+        reset_endpoint: false,
+        log_format: LogFormat::Text,
+    };
+    let application = Application::build(settings).await?;
+    let base = format!("http://127.0.0.1:{}/api/model_registry/v1alpha3", application.port());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(application.run_until(async {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::builder().pool_max_idle_per_host(bench.concurrency * 2).build()?;
+    println!("\n{} concurrent clients over HTTP, {}s per scenario (client and server share this machine)", bench.concurrency, bench.duration);
+    println!("{:<26} {:>10} {:>10} {:>10} {:>10} {:>8}", "scenario", "ops/s", "p50 ms", "p90 ms", "p99 ms", "errors");
+
+    let context = Arc::new(Context { client, base, models: bench.models.max(1), created: AtomicU64::new(0) });
+    scenario(bench, "register flow (3 POSTs)", context.clone(), |context, _| async move {
+        let index = context.created.fetch_add(1, Ordering::Relaxed);
+        let base = &context.base;
+        let model_body = json!({"name": format!("bench-flow-{index}"), "owner": "bench"});
+        let model = post(&context.client, &format!("{base}/registered_models"), model_body).await?;
+        let version_body = json!({"name": "v1", "author": "bench"});
+        let version = post(&context.client, &format!("{base}/registered_models/{model}/versions"), version_body).await?;
+        let artifact_body = json!({"artifactType": "model-artifact", "uri": "s3://bench/model", "modelFormatName": "onnx"});
+        post(&context.client, &format!("{base}/model_versions/{version}/artifacts"), artifact_body).await?;
+        Ok(())
+    })
+    .await
+    .print();
+
+    scenario(bench, "get by id", context.clone(), |context, seed| async move {
+        let id = Random(seed).below(context.models) + 1;
+        expect_ok(context.client.get(format!("{}/registered_models/{id}", context.base)).send().await?).await
+    })
+    .await
+    .print();
+
+    scenario(bench, "find by name", context.clone(), |context, seed| async move {
+        let name = format!("model-{:06}", Random(seed).below(context.models));
+        let request = context.client.get(format!("{}/registered_model", context.base)).query(&[("name", name)]);
+        expect_ok(request.send().await?).await
+    })
+    .await
+    .print();
+
+    scenario(bench, "filtered list of 100", context.clone(), |context, seed| async move {
+        let filter = format!("team = 'team-{:02}' AND layers > 4", Random(seed).below(TEAMS));
+        let request = context
+            .client
+            .get(format!("{}/registered_models", context.base))
+            .query(&[("pageSize", "100"), ("filterQuery", filter.as_str())]);
+        let page: PageSize = request.send().await?.json().await?;
+        if page.size != 100 {
+            bail!("expected 100 items, got {}", page.size);
+        }
+        Ok(())
+    })
+    .await
+    .print();
+
+    let _ = stop.send(());
+    let _ = server.await;
+    Ok(())
+}
+
+/// Seeds models and versions with `concurrency` writers; returns the entity count and the time taken.
+async fn seed(store: &Arc<dyn RegistryStore>, bench: &RegistryBench) -> anyhow::Result<(u64, Duration)> {
+    let started = Instant::now();
+    let next = Arc::new(AtomicU64::new(0));
+    let report_every = (bench.models / 10).max(1);
+    let mut workers = Vec::new();
+    for _ in 0..bench.concurrency.max(1) {
+        let store = store.clone();
+        let next = next.clone();
+        let (models, versions) = (bench.models, bench.versions);
+        workers.push(tokio::spawn(async move {
+            loop {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                if index >= models {
+                    return anyhow::Ok(());
+                }
+                let model = Draft {
+                    values: [("name", Scalar::Text(format!("model-{index:06}"))), ("owner", Scalar::Text("seed".into()))].into(),
+                    properties: Some(properties(index)),
+                };
+                let model = store.create(&REGISTERED_MODEL, model, Attach::Nothing).await?;
+                for version in 0..versions {
+                    let draft = Draft {
+                        values: [("name", Scalar::Text(format!("v{version}"))), ("registeredModelId", Scalar::Int(model.id))].into(),
+                        properties: Some(properties(index * 7 + version)),
+                    };
+                    store.create(&MODEL_VERSION, draft, Attach::Nothing).await?;
+                }
+                if (index + 1) % report_every == 0 {
+                    eprintln!("  seeded {} of {models} models ({:.0}s)", index + 1, started.elapsed().as_secs_f64());
+                }
+            }
+        }));
+    }
+    for worker in workers {
+        worker.await??;
+    }
+    Ok((bench.models * (1 + bench.versions), started.elapsed()))
+}
+
+async fn post(client: &reqwest::Client, url: &str, body: serde_json::Value) -> anyhow::Result<String> {
+    let response = client.post(url).json(&body).send().await?;
+    let status = response.status();
+    let body: serde_json::Value = response.json().await?;
+    if !status.is_success() {
+        bail!("POST {url}: {status} {body}");
+    }
+    Ok(body["id"].as_str().unwrap_or_default().to_owned())
+}
+
+async fn expect_ok(response: reqwest::Response) -> anyhow::Result<()> {
+    let status = response.status();
+    let _ = response.bytes().await?;
+    if status.is_success() { Ok(()) } else { bail!("unexpected status {status}") }
+}
+
+/// The figures of one scenario.
+struct Outcome {
+    name: &'static str,
+    latencies: Vec<Duration>,
+    errors: u64,
+    elapsed: Duration,
+}
+
+impl Outcome {
+    fn percentile(&self, fraction: f64) -> f64 {
+        if self.latencies.is_empty() {
+            return f64::NAN;
+        }
+        let index = ((self.latencies.len() as f64 * fraction).ceil() as usize).clamp(1, self.latencies.len()) - 1;
+        self.latencies[index].as_secs_f64() * 1000.0
+    }
+
+    fn print(&self) {
+        let rate = self.latencies.len() as f64 / self.elapsed.as_secs_f64();
+        println!(
+            "{:<26} {:>10.0} {:>10.2} {:>10.2} {:>10.2} {:>8}",
+            self.name,
+            rate,
+            self.percentile(0.50),
+            self.percentile(0.90),
+            self.percentile(0.99),
+            self.errors
+        );
+    }
+}
+
+/// The part of a list body the filtered-list scenario checks (the rest is skipped, not materialized).
+#[derive(serde::Deserialize)]
+struct PageSize {
+    size: u64,
+}
+
+/// What the scenario workers share.
+struct Context {
+    client: reqwest::Client,
+    base: String,
+    models: u64,
+    created: AtomicU64,
+}
+
+/// Runs `operation` from `concurrency` workers for the bench duration (after a one-second warm-up).
+async fn scenario<F, Fut>(bench: &RegistryBench, name: &'static str, context: Arc<Context>, operation: F) -> Outcome
+where
+    F: Fn(Arc<Context>, u64) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    let warm_up = Instant::now() + Duration::from_secs(1);
+    let deadline = warm_up + Duration::from_secs(bench.duration);
+    let mut workers = Vec::new();
+    for worker in 0..bench.concurrency.max(1) {
+        let operation = operation.clone();
+        let context = context.clone();
+        workers.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut errors = 0u64;
+            let mut seed = 0x9e37_79b9_7f4a_7c15_u64.wrapping_mul(worker as u64 + 1);
+            loop {
+                let started = Instant::now();
+                if started >= deadline {
+                    break;
+                }
+                seed = seed.wrapping_add(0x9e37_79b9);
+                let result = operation(context.clone(), seed).await;
+                if started < warm_up {
+                    continue;
+                }
+                match result {
+                    Ok(()) => latencies.push(started.elapsed()),
+                    Err(error) => {
+                        if errors == 0 {
+                            eprintln!("  {name}: {error:#}");
+                        }
+                        errors += 1;
+                    }
+                }
+            }
+            (latencies, errors)
+        }));
+    }
+    let mut outcome = Outcome { name, latencies: Vec::new(), errors: 0, elapsed: Duration::from_secs(bench.duration) };
+    for worker in workers {
+        if let Ok((latencies, errors)) = worker.await {
+            outcome.latencies.extend(latencies);
+            outcome.errors += errors;
+        }
+    }
+    outcome.latencies.sort_unstable();
+    outcome
+}
