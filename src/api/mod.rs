@@ -25,9 +25,6 @@ use crate::app::AppState;
 use crate::config::ApiSettings;
 use error::ApiError;
 
-/// The OpenAPI document of the registry API as modelcat serves it (upstream's spec plus extensions).
-const REGISTRY_OPENAPI: &str = include_str!("registry/openapi.yaml");
-
 /// Builds the application router.
 pub fn router(state: AppState, api: ApiSettings, reset_endpoint: bool) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
@@ -48,7 +45,7 @@ pub fn router(state: AppState, api: ApiSettings, reset_endpoint: bool) -> Router
 }
 
 async fn openapi() -> impl IntoResponse {
-    ([(axum::http::header::CONTENT_TYPE, "application/yaml")], REGISTRY_OPENAPI)
+    ([(axum::http::header::CONTENT_TYPE, "application/yaml")], registry::openapi::YAML.as_str())
 }
 
 async fn record_metrics(request: Request, next: Next) -> Response {

@@ -10,6 +10,7 @@
 //! size; `ETag` on single-entity responses and `If-Match` on `PATCH` (412 when stale); and, when enabled in
 //! the configuration, `POST /testing/reset` that empties the store for test suites.
 
+pub mod openapi;
 mod params;
 pub mod wire;
 
@@ -42,47 +43,106 @@ pub const V1_BASE_PATH: &str = "/api/model_registry/v1";
 
 type ApiResult = Result<Response, ApiError>;
 
+/// What a route does. The router and the OpenAPI document are both built from [`ROUTES`].
+#[derive(Debug, Clone, Copy)]
+pub enum Shape {
+    /// `GET`: one entity by `name`/`externalId` (and `parentResourceId` for children).
+    Find,
+    /// `GET` a page, `POST` a create body.
+    Collection,
+    /// `GET` and `PATCH` one entity, and `DELETE` where supported.
+    Item { deletable: bool },
+    /// `GET` the children of `parent` and `POST` one under it.
+    Children { parent: &'static Kind, body: BodySchema },
+    /// `GET` the artifacts of a model version or experiment run and `POST` (upsert) one.
+    Artifacts { owner: &'static Kind },
+    /// `GET` the registered model an inference service serves.
+    ServiceModel,
+    /// `GET` the model version an inference service serves.
+    ServiceVersion,
+    /// `GET` the metric history of one experiment run.
+    RunHistory,
+    /// `GET` the metric history of every run.
+    History,
+}
+
+/// One registry route: a path relative to [`BASE_PATH`], the entity kind it serves, and its shape.
+#[derive(Debug)]
+pub struct Route {
+    pub path: &'static str,
+    pub kind: &'static Kind,
+    pub shape: Shape,
+}
+
+const fn route(path: &'static str, kind: &'static Kind, shape: Shape) -> Route {
+    Route { path, kind, shape }
+}
+
+/// Every registry route.
+pub static ROUTES: [Route; 34] = [
+    route("/registered_model", &REGISTERED_MODEL, Shape::Find),
+    route("/registered_models", &REGISTERED_MODEL, Shape::Collection),
+    route("/registered_models/{id}", &REGISTERED_MODEL, Shape::Item { deletable: true }),
+    route("/registered_models/{id}/versions", &MODEL_VERSION, Shape::Children { parent: &REGISTERED_MODEL, body: BodySchema::Full }),
+    route("/model_version", &MODEL_VERSION, Shape::Find),
+    route("/model_versions", &MODEL_VERSION, Shape::Collection),
+    route("/model_versions/{id}", &MODEL_VERSION, Shape::Item { deletable: true }),
+    route("/model_versions/{id}/artifacts", &ANY_ARTIFACT, Shape::Artifacts { owner: &MODEL_VERSION }),
+    route("/model_artifact", &MODEL_ARTIFACT, Shape::Find),
+    route("/model_artifacts", &MODEL_ARTIFACT, Shape::Collection),
+    route("/model_artifacts/{id}", &MODEL_ARTIFACT, Shape::Item { deletable: true }),
+    route("/artifact", &ANY_ARTIFACT, Shape::Find),
+    route("/artifacts", &ANY_ARTIFACT, Shape::Collection),
+    route("/artifacts/{id}", &ANY_ARTIFACT, Shape::Item { deletable: true }),
+    route("/serving_environment", &SERVING_ENVIRONMENT, Shape::Find),
+    route("/serving_environments", &SERVING_ENVIRONMENT, Shape::Collection),
+    route("/serving_environments/{id}", &SERVING_ENVIRONMENT, Shape::Item { deletable: false }),
+    route(
+        "/serving_environments/{id}/inference_services",
+        &INFERENCE_SERVICE,
+        Shape::Children { parent: &SERVING_ENVIRONMENT, body: BodySchema::Create },
+    ),
+    route("/inference_service", &INFERENCE_SERVICE, Shape::Find),
+    route("/inference_services", &INFERENCE_SERVICE, Shape::Collection),
+    route("/inference_services/{id}", &INFERENCE_SERVICE, Shape::Item { deletable: false }),
+    route("/inference_services/{id}/model", &REGISTERED_MODEL, Shape::ServiceModel),
+    route("/inference_services/{id}/version", &MODEL_VERSION, Shape::ServiceVersion),
+    route("/inference_services/{id}/serves", &SERVE_MODEL, Shape::Children { parent: &INFERENCE_SERVICE, body: BodySchema::Create }),
+    route("/experiment", &EXPERIMENT, Shape::Find),
+    route("/experiments", &EXPERIMENT, Shape::Collection),
+    route("/experiments/{id}", &EXPERIMENT, Shape::Item { deletable: false }),
+    route("/experiments/{id}/experiment_runs", &EXPERIMENT_RUN, Shape::Children { parent: &EXPERIMENT, body: BodySchema::Full }),
+    route("/experiment_run", &EXPERIMENT_RUN, Shape::Find),
+    route("/experiment_runs", &EXPERIMENT_RUN, Shape::Collection),
+    route("/experiment_runs/metric_history", &METRIC_HISTORY, Shape::History),
+    route("/experiment_runs/{id}", &EXPERIMENT_RUN, Shape::Item { deletable: false }),
+    route("/experiment_runs/{id}/artifacts", &ANY_ARTIFACT, Shape::Artifacts { owner: &EXPERIMENT_RUN }),
+    route("/experiment_runs/{id}/metric_history", &METRIC_HISTORY, Shape::RunHistory),
+];
+
 /// Returns the registry routes, relative to [`BASE_PATH`].
 pub fn router(version: WireVersion, reset_endpoint: bool) -> Router<AppState> {
-    let router = Router::new()
-        .route("/registered_model", find(version, &REGISTERED_MODEL))
-        .route("/registered_models", collection(version, &REGISTERED_MODEL))
-        .route("/registered_models/{id}", item(version, &REGISTERED_MODEL).delete(delete_handler(&REGISTERED_MODEL)))
-        .route("/registered_models/{id}/versions", children(version, &MODEL_VERSION, &REGISTERED_MODEL, BodySchema::Full))
-        .route("/model_version", find(version, &MODEL_VERSION))
-        .route("/model_versions", collection(version, &MODEL_VERSION))
-        .route("/model_versions/{id}", item(version, &MODEL_VERSION).delete(delete_handler(&MODEL_VERSION)))
-        .route("/model_versions/{id}/artifacts", attached_artifacts(version, &MODEL_VERSION))
-        .route("/model_artifact", find(version, &MODEL_ARTIFACT))
-        .route("/model_artifacts", collection(version, &MODEL_ARTIFACT))
-        .route("/model_artifacts/{id}", item(version, &MODEL_ARTIFACT).delete(delete_handler(&MODEL_ARTIFACT)))
-        .route("/artifact", find(version, &ANY_ARTIFACT))
-        .route("/artifacts", collection(version, &ANY_ARTIFACT))
-        .route("/artifacts/{id}", item(version, &ANY_ARTIFACT).delete(delete_handler(&ANY_ARTIFACT)))
-        .route("/serving_environment", find(version, &SERVING_ENVIRONMENT))
-        .route("/serving_environments", collection(version, &SERVING_ENVIRONMENT))
-        .route("/serving_environments/{id}", item(version, &SERVING_ENVIRONMENT))
-        .route(
-            "/serving_environments/{id}/inference_services",
-            children(version, &INFERENCE_SERVICE, &SERVING_ENVIRONMENT, BodySchema::Create),
-        )
-        .route("/inference_service", find(version, &INFERENCE_SERVICE))
-        .route("/inference_services", collection(version, &INFERENCE_SERVICE))
-        .route("/inference_services/{id}", item(version, &INFERENCE_SERVICE))
-        .route("/inference_services/{id}/model", get(move |state, id| inference_service_model(state, id, version)))
-        .route("/inference_services/{id}/version", get(move |state, id| inference_service_version(state, id, version)))
-        .route("/inference_services/{id}/serves", children(version, &SERVE_MODEL, &INFERENCE_SERVICE, BodySchema::Create))
-        .route("/experiment", find(version, &EXPERIMENT))
-        .route("/experiments", collection(version, &EXPERIMENT))
-        .route("/experiments/{id}", item(version, &EXPERIMENT))
-        .route("/experiments/{id}/experiment_runs", children(version, &EXPERIMENT_RUN, &EXPERIMENT, BodySchema::Full))
-        .route("/experiment_run", find(version, &EXPERIMENT_RUN))
-        .route("/experiment_runs", collection(version, &EXPERIMENT_RUN))
-        .route("/experiment_runs/metric_history", get(move |state, params| metric_history(state, params, version)))
-        .route("/experiment_runs/{id}", item(version, &EXPERIMENT_RUN))
-        .route("/experiment_runs/{id}/artifacts", attached_artifacts(version, &EXPERIMENT_RUN))
-        .route("/experiment_runs/{id}/metric_history", get(move |state, id, params| run_metric_history(state, id, params, version)));
+    let mut router = Router::new();
+    for route in &ROUTES {
+        router = router.route(route.path, method_router(version, route));
+    }
     if reset_endpoint { router.route("/testing/reset", post(reset)) } else { router }
+}
+
+fn method_router(version: WireVersion, route: &Route) -> MethodRouter<AppState> {
+    let kind = route.kind;
+    match route.shape {
+        Shape::Find => find(version, kind),
+        Shape::Collection => collection(version, kind),
+        Shape::Item { deletable: true } => item(version, kind).delete(delete_handler(kind)),
+        Shape::Item { deletable: false } => item(version, kind),
+        Shape::Children { parent, body } => children(version, kind, parent, body),
+        Shape::Artifacts { owner } => attached_artifacts(version, owner),
+        Shape::ServiceModel => get(move |state, id| inference_service_model(state, id, version)),
+        Shape::ServiceVersion => get(move |state, id| inference_service_version(state, id, version)),
+        Shape::RunHistory => get(move |state, id, params| run_metric_history(state, id, params, version)),
+        Shape::History => get(move |state, params| metric_history(state, params, version)),
+    }
 }
 
 fn find(version: WireVersion, kind: &'static Kind) -> MethodRouter<AppState> {

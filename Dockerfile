@@ -1,0 +1,38 @@
+# syntax=docker/dockerfile:1
+# Build: docker build -t modelcat .
+# Run:   docker run -p 8080:8080 -v modelcat-data:/data modelcat
+
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+# Dependencies first, so source edits do not rebuild them.
+COPY Cargo.toml Cargo.lock ./
+COPY sources/Cargo.toml sources/Cargo.toml
+COPY index/Cargo.toml index/Cargo.toml
+RUN mkdir -p src sources/src index/src \
+    && echo 'fn main() {}' > src/main.rs && touch src/lib.rs sources/src/lib.rs index/src/lib.rs \
+    && cargo build --release --locked \
+    && rm -rf src sources/src index/src
+COPY src src
+COPY sources/src sources/src
+COPY index/src index/src
+RUN touch src/main.rs src/lib.rs sources/src/lib.rs index/src/lib.rs \
+    && cargo build --release --locked \
+    && cp target/release/modelcat /usr/local/bin/modelcat
+
+FROM debian:bookworm-slim
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --home /data modelcat \
+    && mkdir -p /data && chown modelcat /data
+COPY --from=build /usr/local/bin/modelcat /usr/local/bin/modelcat
+COPY config /etc/modelcat
+USER modelcat
+WORKDIR /data
+ENV MODELCAT_CONFIG=/etc/modelcat/modelcat.yaml \
+    MODELCAT_DATA_DIR=/data \
+    MODELCAT_LISTEN=0.0.0.0:8080
+VOLUME ["/data"]
+EXPOSE 8080
+ENTRYPOINT ["modelcat"]
+CMD ["serve"]
