@@ -215,13 +215,6 @@ pub async fn open(url: &str) -> Result<Arc<dyn RegistryStore>, RegistryError> {
     let backend: Arc<dyn sql::Backend> = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Arc::new(postgres::PostgresBackend::connect(url).await?)
     } else if url.starts_with("sqlite:") {
-        if let Some(path) = sqlite_file_path(url) {
-            if let Some(parent) = std::path::Path::new(&path).parent().filter(|parent| !parent.as_os_str().is_empty()) {
-                std::fs::create_dir_all(parent).map_err(|error| {
-                    RegistryError::Config(format!("cannot create database directory {}: {error}", parent.display()))
-                })?;
-            }
-        }
         Arc::new(sqlite::SqliteBackend::connect(url).await?)
     } else {
         return Err(RegistryError::Config(format!(
@@ -229,13 +222,6 @@ pub async fn open(url: &str) -> Result<Arc<dyn RegistryStore>, RegistryError> {
         )));
     };
     Ok(Arc::new(store::SqlStore::new(backend)))
-}
-
-/// Returns the file path of a file-backed SQLite URL.
-fn sqlite_file_path(url: &str) -> Option<String> {
-    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
-    let path = rest.split('?').next().unwrap_or_default();
-    (!path.is_empty() && !path.contains(":memory:")).then(|| path.to_owned())
 }
 
 /// Milliseconds since the Unix epoch.

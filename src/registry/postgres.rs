@@ -12,10 +12,8 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres};
 
 use super::migrate;
-use super::sql::{Backend, Col, DbError, Dialect, Row, Sql, Transaction, bind_and_decode};
 use super::RegistryError;
-
-bind_and_decode!(Postgres);
+use super::sql::{Backend, Col, DbError, Dialect, Row, Sql, Transaction, Value};
 
 const POOL_CONNECTIONS: u32 = 8;
 /// Advisory lock key taken while migrating ("modelcat" in ASCII, truncated to fit an i64).
@@ -96,4 +94,38 @@ impl Transaction for PostgresTransaction {
     async fn commit(self: Box<Self>) -> Result<(), DbError> {
         Ok(self.0.commit().await?)
     }
+}
+
+/// Binds the neutral arguments of `sql` to a sqlx query.
+fn bind_all(sql: &Sql) -> sqlx::query::Query<'_, Postgres, <Postgres as sqlx::Database>::Arguments> {
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.text.as_str()));
+    for value in &sql.args {
+        query = match value {
+            Value::Null(Col::Int) => query.bind(None::<i64>),
+            Value::Null(Col::Double) => query.bind(None::<f64>),
+            Value::Null(Col::Text) => query.bind(None::<String>),
+            Value::Null(Col::Bool) => query.bind(None::<bool>),
+            Value::Int(number) => query.bind(*number),
+            Value::Double(number) => query.bind(*number),
+            Value::Text(text) => query.bind(text.as_str()),
+            Value::Bool(flag) => query.bind(*flag),
+        };
+    }
+    query
+}
+
+/// Decodes one row by the expected column types.
+fn decode_row(row: &sqlx::postgres::PgRow, cols: &[Col]) -> Result<Row, sqlx::Error> {
+    use sqlx::Row as _;
+    cols.iter()
+        .enumerate()
+        .map(|(index, col)| {
+            Ok(match col {
+                Col::Int => row.try_get::<Option<i64>, _>(index)?.map_or(Value::Null(Col::Int), Value::Int),
+                Col::Double => row.try_get::<Option<f64>, _>(index)?.map_or(Value::Null(Col::Double), Value::Double),
+                Col::Text => row.try_get::<Option<String>, _>(index)?.map_or(Value::Null(Col::Text), Value::Text),
+                Col::Bool => row.try_get::<Option<bool>, _>(index)?.map_or(Value::Null(Col::Bool), Value::Bool),
+            })
+        })
+        .collect()
 }

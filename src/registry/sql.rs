@@ -1,11 +1,11 @@
 //! The narrow seam between the registry's SQL and a concrete database.
 //!
 //! The registry store ([`super::store::SqlStore`]) writes portable SQL once and runs it through a
-//! [`Backend`]: [`super::sqlite::SqliteBackend`] over a `SqlitePool` (one writer connection, a read pool) or
-//! [`super::postgres::PostgresBackend`] over a `PgPool`. A backend binds [`Value`]s, decodes rows into
-//! [`Value`]s by the expected [`Col`] types, owns its pools, pragmas and migrations, and classifies
-//! constraint violations. This keeps native pools and types (no `sqlx::Any`) without making every query
-//! generic over `sqlx::Database`.
+//! [`Backend`]: [`super::sqlite::SqliteBackend`] (rusqlite: one group-committing writer connection and a
+//! read pool) or [`super::postgres::PostgresBackend`] (sqlx `PgPool`). A backend binds [`Value`]s, decodes
+//! rows into [`Value`]s by the expected [`Col`] types, owns its connections, pragmas and migrations, and
+//! classifies constraint violations. Each backend uses its native driver, and no query has to be generic
+//! over a driver's database type.
 //!
 //! Placeholders are written by [`Sql::arg`] in the backend's own style (`?1` for SQLite, `$1` for
 //! PostgreSQL), so no SQL text is ever built from user input.
@@ -104,6 +104,11 @@ pub enum DbError {
     ForeignKey(String),
     #[error(transparent)]
     Sqlx(sqlx::Error),
+    #[error(transparent)]
+    Sqlite(rusqlite::Error),
+    /// The backend itself failed (a worker panicked, a batch commit failed).
+    #[error("{0}")]
+    Backend(String),
 }
 
 impl From<sqlx::Error> for DbError {
@@ -118,6 +123,22 @@ impl From<sqlx::Error> for DbError {
             }
         }
         DbError::Sqlx(error)
+    }
+}
+
+impl From<rusqlite::Error> for DbError {
+    fn from(error: rusqlite::Error) -> Self {
+        if let rusqlite::Error::SqliteFailure(failure, message) = &error {
+            let detail = message.clone().unwrap_or_else(|| failure.to_string());
+            match failure.extended_code {
+                rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY => {
+                    return DbError::Unique(detail);
+                }
+                rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY => return DbError::ForeignKey(detail),
+                _ => {}
+            }
+        }
+        DbError::Sqlite(error)
     }
 }
 
@@ -143,49 +164,3 @@ pub trait Transaction: Send {
 
     async fn commit(self: Box<Self>) -> Result<(), DbError>;
 }
-
-/// Binds neutral values to a sqlx query of database `DB` and decodes rows; shared by both backends.
-macro_rules! bind_and_decode {
-    ($db:ty) => {
-        fn bind_all<'q>(
-            sql: &'q crate::registry::sql::Sql,
-        ) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments> {
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.text.as_str()));
-            for value in &sql.args {
-                query = match value {
-                    crate::registry::sql::Value::Null(col) => match col {
-                        crate::registry::sql::Col::Int => query.bind(None::<i64>),
-                        crate::registry::sql::Col::Double => query.bind(None::<f64>),
-                        crate::registry::sql::Col::Text => query.bind(None::<String>),
-                        crate::registry::sql::Col::Bool => query.bind(None::<bool>),
-                    },
-                    crate::registry::sql::Value::Int(number) => query.bind(*number),
-                    crate::registry::sql::Value::Double(number) => query.bind(*number),
-                    crate::registry::sql::Value::Text(text) => query.bind(text.as_str()),
-                    crate::registry::sql::Value::Bool(flag) => query.bind(*flag),
-                };
-            }
-            query
-        }
-
-        fn decode_row(
-            row: &<$db as sqlx::Database>::Row,
-            cols: &[crate::registry::sql::Col],
-        ) -> Result<crate::registry::sql::Row, sqlx::Error> {
-            use crate::registry::sql::{Col, Value};
-            use sqlx::Row as _;
-            cols.iter()
-                .enumerate()
-                .map(|(index, col)| {
-                    Ok(match col {
-                        Col::Int => row.try_get::<Option<i64>, _>(index)?.map_or(Value::Null(Col::Int), Value::Int),
-                        Col::Double => row.try_get::<Option<f64>, _>(index)?.map_or(Value::Null(Col::Double), Value::Double),
-                        Col::Text => row.try_get::<Option<String>, _>(index)?.map_or(Value::Null(Col::Text), Value::Text),
-                        Col::Bool => row.try_get::<Option<bool>, _>(index)?.map_or(Value::Null(Col::Bool), Value::Bool),
-                    })
-                })
-                .collect()
-        }
-    };
-}
-pub(crate) use bind_and_decode;

@@ -1,40 +1,44 @@
-//! SQLite backend: the embedded default.
+//! SQLite backend: the embedded default, on `rusqlite`.
 //!
 //! Writes go through one connection with **group commit**: each logical transaction runs inside a
 //! `SAVEPOINT` of a shared outer transaction (`BEGIN IMMEDIATE`), and a committer task issues one durable
 //! `COMMIT` for every logical transaction that finished while it waited for the connection. A caller's
 //! [`Transaction::commit`] returns only after that `COMMIT` succeeded (or fails with it), so success still
 //! means durable: `synchronous=FULL` syncs the WAL on every commit, but one sync now covers a batch. A
-//! logical transaction that fails is rolled back to its savepoint without touching the others in the
-//! batch. Reads use a separate read-only pool and see committed data only (WAL).
+//! logical transaction that fails is rolled back to its savepoint without touching the rest of the batch.
 //!
-//! `busy_timeout` covers other processes touching the file, foreign keys are enforced and `LIKE` is
-//! case-sensitive, as on PostgreSQL. Databases are files: in-memory SQLite is refused, since the writer
-//! and the readers must share one database.
+//! Statements of a logical transaction run inline on the async task holding the writer: single-row
+//! statements take microseconds, so a thread handoff per statement would cost more than the work. What can
+//! take long runs on the blocking pool: `BEGIN IMMEDIATE` (it may wait on another process's lock, up to
+//! `busy_timeout`), the batch `COMMIT` (fsync and WAL checkpoints), and every read, each one query per
+//! handoff on a connection from a small read-only pool. (sqlx's SQLite driver hands every statement and
+//! row to a worker thread; profiling showed more than half the CPU in thread switches, so this backend
+//! uses rusqlite directly.) Foreign keys are enforced and `LIKE` is case-sensitive, as on PostgreSQL.
+//! Databases are files: in-memory SQLite is refused, since the writer and the readers must share one.
 
-use std::str::FromStr;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex as SyncMutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{ConnectOptions as _, Connection as _, Sqlite, SqliteConnection, SqlitePool};
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::{Connection, OpenFlags, ToSql};
 use tokio::sync::{Mutex, Notify, OwnedMutexGuard, watch};
 
-use super::RegistryError;
-use super::migrate;
-use super::sql::{Backend, Col, DbError, Dialect, Row, Sql, Transaction, bind_and_decode};
+use super::sql::{Backend, Col, DbError, Dialect, Row, Sql, Transaction, Value};
+use super::{RegistryError, migrate};
 
-bind_and_decode!(Sqlite);
-
-const READ_CONNECTIONS: u32 = 4;
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+const STATEMENT_CACHE: usize = 256;
+/// Idle read connections kept open.
+const IDLE_READERS: usize = 8;
 
 /// The outcome of a batch `COMMIT`, shared with every logical transaction in it.
 type BatchOutcome = Option<Result<(), String>>;
 
 /// The writer connection and the outer transaction it has open, if any.
 struct WriterState {
-    connection: SqliteConnection,
+    connection: Connection,
     batch: Option<watch::Sender<BatchOutcome>>,
 }
 
@@ -43,37 +47,151 @@ struct WriterState {
 pub struct SqliteBackend {
     writer: Arc<Mutex<WriterState>>,
     committer: Arc<Notify>,
-    reader: SqlitePool,
+    readers: Arc<ReadPool>,
 }
 
 impl SqliteBackend {
-    /// Opens (creating if missing) the database at `url`, applies pending migrations and starts the
-    /// committer task.
+    /// Opens (creating if missing) the database at `url` (`sqlite://PATH` or `sqlite:PATH`), applies
+    /// pending migrations and starts the committer task.
     pub async fn connect(url: &str) -> Result<Self, RegistryError> {
-        if url.contains(":memory:") || url.contains("mode=memory") {
-            return Err(RegistryError::Config(format!(
-                "in-memory SQLite ({url}) is not supported: use a file, e.g. sqlite://data/registry.db"
-            )));
+        let path = file_path(url)?;
+        if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|error| {
+                RegistryError::Config(format!("cannot create database directory {}: {error}", parent.display()))
+            })?;
         }
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(|error| RegistryError::Config(format!("invalid SQLite URL {url:?}: {error}")))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(5))
-            .foreign_keys(true)
-            .pragma("case_sensitive_like", "ON");
-        let mut connection = options.connect().await?;
-        migrate_sqlite(&mut connection).await?;
-        let reader =
-            SqlitePoolOptions::new().max_connections(READ_CONNECTIONS).connect_with(options.read_only(true)).await?;
+        let writer_path = path.clone();
+        let connection = blocking(move || {
+            let mut connection = open(&writer_path, false)?;
+            connection.pragma_update(None, "journal_mode", "WAL")?;
+            migrate_sqlite(&mut connection)?;
+            Ok(connection)
+        })
+        .await
+        .map_err(|error| RegistryError::Migration(format!("sqlite: {error}")))?;
         let backend = SqliteBackend {
             writer: Arc::new(Mutex::new(WriterState { connection, batch: None })),
             committer: Arc::new(Notify::new()),
-            reader,
+            readers: Arc::new(ReadPool { path, idle: SyncMutex::new(Vec::new()) }),
         };
         tokio::spawn(run_committer(Arc::downgrade(&backend.writer), backend.committer.clone()));
         Ok(backend)
+    }
+}
+
+/// Returns the file of a `sqlite:` URL (query parameters are ignored).
+fn file_path(url: &str) -> Result<PathBuf, RegistryError> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() || path.contains(":memory:") {
+        return Err(RegistryError::Config(format!(
+            "SQLite needs a file ({url:?}): use e.g. sqlite://data/registry.db; in-memory databases are not supported"
+        )));
+    }
+    Ok(PathBuf::from(path))
+}
+
+/// Opens a connection with the pragmas every connection needs.
+fn open(path: &Path, read_only: bool) -> Result<Connection, DbError> {
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    };
+    let connection = Connection::open_with_flags(path, flags)?;
+    connection.busy_timeout(BUSY_TIMEOUT)?;
+    connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    connection.pragma_update(None, "synchronous", "FULL")?;
+    connection.pragma_update(None, "foreign_keys", "ON")?;
+    connection.pragma_update(None, "case_sensitive_like", "ON")?;
+    Ok(connection)
+}
+
+fn migrate_sqlite(connection: &mut Connection) -> Result<(), DbError> {
+    connection.execute_batch(migrate::CREATE_BOOKKEEPING)?;
+    let applied: Vec<i64> = connection
+        .prepare("SELECT version FROM modelcat_migrations")?
+        .query_map([], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    for migration in migrate::pending(migrate::SQLITE, &applied) {
+        let transaction = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        transaction.execute_batch(migration.sql)?;
+        transaction.execute(
+            "INSERT INTO modelcat_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
+            (migration.version, migration.name, super::now_millis()),
+        )?;
+        transaction.commit()?;
+        tracing::info!(version = migration.version, name = migration.name, "applied sqlite migration");
+    }
+    Ok(())
+}
+
+/// Runs blocking work on the blocking pool.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T, DbError> + Send + 'static) -> Result<T, DbError> {
+    tokio::task::spawn_blocking(work).await.map_err(|error| DbError::Backend(format!("sqlite worker failed: {error}")))?
+}
+
+impl ToSql for Value {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match self {
+            Value::Null(_) => ToSqlOutput::Borrowed(ValueRef::Null),
+            Value::Int(number) => ToSqlOutput::Borrowed(ValueRef::Integer(*number)),
+            Value::Double(number) => ToSqlOutput::Borrowed(ValueRef::Real(*number)),
+            Value::Text(text) => ToSqlOutput::Borrowed(ValueRef::Text(text.as_bytes())),
+            Value::Bool(flag) => ToSqlOutput::Borrowed(ValueRef::Integer(i64::from(*flag))),
+        })
+    }
+}
+
+fn decode(value: ValueRef<'_>, col: Col) -> Value {
+    match (value, col) {
+        (ValueRef::Null, col) => Value::Null(col),
+        (ValueRef::Integer(number), Col::Bool) => Value::Bool(number != 0),
+        (ValueRef::Integer(number), Col::Double) => Value::Double(number as f64),
+        (ValueRef::Integer(number), Col::Text) => Value::Text(number.to_string()),
+        (ValueRef::Integer(number), Col::Int) => Value::Int(number),
+        (ValueRef::Real(number), Col::Int) => Value::Int(number as i64),
+        (ValueRef::Real(number), _) => Value::Double(number),
+        (ValueRef::Text(bytes) | ValueRef::Blob(bytes), _) => Value::Text(String::from_utf8_lossy(bytes).into_owned()),
+    }
+}
+
+fn query(connection: &Connection, sql: &Sql, cols: &[Col]) -> Result<Vec<Row>, DbError> {
+    let mut statement = connection.prepare_cached(&sql.text)?;
+    let mut rows = statement.query(rusqlite::params_from_iter(sql.args.iter()))?;
+    let mut decoded = Vec::new();
+    while let Some(row) = rows.next()? {
+        let values = cols.iter().enumerate().map(|(index, col)| Ok(decode(row.get_ref(index)?, *col))).collect::<Result<_, DbError>>()?;
+        decoded.push(values);
+    }
+    Ok(decoded)
+}
+
+fn execute(connection: &Connection, sql: &Sql) -> Result<u64, DbError> {
+    let mut statement = connection.prepare_cached(&sql.text)?;
+    Ok(statement.execute(rusqlite::params_from_iter(sql.args.iter()))? as u64)
+}
+
+/// Read-only connections, opened on demand and reused.
+struct ReadPool {
+    path: PathBuf,
+    idle: SyncMutex<Vec<Connection>>,
+}
+
+impl ReadPool {
+    /// Runs `work` on an idle connection (or a new one), returning it to the pool afterwards.
+    fn with<T>(&self, work: impl FnOnce(&Connection) -> Result<T, DbError>) -> Result<T, DbError> {
+        let idle = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
+        let connection = match idle {
+            Some(connection) => connection,
+            None => open(&self.path, true)?,
+        };
+        let result = work(&connection);
+        let mut idle = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if idle.len() < IDLE_READERS {
+            idle.push(connection);
+        }
+        result
     }
 }
 
@@ -82,41 +200,20 @@ async fn run_committer(writer: std::sync::Weak<Mutex<WriterState>>, wake: Arc<No
     loop {
         wake.notified().await;
         let Some(writer) = writer.upgrade() else { return };
-        let mut state = writer.lock().await;
-        commit_batch(&mut state).await;
+        let mut state = writer.lock_owned().await;
+        let Some(batch) = state.batch.take() else { continue };
+        let committed = tokio::task::spawn_blocking(move || {
+            let outcome = state.connection.execute_batch("COMMIT").map_err(|error| error.to_string());
+            if let Err(error) = &outcome {
+                tracing::error!(%error, "sqlite batch commit failed; rolling the batch back");
+                let _ = state.connection.execute_batch("ROLLBACK");
+            }
+            outcome
+        })
+        .await;
+        let outcome = committed.unwrap_or_else(|error| Err(format!("sqlite commit worker failed: {error}")));
+        let _ = batch.send(Some(outcome));
     }
-}
-
-/// Commits the open outer transaction, if any, and tells its members the outcome.
-async fn commit_batch(state: &mut WriterState) {
-    let Some(batch) = state.batch.take() else { return };
-    let outcome = sqlx::query("COMMIT").execute(&mut state.connection).await.map(|_| ()).map_err(|error| error.to_string());
-    if let Err(error) = &outcome {
-        tracing::error!(%error, "sqlite batch commit failed; rolling the batch back");
-        let _ = sqlx::query("ROLLBACK").execute(&mut state.connection).await;
-    }
-    let _ = batch.send(Some(outcome));
-}
-
-async fn migrate_sqlite(connection: &mut SqliteConnection) -> Result<(), RegistryError> {
-    sqlx::query(migrate::CREATE_BOOKKEEPING).execute(&mut *connection).await?;
-    let applied: Vec<i64> =
-        sqlx::query_scalar("SELECT version FROM modelcat_migrations").fetch_all(&mut *connection).await?;
-    for migration in migrate::pending(migrate::SQLITE, &applied) {
-        let mut transaction = connection.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::raw_sql(migration.sql).execute(&mut *transaction).await.map_err(|error| {
-            RegistryError::Migration(format!("{} ({}): {error}", migration.version, migration.name))
-        })?;
-        sqlx::query("INSERT INTO modelcat_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)")
-            .bind(migration.version)
-            .bind(migration.name)
-            .bind(super::now_millis())
-            .execute(&mut *transaction)
-            .await?;
-        transaction.commit().await?;
-        tracing::info!(version = migration.version, name = migration.name, "applied sqlite migration");
-    }
-    Ok(())
 }
 
 #[async_trait]
@@ -126,17 +223,22 @@ impl Backend for SqliteBackend {
     }
 
     async fn read(&self, sql: &Sql, cols: &[Col]) -> Result<Vec<Row>, DbError> {
-        let rows = bind_all(sql).fetch_all(&self.reader).await?;
-        Ok(rows.iter().map(|row| decode_row(row, cols)).collect::<Result<_, _>>()?)
+        let readers = self.readers.clone();
+        let (sql, cols) = (sql.clone(), cols.to_vec());
+        blocking(move || readers.with(|connection| query(connection, &sql, &cols))).await
     }
 
     async fn begin(&self) -> Result<Box<dyn Transaction>, DbError> {
         let mut state = self.writer.clone().lock_owned().await;
         if state.batch.is_none() {
-            sqlx::query("BEGIN IMMEDIATE").execute(&mut state.connection).await?;
+            state = blocking(move || {
+                state.connection.execute_batch("BEGIN IMMEDIATE")?;
+                Ok(state)
+            })
+            .await?;
             state.batch = Some(watch::channel(None).0);
         }
-        sqlx::query("SAVEPOINT logical").execute(&mut state.connection).await?;
+        state.connection.execute_batch("SAVEPOINT logical")?;
         Ok(Box::new(SqliteTransaction { state: Some(state), committer: self.committer.clone() }))
     }
 }
@@ -148,50 +250,46 @@ struct SqliteTransaction {
 }
 
 impl SqliteTransaction {
-    fn connection(&mut self) -> &mut SqliteConnection {
-        &mut self.state.as_mut().expect("transaction is open").connection
+    fn connection(&self) -> &Connection {
+        &self.state.as_ref().expect("transaction is open").connection
     }
 }
 
 #[async_trait]
 impl Transaction for SqliteTransaction {
     async fn read(&mut self, sql: &Sql, cols: &[Col]) -> Result<Vec<Row>, DbError> {
-        let rows = bind_all(sql).fetch_all(self.connection()).await?;
-        Ok(rows.iter().map(|row| decode_row(row, cols)).collect::<Result<_, _>>()?)
+        query(self.connection(), sql, cols)
     }
 
     async fn execute(&mut self, sql: &Sql) -> Result<u64, DbError> {
-        Ok(bind_all(sql).execute(self.connection()).await?.rows_affected())
+        execute(self.connection(), sql)
     }
 
     async fn commit(mut self: Box<Self>) -> Result<(), DbError> {
         let mut state = self.state.take().expect("transaction is open");
-        if let Err(error) = sqlx::query("RELEASE logical").execute(&mut state.connection).await {
-            rollback_logical(&mut state).await;
+        if let Err(error) = state.connection.execute_batch("RELEASE logical") {
+            rollback_logical(&mut state);
             self.committer.notify_one();
             return Err(error.into());
         }
-        let mut outcome = match &state.batch {
-            Some(batch) => batch.subscribe(),
-            None => return Ok(()),
-        };
+        let Some(batch) = &state.batch else { return Ok(()) };
+        let mut outcome = batch.subscribe();
         drop(state);
         self.committer.notify_one();
         let result = match outcome.wait_for(Option::is_some).await {
             Ok(result) => result.clone().unwrap_or(Ok(())),
             Err(_) => Err("the writer stopped before committing".to_owned()),
         };
-        result.map_err(|message| DbError::Sqlx(sqlx::Error::Protocol(format!("batch commit failed: {message}"))))
+        result.map_err(|message| DbError::Backend(format!("batch commit failed: {message}")))
     }
 }
 
 /// Undoes a logical transaction's changes, leaving the rest of the batch intact.
-async fn rollback_logical(state: &mut WriterState) {
-    let rolled_back = sqlx::query("ROLLBACK TO logical").execute(&mut state.connection).await;
-    let released = sqlx::query("RELEASE logical").execute(&mut state.connection).await;
-    if let Err(error) = rolled_back.and(released) {
+fn rollback_logical(state: &mut WriterState) {
+    let rolled_back = state.connection.execute_batch("ROLLBACK TO logical; RELEASE logical");
+    if let Err(error) = rolled_back {
         tracing::error!(%error, "sqlite savepoint rollback failed; rolling the whole batch back");
-        let _ = sqlx::query("ROLLBACK").execute(&mut state.connection).await;
+        let _ = state.connection.execute_batch("ROLLBACK");
         if let Some(batch) = state.batch.take() {
             let _ = batch.send(Some(Err(format!("rolled back after a failed savepoint rollback: {error}"))));
         }
@@ -199,16 +297,13 @@ async fn rollback_logical(state: &mut WriterState) {
 }
 
 impl Drop for SqliteTransaction {
-    /// A transaction dropped without commit is rolled back to its savepoint by a task that keeps the
-    /// writer locked until it is done, so no other transaction sees its changes.
+    /// A transaction dropped without commit is rolled back to its savepoint before the writer is released,
+    /// so no other transaction sees its changes; the committer then commits the rest of the batch.
     fn drop(&mut self) {
         if let Some(mut state) = self.state.take() {
-            let committer = self.committer.clone();
-            tokio::spawn(async move {
-                rollback_logical(&mut state).await;
-                drop(state);
-                committer.notify_one();
-            });
+            rollback_logical(&mut state);
+            drop(state);
+            self.committer.notify_one();
         }
     }
 }

@@ -260,7 +260,7 @@ fn write_error(kind: &Kind, draft_name: Option<&str>, error: DbError) -> Registr
         DbError::ForeignKey(_) => {
             RegistryError::Conflict(format!("the {} references an entity that does not exist", kind.label))
         }
-        DbError::Sqlx(error) => RegistryError::Database(error),
+        other => db_error(other),
     }
 }
 
