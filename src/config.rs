@@ -43,7 +43,12 @@ pub struct ApiSettings {
 
 impl Default for ApiSettings {
     fn default() -> Self {
-        ApiSettings { default_page_size: 100, max_page_size: 1000, max_body_bytes: 4 * 1024 * 1024, request_timeout_secs: 30 }
+        ApiSettings {
+            default_page_size: 100,
+            max_page_size: 1000,
+            max_body_bytes: 4 * 1024 * 1024,
+            request_timeout_secs: 30,
+        }
     }
 }
 
@@ -148,7 +153,8 @@ impl Settings {
         if self.api.request_timeout_secs == 0 {
             problems.push("api.request_timeout_secs must be at least 1".to_owned());
         }
-        let known_scheme = ["sqlite:", "postgres://", "postgresql://"].iter().any(|scheme| self.database_url.starts_with(scheme));
+        let known_scheme =
+            ["sqlite:", "postgres://", "postgresql://"].iter().any(|scheme| self.database_url.starts_with(scheme));
         if !known_scheme {
             problems.push(format!("database_url {:?} must start with sqlite: or postgres://", self.database_url));
         }
@@ -161,7 +167,8 @@ fn parse_file(path: &Path, text: &str) -> Result<FileSettings, ConfigError> {
         return Ok(FileSettings::default());
     }
     serde_norway::from_str(text).map_err(|error| {
-        let location = error.location().map(|at| format!(" at line {}, column {}", at.line(), at.column())).unwrap_or_default();
+        let location =
+            error.location().map(|at| format!(" at line {}, column {}", at.line(), at.column())).unwrap_or_default();
         ConfigError::Parse { path: path.to_owned(), message: format!("{error}{location}") }
     })
 }
@@ -174,14 +181,18 @@ mod tests {
     fn unknown_keys_name_file_line_and_column() {
         let error = parse_file(Path::new("x.yaml"), "listen: 127.0.0.1:1\napi:\n  default_pagesize: 5\n").unwrap_err();
         let message = error.to_string();
-        assert!(message.contains("x.yaml") && message.contains("default_pagesize") && message.contains("line 3"), "{message}");
+        assert!(
+            message.contains("x.yaml") && message.contains("default_pagesize") && message.contains("line 3"),
+            "{message}"
+        );
     }
 
     #[test]
     fn overrides_win_and_defaults_fill_in() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("modelcat.yaml");
-        std::fs::write(&path, "listen: 127.0.0.1:9000\ndata_dir: /srv/modelcat\napi:\n  default_page_size: 20\n").expect("write");
+        std::fs::write(&path, "listen: 127.0.0.1:9000\ndata_dir: /srv/modelcat\napi:\n  default_page_size: 20\n")
+            .expect("write");
         let settings = Settings::load(Overrides { config: Some(path.clone()), ..Overrides::default() }).expect("loads");
         assert_eq!(settings.listen, "127.0.0.1:9000");
         assert_eq!(settings.database_url, "sqlite:///srv/modelcat/registry.db");

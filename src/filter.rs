@@ -485,14 +485,20 @@ mod tests {
     #[test]
     fn suffixes_backticks_and_numbers() {
         let expr = parsed("framework.string_value = 'pytorch'");
-        assert!(matches!(expr, Expr::Compare { property: Property { ref path, suffix: Some(ValueType::String) }, .. } if path == &["framework"]));
+        assert!(
+            matches!(expr, Expr::Compare { property: Property { ref path, suffix: Some(ValueType::String) }, .. } if path == &["framework"])
+        );
         let expr = parsed("`mlflow.source.type` = \"notebook\"");
-        assert!(matches!(expr, Expr::Compare { property: Property { ref path, suffix: None }, .. } if path == &["mlflow.source.type"]));
+        assert!(
+            matches!(expr, Expr::Compare { property: Property { ref path, suffix: None }, .. } if path == &["mlflow.source.type"])
+        );
         assert!(matches!(parsed("accuracy > 0.95"), Expr::Compare { value: Literal::Double(_), .. }));
         assert!(matches!(parsed("x >= 1e-5"), Expr::Compare { value: Literal::Double(_), .. }));
         assert!(matches!(parsed("x < -3"), Expr::Compare { value: Literal::Int(-3), .. }));
         let expr = parsed("artifacts.ttft_p90.double_value < 100");
-        assert!(matches!(expr, Expr::Compare { property: Property { ref path, suffix: Some(ValueType::Double) }, .. } if path.len() == 2));
+        assert!(
+            matches!(expr, Expr::Compare { property: Property { ref path, suffix: Some(ValueType::Double) }, .. } if path.len() == 2)
+        );
     }
 
     #[test]
@@ -500,7 +506,9 @@ mod tests {
         assert!(matches!(parsed("NOT name = 'a'"), Expr::Not(_)));
         assert!(matches!(parsed("owner IS NULL"), Expr::IsNull { negated: false, .. }));
         assert!(matches!(parsed("owner is not null"), Expr::IsNull { negated: true, .. }));
-        assert!(matches!(parsed("name NOT IN ('a', 'b')"), Expr::In { negated: true, ref values, .. } if values.len() == 2));
+        assert!(
+            matches!(parsed("name NOT IN ('a', 'b')"), Expr::In { negated: true, ref values, .. } if values.len() == 2)
+        );
         assert!(matches!(parsed("name not like 'a%'"), Expr::Compare { op: CompareOp::NotLike, .. }));
         assert!(matches!(parsed("name ILIKE '%A%'"), Expr::Compare { op: CompareOp::ILike, .. }));
     }

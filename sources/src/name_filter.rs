@@ -49,7 +49,8 @@ impl Pattern {
 impl NameFilter {
     /// Compiles the two pattern lists.
     pub fn new(included: &[String], excluded: &[String]) -> Result<NameFilter, PatternError> {
-        let compile = |patterns: &[String]| patterns.iter().map(|pattern| Pattern::parse(pattern)).collect::<Result<Vec<_>, _>>();
+        let compile =
+            |patterns: &[String]| patterns.iter().map(|pattern| Pattern::parse(pattern)).collect::<Result<Vec<_>, _>>();
         Ok(NameFilter { included: compile(included)?, excluded: compile(excluded)? })
     }
 

@@ -37,7 +37,15 @@ pub struct ModelRecord {
 /// An artifact of a model: a model artifact with a `uri`, or a metrics artifact.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum ArtifactRecord {
-    Model { name: Option<String>, uri: String, properties: BTreeMap<String, MetadataValue> },
+    Model {
+        name: Option<String>,
+        uri: String,
+        properties: BTreeMap<String, MetadataValue>,
+    },
     /// `metrics_type` is `performance-metrics` or `accuracy-metrics`.
-    Metrics { name: Option<String>, metrics_type: String, properties: BTreeMap<String, MetadataValue> },
+    Metrics {
+        name: Option<String>,
+        metrics_type: String,
+        properties: BTreeMap<String, MetadataValue>,
+    },
 }

@@ -36,7 +36,10 @@ pub fn router(state: AppState, api: ApiSettings, reset_endpoint: bool) -> Router
         .fallback(|| async { ApiError::not_found("not found") })
         .layer(middleware::from_fn(record_metrics))
         .layer(DefaultBodyLimit::max(api.max_body_bytes))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(api.request_timeout_secs)))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(api.request_timeout_secs),
+        ))
         .layer(TraceLayer::new_for_http())
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
@@ -57,7 +60,8 @@ async fn record_metrics(request: Request, next: Next) -> Response {
     let method = request.method().to_string();
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
-    metrics::counter!("http_requests_total", "method" => method, "route" => route.clone(), "status" => status).increment(1);
+    metrics::counter!("http_requests_total", "method" => method, "route" => route.clone(), "status" => status)
+        .increment(1);
     metrics::histogram!("http_request_duration_seconds", "route" => route).record(started.elapsed().as_secs_f64());
     response
 }

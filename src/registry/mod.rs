@@ -51,7 +51,10 @@ pub enum MetaValue {
     /// Base64-encoded `google.protobuf.Struct`.
     Struct(String),
     /// A type URL and a base64-encoded message.
-    Proto { type_url: String, value: String },
+    Proto {
+        type_url: String,
+        value: String,
+    },
 }
 
 /// Custom properties by name.

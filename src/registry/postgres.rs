@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres};
 
-use super::migrate;
 use super::RegistryError;
+use super::migrate;
 use super::sql::{Backend, Col, DbError, Dialect, Row, Sql, Transaction, Value};
 
 const POOL_CONNECTIONS: u32 = 8;

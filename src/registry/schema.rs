@@ -125,8 +125,7 @@ const EXTERNAL_ID: Field = Field::new("externalId", "external_id", FieldType::Te
 const MODEL_STATES: &[&str] = &["LIVE", "ARCHIVED"];
 const ARTIFACT_STATES: &[&str] =
     &["UNKNOWN", "PENDING", "LIVE", "MARKED_FOR_DELETION", "DELETED", "ABANDONED", "REFERENCE"];
-const EXECUTION_STATES: &[&str] =
-    &["UNKNOWN", "NEW", "RUNNING", "COMPLETE", "FAILED", "CACHED", "CANCELED"];
+const EXECUTION_STATES: &[&str] = &["UNKNOWN", "NEW", "RUNNING", "COMPLETE", "FAILED", "CACHED", "CANCELED"];
 const RUN_STATUSES: &[&str] = &["RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED"];
 const PARAMETER_TYPES: &[&str] = &["string", "number", "boolean", "object"];
 const DESIRED_STATES: &[&str] = &["DEPLOYED", "UNDEPLOYED"];
@@ -200,49 +199,60 @@ macro_rules! artifact_kind {
 const URI: Field = Field::new("uri", "uri", FieldType::Text);
 const ARTIFACT_STATE: Field = Field::new("state", "state", FieldType::Enum(ARTIFACT_STATES)).default("UNKNOWN");
 
-pub static MODEL_ARTIFACT: Kind = artifact_kind!("model artifact", "model-artifact", [
-    URI,
-    ARTIFACT_STATE,
-    Field::new("modelFormatName", "model_format_name", FieldType::Text),
-    Field::new("modelFormatVersion", "model_format_version", FieldType::Text),
-    Field::new("storageKey", "storage_key", FieldType::Text),
-    Field::new("storagePath", "storage_path", FieldType::Text),
-    Field::new("serviceAccountName", "service_account_name", FieldType::Text),
-    Field::new("modelSourceKind", "model_source_kind", FieldType::Text),
-    Field::new("modelSourceClass", "model_source_class", FieldType::Text),
-    Field::new("modelSourceGroup", "model_source_group", FieldType::Text),
-    Field::new("modelSourceId", "model_source_id", FieldType::Text),
-    Field::new("modelSourceName", "model_source_name", FieldType::Text),
-]);
+pub static MODEL_ARTIFACT: Kind = artifact_kind!(
+    "model artifact",
+    "model-artifact",
+    [
+        URI,
+        ARTIFACT_STATE,
+        Field::new("modelFormatName", "model_format_name", FieldType::Text),
+        Field::new("modelFormatVersion", "model_format_version", FieldType::Text),
+        Field::new("storageKey", "storage_key", FieldType::Text),
+        Field::new("storagePath", "storage_path", FieldType::Text),
+        Field::new("serviceAccountName", "service_account_name", FieldType::Text),
+        Field::new("modelSourceKind", "model_source_kind", FieldType::Text),
+        Field::new("modelSourceClass", "model_source_class", FieldType::Text),
+        Field::new("modelSourceGroup", "model_source_group", FieldType::Text),
+        Field::new("modelSourceId", "model_source_id", FieldType::Text),
+        Field::new("modelSourceName", "model_source_name", FieldType::Text),
+    ]
+);
 
 pub static DOC_ARTIFACT: Kind = artifact_kind!("doc artifact", "doc-artifact", [URI, ARTIFACT_STATE]);
 
-pub static DATASET_ARTIFACT: Kind = artifact_kind!("dataset artifact", "dataset-artifact", [
-    URI,
-    ARTIFACT_STATE,
-    Field::new("digest", "digest", FieldType::Text),
-    Field::new("sourceType", "source_type", FieldType::Text),
-    Field::new("source", "source", FieldType::Text),
-    Field::new("schema", "dataset_schema", FieldType::Text),
-    Field::new("profile", "profile", FieldType::Text),
-]);
+pub static DATASET_ARTIFACT: Kind = artifact_kind!(
+    "dataset artifact",
+    "dataset-artifact",
+    [
+        URI,
+        ARTIFACT_STATE,
+        Field::new("digest", "digest", FieldType::Text),
+        Field::new("sourceType", "source_type", FieldType::Text),
+        Field::new("source", "source", FieldType::Text),
+        Field::new("schema", "dataset_schema", FieldType::Text),
+        Field::new("profile", "profile", FieldType::Text),
+    ]
+);
 
-pub static METRIC: Kind = artifact_kind!("metric", "metric", [
-    ARTIFACT_STATE,
-    Field::new("value", "metric_value", FieldType::Double),
-    Field::new("timestamp", "timestamp_ms", FieldType::Millis),
-    Field::new("step", "step", FieldType::Integer),
-]);
+const METRIC_VALUE: Field = Field::new("value", "metric_value", FieldType::Double);
+const METRIC_TIMESTAMP: Field = Field::new("timestamp", "timestamp_ms", FieldType::Millis);
+const METRIC_STEP: Field = Field::new("step", "step", FieldType::Integer);
 
-pub static PARAMETER: Kind = artifact_kind!("parameter", "parameter", [
-    ARTIFACT_STATE,
-    Field::new("value", "parameter_value", FieldType::Text),
-    Field::new("parameterType", "parameter_type", FieldType::Enum(PARAMETER_TYPES)).default("string"),
-]);
+pub static METRIC: Kind =
+    artifact_kind!("metric", "metric", [ARTIFACT_STATE, METRIC_VALUE, METRIC_TIMESTAMP, METRIC_STEP]);
+
+pub static PARAMETER: Kind = artifact_kind!(
+    "parameter",
+    "parameter",
+    [
+        ARTIFACT_STATE,
+        Field::new("value", "parameter_value", FieldType::Text),
+        Field::new("parameterType", "parameter_type", FieldType::Enum(PARAMETER_TYPES)).default("string"),
+    ]
+);
 
 /// The artifact kinds, in the order of the `artifactType` enum.
-pub static ARTIFACT_KINDS: [&Kind; 5] =
-    [&MODEL_ARTIFACT, &DOC_ARTIFACT, &DATASET_ARTIFACT, &METRIC, &PARAMETER];
+pub static ARTIFACT_KINDS: [&Kind; 5] = [&MODEL_ARTIFACT, &DOC_ARTIFACT, &DATASET_ARTIFACT, &METRIC, &PARAMETER];
 
 /// Returns the artifact kind with this `artifactType` value.
 pub fn artifact_kind(artifact_type: &str) -> Option<&'static Kind> {
@@ -276,9 +286,9 @@ pub static METRIC_HISTORY: Kind = Kind {
         Field::new("experimentId", "experiment_id", FieldType::Id(&EXPERIMENT)).read_only(),
         Field::new("experimentRunId", "experiment_run_id", FieldType::Id(&EXPERIMENT_RUN)).read_only(),
         ARTIFACT_STATE,
-        Field::new("value", "metric_value", FieldType::Double),
-        Field::new("timestamp", "timestamp_ms", FieldType::Millis),
-        Field::new("step", "step", FieldType::Integer),
+        METRIC_VALUE,
+        METRIC_TIMESTAMP,
+        METRIC_STEP,
     ],
 };
 

@@ -178,7 +178,9 @@ fn push_column_compare(
         }
         _ => {
             if op.is_pattern() && !matches!(ty, ColumnType::Text) {
-                return Err(RegistryError::Invalid(format!("invalid filterQuery: LIKE needs a text property, not {column}")));
+                return Err(RegistryError::Invalid(format!(
+                    "invalid filterQuery: LIKE needs a text property, not {column}"
+                )));
             }
             push_compare(sql, &qualified, op, column_value(column, ty, value)?);
         }
@@ -246,7 +248,9 @@ fn custom_value(value_type: ValueType, literal: &Literal) -> Result<Value, Regis
     match value_type {
         ValueType::String => Ok(Value::Text(literal.to_string())),
         ValueType::Int => as_int(literal).map(Value::Int).ok_or_else(|| type_error(suffix, "an integer", literal)),
-        ValueType::Double => as_double(literal).map(Value::Double).ok_or_else(|| type_error(suffix, "a number", literal)),
+        ValueType::Double => {
+            as_double(literal).map(Value::Double).ok_or_else(|| type_error(suffix, "a number", literal))
+        }
         ValueType::Bool => match literal {
             Literal::Bool(flag) => Ok(Value::Bool(*flag)),
             Literal::String(text) if text.eq_ignore_ascii_case("true") => Ok(Value::Bool(true)),
@@ -312,6 +316,10 @@ pub fn push_driven_from(sql: &mut Sql, kind: &Kind, driver: Driver) {
         kind.table, kind.property_kind
     ));
     sql.arg(Value::Text(driver.name));
-    sql.push(&format!(" AND d.value_type = '{}' AND d.{} = ", value_type_name(driver.value_type), custom_column(driver.value_type)));
+    sql.push(&format!(
+        " AND d.value_type = '{}' AND d.{} = ",
+        value_type_name(driver.value_type),
+        custom_column(driver.value_type)
+    ));
     sql.arg(driver.value);
 }

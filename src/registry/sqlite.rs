@@ -30,6 +30,10 @@ use super::{RegistryError, migrate};
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const STATEMENT_CACHE: usize = 256;
+/// Address space each connection may memory-map (virtual; pages are shared with the OS cache).
+const MMAP_BYTES: i64 = 1 << 30;
+/// Page cache per connection, in KiB (negative: a size rather than a page count).
+const CACHE_KIB: i64 = -16 * 1024;
 /// Idle read connections kept open.
 const IDLE_READERS: usize = 8;
 
@@ -104,6 +108,9 @@ fn open(path: &Path, read_only: bool) -> Result<Connection, DbError> {
     connection.pragma_update(None, "synchronous", "FULL")?;
     connection.pragma_update(None, "foreign_keys", "ON")?;
     connection.pragma_update(None, "case_sensitive_like", "ON")?;
+    // Read pages through a memory map instead of copying them into each connection's cache.
+    connection.pragma_update(None, "mmap_size", MMAP_BYTES)?;
+    connection.pragma_update(None, "cache_size", CACHE_KIB)?;
     Ok(connection)
 }
 
@@ -128,7 +135,9 @@ fn migrate_sqlite(connection: &mut Connection) -> Result<(), DbError> {
 
 /// Runs blocking work on the blocking pool.
 async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T, DbError> + Send + 'static) -> Result<T, DbError> {
-    tokio::task::spawn_blocking(work).await.map_err(|error| DbError::Backend(format!("sqlite worker failed: {error}")))?
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| DbError::Backend(format!("sqlite worker failed: {error}")))?
 }
 
 impl ToSql for Value {
@@ -161,7 +170,11 @@ fn query(connection: &Connection, sql: &Sql, cols: &[Col]) -> Result<Vec<Row>, D
     let mut rows = statement.query(rusqlite::params_from_iter(sql.args.iter()))?;
     let mut decoded = Vec::new();
     while let Some(row) = rows.next()? {
-        let values = cols.iter().enumerate().map(|(index, col)| Ok(decode(row.get_ref(index)?, *col))).collect::<Result<_, DbError>>()?;
+        let values = cols
+            .iter()
+            .enumerate()
+            .map(|(index, col)| Ok(decode(row.get_ref(index)?, *col)))
+            .collect::<Result<_, DbError>>()?;
         decoded.push(values);
     }
     Ok(decoded)

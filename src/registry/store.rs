@@ -11,8 +11,8 @@ use std::sync::{Arc, LazyLock};
 use async_trait::async_trait;
 
 use super::schema::{
-    self, ARTIFACT_KINDS, EXPERIMENT_RUN, FieldType, INFERENCE_SERVICE, Kind, METRIC, METRIC_HISTORY,
-    MODEL_VERSION, REGISTERED_MODEL, SERVE_MODEL,
+    self, EXPERIMENT_RUN, FieldType, INFERENCE_SERVICE, Kind, METRIC, METRIC_HISTORY, MODEL_VERSION, REGISTERED_MODEL,
+    SERVE_MODEL,
 };
 use super::sql::{Backend, Col, DbError, Dialect, Row, Sql, Transaction, Value};
 use super::sql_filter::{equality_driver, push_condition, push_driven_from};
@@ -215,7 +215,10 @@ fn parse_properties(json: &str) -> Properties {
                     BoolOrInt::Int(number) => number != 0,
                 }),
                 "struct" => MetaValue::Struct(string_value.unwrap_or_default()),
-                "proto" => MetaValue::Proto { type_url: proto_type.unwrap_or_default(), value: string_value.unwrap_or_default() },
+                "proto" => MetaValue::Proto {
+                    type_url: proto_type.unwrap_or_default(),
+                    value: string_value.unwrap_or_default(),
+                },
                 _ => return None,
             };
             Some((name, value))
@@ -402,29 +405,64 @@ impl SqlStore {
         Ok(rows.first().and_then(|row| row[0].as_int()))
     }
 
-    /// Appends a metric value to its run's history.
+    /// Appends a logged metric value to its run's history.
     async fn append_history(
         &self,
         tx: &mut Box<dyn Transaction>,
-        record: &Record,
+        values: &BTreeMap<&'static str, Scalar>,
+        properties: &Properties,
+        now: i64,
         experiment_id: i64,
         run_id: i64,
     ) -> Result<(), RegistryError> {
         let mut columns = vec![
             ("experiment_id", Value::Int(experiment_id)),
             ("experiment_run_id", Value::Int(run_id)),
-            ("create_time", Value::Int(record.update_time)),
-            ("update_time", Value::Int(record.update_time)),
+            ("create_time", Value::Int(now)),
+            ("update_time", Value::Int(now)),
         ];
         for field in METRIC_HISTORY.fields {
-            if let Some(scalar) = record.values.get(field.wire)
+            if let Some(scalar) = values.get(field.wire)
                 && !matches!(field.ty, FieldType::Id(_))
             {
                 columns.push((field.column, scalar_value(field.ty, scalar)));
             }
         }
         let history_id = self.insert_row(tx, &METRIC_HISTORY, &columns).await.map_err(db_error)?;
-        self.insert_properties(tx, &METRIC_HISTORY, history_id, &record.properties).await
+        self.insert_properties(tx, &METRIC_HISTORY, history_id, properties).await
+    }
+
+    /// Runs the `UPDATE` of a partial update inside `tx`; returns the rows touched (0: missing, of another
+    /// artifact type, or not at `expected_version`).
+    async fn update_row(
+        &self,
+        tx: &mut Box<dyn Transaction>,
+        kind: &Kind,
+        id: i64,
+        draft: &Draft,
+        expected_version: Option<i64>,
+        now: i64,
+    ) -> Result<u64, RegistryError> {
+        let mut sql = self.sql();
+        sql.push(&format!("UPDATE {} SET update_time = ", kind.table)).arg(Value::Int(now));
+        sql.push(", row_version = row_version + 1");
+        for field in kind.fields {
+            if let Some(scalar) = draft.values.get(field.wire) {
+                sql.push(&format!(", {} = ", field.column)).arg(scalar_value(field.ty, scalar));
+            }
+        }
+        sql.push(" WHERE id = ").arg(Value::Int(id));
+        if let Some(artifact_type) = kind.artifact_type.filter(|_| kind.is_artifact()) {
+            sql.push(" AND artifact_type = ").arg(Value::Text(artifact_type.to_owned()));
+        }
+        if let Some(expected) = expected_version {
+            sql.push(" AND row_version = ").arg(Value::Int(expected));
+        }
+        match tx.execute(&sql).await {
+            Ok(touched) => Ok(touched),
+            Err(DbError::ForeignKey(_)) => Err(self.missing_reference(kind, &draft.values, Attach::Nothing).await),
+            Err(error) => Err(write_error(kind, None, error)),
+        }
     }
 
     /// Deletes the rows of `kind` that `where_clause` (a [`push_clause`] template) selects, with their
@@ -499,10 +537,8 @@ impl RegistryStore for SqlStore {
                 let mut sql = self.sql();
                 sql.push("SELECT experiment_id FROM experiment_run WHERE id = ").arg(Value::Int(run_id));
                 let rows = tx.read(&sql, &[Col::Int]).await.map_err(db_error)?;
-                let experiment_id = rows
-                    .first()
-                    .and_then(|row| row[0].as_int())
-                    .ok_or_else(|| not_found(&EXPERIMENT_RUN, run_id))?;
+                let experiment_id =
+                    rows.first().and_then(|row| row[0].as_int()).ok_or_else(|| not_found(&EXPERIMENT_RUN, run_id))?;
                 values.insert("experimentId", Scalar::Int(experiment_id));
                 values.insert("experimentRunId", Scalar::Int(run_id));
                 run = Some((experiment_id, run_id));
@@ -510,26 +546,23 @@ impl RegistryStore for SqlStore {
         }
 
         // A metric logged again to the same run updates the metric and extends its history.
-        if let (Some((experiment_id, run_id)), true) = (run, std::ptr::eq(kind, &METRIC)) {
+        if let (Some((experiment_id, run_id)), true) = (run, kind == &METRIC) {
             let name = match values.get("name") {
                 Some(Scalar::Text(name)) => name.clone(),
                 _ => String::new(),
             };
             if let Some(existing) = self.run_metric(&mut tx, run_id, &name).await? {
-                drop(tx);
-                let update = Draft { values, properties: Some(properties) };
-                let record = self.update(kind, existing, update, None).await?;
-                let mut tx = self.db.begin().await.map_err(db_error)?;
-                self.append_history(&mut tx, &record, experiment_id, run_id).await?;
+                let update = Draft { values, properties: None };
+                self.update_row(&mut tx, kind, existing, &update, None, now).await?;
+                self.delete_properties(&mut tx, kind, "{id}", existing).await?;
+                self.insert_properties(&mut tx, kind, existing, &properties).await?;
+                self.append_history(&mut tx, &update.values, &properties, now, experiment_id, run_id).await?;
                 tx.commit().await.map_err(db_error)?;
-                return Ok(record);
+                return self.get(kind, existing).await;
             }
         }
 
-        columns.extend([
-            ("create_time", Value::Int(now)),
-            ("update_time", Value::Int(now)),
-        ]);
+        columns.extend([("create_time", Value::Int(now)), ("update_time", Value::Int(now))]);
         if let Some(artifact_type) = kind.artifact_type.filter(|_| kind.is_artifact()) {
             columns.push(("artifact_type", Value::Text(artifact_type.to_owned())));
         }
@@ -551,10 +584,10 @@ impl RegistryStore for SqlStore {
             Err(error) => return Err(write_error(kind, name, error)),
         };
         self.insert_properties(&mut tx, kind, id, &properties).await?;
-        let record = Record { id, kind, create_time: now, update_time: now, version: 1, values, properties };
-        if let (Some((experiment_id, run_id)), true) = (run, std::ptr::eq(kind, &METRIC)) {
-            self.append_history(&mut tx, &record, experiment_id, run_id).await?;
+        if let (Some((experiment_id, run_id)), true) = (run, kind == &METRIC) {
+            self.append_history(&mut tx, &values, &properties, now, experiment_id, run_id).await?;
         }
+        let record = Record { id, kind, create_time: now, update_time: now, version: 1, values, properties };
         tx.commit().await.map_err(|error| write_error(kind, None, error))?;
         Ok(record)
     }
@@ -576,33 +609,11 @@ impl RegistryStore for SqlStore {
     ) -> Result<Record, RegistryError> {
         let now = now_millis();
         let mut tx = self.db.begin().await.map_err(db_error)?;
-        let mut sql = self.sql();
-        sql.push(&format!("UPDATE {} SET update_time = ", kind.table)).arg(Value::Int(now));
-        sql.push(", row_version = row_version + 1");
-        for field in kind.fields {
-            if let Some(scalar) = draft.values.get(field.wire) {
-                sql.push(&format!(", {} = ", field.column)).arg(scalar_value(field.ty, scalar));
-            }
-        }
-        sql.push(" WHERE id = ").arg(Value::Int(id));
-        if let Some(artifact_type) = kind.artifact_type.filter(|_| kind.is_artifact()) {
-            sql.push(" AND artifact_type = ").arg(Value::Text(artifact_type.to_owned()));
-        }
-        if let Some(expected) = expected_version {
-            sql.push(" AND row_version = ").arg(Value::Int(expected));
-        }
-        let touched = match tx.execute(&sql).await {
-            Ok(touched) => touched,
-            Err(DbError::ForeignKey(_)) => {
-                drop(tx);
-                return Err(self.missing_reference(kind, &draft.values, Attach::Nothing).await);
-            }
-            Err(error) => return Err(write_error(kind, None, error)),
-        };
+        let touched = self.update_row(&mut tx, kind, id, &draft, expected_version, now).await?;
         if touched == 0 {
             drop(tx);
             let current = self.get(kind, id).await?;
-            if kind.artifact_type.is_some() && !std::ptr::eq(current.kind, kind) {
+            if kind.artifact_type.is_some() && current.kind != kind {
                 return Err(not_found(kind, id));
             }
             return Err(RegistryError::PreconditionFailed(format!(
@@ -707,20 +718,18 @@ impl RegistryStore for SqlStore {
         if tx.read(&sql, &[Col::Int]).await.map_err(db_error)?.is_empty() {
             return Err(not_found(kind, id));
         }
-        if std::ptr::eq(kind, &REGISTERED_MODEL) {
+        if kind == &REGISTERED_MODEL {
             let versions = "model_version_id IN (SELECT id FROM model_version WHERE registered_model_id = {id})";
             self.refuse_if_referenced(&mut tx, kind, id, &INFERENCE_SERVICE, "registered_model_id = {id}").await?;
             self.refuse_if_referenced(&mut tx, kind, id, &INFERENCE_SERVICE, versions).await?;
             self.refuse_if_referenced(&mut tx, kind, id, &SERVE_MODEL, versions).await?;
             self.delete_rows(&mut tx, &schema::ANY_ARTIFACT, versions, id).await?;
             self.delete_rows(&mut tx, &MODEL_VERSION, "registered_model_id = {id}", id).await?;
-        } else if std::ptr::eq(kind, &MODEL_VERSION) {
+        } else if kind == &MODEL_VERSION {
             self.refuse_if_referenced(&mut tx, kind, id, &INFERENCE_SERVICE, "model_version_id = {id}").await?;
             self.refuse_if_referenced(&mut tx, kind, id, &SERVE_MODEL, "model_version_id = {id}").await?;
             self.delete_rows(&mut tx, &schema::ANY_ARTIFACT, "model_version_id = {id}", id).await?;
-        } else if !ARTIFACT_KINDS.iter().any(|artifact_kind| std::ptr::eq(*artifact_kind, kind))
-            && !std::ptr::eq(kind, &schema::ANY_ARTIFACT)
-        {
+        } else if !kind.is_artifact() {
             return Err(RegistryError::Invalid(format!("{}s cannot be deleted", kind.label)));
         }
         self.delete_rows(&mut tx, kind, "id = {id}", id).await?;

@@ -24,27 +24,35 @@ fn string_property(value: &str) -> Value {
 }
 
 fn names(reply: &Value) -> Vec<String> {
-    reply["items"].as_array().expect("items").iter().map(|item| item["name"].as_str().unwrap_or_default().to_owned()).collect()
+    reply["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|item| item["name"].as_str().unwrap_or_default().to_owned())
+        .collect()
 }
 
 async fn registered_models_crud(app: &TestApp) {
     let created = app
-        .post("/registered_models", json!({
-            "name": "fraud-detector",
-            "description": "flags fraud",
-            "externalId": "ext-1",
-            "owner": "risk",
-            "language": ["en", "de"],
-            "tasks": ["classification"],
-            "customProperties": {
-                "team": string_property("risk"),
-                "layers": {"metadataType": "MetadataIntValue", "int_value": "12"},
-                "auc": {"metadataType": "MetadataDoubleValue", "double_value": 0.93},
-                "prod": {"metadataType": "MetadataBoolValue", "bool_value": true},
-                "blob": {"metadataType": "MetadataStructValue", "struct_value": "eyJhIjoxfQ=="},
-                "validated": string_property(""),
-            },
-        }))
+        .post(
+            "/registered_models",
+            json!({
+                "name": "fraud-detector",
+                "description": "flags fraud",
+                "externalId": "ext-1",
+                "owner": "risk",
+                "language": ["en", "de"],
+                "tasks": ["classification"],
+                "customProperties": {
+                    "team": string_property("risk"),
+                    "layers": {"metadataType": "MetadataIntValue", "int_value": "12"},
+                    "auc": {"metadataType": "MetadataDoubleValue", "double_value": 0.93},
+                    "prod": {"metadataType": "MetadataBoolValue", "bool_value": true},
+                    "blob": {"metadataType": "MetadataStructValue", "struct_value": "eyJhIjoxfQ=="},
+                    "validated": string_property(""),
+                },
+            }),
+        )
         .await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
     let model = created.body;
@@ -69,7 +77,10 @@ async fn registered_models_crud(app: &TestApp) {
 
     // PATCH is partial; customProperties, when given, replace the whole map.
     let patched = app
-        .patch(&format!("/registered_models/{id}"), json!({"description": "v2", "customProperties": {"team": string_property("fraud")}}))
+        .patch(
+            &format!("/registered_models/{id}"),
+            json!({"description": "v2", "customProperties": {"team": string_property("fraud")}}),
+        )
         .await;
     assert_eq!(patched.status, StatusCode::OK, "{}", patched.body);
     assert_eq!(patched.body["description"], "v2");
@@ -108,7 +119,8 @@ async fn strict_bodies_and_error_envelopes(app: &TestApp) {
         .post("/registered_models", json!({"name": "p", "customProperties": {"x": {"metadataType": "MetadataIntValue", "int_value": "1", "extra": 1}}}))
         .await;
     assert_eq!(bad_property.status, StatusCode::BAD_REQUEST);
-    let not_json = app.client.post(format!("{}{BASE}/registered_models", app.address)).body("{").send().await.expect("sent");
+    let not_json =
+        app.client.post(format!("{}{BASE}/registered_models", app.address)).body("{").send().await.expect("sent");
     assert_eq!(not_json.status(), StatusCode::BAD_REQUEST);
 
     let nul_body = app.post("/registered_models", json!({"name": "a\u{0}b"})).await;
@@ -150,11 +162,13 @@ async fn artifact_union_and_upserts(app: &TestApp) {
     let version = app.create("/model_versions", json!({"name": "v1", "registeredModelId": model})).await;
     let path = format!("/model_versions/{version}/artifacts");
 
-    let created = app.post(&path, json!({"artifactType": "model-artifact", "name": "weights", "uri": "s3://b/w"})).await;
+    let created =
+        app.post(&path, json!({"artifactType": "model-artifact", "name": "weights", "uri": "s3://b/w"})).await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
     let artifact_id = created.body["id"].as_str().expect("id").to_owned();
     assert_eq!(created.body["state"], "UNKNOWN");
-    let updated = app.post(&path, json!({"artifactType": "model-artifact", "id": artifact_id, "uri": "s3://b/w2"})).await;
+    let updated =
+        app.post(&path, json!({"artifactType": "model-artifact", "id": artifact_id, "uri": "s3://b/w2"})).await;
     assert_eq!(updated.status, StatusCode::OK);
     assert_eq!(updated.body["uri"], "s3://b/w2");
     let unnamed = app.post(&path, json!({"artifactType": "doc-artifact", "uri": "https://docs"})).await;
@@ -171,11 +185,16 @@ async fn artifact_union_and_upserts(app: &TestApp) {
 
     let found = app.get_query("/model_artifact", &[("name", "weights"), ("parentResourceId", &version)]).await;
     assert_eq!(found.body["id"], artifact_id.as_str());
-    assert_eq!(app.get(&format!("/model_artifacts/{doc_id}")).await.status, StatusCode::NOT_FOUND, "typed routes see their type only");
+    assert_eq!(
+        app.get(&format!("/model_artifacts/{doc_id}")).await.status,
+        StatusCode::NOT_FOUND,
+        "typed routes see their type only"
+    );
     assert_eq!(app.get(&format!("/artifacts/{doc_id}")).await.body["artifactType"], "doc-artifact");
     let retype = app.patch(&format!("/artifacts/{doc_id}"), json!({"artifactType": "model-artifact"})).await;
     assert_eq!(retype.status, StatusCode::BAD_REQUEST);
-    let doc_patch = app.patch(&format!("/artifacts/{doc_id}"), json!({"artifactType": "doc-artifact", "state": "LIVE"})).await;
+    let doc_patch =
+        app.patch(&format!("/artifacts/{doc_id}"), json!({"artifactType": "doc-artifact", "state": "LIVE"})).await;
     assert_eq!(doc_patch.body["state"], "LIVE");
 
     for body in [
@@ -192,7 +211,8 @@ async fn artifact_union_and_upserts(app: &TestApp) {
     let metrics = app.get_query("/artifacts", &[("artifactType", "metric")]).await;
     assert_eq!(metrics.body["items"][0]["step"], 2);
     assert_eq!(metrics.body["items"][0]["timestamp"], "1700000000000");
-    let model_artifact = app.post("/model_artifacts", json!({"name": "loose", "uri": "s3://l", "modelFormatName": "onnx"})).await;
+    let model_artifact =
+        app.post("/model_artifacts", json!({"name": "loose", "uri": "s3://l", "modelFormatName": "onnx"})).await;
     assert_eq!(model_artifact.status, StatusCode::CREATED);
     assert_eq!(app.get_query("/model_artifacts", &[("pageSize", "100")]).await.body["size"], 2);
 }
@@ -206,7 +226,9 @@ async fn pagination_across_pages(app: &TestApp) {
     let mut token = String::new();
     let mut pages = 0;
     loop {
-        let page = app.get_query("/registered_models", &[("pageSize", "10"), ("orderBy", "NAME"), ("nextPageToken", &token)]).await;
+        let page = app
+            .get_query("/registered_models", &[("pageSize", "10"), ("orderBy", "NAME"), ("nextPageToken", &token)])
+            .await;
         assert_eq!(page.status, StatusCode::OK, "{}", page.body);
         assert_eq!(page.body["pageSize"], 10);
         assert_eq!(page.body["size"].as_u64(), page.body["items"].as_array().map(|items| items.len() as u64));
@@ -221,20 +243,35 @@ async fn pagination_across_pages(app: &TestApp) {
     let expected: Vec<String> = (0..25).map(|index| format!("model-{index:02}")).collect();
     assert_eq!(seen, expected);
 
-    let descending = app.get_query("/registered_models", &[("pageSize", "5"), ("orderBy", "ID"), ("sortOrder", "DESC")]).await;
-    let ids: Vec<i64> = descending.body["items"].as_array().expect("items").iter().map(|item| item["id"].as_str().unwrap().parse().unwrap()).collect();
+    let descending =
+        app.get_query("/registered_models", &[("pageSize", "5"), ("orderBy", "ID"), ("sortOrder", "DESC")]).await;
+    let ids: Vec<i64> = descending.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|item| item["id"].as_str().unwrap().parse().unwrap())
+        .collect();
     assert!(ids.windows(2).all(|pair| pair[0] > pair[1]), "{ids:?}");
     let next = descending.body["nextPageToken"].as_str().expect("token");
-    let second = app.get_query("/registered_models", &[("pageSize", "5"), ("orderBy", "ID"), ("sortOrder", "DESC"), ("nextPageToken", next)]).await;
+    let second = app
+        .get_query(
+            "/registered_models",
+            &[("pageSize", "5"), ("orderBy", "ID"), ("sortOrder", "DESC"), ("nextPageToken", next)],
+        )
+        .await;
     let first_of_second: i64 = second.body["items"][0]["id"].as_str().unwrap().parse().unwrap();
     assert!(first_of_second < *ids.last().unwrap());
 
     let by_time = app.get_query("/registered_models", &[("pageSize", "25"), ("orderBy", "CREATE_TIME")]).await;
     assert_eq!(by_time.body["size"], 25);
     assert_eq!(by_time.body["nextPageToken"], "");
-    let reused = app.get_query("/registered_models", &[("pageSize", "5"), ("orderBy", "NAME"), ("nextPageToken", next)]).await;
+    let reused =
+        app.get_query("/registered_models", &[("pageSize", "5"), ("orderBy", "NAME"), ("nextPageToken", next)]).await;
     assert_eq!(reused.status, StatusCode::BAD_REQUEST, "a token is bound to its query");
-    assert_eq!(app.get_query("/registered_models", &[("nextPageToken", "garbage!")]).await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        app.get_query("/registered_models", &[("nextPageToken", "garbage!")]).await.status,
+        StatusCode::BAD_REQUEST
+    );
     assert_eq!(app.get_query("/registered_models", &[("pageSize", "0")]).await.status, StatusCode::BAD_REQUEST);
     assert_eq!(app.get_query("/registered_models", &[("sortOrder", "UP")]).await.status, StatusCode::BAD_REQUEST);
     let unknown_order = app.get_query("/registered_models", &[("orderBy", "SIZE"), ("pageSize", "1")]).await;
@@ -302,20 +339,37 @@ async fn filter_query_operators(app: &TestApp) {
         assert_eq!(reply.status, StatusCode::OK, "{filter}: {}", reply.body);
         assert_eq!(names(&reply.body), *expected, "{filter}");
     }
-    for bad in ["name = ", "name == 'x'", "(name = 'x'", "layers.int_value > 'many'", "name LIKE 5 AND", "1 = name", "name = 'x'; DROP TABLE x"] {
+    for bad in [
+        "name = ",
+        "name == 'x'",
+        "(name = 'x'",
+        "layers.int_value > 'many'",
+        "name LIKE 5 AND",
+        "1 = name",
+        "name = 'x'; DROP TABLE x",
+    ] {
         let reply = app.get_query("/registered_models", &[("filterQuery", bad)]).await;
         assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{bad}: {}", reply.body);
         assert_eq!(reply.body["code"], "Bad Request");
     }
     let positioned = app.get_query("/registered_models", &[("filterQuery", "name = ")]).await;
     assert!(positioned.body["message"].as_str().unwrap_or_default().contains("position 7"), "{}", positioned.body);
-    assert_eq!(app.get_query("/registered_models", &[("pageSize", "1")]).await.status, StatusCode::OK, "the table survived");
+    assert_eq!(
+        app.get_query("/registered_models", &[("pageSize", "1")]).await.status,
+        StatusCode::OK,
+        "the table survived"
+    );
 }
 
 async fn delete_rules(app: &TestApp) {
     let model = app.create("/registered_models", json!({"name": "doomed"})).await;
     let version = app.create(&format!("/registered_models/{model}/versions"), json!({"name": "v1"})).await;
-    let artifact = app.create(&format!("/model_versions/{version}/artifacts"), json!({"artifactType": "model-artifact", "uri": "s3://x"})).await;
+    let artifact = app
+        .create(
+            &format!("/model_versions/{version}/artifacts"),
+            json!({"artifactType": "model-artifact", "uri": "s3://x"}),
+        )
+        .await;
     let environment = app.create("/serving_environments", json!({"name": "prod"})).await;
     let service = app
         .create("/inference_services", json!({"name": "svc", "registeredModelId": model, "servingEnvironmentId": environment, "modelVersionId": version}))
@@ -325,15 +379,24 @@ async fn delete_rules(app: &TestApp) {
     assert_eq!(refused.status, StatusCode::CONFLICT);
     assert!(refused.body["message"].as_str().unwrap_or_default().contains("inference service"), "{}", refused.body);
     assert_eq!(app.delete(&format!("/model_versions/{version}")).await.status, StatusCode::CONFLICT);
-    assert_eq!(app.get(&format!("/model_versions/{version}")).await.status, StatusCode::OK, "a refused delete changes nothing");
+    assert_eq!(
+        app.get(&format!("/model_versions/{version}")).await.status,
+        StatusCode::OK,
+        "a refused delete changes nothing"
+    );
 
     // Point the service elsewhere: the model is still referenced, the version no longer is.
     let other = app.create("/registered_models", json!({"name": "keeper"})).await;
     let other_version = app.create(&format!("/registered_models/{other}/versions"), json!({"name": "v1"})).await;
-    let repointed = app.patch(&format!("/inference_services/{service}"), json!({"modelVersionId": other_version})).await;
+    let repointed =
+        app.patch(&format!("/inference_services/{service}"), json!({"modelVersionId": other_version})).await;
     assert_eq!(repointed.status, StatusCode::OK, "{}", repointed.body);
     assert_eq!(app.delete(&format!("/model_versions/{version}")).await.status, StatusCode::NO_CONTENT);
-    assert_eq!(app.get(&format!("/artifacts/{artifact}")).await.status, StatusCode::NOT_FOUND, "versions own their artifacts");
+    assert_eq!(
+        app.get(&format!("/artifacts/{artifact}")).await.status,
+        StatusCode::NOT_FOUND,
+        "versions own their artifacts"
+    );
 
     let second_version = app.create(&format!("/registered_models/{model}/versions"), json!({"name": "v2"})).await;
     let lone_artifact = app.create("/model_artifacts", json!({"uri": "s3://lone"})).await;
@@ -341,10 +404,17 @@ async fn delete_rules(app: &TestApp) {
     assert_eq!(app.delete(&format!("/model_artifacts/{lone_artifact}")).await.status, StatusCode::NOT_FOUND);
     assert_eq!(app.delete(&format!("/registered_models/{other}")).await.status, StatusCode::CONFLICT);
     let freed = app.create("/registered_models", json!({"name": "free"})).await;
-    app.create(&format!("/registered_models/{freed}/versions"), json!({"name": "v1", "customProperties": {"k": string_property("v")}})).await;
+    app.create(
+        &format!("/registered_models/{freed}/versions"),
+        json!({"name": "v1", "customProperties": {"k": string_property("v")}}),
+    )
+    .await;
     assert_eq!(app.delete(&format!("/registered_models/{freed}")).await.status, StatusCode::NO_CONTENT);
     assert_eq!(app.get(&format!("/registered_models/{freed}")).await.status, StatusCode::NOT_FOUND);
-    assert_eq!(app.get_query("/model_versions", &[("filterQuery", &format!("registeredModelId = {freed}"))]).await.body["size"], 0);
+    assert_eq!(
+        app.get_query("/model_versions", &[("filterQuery", &format!("registeredModelId = {freed}"))]).await.body["size"],
+        0
+    );
     let recreated = app.post("/registered_models", json!({"name": "free"})).await;
     assert_eq!(recreated.status, StatusCode::CREATED, "a deleted name can be reused");
     assert_eq!(app.get(&format!("/model_versions/{second_version}")).await.status, StatusCode::OK);
@@ -355,15 +425,33 @@ async fn optimistic_concurrency(app: &TestApp) {
     let fetched = app.get(&format!("/registered_models/{id}")).await;
     let etag = fetched.headers["etag"].to_str().expect("etag").to_owned();
     let path = format!("{}{BASE}/registered_models/{id}", app.address);
-    let first = app.client.patch(&path).header("If-Match", &etag).json(&json!({"description": "one"})).send().await.expect("sent");
+    let first = app
+        .client
+        .patch(&path)
+        .header("If-Match", &etag)
+        .json(&json!({"description": "one"}))
+        .send()
+        .await
+        .expect("sent");
     assert_eq!(first.status(), StatusCode::OK);
     let new_etag = first.headers()["etag"].to_str().expect("etag").to_owned();
     assert_ne!(new_etag, etag);
-    let stale = app.client.patch(&path).header("If-Match", &etag).json(&json!({"description": "two"})).send().await.expect("sent");
+    let stale = app
+        .client
+        .patch(&path)
+        .header("If-Match", &etag)
+        .json(&json!({"description": "two"}))
+        .send()
+        .await
+        .expect("sent");
     assert_eq!(stale.status(), StatusCode::PRECONDITION_FAILED);
     let stale_body: Value = stale.json().await.expect("json");
     assert_eq!(stale_body["code"], "Precondition Failed");
-    assert_eq!(app.get(&format!("/registered_models/{id}")).await.body["description"], "one", "the stale write was not applied");
+    assert_eq!(
+        app.get(&format!("/registered_models/{id}")).await.body["description"],
+        "one",
+        "the stale write was not applied"
+    );
     let unconditional = app.patch(&format!("/registered_models/{id}"), json!({"description": "three"})).await;
     assert_eq!(unconditional.status, StatusCode::OK);
     let bad = app.client.patch(&path).header("If-Match", "nonsense").json(&json!({})).send().await.expect("sent");
@@ -379,23 +467,38 @@ async fn serving_environments_and_inference_services(app: &TestApp) {
     assert_eq!(app.post("/serving_environments", json!({"name": "staging"})).await.status, StatusCode::CONFLICT);
 
     let service = app
-        .create(&format!("/serving_environments/{environment}/inference_services"), json!({"name": "svc", "registeredModelId": model, "runtime": "vllm"}))
+        .create(
+            &format!("/serving_environments/{environment}/inference_services"),
+            json!({"name": "svc", "registeredModelId": model, "runtime": "vllm"}),
+        )
         .await;
     let fetched = app.get(&format!("/inference_services/{service}")).await.body;
     assert_eq!(fetched["servingEnvironmentId"], environment.as_str());
     assert_eq!(fetched["desiredState"], "DEPLOYED");
     assert_eq!(app.get(&format!("/inference_services/{service}/model")).await.body["id"], model.as_str());
-    assert_eq!(app.get(&format!("/inference_services/{service}/version")).await.body["id"], v2.as_str(), "latest version by default");
-    app.patch(&format!("/inference_services/{service}"), json!({"modelVersionId": v1, "desiredState": "UNDEPLOYED"})).await;
+    assert_eq!(
+        app.get(&format!("/inference_services/{service}/version")).await.body["id"],
+        v2.as_str(),
+        "latest version by default"
+    );
+    app.patch(&format!("/inference_services/{service}"), json!({"modelVersionId": v1, "desiredState": "UNDEPLOYED"}))
+        .await;
     assert_eq!(app.get(&format!("/inference_services/{service}/version")).await.body["id"], v1.as_str());
     let found = app.get_query("/inference_service", &[("name", "svc"), ("parentResourceId", &environment)]).await;
     assert_eq!(found.body["id"], service.as_str());
-    let missing_model = app.post("/inference_services", json!({"registeredModelId": "999999", "servingEnvironmentId": environment})).await;
+    let missing_model = app
+        .post("/inference_services", json!({"registeredModelId": "999999", "servingEnvironmentId": environment}))
+        .await;
     assert_eq!(missing_model.status, StatusCode::NOT_FOUND);
     let missing_field = app.post("/inference_services", json!({"registeredModelId": model})).await;
     assert_eq!(missing_field.status, StatusCode::UNPROCESSABLE_ENTITY);
 
-    let serve = app.create(&format!("/inference_services/{service}/serves"), json!({"modelVersionId": v1, "lastKnownState": "RUNNING"})).await;
+    let serve = app
+        .create(
+            &format!("/inference_services/{service}/serves"),
+            json!({"modelVersionId": v1, "lastKnownState": "RUNNING"}),
+        )
+        .await;
     let serves = app.get(&format!("/inference_services/{service}/serves")).await.body;
     assert_eq!(serves["items"][0]["id"], serve.as_str());
     assert_eq!(serves["items"][0]["lastKnownState"], "RUNNING");
@@ -409,31 +512,53 @@ async fn experiments_runs_and_metric_history(app: &TestApp) {
     assert_eq!(app.get_query("/experiment", &[("name", "tuning")]).await.body["id"], experiment.as_str());
     let run = app.create(&format!("/experiments/{experiment}/experiment_runs"), json!({"name": "run-a"})).await;
     let other_run = app.create("/experiment_runs", json!({"experimentId": experiment, "name": "run-b"})).await;
-    assert_eq!(app.post("/experiment_runs", json!({"experimentId": experiment, "name": "run-a"})).await.status, StatusCode::CONFLICT);
+    assert_eq!(
+        app.post("/experiment_runs", json!({"experimentId": experiment, "name": "run-a"})).await.status,
+        StatusCode::CONFLICT
+    );
     assert_eq!(app.post("/experiment_runs", json!({"name": "orphan"})).await.status, StatusCode::UNPROCESSABLE_ENTITY);
 
     for (step, value) in [(1, 0.5), (2, 0.6), (3, 0.8)] {
-        let logged = app.post(&format!("/experiment_runs/{run}/artifacts"), json!({"artifactType": "metric", "name": "loss", "value": value, "step": step})).await;
+        let logged = app
+            .post(
+                &format!("/experiment_runs/{run}/artifacts"),
+                json!({"artifactType": "metric", "name": "loss", "value": value, "step": step}),
+            )
+            .await;
         assert!(logged.status.is_success(), "{}", logged.body);
         assert_eq!(logged.body["experimentRunId"], run.as_str());
         assert_eq!(logged.body["experimentId"], experiment.as_str());
     }
-    app.post(&format!("/experiment_runs/{other_run}/artifacts"), json!({"artifactType": "metric", "name": "loss", "value": 0.1, "step": 1})).await;
-    app.post(&format!("/experiment_runs/{run}/artifacts"), json!({"artifactType": "parameter", "name": "lr", "value": "0.01"})).await;
+    app.post(
+        &format!("/experiment_runs/{other_run}/artifacts"),
+        json!({"artifactType": "metric", "name": "loss", "value": 0.1, "step": 1}),
+    )
+    .await;
+    app.post(
+        &format!("/experiment_runs/{run}/artifacts"),
+        json!({"artifactType": "parameter", "name": "lr", "value": "0.01"}),
+    )
+    .await;
 
     let artifacts = app.get(&format!("/experiment_runs/{run}/artifacts")).await.body;
     assert_eq!(artifacts["size"], 2, "a metric logged again updates the one artifact");
     let history = app.get_query(&format!("/experiment_runs/{run}/metric_history"), &[("name", "loss")]).await.body;
-    let values: Vec<f64> = history["items"].as_array().expect("items").iter().map(|item| item["value"].as_f64().unwrap()).collect();
+    let values: Vec<f64> =
+        history["items"].as_array().expect("items").iter().map(|item| item["value"].as_f64().unwrap()).collect();
     assert_eq!(values, [0.5, 0.6, 0.8]);
     assert_eq!(history["items"][0]["artifactType"], "metric");
     let stepped = app.get_query(&format!("/experiment_runs/{run}/metric_history"), &[("stepIds", "1,3")]).await.body;
     assert_eq!(stepped["size"], 2);
-    assert_eq!(app.get_query(&format!("/experiment_runs/{run}/metric_history"), &[("stepIds", "1,x")]).await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        app.get_query(&format!("/experiment_runs/{run}/metric_history"), &[("stepIds", "1,x")]).await.status,
+        StatusCode::BAD_REQUEST
+    );
     let across = app.get_query("/experiment_runs/metric_history", &[("name", "loss")]).await.body;
     assert_eq!(across["size"], 4);
 
-    let finished = app.patch(&format!("/experiment_runs/{run}"), json!({"status": "FINISHED", "endTimeSinceEpoch": "1700000000000"})).await;
+    let finished = app
+        .patch(&format!("/experiment_runs/{run}"), json!({"status": "FINISHED", "endTimeSinceEpoch": "1700000000000"}))
+        .await;
     assert_eq!(finished.body["status"], "FINISHED");
     assert_eq!(finished.body["endTimeSinceEpoch"], "1700000000000");
     let runs = app.get(&format!("/experiments/{experiment}/experiment_runs")).await.body;

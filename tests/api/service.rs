@@ -33,7 +33,8 @@ async fn metrics_count_requests_by_route() {
     let app = sqlite_app().await;
     app.get("/registered_models").await;
     app.get("/registered_models/12345").await;
-    let body = app.client.get(format!("{}/metrics", app.address)).send().await.expect("sent").text().await.expect("text");
+    let body =
+        app.client.get(format!("{}/metrics", app.address)).send().await.expect("sent").text().await.expect("text");
     assert!(body.contains("http_requests_total"), "{body}");
     assert!(body.contains("route=\"/api/model_registry/v1alpha3/registered_models/{id}\""), "{body}");
     assert!(body.contains("status=\"404\""), "{body}");
@@ -53,7 +54,13 @@ async fn default_page_size_is_bounded_and_max_is_enforced() {
     assert_ne!(default_page["nextPageToken"], "");
     let clamped = app.get_query("/registered_models", &[("pageSize", "100")]).await.body;
     assert_eq!(clamped["size"], 4);
-    let rest = app.get_query("/registered_models", &[("pageSize", "100"), ("nextPageToken", clamped["nextPageToken"].as_str().unwrap())]).await.body;
+    let rest = app
+        .get_query(
+            "/registered_models",
+            &[("pageSize", "100"), ("nextPageToken", clamped["nextPageToken"].as_str().unwrap())],
+        )
+        .await
+        .body;
     assert_eq!(rest["size"], 2);
     assert_eq!(rest["nextPageToken"], "");
 }
@@ -69,22 +76,31 @@ async fn oversized_bodies_are_refused() {
 #[tokio::test]
 async fn v1_mount_serves_the_same_store_with_string_steps() {
     let app = sqlite_app().await;
-    let metric = app.post("/artifacts", json!({"artifactType": "metric", "name": "acc", "value": 0.5, "step": 7})).await;
+    let metric =
+        app.post("/artifacts", json!({"artifactType": "metric", "name": "acc", "value": 0.5, "step": 7})).await;
     assert_eq!(metric.body["step"], 7);
     let id = metric.body["id"].as_str().expect("id");
     let through_v1 = app.call(Method::GET, &format!("/api/model_registry/v1/artifacts/{id}"), None).await;
     assert_eq!(through_v1.status, StatusCode::OK);
     assert_eq!(through_v1.body["step"], "7");
-    let created = app.call(Method::POST, "/api/model_registry/v1/artifacts", Some(json!({"artifactType": "metric", "name": "f1", "step": "3"}))).await;
+    let created = app
+        .call(
+            Method::POST,
+            "/api/model_registry/v1/artifacts",
+            Some(json!({"artifactType": "metric", "name": "f1", "step": "3"})),
+        )
+        .await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
 }
 
 #[tokio::test]
 async fn openapi_document_matches_the_router() {
     let app = sqlite_app().await;
-    let response = app.client.get(format!("{}/api/model_registry/v1alpha3/openapi.yaml", app.address)).send().await.expect("sent");
+    let response =
+        app.client.get(format!("{}/api/model_registry/v1alpha3/openapi.yaml", app.address)).send().await.expect("sent");
     assert_eq!(response.status(), StatusCode::OK);
-    let document: serde_json::Value = serde_norway::from_str(&response.text().await.expect("text")).expect("valid YAML");
+    let document: serde_json::Value =
+        serde_norway::from_str(&response.text().await.expect("text")).expect("valid YAML");
     assert_eq!(document["openapi"], "3.0.3");
     let paths = document["paths"].as_object().expect("paths");
     assert_eq!(paths.len(), 34);
@@ -93,12 +109,22 @@ async fn openapi_document_matches_the_router() {
         let concrete = path.replace("{id}", "1");
         for method in ["get", "post", "patch", "delete"] {
             let documented = item.get(method).is_some();
-            let reply = app.call(method.to_uppercase().parse().expect("method"), &concrete, (method != "get").then(|| json!({}))).await;
+            let reply = app
+                .call(method.to_uppercase().parse().expect("method"), &concrete, (method != "get").then(|| json!({})))
+                .await;
             if documented {
-                assert_ne!(reply.status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path} is documented but not routed");
+                assert_ne!(
+                    reply.status,
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "{method} {path} is documented but not routed"
+                );
                 assert_ne!(reply.body["message"], "not found", "{method} {path} is documented but not routed");
             } else {
-                assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path} is routed but not documented");
+                assert_eq!(
+                    reply.status,
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "{method} {path} is routed but not documented"
+                );
             }
         }
     }
@@ -110,7 +136,8 @@ async fn openapi_document_matches_the_router() {
 fn cli_reports_configuration_errors() {
     let binary = env!("CARGO_BIN_EXE_modelcat");
     let dir = tempfile::tempdir().expect("tempdir");
-    let missing = Command::new(binary).args(["serve", "--config"]).arg(dir.path().join("absent.yaml")).output().expect("runs");
+    let missing =
+        Command::new(binary).args(["serve", "--config"]).arg(dir.path().join("absent.yaml")).output().expect("runs");
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("absent.yaml"));
 

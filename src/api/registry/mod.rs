@@ -83,7 +83,11 @@ pub static ROUTES: [Route; 34] = [
     route("/registered_model", &REGISTERED_MODEL, Shape::Find),
     route("/registered_models", &REGISTERED_MODEL, Shape::Collection),
     route("/registered_models/{id}", &REGISTERED_MODEL, Shape::Item { deletable: true }),
-    route("/registered_models/{id}/versions", &MODEL_VERSION, Shape::Children { parent: &REGISTERED_MODEL, body: BodySchema::Full }),
+    route(
+        "/registered_models/{id}/versions",
+        &MODEL_VERSION,
+        Shape::Children { parent: &REGISTERED_MODEL, body: BodySchema::Full },
+    ),
     route("/model_version", &MODEL_VERSION, Shape::Find),
     route("/model_versions", &MODEL_VERSION, Shape::Collection),
     route("/model_versions/{id}", &MODEL_VERSION, Shape::Item { deletable: true }),
@@ -107,11 +111,19 @@ pub static ROUTES: [Route; 34] = [
     route("/inference_services/{id}", &INFERENCE_SERVICE, Shape::Item { deletable: false }),
     route("/inference_services/{id}/model", &REGISTERED_MODEL, Shape::ServiceModel),
     route("/inference_services/{id}/version", &MODEL_VERSION, Shape::ServiceVersion),
-    route("/inference_services/{id}/serves", &SERVE_MODEL, Shape::Children { parent: &INFERENCE_SERVICE, body: BodySchema::Create }),
+    route(
+        "/inference_services/{id}/serves",
+        &SERVE_MODEL,
+        Shape::Children { parent: &INFERENCE_SERVICE, body: BodySchema::Create },
+    ),
     route("/experiment", &EXPERIMENT, Shape::Find),
     route("/experiments", &EXPERIMENT, Shape::Collection),
     route("/experiments/{id}", &EXPERIMENT, Shape::Item { deletable: false }),
-    route("/experiments/{id}/experiment_runs", &EXPERIMENT_RUN, Shape::Children { parent: &EXPERIMENT, body: BodySchema::Full }),
+    route(
+        "/experiments/{id}/experiment_runs",
+        &EXPERIMENT_RUN,
+        Shape::Children { parent: &EXPERIMENT, body: BodySchema::Full },
+    ),
     route("/experiment_run", &EXPERIMENT_RUN, Shape::Find),
     route("/experiment_runs", &EXPERIMENT_RUN, Shape::Collection),
     route("/experiment_runs/metric_history", &METRIC_HISTORY, Shape::History),
@@ -146,7 +158,9 @@ fn method_router(version: WireVersion, route: &Route) -> MethodRouter<AppState> 
 }
 
 fn find(version: WireVersion, kind: &'static Kind) -> MethodRouter<AppState> {
-    get(move |State(state): State<AppState>, params: Params| async move { find_one(&state, kind, &params, version).await })
+    get(
+        move |State(state): State<AppState>, params: Params| async move { find_one(&state, kind, &params, version).await },
+    )
 }
 
 fn collection(version: WireVersion, kind: &'static Kind) -> MethodRouter<AppState> {
@@ -156,7 +170,7 @@ fn collection(version: WireVersion, kind: &'static Kind) -> MethodRouter<AppStat
     })
     .post(move |State(state): State<AppState>, body: Bytes| async move {
         let object = wire::parse_object(&body)?;
-        let kind = if std::ptr::eq(kind, &ANY_ARTIFACT) { wire::artifact_kind_of(&object)? } else { kind };
+        let kind = if kind == &ANY_ARTIFACT { wire::artifact_kind_of(&object)? } else { kind };
         let decoded = wire::decode(kind, object, BodySchema::Create, &[])?;
         let record = state.registry.create(kind, decoded.draft, Attach::Nothing).await?;
         Ok::<_, ApiError>(respond(StatusCode::CREATED, &record, version))
@@ -168,9 +182,11 @@ fn item(version: WireVersion, kind: &'static Kind) -> MethodRouter<AppState> {
         let record = get_record(&state, kind, &id).await?;
         Ok::<_, ApiError>(respond(StatusCode::OK, &record, version))
     })
-    .patch(move |State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap, body: Bytes| async move {
-        update(&state, kind, &id, &headers, &body, version).await
-    })
+    .patch(
+        move |State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap, body: Bytes| async move {
+            update(&state, kind, &id, &headers, &body, version).await
+        },
+    )
 }
 
 fn delete_handler(kind: &'static Kind) -> MethodRouter<AppState> {
@@ -182,11 +198,16 @@ fn delete_handler(kind: &'static Kind) -> MethodRouter<AppState> {
 }
 
 /// List and create children whose parent id is one of their fields (`registeredModelId`, …).
-fn children(version: WireVersion, kind: &'static Kind, parent: &'static Kind, schema: BodySchema) -> MethodRouter<AppState> {
+fn children(
+    version: WireVersion,
+    kind: &'static Kind,
+    parent: &'static Kind,
+    schema: BodySchema,
+) -> MethodRouter<AppState> {
     let parent_field = kind
         .fields
         .iter()
-        .find(|field| matches!(field.ty, schema::FieldType::Id(target) if std::ptr::eq(target, parent)))
+        .find(|field| matches!(field.ty, schema::FieldType::Id(target) if target == parent))
         .filter(|field| kind.parent.is_some_and(|scope| scope.column == field.column));
     let parent_wire = parent_field.map(|field| field.wire);
     get(move |State(state): State<AppState>, Path(id): Path<String>, params: Params| async move {
@@ -215,7 +236,7 @@ fn attached_artifacts(version: WireVersion, owner: &'static Kind) -> MethodRoute
     get(move |State(state): State<AppState>, Path(id): Path<String>, params: Params| async move {
         let owner_id = path_id(&id)?;
         state.registry.get(owner, owner_id).await?;
-        let column = if std::ptr::eq(owner, &MODEL_VERSION) { "model_version_id" } else { "experiment_run_id" };
+        let column = if owner == &MODEL_VERSION { "model_version_id" } else { "experiment_run_id" };
         let extra = list_extras(&ANY_ARTIFACT, &params)?;
         list(&state, &ANY_ARTIFACT, &params, Some((column, owner_id)), extra, version).await
     })
@@ -228,8 +249,7 @@ fn attached_artifacts(version: WireVersion, owner: &'static Kind) -> MethodRoute
             let record = state.registry.update(kind, artifact_id, draft, None).await?;
             return Ok(respond(StatusCode::OK, &record, version));
         }
-        let attach =
-            if std::ptr::eq(owner, &MODEL_VERSION) { Attach::Parent(owner_id) } else { Attach::ExperimentRun(owner_id) };
+        let attach = if owner == &MODEL_VERSION { Attach::Parent(owner_id) } else { Attach::ExperimentRun(owner_id) };
         let record = state.registry.create(kind, draft, attach).await?;
         let status = if record.version > 1 { StatusCode::OK } else { StatusCode::CREATED };
         Ok::<_, ApiError>(respond(status, &record, version))
@@ -254,7 +274,7 @@ fn path_id(text: &str) -> Result<i64, ApiError> {
 async fn get_record(state: &AppState, kind: &'static Kind, id: &str) -> Result<Record, ApiError> {
     let id = path_id(id)?;
     let record = state.registry.get(kind, id).await?;
-    if kind.artifact_type.is_some() && !std::ptr::eq(record.kind, kind) {
+    if kind.artifact_type.is_some() && record.kind != kind {
         return Err(ApiError::not_found(format!("{} {id} not found", kind.label)));
     }
     Ok(record)
@@ -347,11 +367,8 @@ async fn find_one(state: &AppState, kind: &'static Kind, params: &Params, versio
     let scoped = kind.parent.is_some() && parent_id.is_some() && name.is_some();
     let valid = external_id.is_some() || (name.is_some() && (kind.parent.is_none() || scoped));
     if !valid {
-        let needed = if kind.parent.is_some() {
-            "name and parentResourceId, or externalId"
-        } else {
-            "name or externalId"
-        };
+        let needed =
+            if kind.parent.is_some() { "name and parentResourceId, or externalId" } else { "name or externalId" };
         return Err(ApiError::bad_request(format!("invalid parameters: finding a {} needs {needed}", kind.label)));
     }
     let filter = Some(Expr::And(conditions));
@@ -366,7 +383,14 @@ async fn find_one(state: &AppState, kind: &'static Kind, params: &Params, versio
         _ => scopes.push(None),
     }
     for parent in scopes {
-        let query = ListQuery { filter: filter.clone(), parent, order: OrderField::Id, descending: false, page_size: 2, after: None };
+        let query = ListQuery {
+            filter: filter.clone(),
+            parent,
+            order: OrderField::Id,
+            descending: false,
+            page_size: 2,
+            after: None,
+        };
         let page = state.registry.list(kind, &query).await?;
         if let [record] = page.items.as_slice() {
             return Ok(respond(StatusCode::OK, record, version));
@@ -380,7 +404,11 @@ async fn find_one(state: &AppState, kind: &'static Kind, params: &Params, versio
     Err(ApiError::not_found(format!("no single {} found with {by}", kind.label)))
 }
 
-async fn inference_service_model(State(state): State<AppState>, Path(id): Path<String>, version: WireVersion) -> ApiResult {
+async fn inference_service_model(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    version: WireVersion,
+) -> ApiResult {
     let service = get_record(&state, &INFERENCE_SERVICE, &id).await?;
     let model_id = service.int("registeredModelId").unwrap_or_default();
     let model = state.registry.get(&REGISTERED_MODEL, model_id).await?;

@@ -15,8 +15,9 @@ use crate::registry::schema::{
 };
 
 /// The document as YAML, rendered once.
-pub static YAML: LazyLock<String> =
-    LazyLock::new(|| serde_norway::to_string(&document()).unwrap_or_else(|error| format!("# cannot render: {error}\n")));
+pub static YAML: LazyLock<String> = LazyLock::new(|| {
+    serde_norway::to_string(&document()).unwrap_or_else(|error| format!("# cannot render: {error}\n"))
+});
 
 const ID_PATTERN: &str = "^[1-9][0-9]{0,8}$";
 
@@ -76,29 +77,53 @@ fn path_item(route: &Route) -> Json {
             if kind.parent.is_some() {
                 parameters.push(param_ref("parentResourceId"));
             }
-            item.insert("get".into(), operation(&format!("find{name}"), parameters, None, &[("200", Some(&name)), ("400", None), ("404", None)]));
+            item.insert(
+                "get".into(),
+                operation(
+                    &format!("find{name}"),
+                    parameters,
+                    None,
+                    &[("200", Some(&name)), ("400", None), ("404", None)],
+                ),
+            );
         }
         Shape::Collection => {
             let mut parameters = list_parameters();
             if kind.is_artifact() && kind.artifact_type.is_none() {
                 parameters.push(param_ref("artifactType"));
             }
-            item.insert("get".into(), operation(&format!("get{name}s"), parameters, None, &[("200", Some(&list_name)), ("400", None)]));
+            item.insert(
+                "get".into(),
+                operation(&format!("get{name}s"), parameters, None, &[("200", Some(&list_name)), ("400", None)]),
+            );
             let create = format!("{name}Create");
             item.insert(
                 "post".into(),
-                operation(&format!("create{name}"), vec![], Some(&create), &[("201", Some(&name)), ("400", None), ("404", None), ("409", None), ("422", None)]),
+                operation(
+                    &format!("create{name}"),
+                    vec![],
+                    Some(&create),
+                    &[("201", Some(&name)), ("400", None), ("404", None), ("409", None), ("422", None)],
+                ),
             );
         }
         Shape::Item { deletable } => {
             item.insert("parameters".into(), json!([id_parameter]));
-            item.insert("get".into(), operation(&format!("get{name}"), vec![], None, &[("200", Some(&name)), ("404", None)]));
+            item.insert(
+                "get".into(),
+                operation(&format!("get{name}"), vec![], None, &[("200", Some(&name)), ("404", None)]),
+            );
             let update = format!("{name}Update");
             let if_match = json!({"name": "If-Match", "in": "header", "required": false, "schema": {"type": "string"},
                 "description": "modelcat: the ETag of the version being updated; a stale one is refused with 412."});
             item.insert(
                 "patch".into(),
-                operation(&format!("update{name}"), vec![if_match], Some(&update), &[("200", Some(&name)), ("400", None), ("404", None), ("412", None)]),
+                operation(
+                    &format!("update{name}"),
+                    vec![if_match],
+                    Some(&update),
+                    &[("200", Some(&name)), ("400", None), ("404", None), ("412", None)],
+                ),
             );
             if deletable {
                 item.insert(
@@ -112,11 +137,24 @@ fn path_item(route: &Route) -> Json {
             let mut parameters = list_parameters();
             parameters.extend([param_ref("name"), param_ref("externalId")]);
             let parent_name = schema_name(parent);
-            item.insert("get".into(), operation(&format!("get{parent_name}{name}s"), parameters, None, &[("200", Some(&list_name)), ("404", None)]));
+            item.insert(
+                "get".into(),
+                operation(
+                    &format!("get{parent_name}{name}s"),
+                    parameters,
+                    None,
+                    &[("200", Some(&list_name)), ("404", None)],
+                ),
+            );
             let body_name = if body == BodySchema::Full { name.clone() } else { format!("{name}Create") };
             item.insert(
                 "post".into(),
-                operation(&format!("create{parent_name}{name}"), vec![], Some(&body_name), &[("201", Some(&name)), ("400", None), ("404", None), ("409", None), ("422", None)]),
+                operation(
+                    &format!("create{parent_name}{name}"),
+                    vec![],
+                    Some(&body_name),
+                    &[("201", Some(&name)), ("400", None), ("404", None), ("409", None), ("422", None)],
+                ),
             );
         }
         Shape::Artifacts { owner } => {
@@ -124,20 +162,38 @@ fn path_item(route: &Route) -> Json {
             let mut parameters = list_parameters();
             parameters.extend([param_ref("name"), param_ref("externalId"), param_ref("artifactType")]);
             let owner_name = schema_name(owner);
-            item.insert("get".into(), operation(&format!("get{owner_name}Artifacts"), parameters, None, &[("200", Some("ArtifactList")), ("404", None)]));
+            item.insert(
+                "get".into(),
+                operation(
+                    &format!("get{owner_name}Artifacts"),
+                    parameters,
+                    None,
+                    &[("200", Some("ArtifactList")), ("404", None)],
+                ),
+            );
             item.insert(
                 "post".into(),
                 operation(
                     &format!("upsert{owner_name}Artifact"),
                     vec![],
                     Some("Artifact"),
-                    &[("200", Some("Artifact")), ("201", Some("Artifact")), ("400", None), ("404", None), ("409", None)],
+                    &[
+                        ("200", Some("Artifact")),
+                        ("201", Some("Artifact")),
+                        ("400", None),
+                        ("404", None),
+                        ("409", None),
+                    ],
                 ),
             );
         }
         Shape::ServiceModel | Shape::ServiceVersion => {
             item.insert("parameters".into(), json!([id_parameter]));
-            let operation_id = if matches!(route.shape, Shape::ServiceModel) { "getInferenceServiceModel" } else { "getInferenceServiceVersion" };
+            let operation_id = if matches!(route.shape, Shape::ServiceModel) {
+                "getInferenceServiceModel"
+            } else {
+                "getInferenceServiceVersion"
+            };
             item.insert("get".into(), operation(operation_id, vec![], None, &[("200", Some(&name)), ("404", None)]));
         }
         Shape::RunHistory | Shape::History => {
@@ -149,7 +205,10 @@ fn path_item(route: &Route) -> Json {
             } else {
                 "getExperimentRunsMetricHistory"
             };
-            item.insert("get".into(), operation(operation_id, parameters, None, &[("200", Some("MetricList")), ("400", None), ("404", None)]));
+            item.insert(
+                "get".into(),
+                operation(operation_id, parameters, None, &[("200", Some("MetricList")), ("400", None), ("404", None)]),
+            );
         }
     }
     Json::Object(item)
@@ -163,18 +222,26 @@ fn list_parameters() -> Vec<Json> {
     ["filterQuery", "pageSize", "orderBy", "sortOrder", "nextPageToken"].into_iter().map(param_ref).collect()
 }
 
-fn operation(operation_id: &str, parameters: Vec<Json>, body: Option<&str>, responses: &[(&str, Option<&str>)]) -> Json {
+fn operation(
+    operation_id: &str,
+    parameters: Vec<Json>,
+    body: Option<&str>,
+    responses: &[(&str, Option<&str>)],
+) -> Json {
     let mut operation = json!({"operationId": operation_id, "tags": ["ModelRegistryService"]});
     if !parameters.is_empty() {
         operation["parameters"] = Json::Array(parameters);
     }
     if let Some(body) = body {
-        operation["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": reference(body)}}});
+        operation["requestBody"] =
+            json!({"required": true, "content": {"application/json": {"schema": reference(body)}}});
     }
     let mut rendered = Map::new();
     for (status, schema) in responses {
         let response = match schema {
-            Some(schema) => json!({"description": "OK", "content": {"application/json": {"schema": reference(schema)}}}),
+            Some(schema) => {
+                json!({"description": "OK", "content": {"application/json": {"schema": reference(schema)}}})
+            }
             None if *status == "204" => json!({"description": "Deleted"}),
             None => json!({"description": "Error", "content": {"application/json": {"schema": reference("Error")}}}),
         };
@@ -185,8 +252,10 @@ fn operation(operation_id: &str, parameters: Vec<Json>, body: Option<&str>, resp
 }
 
 fn parameters() -> Json {
-    let text = |name: &str, description: &str| json!({"name": name, "in": "query", "required": false,
-        "schema": {"type": "string", "pattern": "^[\\x20-\\x7E]+$"}, "description": description});
+    let text = |name: &str, description: &str| {
+        json!({"name": name, "in": "query", "required": false,
+        "schema": {"type": "string", "pattern": "^[\\x20-\\x7E]+$"}, "description": description})
+    };
     json!({
         "id": {"name": "id", "in": "path", "required": true, "schema": {"type": "string", "pattern": ID_PATTERN}},
         "name": text("name", "Exact name."),
@@ -231,7 +300,8 @@ fn schemas() -> Json {
         schemas.insert(format!("{name}List"), list_schema(&name));
     }
     for (suffix, one_of) in [("", ""), ("Create", "Create"), ("Update", "Update")] {
-        let variants: Vec<Json> = ARTIFACT_KINDS.iter().map(|kind| reference(&format!("{}{one_of}", schema_name(kind)))).collect();
+        let variants: Vec<Json> =
+            ARTIFACT_KINDS.iter().map(|kind| reference(&format!("{}{one_of}", schema_name(kind)))).collect();
         let mapping: Map<String, Json> = ARTIFACT_KINDS
             .iter()
             .map(|kind| {
@@ -251,7 +321,10 @@ fn schemas() -> Json {
         ("MetadataDoubleValue", json!({"double_value": {"type": "number", "format": "double"}})),
         ("MetadataBoolValue", json!({"bool_value": {"type": "boolean"}})),
         ("MetadataStructValue", json!({"struct_value": {"type": "string", "format": "byte"}})),
-        ("MetadataProtoValue", json!({"type": {"type": "string"}, "proto_value": {"type": "string", "format": "byte"}})),
+        (
+            "MetadataProtoValue",
+            json!({"type": {"type": "string"}, "proto_value": {"type": "string", "format": "byte"}}),
+        ),
     ];
     for (name, value_properties) in &metadata {
         let mut properties = value_properties.as_object().cloned().unwrap_or_default();
@@ -292,8 +365,10 @@ fn object_schema(kind: &Kind, schema: BodySchema) -> Json {
     let mut required = Vec::new();
     if schema == BodySchema::Full {
         properties.insert("id".into(), json!({"type": "string", "format": "int64", "readOnly": true}));
-        properties.insert("createTimeSinceEpoch".into(), json!({"type": "string", "format": "int64", "readOnly": true}));
-        properties.insert("lastUpdateTimeSinceEpoch".into(), json!({"type": "string", "format": "int64", "readOnly": true}));
+        properties
+            .insert("createTimeSinceEpoch".into(), json!({"type": "string", "format": "int64", "readOnly": true}));
+        properties
+            .insert("lastUpdateTimeSinceEpoch".into(), json!({"type": "string", "format": "int64", "readOnly": true}));
     }
     if let Some(artifact_type) = kind.artifact_type {
         properties.insert("artifactType".into(), json!({"type": "string", "enum": [artifact_type]}));

@@ -94,9 +94,9 @@ impl Params {
     pub fn id(&self, key: &str) -> Result<Option<i64>, ApiError> {
         match self.get(key) {
             None | Some("") => Ok(None),
-            Some(value) => parse_id_text(value)
-                .map(Some)
-                .ok_or_else(|| ApiError::bad_request(format!("invalid {key} \"{value}\": expected a positive integer id"))),
+            Some(value) => parse_id_text(value).map(Some).ok_or_else(|| {
+                ApiError::bad_request(format!("invalid {key} \"{value}\": expected a positive integer id"))
+            }),
         }
     }
 
@@ -135,7 +135,9 @@ impl Params {
             None | Some("") => limits.default_page_size,
             Some(value) => parse_id_text(value)
                 .and_then(|size| u32::try_from(size).ok())
-                .ok_or_else(|| ApiError::bad_request(format!("invalid pageSize \"{value}\": expected a positive integer")))?
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!("invalid pageSize \"{value}\": expected a positive integer"))
+                })?
                 .min(limits.max_page_size),
         };
         let parent_text = parent.map(|(column, id)| format!("{column}={id}")).unwrap_or_default();

@@ -162,15 +162,14 @@ pub fn parse_id(field: &str, value: &Json) -> Result<i64, ApiError> {
         Json::Number(number) => number.to_string(),
         _ => return Err(type_error(field, "an id string")),
     };
-    parse_id_text(&text).ok_or_else(|| ApiError::bad_request(format!("invalid {field} \"{text}\": expected a positive integer id")))
+    parse_id_text(&text)
+        .ok_or_else(|| ApiError::bad_request(format!("invalid {field} \"{text}\": expected a positive integer id")))
 }
 
 /// Parses an id matching `^[1-9][0-9]{0,8}$`.
 pub fn parse_id_text(text: &str) -> Option<i64> {
-    let valid = !text.is_empty()
-        && text.len() <= 9
-        && text.bytes().all(|byte| byte.is_ascii_digit())
-        && !text.starts_with('0');
+    let valid =
+        !text.is_empty() && text.len() <= 9 && text.bytes().all(|byte| byte.is_ascii_digit()) && !text.starts_with('0');
     valid.then(|| text.parse().ok()).flatten()
 }
 
@@ -230,22 +229,38 @@ fn decode_metadata(name: &str, value: Json) -> Result<MetaValue, ApiError> {
         _ => return Err(invalid("metadataType is required")),
     };
     let (value_key, decoded) = match metadata_type.as_str() {
-        "MetadataStringValue" => ("string_value", object.remove("string_value").and_then(|v| v.as_str().map(|text| MetaValue::String(text.to_owned())))),
+        "MetadataStringValue" => (
+            "string_value",
+            object.remove("string_value").and_then(|v| v.as_str().map(|text| MetaValue::String(text.to_owned()))),
+        ),
         "MetadataIntValue" => (
             "int_value",
-            object.remove("int_value").and_then(|v| match v {
-                Json::String(text) => text.parse::<i64>().ok(),
-                Json::Number(number) => number.as_i64(),
-                _ => None,
-            }).map(MetaValue::Int),
+            object
+                .remove("int_value")
+                .and_then(|v| match v {
+                    Json::String(text) => text.parse::<i64>().ok(),
+                    Json::Number(number) => number.as_i64(),
+                    _ => None,
+                })
+                .map(MetaValue::Int),
         ),
-        "MetadataDoubleValue" => ("double_value", object.remove("double_value").and_then(|v| v.as_f64()).map(MetaValue::Double)),
-        "MetadataBoolValue" => ("bool_value", object.remove("bool_value").and_then(|v| v.as_bool()).map(MetaValue::Bool)),
-        "MetadataStructValue" => ("struct_value", object.remove("struct_value").and_then(|v| v.as_str().map(|text| MetaValue::Struct(text.to_owned())))),
+        "MetadataDoubleValue" => {
+            ("double_value", object.remove("double_value").and_then(|v| v.as_f64()).map(MetaValue::Double))
+        }
+        "MetadataBoolValue" => {
+            ("bool_value", object.remove("bool_value").and_then(|v| v.as_bool()).map(MetaValue::Bool))
+        }
+        "MetadataStructValue" => (
+            "struct_value",
+            object.remove("struct_value").and_then(|v| v.as_str().map(|text| MetaValue::Struct(text.to_owned()))),
+        ),
         "MetadataProtoValue" => {
             let type_url = object.remove("type").and_then(|v| v.as_str().map(str::to_owned));
             let encoded = object.remove("proto_value").and_then(|v| v.as_str().map(str::to_owned));
-            ("type and proto_value", type_url.zip(encoded).map(|(type_url, value)| MetaValue::Proto { type_url, value }))
+            (
+                "type and proto_value",
+                type_url.zip(encoded).map(|(type_url, value)| MetaValue::Proto { type_url, value }),
+            )
         }
         other => return Err(invalid(&format!("unknown metadataType \"{other}\""))),
     };
@@ -361,7 +376,8 @@ mod tests {
 
     #[test]
     fn unknown_and_required_fields() {
-        let error = decode(&REGISTERED_MODEL, object(r#"{"name":"m","ext_id":"x"}"#), BodySchema::Create, &[]).unwrap_err();
+        let error =
+            decode(&REGISTERED_MODEL, object(r#"{"name":"m","ext_id":"x"}"#), BodySchema::Create, &[]).unwrap_err();
         assert_eq!(error.message, "json: unknown field \"ext_id\"");
         let error = decode(&REGISTERED_MODEL, object(r#"{"description":"d"}"#), BodySchema::Create, &[]).unwrap_err();
         assert_eq!(error.status, 422);
