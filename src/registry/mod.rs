@@ -41,8 +41,9 @@ pub enum Scalar {
     List(Vec<String>),
 }
 
-/// A typed custom property value (Kubeflow's `MetadataValue`).
-#[derive(Debug, Clone, PartialEq)]
+/// A typed custom property value (Kubeflow's `MetadataValue`). Its serde form is the store's own (the
+/// serialized property map on each entity row), not the wire form, which the API renders.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum MetaValue {
     String(String),
     Int(i64),

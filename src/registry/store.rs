@@ -2,7 +2,8 @@
 //!
 //! SQL is generated from the [`Kind`] descriptors, so one code path serves every entity kind and both
 //! databases. A write is one transaction; reads go to the backend's read pool. A page is one query: each
-//! row carries its custom properties as a JSON array from a correlated subquery, never a query per row. Lists use keyset pagination on
+//! row carries its custom properties serialized in its `properties` column, written in the same
+//! transaction as their typed, indexed copies in `custom_property`, which filters use. Lists use keyset pagination on
 //! `(sort column, id)`, fetching one row more than the page to know whether another page follows.
 
 use std::collections::{BTreeMap, HashMap};
@@ -14,7 +15,7 @@ use super::schema::{
     self, EXPERIMENT_RUN, FieldType, INFERENCE_SERVICE, Kind, METRIC, METRIC_HISTORY, MODEL_VERSION, REGISTERED_MODEL,
     SERVE_MODEL,
 };
-use super::sql::{Backend, Col, DbError, Dialect, Row, Sql, Transaction, Value};
+use super::sql::{Backend, Col, DbError, Row, Sql, Transaction, Value};
 use super::sql_filter::{equality_driver, push_condition, push_driven_from};
 use super::{
     Attach, Cursor, CursorValue, Draft, ListQuery, MetaValue, OrderField, Page, Properties, Record, RegistryError,
@@ -31,15 +32,14 @@ impl SqlStore {
         SqlStore { db }
     }
 
-    /// Starts `SELECT <columns>, <properties>` (the caller adds `FROM`).
+    /// Starts `SELECT <columns>` (the caller adds `FROM`).
     fn select_columns(&self, kind: &Kind) -> Sql {
         let mut sql = self.sql();
-        let properties = properties_select(self.db.dialect(), kind.property_kind);
-        sql.push(&format!("SELECT {}, {properties}", layout(kind).select_list));
+        sql.push(&format!("SELECT {}", layout(kind).select_list));
         sql
     }
 
-    /// Starts `SELECT <columns>, <properties> FROM <table> t`.
+    /// Starts `SELECT <columns> FROM <table> t`.
     fn select(&self, kind: &Kind) -> Sql {
         let mut sql = self.select_columns(kind);
         sql.push(&format!(" FROM {} t", kind.table));
@@ -58,7 +58,7 @@ struct Layout {
     index: HashMap<&'static str, usize>,
 }
 
-/// The pseudo-column holding a row's custom properties as a JSON array (see [`properties_select`]).
+/// The column holding a row's serialized custom properties (see [`properties_json`]).
 const PROPERTIES_COLUMN: &str = "properties";
 
 /// Leading columns of every table.
@@ -97,9 +97,9 @@ static LAYOUTS: LazyLock<HashMap<&'static str, Layout>> = LazyLock::new(|| {
         }
     }
     for layout in layouts.values_mut() {
+        layout.columns.push((PROPERTIES_COLUMN, Col::Text));
         layout.select_list =
             layout.columns.iter().map(|(column, _)| format!("t.{column}")).collect::<Vec<_>>().join(", ");
-        layout.columns.push((PROPERTIES_COLUMN, Col::Text));
         layout.index = layout.columns.iter().enumerate().map(|(index, (column, _))| (*column, index)).collect();
     }
     layouts
@@ -169,61 +169,17 @@ fn record_from_row(kind: &'static Kind, mut row: Row) -> Result<Record, Registry
     })
 }
 
-/// Returns a scalar subquery yielding the custom properties of row `t` as one JSON array of
-/// `[name, value_type, string_value, int_value, double_value as text, bool_value, proto_type]`, so a page
-/// is read with one query and one row per entity. Doubles travel as text with 17 significant digits
-/// because SQLite's JSON functions round them to 15.
-fn properties_select(dialect: Dialect, property_kind: i16) -> String {
-    match dialect {
-        Dialect::Sqlite => format!(
-            "(SELECT json_group_array(json_array(cp.name, cp.value_type, cp.string_value, cp.int_value, \
-             CASE WHEN cp.double_value IS NULL THEN NULL ELSE printf('%!.17g', cp.double_value) END, \
-             cp.bool_value, cp.proto_type)) \
-             FROM custom_property cp WHERE cp.entity_kind = {property_kind} AND cp.entity_id = t.id)"
-        ),
-        Dialect::Postgres => format!(
-            "(SELECT COALESCE(json_agg(json_build_array(cp.name, cp.value_type, cp.string_value, cp.int_value, \
-             cp.double_value::text, cp.bool_value, cp.proto_type)), '[]')::text \
-             FROM custom_property cp WHERE cp.entity_kind = {property_kind} AND cp.entity_id = t.id)"
-        ),
-    }
+/// Serializes a property map for the `properties` column.
+fn properties_json(properties: &Properties) -> Value {
+    Value::Text(serde_json::to_string(properties).unwrap_or_else(|_| "{}".to_owned()))
 }
 
-/// One entry of [`properties_select`]'s array: name, type, string, int, double (as text), bool, proto type.
-type PropertyEntry = (String, String, Option<String>, Option<i64>, Option<String>, Option<BoolOrInt>, Option<String>);
-
-/// A boolean as PostgreSQL (`true`) or SQLite (`1`) puts it into JSON.
-#[derive(serde::Deserialize)]
-#[serde(untagged)]
-enum BoolOrInt {
-    Bool(bool),
-    Int(i64),
-}
-
-/// Parses the JSON array of [`properties_select`]; entries that do not parse are skipped.
+/// Parses the `properties` column; a value that does not parse reads as no properties.
 fn parse_properties(json: &str) -> Properties {
-    let Ok(entries) = serde_json::from_str::<Vec<PropertyEntry>>(json) else { return Properties::new() };
-    entries
-        .into_iter()
-        .filter_map(|(name, value_type, string_value, int_value, double_value, bool_value, proto_type)| {
-            let value = match value_type.as_str() {
-                "string" => MetaValue::String(string_value.unwrap_or_default()),
-                "int" => MetaValue::Int(int_value?),
-                "double" => MetaValue::Double(double_value?.parse().ok()?),
-                "bool" => MetaValue::Bool(match bool_value? {
-                    BoolOrInt::Bool(flag) => flag,
-                    BoolOrInt::Int(number) => number != 0,
-                }),
-                "struct" => MetaValue::Struct(string_value.unwrap_or_default()),
-                "proto" => MetaValue::Proto {
-                    type_url: proto_type.unwrap_or_default(),
-                    value: string_value.unwrap_or_default(),
-                },
-                _ => return None,
-            };
-            Some((name, value))
-        })
-        .collect()
+    serde_json::from_str(json).unwrap_or_else(|error| {
+        tracing::warn!(%error, "unreadable stored properties");
+        Properties::new()
+    })
 }
 
 /// The columns of one property row after `entity_kind, entity_id, name`.
@@ -420,6 +376,7 @@ impl SqlStore {
             ("experiment_run_id", Value::Int(run_id)),
             ("create_time", Value::Int(now)),
             ("update_time", Value::Int(now)),
+            (PROPERTIES_COLUMN, properties_json(properties)),
         ];
         for field in METRIC_HISTORY.fields {
             if let Some(scalar) = values.get(field.wire)
@@ -446,6 +403,9 @@ impl SqlStore {
         let mut sql = self.sql();
         sql.push(&format!("UPDATE {} SET update_time = ", kind.table)).arg(Value::Int(now));
         sql.push(", row_version = row_version + 1");
+        if let Some(properties) = &draft.properties {
+            sql.push(&format!(", {PROPERTIES_COLUMN} = ")).arg(properties_json(properties));
+        }
         for field in kind.fields {
             if let Some(scalar) = draft.values.get(field.wire) {
                 sql.push(&format!(", {} = ", field.column)).arg(scalar_value(field.ty, scalar));
@@ -552,8 +512,9 @@ impl RegistryStore for SqlStore {
                 _ => String::new(),
             };
             if let Some(existing) = self.run_metric(&mut tx, run_id, &name).await? {
-                let update = Draft { values, properties: None };
+                let update = Draft { values, properties: Some(properties) };
                 self.update_row(&mut tx, kind, existing, &update, None, now).await?;
+                let properties = update.properties.unwrap_or_default();
                 self.delete_properties(&mut tx, kind, "{id}", existing).await?;
                 self.insert_properties(&mut tx, kind, existing, &properties).await?;
                 self.append_history(&mut tx, &update.values, &properties, now, experiment_id, run_id).await?;
@@ -562,7 +523,11 @@ impl RegistryStore for SqlStore {
             }
         }
 
-        columns.extend([("create_time", Value::Int(now)), ("update_time", Value::Int(now))]);
+        columns.extend([
+            ("create_time", Value::Int(now)),
+            ("update_time", Value::Int(now)),
+            (PROPERTIES_COLUMN, properties_json(&properties)),
+        ]);
         if let Some(artifact_type) = kind.artifact_type.filter(|_| kind.is_artifact()) {
             columns.push(("artifact_type", Value::Text(artifact_type.to_owned())));
         }

@@ -1,5 +1,7 @@
 -- modelcat registry schema: one typed table per entity kind, custom properties in one typed table.
 -- Ids are BIGSERIAL. Times are milliseconds since epoch. row_version counts updates (ETag).
+-- properties is the entity's custom-property map serialized for reads; custom_property holds the same
+-- values typed and indexed for filters. Both are written in the same transaction.
 
 CREATE TABLE registered_model (
     id BIGSERIAL PRIMARY KEY,
@@ -9,6 +11,7 @@ CREATE TABLE registered_model (
     create_time BIGINT NOT NULL,
     update_time BIGINT NOT NULL,
     row_version BIGINT NOT NULL DEFAULT 1,
+    properties TEXT NOT NULL DEFAULT '{}',
     owner TEXT,
     state TEXT,
     readme TEXT,
@@ -35,6 +38,7 @@ CREATE TABLE model_version (
     create_time BIGINT NOT NULL,
     update_time BIGINT NOT NULL,
     row_version BIGINT NOT NULL DEFAULT 1,
+    properties TEXT NOT NULL DEFAULT '{}',
     author TEXT,
     state TEXT
 );
@@ -51,6 +55,7 @@ CREATE TABLE experiment (
     create_time BIGINT NOT NULL,
     update_time BIGINT NOT NULL,
     row_version BIGINT NOT NULL DEFAULT 1,
+    properties TEXT NOT NULL DEFAULT '{}',
     owner TEXT,
     state TEXT
 );
@@ -66,6 +71,7 @@ CREATE TABLE experiment_run (
     create_time BIGINT NOT NULL,
     update_time BIGINT NOT NULL,
     row_version BIGINT NOT NULL DEFAULT 1,
+    properties TEXT NOT NULL DEFAULT '{}',
     start_time BIGINT,
     end_time BIGINT,
     status TEXT,
@@ -87,6 +93,7 @@ CREATE TABLE artifact (
     create_time BIGINT NOT NULL,
     update_time BIGINT NOT NULL,
     row_version BIGINT NOT NULL DEFAULT 1,
+    properties TEXT NOT NULL DEFAULT '{}',
     uri TEXT,
     state TEXT,
     model_format_name TEXT,
@@ -126,6 +133,7 @@ CREATE TABLE metric_history (
     create_time BIGINT NOT NULL,
     update_time BIGINT NOT NULL,
     row_version BIGINT NOT NULL DEFAULT 1,
+    properties TEXT NOT NULL DEFAULT '{}',
     state TEXT,
     metric_value DOUBLE PRECISION,
     timestamp_ms BIGINT,
@@ -140,7 +148,8 @@ CREATE TABLE serving_environment (
     external_id TEXT,
     create_time BIGINT NOT NULL,
     update_time BIGINT NOT NULL,
-    row_version BIGINT NOT NULL DEFAULT 1
+    row_version BIGINT NOT NULL DEFAULT 1,
+    properties TEXT NOT NULL DEFAULT '{}'
 );
 CREATE UNIQUE INDEX serving_environment_name ON serving_environment (name);
 CREATE UNIQUE INDEX serving_environment_external_id ON serving_environment (external_id);
@@ -156,6 +165,7 @@ CREATE TABLE inference_service (
     create_time BIGINT NOT NULL,
     update_time BIGINT NOT NULL,
     row_version BIGINT NOT NULL DEFAULT 1,
+    properties TEXT NOT NULL DEFAULT '{}',
     runtime TEXT,
     desired_state TEXT
 );
@@ -174,6 +184,7 @@ CREATE TABLE serve_model (
     create_time BIGINT NOT NULL,
     update_time BIGINT NOT NULL,
     row_version BIGINT NOT NULL DEFAULT 1,
+    properties TEXT NOT NULL DEFAULT '{}',
     last_known_state TEXT
 );
 CREATE UNIQUE INDEX serve_model_name ON serve_model (inference_service_id, name);
