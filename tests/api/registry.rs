@@ -17,6 +17,7 @@ crate::conformance_suite!(
     optimistic_concurrency,
     serving_environments_and_inference_services,
     experiments_runs_and_metric_history,
+    concurrent_writes_succeed_or_fail_independently,
 );
 
 fn string_property(value: &str) -> Value {
@@ -570,4 +571,27 @@ async fn experiments_runs_and_metric_history(app: &TestApp) {
     let reset = app.call(Method::POST, &format!("{BASE}/testing/reset"), None).await;
     assert_eq!(reset.status, StatusCode::NO_CONTENT);
     assert_eq!(app.get("/experiments").await.body["size"], 0);
+}
+
+/// Concurrent writes share commits on SQLite (group commit): a failing one must not undo or block the
+/// others in its batch, and every acknowledged write must be readable afterwards.
+async fn concurrent_writes_succeed_or_fail_independently(app: &TestApp) {
+    let taken = app.create("/registered_models", json!({"name": "taken"})).await;
+    let requests = (0..40).map(|index| {
+        let name = if index % 2 == 0 { format!("fresh-{index}") } else { "taken".to_owned() };
+        let properties = json!({"index": {"metadataType": "MetadataIntValue", "int_value": index.to_string()}});
+        app.post("/registered_models", json!({"name": name, "customProperties": properties}))
+    });
+    let replies = futures_util::future::join_all(requests).await;
+    let created = replies.iter().filter(|reply| reply.status == StatusCode::CREATED).count();
+    let conflicts = replies.iter().filter(|reply| reply.status == StatusCode::CONFLICT).count();
+    assert_eq!((created, conflicts), (20, 20));
+    let listed = app.get_query("/registered_models", &[("pageSize", "100")]).await.body;
+    assert_eq!(listed["size"], 21);
+    for reply in replies.iter().filter(|reply| reply.status == StatusCode::CREATED) {
+        let id = reply.body["id"].as_str().expect("id");
+        let fetched = app.get(&format!("/registered_models/{id}")).await;
+        assert_eq!(fetched.body["customProperties"], reply.body["customProperties"], "acknowledged writes persist");
+    }
+    assert_eq!(app.get(&format!("/registered_models/{taken}")).await.status, StatusCode::OK);
 }
