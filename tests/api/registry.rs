@@ -152,6 +152,11 @@ async fn versions_are_scoped_to_their_model(app: &TestApp) {
     let filtered = app.get_query(&format!("/registered_models/{second}/versions"), &[("name", "v1")]).await;
     assert_eq!(filtered.body["size"], 1);
     assert_eq!(app.get("/registered_models/999999/versions").await.status, StatusCode::NOT_FOUND);
+    let orphan = app.post("/registered_models/999999/versions", json!({"name": "v1"})).await;
+    assert_eq!(orphan.status, StatusCode::NOT_FOUND);
+    assert_eq!(orphan.body["message"], "registered model 999999 not found");
+    let orphan_serve = app.post("/inference_services/999999/serves", json!({"modelVersionId": v1})).await;
+    assert_eq!(orphan_serve.body["message"], "inference service 999999 not found");
     let patched = app.patch(&format!("/model_versions/{v1}"), json!({"state": "ARCHIVED", "author": "bo"})).await;
     assert_eq!(patched.body["author"], "bo");
     let moved = app.patch(&format!("/model_versions/{v1}"), json!({"registeredModelId": second})).await;

@@ -204,18 +204,15 @@ fn children(
     parent: &'static Kind,
     schema: BodySchema,
 ) -> MethodRouter<AppState> {
-    let parent_field = kind
-        .fields
-        .iter()
-        .find(|field| matches!(field.ty, schema::FieldType::Id(target) if target == parent))
-        .filter(|field| kind.parent.is_some_and(|scope| scope.column == field.column));
-    let parent_wire = parent_field.map(|field| field.wire);
+    let scope = kind.parent.expect("a child route's kind has a parent");
+    // The parent id is a body field of some children (a version's `registeredModelId`) and a column of
+    // others only (a serve's inference service).
+    let parent_wire = kind.fields.iter().find(|field| field.column == scope.column).map(|field| field.wire);
     get(move |State(state): State<AppState>, Path(id): Path<String>, params: Params| async move {
         let parent_id = path_id(&id)?;
         state.registry.get(parent, parent_id).await?;
-        let column = kind.parent.map_or("id", |scope| scope.column);
         let extra = list_extras(kind, &params)?;
-        list(&state, kind, &params, Some((column, parent_id)), extra, version).await
+        list(&state, kind, &params, Some((scope.column, parent_id)), extra, version).await
     })
     .post(move |State(state): State<AppState>, Path(id): Path<String>, body: Bytes| async move {
         let parent_id = path_id(&id)?;
@@ -225,7 +222,6 @@ fn children(
             None => (Vec::new(), Attach::Parent(parent_id)),
         };
         let decoded = wire::decode(kind, object, schema, &preset)?;
-        state.registry.get(parent, parent_id).await?;
         let record = state.registry.create(kind, decoded.draft, attach).await?;
         Ok::<_, ApiError>(respond(StatusCode::CREATED, &record, version))
     })
