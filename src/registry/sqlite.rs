@@ -251,7 +251,12 @@ impl Backend for SqliteBackend {
             .await?;
             state.batch = Some(watch::channel(None).0);
         }
-        state.connection.execute_batch("SAVEPOINT logical")?;
+        if let Err(error) = state.connection.execute_batch("SAVEPOINT logical") {
+            // Let the committer close the batch, so the file's write lock is not held until the next write.
+            drop(state);
+            self.committer.notify_one();
+            return Err(error.into());
+        }
         Ok(Box::new(SqliteTransaction { state: Some(state), committer: self.committer.clone() }))
     }
 }
