@@ -112,9 +112,10 @@ impl Kind {
         self.table == "artifact"
     }
 
-    /// Whether two kinds live in the same table (and so share an id space).
-    pub fn same_table(&self, other: &Kind) -> bool {
-        self.table == other.table
+    /// The value of the `artifact` table's `artifact_type` column for rows of this kind; `None` for
+    /// [`ANY_ARTIFACT`] (every type) and for kinds with their own table.
+    pub fn stored_artifact_type(&self) -> Option<&'static str> {
+        self.artifact_type.filter(|_| self.is_artifact())
     }
 }
 
@@ -377,8 +378,25 @@ pub static EXPERIMENT_RUN: Kind = Kind {
     ],
 };
 
-/// One kind per table, children before parents, for table-driven code such as `reset`.
-pub static ALL_KINDS: [&Kind; 9] = [
+/// Every concrete kind (each artifact type, not [`ANY_ARTIFACT`]).
+pub static KINDS: [&Kind; 13] = [
+    &REGISTERED_MODEL,
+    &MODEL_VERSION,
+    &MODEL_ARTIFACT,
+    &DOC_ARTIFACT,
+    &DATASET_ARTIFACT,
+    &METRIC,
+    &PARAMETER,
+    &METRIC_HISTORY,
+    &SERVING_ENVIRONMENT,
+    &INFERENCE_SERVICE,
+    &SERVE_MODEL,
+    &EXPERIMENT,
+    &EXPERIMENT_RUN,
+];
+
+/// One kind per table, children before parents: the order in which tables can be emptied.
+pub static TABLES_CHILDREN_FIRST: [&Kind; 9] = [
     &SERVE_MODEL,
     &INFERENCE_SERVICE,
     &SERVING_ENVIRONMENT,

@@ -3,8 +3,9 @@
 //! SQL is generated from the [`Kind`] descriptors, so one code path serves every entity kind and both
 //! databases. A write is one transaction; reads go to the backend's read pool. A page is one query: each
 //! row carries its custom properties serialized in its `properties` column, written in the same
-//! transaction as their typed, indexed copies in `custom_property`, which filters use. Lists use keyset pagination on
-//! `(sort column, id)`, fetching one row more than the page to know whether another page follows.
+//! transaction as their typed, indexed copies in `custom_property`, which filters use. Lists use keyset
+//! pagination on `(sort column, id)`, fetching one row more than the page to know whether another follows.
+//! Typed artifact kinds only ever see rows of their own `artifact_type`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, LazyLock};
@@ -12,8 +13,8 @@ use std::sync::{Arc, LazyLock};
 use async_trait::async_trait;
 
 use super::schema::{
-    self, EXPERIMENT_RUN, FieldType, INFERENCE_SERVICE, Kind, METRIC, METRIC_HISTORY, MODEL_VERSION, REGISTERED_MODEL,
-    SERVE_MODEL,
+    self, EXPERIMENT_RUN, FieldType, INFERENCE_SERVICE, KINDS, Kind, METRIC, METRIC_HISTORY, MODEL_VERSION,
+    REGISTERED_MODEL, SERVE_MODEL,
 };
 use super::sql::{Backend, Col, DbError, Row, Sql, Transaction, Value};
 use super::sql_filter::{equality_driver, push_condition, push_driven_from};
@@ -54,6 +55,8 @@ impl SqlStore {
 /// The columns of one table, in select order.
 struct Layout {
     columns: Vec<(&'static str, Col)>,
+    /// The decode types of `columns`, in order.
+    cols: Vec<Col>,
     select_list: String,
     index: HashMap<&'static str, usize>,
 }
@@ -65,30 +68,16 @@ const PROPERTIES_COLUMN: &str = "properties";
 const BASE_COLUMNS: [(&str, Col); 4] =
     [("id", Col::Int), ("create_time", Col::Int), ("update_time", Col::Int), ("row_version", Col::Int)];
 
+/// The union of the columns of every kind stored in each table.
 static LAYOUTS: LazyLock<HashMap<&'static str, Layout>> = LazyLock::new(|| {
-    let kinds: [&Kind; 13] = [
-        &REGISTERED_MODEL,
-        &MODEL_VERSION,
-        &schema::MODEL_ARTIFACT,
-        &schema::DOC_ARTIFACT,
-        &schema::DATASET_ARTIFACT,
-        &METRIC,
-        &schema::PARAMETER,
-        &METRIC_HISTORY,
-        &schema::SERVING_ENVIRONMENT,
-        &INFERENCE_SERVICE,
-        &SERVE_MODEL,
-        &schema::EXPERIMENT,
-        &EXPERIMENT_RUN,
-    ];
     let mut layouts: HashMap<&'static str, Layout> = HashMap::new();
-    for kind in kinds {
+    for kind in KINDS {
         let layout = layouts.entry(kind.table).or_insert_with(|| {
             let mut columns = BASE_COLUMNS.to_vec();
             if kind.is_artifact() {
                 columns.push(("artifact_type", Col::Text));
             }
-            Layout { columns, select_list: String::new(), index: HashMap::new() }
+            Layout { columns, cols: Vec::new(), select_list: String::new(), index: HashMap::new() }
         });
         for field in kind.fields {
             if !layout.columns.iter().any(|(column, _)| *column == field.column) {
@@ -98,6 +87,7 @@ static LAYOUTS: LazyLock<HashMap<&'static str, Layout>> = LazyLock::new(|| {
     }
     for layout in layouts.values_mut() {
         layout.columns.push((PROPERTIES_COLUMN, Col::Text));
+        layout.cols = layout.columns.iter().map(|(_, col)| *col).collect();
         layout.select_list =
             layout.columns.iter().map(|(column, _)| format!("t.{column}")).collect::<Vec<_>>().join(", ");
         layout.index = layout.columns.iter().enumerate().map(|(index, (column, _))| (*column, index)).collect();
@@ -117,12 +107,20 @@ fn column_col(field_type: FieldType) -> Col {
     }
 }
 
-fn scalar_value(field_type: FieldType, scalar: &Scalar) -> Value {
-    match (field_type, scalar) {
-        (_, Scalar::Text(text)) => Value::Text(text.clone()),
-        (_, Scalar::Int(number)) => Value::Int(*number),
-        (_, Scalar::Double(number)) => Value::Double(*number),
-        (_, Scalar::List(items)) => Value::Text(serde_json::to_string(items).unwrap_or_default()),
+fn scalar_value(scalar: &Scalar) -> Value {
+    match scalar {
+        Scalar::Text(text) => Value::Text(text.clone()),
+        Scalar::Int(number) => Value::Int(*number),
+        Scalar::Double(number) => Value::Double(*number),
+        Scalar::List(items) => Value::Text(serde_json::to_string(items).unwrap_or_default()),
+    }
+}
+
+/// Returns a text value of a draft or record, such as its `name`.
+fn text_value<'a>(values: &'a BTreeMap<&'static str, Scalar>, wire: &str) -> Option<&'a str> {
+    match values.get(wire) {
+        Some(Scalar::Text(text)) => Some(text),
+        _ => None,
     }
 }
 
@@ -205,7 +203,8 @@ fn property_values(value: &MetaValue) -> [Value; 6] {
     ]
 }
 
-/// Maps a database error of a write on `kind` to the registry error users see.
+/// Maps a database error of a write on `kind` to the registry error users see (foreign-key failures are
+/// explained by [`SqlStore::missing_reference`] instead).
 fn write_error(kind: &Kind, draft_name: Option<&str>, error: DbError) -> RegistryError {
     match error {
         DbError::Unique(detail) if detail.contains("external_id") => {
@@ -215,9 +214,6 @@ fn write_error(kind: &Kind, draft_name: Option<&str>, error: DbError) -> Registr
             let scope = kind.parent.map(|parent| format!(" in this {}", parent.kind.label)).unwrap_or_default();
             let name = draft_name.map(|name| format!(" '{name}'")).unwrap_or_default();
             RegistryError::Conflict(format!("a {} named{name} already exists{scope}", kind.label))
-        }
-        DbError::ForeignKey(_) => {
-            RegistryError::Conflict(format!("the {} references an entity that does not exist", kind.label))
         }
         other => db_error(other),
     }
@@ -382,15 +378,16 @@ impl SqlStore {
             if let Some(scalar) = values.get(field.wire)
                 && !matches!(field.ty, FieldType::Id(_))
             {
-                columns.push((field.column, scalar_value(field.ty, scalar)));
+                columns.push((field.column, scalar_value(scalar)));
             }
         }
         let history_id = self.insert_row(tx, &METRIC_HISTORY, &columns).await.map_err(db_error)?;
         self.insert_properties(tx, &METRIC_HISTORY, history_id, properties).await
     }
 
-    /// Runs the `UPDATE` of a partial update inside `tx`; returns the rows touched (0: missing, of another
-    /// artifact type, or not at `expected_version`).
+    /// Applies a partial update inside `tx`: the row's columns and, when the draft carries properties,
+    /// the whole property map (serialized column and typed rows). Returns the rows touched (0: missing, of
+    /// another artifact type, or not at `expected_version`).
     async fn update_row(
         &self,
         tx: &mut Box<dyn Transaction>,
@@ -408,21 +405,28 @@ impl SqlStore {
         }
         for field in kind.fields {
             if let Some(scalar) = draft.values.get(field.wire) {
-                sql.push(&format!(", {} = ", field.column)).arg(scalar_value(field.ty, scalar));
+                sql.push(&format!(", {} = ", field.column)).arg(scalar_value(scalar));
             }
         }
         sql.push(" WHERE id = ").arg(Value::Int(id));
-        if let Some(artifact_type) = kind.artifact_type.filter(|_| kind.is_artifact()) {
+        if let Some(artifact_type) = kind.stored_artifact_type() {
             sql.push(" AND artifact_type = ").arg(Value::Text(artifact_type.to_owned()));
         }
         if let Some(expected) = expected_version {
             sql.push(" AND row_version = ").arg(Value::Int(expected));
         }
-        match tx.execute(&sql).await {
-            Ok(touched) => Ok(touched),
-            Err(DbError::ForeignKey(_)) => Err(self.missing_reference(kind, &draft.values, Attach::Nothing).await),
-            Err(error) => Err(write_error(kind, None, error)),
+        let touched = match tx.execute(&sql).await {
+            Ok(touched) => touched,
+            Err(DbError::ForeignKey(_)) => {
+                return Err(self.missing_reference(kind, &draft.values, Attach::Nothing).await);
+            }
+            Err(error) => return Err(write_error(kind, None, error)),
+        };
+        if let (1.., Some(properties)) = (touched, &draft.properties) {
+            self.delete_properties(tx, kind, "{id}", id).await?;
+            self.insert_properties(tx, kind, id, properties).await?;
         }
+        Ok(touched)
     }
 
     /// Deletes the rows of `kind` that `where_clause` (a [`push_clause`] template) selects, with their
@@ -507,17 +511,11 @@ impl RegistryStore for SqlStore {
 
         // A metric logged again to the same run updates the metric and extends its history.
         if let (Some((experiment_id, run_id)), true) = (run, kind == &METRIC) {
-            let name = match values.get("name") {
-                Some(Scalar::Text(name)) => name.clone(),
-                _ => String::new(),
-            };
-            if let Some(existing) = self.run_metric(&mut tx, run_id, &name).await? {
+            let name = text_value(&values, "name").unwrap_or_default();
+            if let Some(existing) = self.run_metric(&mut tx, run_id, name).await? {
+                self.append_history(&mut tx, &values, &properties, now, experiment_id, run_id).await?;
                 let update = Draft { values, properties: Some(properties) };
                 self.update_row(&mut tx, kind, existing, &update, None, now).await?;
-                let properties = update.properties.unwrap_or_default();
-                self.delete_properties(&mut tx, kind, "{id}", existing).await?;
-                self.insert_properties(&mut tx, kind, existing, &properties).await?;
-                self.append_history(&mut tx, &update.values, &properties, now, experiment_id, run_id).await?;
                 tx.commit().await.map_err(db_error)?;
                 return self.get(kind, existing).await;
             }
@@ -528,18 +526,15 @@ impl RegistryStore for SqlStore {
             ("update_time", Value::Int(now)),
             (PROPERTIES_COLUMN, properties_json(&properties)),
         ]);
-        if let Some(artifact_type) = kind.artifact_type.filter(|_| kind.is_artifact()) {
+        if let Some(artifact_type) = kind.stored_artifact_type() {
             columns.push(("artifact_type", Value::Text(artifact_type.to_owned())));
         }
         for field in kind.fields {
             if let Some(scalar) = values.get(field.wire) {
-                columns.push((field.column, scalar_value(field.ty, scalar)));
+                columns.push((field.column, scalar_value(scalar)));
             }
         }
-        let name = values.get("name").and_then(|scalar| match scalar {
-            Scalar::Text(name) => Some(name.as_str()),
-            _ => None,
-        });
+        let name = text_value(&values, "name");
         let id = match self.insert_row(&mut tx, kind, &columns).await {
             Ok(id) => id,
             Err(DbError::ForeignKey(_)) => {
@@ -560,8 +555,10 @@ impl RegistryStore for SqlStore {
     async fn get(&self, kind: &'static Kind, id: i64) -> Result<Record, RegistryError> {
         let mut sql = self.select(kind);
         sql.push(" WHERE t.id = ").arg(Value::Int(id));
-        let cols: Vec<Col> = layout(kind).columns.iter().map(|(_, col)| *col).collect();
-        let row = self.db.read(&sql, &cols).await.map_err(db_error)?.into_iter().next();
+        if let Some(artifact_type) = kind.stored_artifact_type() {
+            sql.push(" AND t.artifact_type = ").arg(Value::Text(artifact_type.to_owned()));
+        }
+        let row = self.db.read(&sql, &layout(kind).cols).await.map_err(db_error)?.into_iter().next();
         record_from_row(kind, row.ok_or_else(|| not_found(kind, id))?)
     }
 
@@ -578,19 +575,12 @@ impl RegistryStore for SqlStore {
         if touched == 0 {
             drop(tx);
             let current = self.get(kind, id).await?;
-            if kind.artifact_type.is_some() && current.kind != kind {
-                return Err(not_found(kind, id));
-            }
             return Err(RegistryError::PreconditionFailed(format!(
                 "{} {id} was modified since it was read (version {}, expected {})",
                 kind.label,
                 current.version,
                 expected_version.unwrap_or_default()
             )));
-        }
-        if let Some(properties) = &draft.properties {
-            self.delete_properties(&mut tx, kind, "{id}", id).await?;
-            self.insert_properties(&mut tx, kind, id, properties).await?;
         }
         tx.commit().await.map_err(|error| write_error(kind, None, error))?;
         self.get(kind, id).await
@@ -612,7 +602,7 @@ impl RegistryStore for SqlStore {
                 sql.push(&format!(" FROM {} t WHERE 1 = 1", kind.table));
             }
         }
-        if let Some(artifact_type) = kind.artifact_type.filter(|_| kind.is_artifact()) {
+        if let Some(artifact_type) = kind.stored_artifact_type() {
             sql.push(" AND t.artifact_type = ").arg(Value::Text(artifact_type.to_owned()));
         }
         if let Some((column, parent_id)) = query.parent {
@@ -649,8 +639,7 @@ impl RegistryStore for SqlStore {
         }
         sql.push(&format!(" LIMIT {}", u64::from(query.page_size) + 1));
 
-        let cols: Vec<Col> = layout.columns.iter().map(|(_, col)| *col).collect();
-        let rows = self.db.read(&sql, &cols).await.map_err(db_error)?;
+        let rows = self.db.read(&sql, &layout.cols).await.map_err(db_error)?;
         let has_more = rows.len() > query.page_size as usize;
         let items = rows
             .into_iter()
@@ -677,7 +666,7 @@ impl RegistryStore for SqlStore {
         let mut tx = self.db.begin().await.map_err(db_error)?;
         let mut sql = self.sql();
         sql.push(&format!("SELECT id FROM {} WHERE id = ", kind.table)).arg(Value::Int(id));
-        if let Some(artifact_type) = kind.artifact_type.filter(|_| kind.is_artifact()) {
+        if let Some(artifact_type) = kind.stored_artifact_type() {
             sql.push(" AND artifact_type = ").arg(Value::Text(artifact_type.to_owned()));
         }
         if tx.read(&sql, &[Col::Int]).await.map_err(db_error)?.is_empty() {
@@ -712,7 +701,7 @@ impl RegistryStore for SqlStore {
     async fn reset(&self) -> Result<(), RegistryError> {
         let mut tx = self.db.begin().await.map_err(db_error)?;
         let mut statements = vec!["DELETE FROM custom_property".to_owned()];
-        statements.extend(schema::ALL_KINDS.iter().map(|kind| format!("DELETE FROM {}", kind.table)));
+        statements.extend(schema::TABLES_CHILDREN_FIRST.iter().map(|kind| format!("DELETE FROM {}", kind.table)));
         for statement in statements {
             let mut sql = self.sql();
             sql.push(&statement);

@@ -26,8 +26,8 @@ use crate::app::AppState;
 use crate::filter::{Expr, Literal, Property};
 use crate::pagination;
 use crate::registry::schema::{
-    self, ANY_ARTIFACT, EXPERIMENT, EXPERIMENT_RUN, INFERENCE_SERVICE, Kind, METRIC_HISTORY, MODEL_ARTIFACT,
-    MODEL_VERSION, REGISTERED_MODEL, SERVE_MODEL, SERVING_ENVIRONMENT,
+    ANY_ARTIFACT, EXPERIMENT, EXPERIMENT_RUN, INFERENCE_SERVICE, Kind, METRIC_HISTORY, MODEL_ARTIFACT, MODEL_VERSION,
+    REGISTERED_MODEL, SERVE_MODEL, SERVING_ENVIRONMENT,
 };
 use crate::registry::{Attach, ListQuery, OrderField, Record};
 pub use params::PageLimits;
@@ -266,14 +266,9 @@ fn path_id(text: &str) -> Result<i64, ApiError> {
         .ok_or_else(|| ApiError::bad_request(format!("invalid id \"{text}\": expected a positive integer id")))
 }
 
-/// Gets a record of `kind`; a record of another artifact type is a 404 on a typed route.
+/// Gets a record of `kind` by a path id (on a typed artifact route, only an artifact of that type).
 async fn get_record(state: &AppState, kind: &'static Kind, id: &str) -> Result<Record, ApiError> {
-    let id = path_id(id)?;
-    let record = state.registry.get(kind, id).await?;
-    if kind.artifact_type.is_some() && record.kind != kind {
-        return Err(ApiError::not_found(format!("{} {id} not found", kind.label)));
-    }
-    Ok(record)
+    Ok(state.registry.get(kind, path_id(id)?).await?)
 }
 
 async fn update(
@@ -284,14 +279,16 @@ async fn update(
     body: &[u8],
     version: WireVersion,
 ) -> ApiResult {
-    let current = get_record(state, kind, id).await?;
+    let id = path_id(id)?;
     let object = wire::parse_object(body)?;
     let expected_version = match headers.get(header::IF_MATCH) {
         None => None,
         Some(value) => parse_if_match(value)?,
     };
-    let decoded = wire::decode(current.kind, object, BodySchema::Update, &[])?;
-    let record = state.registry.update(current.kind, current.id, decoded.draft, expected_version).await?;
+    // On `/artifacts/{id}` the stored type decides which fields the body may carry.
+    let kind = if kind == &ANY_ARTIFACT { state.registry.get(kind, id).await?.kind } else { kind };
+    let decoded = wire::decode(kind, object, BodySchema::Update, &[])?;
+    let record = state.registry.update(kind, id, decoded.draft, expected_version).await?;
     Ok(respond(StatusCode::OK, &record, version))
 }
 
@@ -319,9 +316,7 @@ fn list_extras(kind: &Kind, params: &Params) -> Result<Vec<Expr>, ApiError> {
     if kind.is_artifact()
         && let Some(artifact_type) = params.text("artifactType")?
     {
-        if schema::artifact_kind(artifact_type).is_none() {
-            return Err(ApiError::bad_request(format!("invalid artifactType \"{artifact_type}\"")));
-        }
+        wire::parse_artifact_type(artifact_type)?;
         extra.push(equals("artifactType", Literal::String(artifact_type.to_owned())));
     }
     Ok(extra)

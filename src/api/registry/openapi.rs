@@ -9,10 +9,7 @@ use serde_json::{Map, Value as Json, json};
 
 use super::wire::BodySchema;
 use super::{BASE_PATH, ROUTES, Route, Shape};
-use crate::registry::schema::{
-    ANY_ARTIFACT, ARTIFACT_KINDS, EXPERIMENT, EXPERIMENT_RUN, FieldType, INFERENCE_SERVICE, Kind, METRIC,
-    METRIC_HISTORY, MODEL_VERSION, REGISTERED_MODEL, SERVE_MODEL, SERVING_ENVIRONMENT,
-};
+use crate::registry::schema::{ANY_ARTIFACT, ARTIFACT_KINDS, FieldType, KINDS, Kind, METRIC_HISTORY};
 
 /// The document as YAML, rendered once.
 pub static YAML: LazyLock<String> = LazyLock::new(|| {
@@ -99,12 +96,7 @@ fn path_item(route: &Route) -> Json {
             let create = format!("{name}Create");
             item.insert(
                 "post".into(),
-                operation(
-                    &format!("create{name}"),
-                    vec![],
-                    Some(&create),
-                    &[("201", Some(&name)), ("400", None), ("404", None), ("409", None), ("422", None)],
-                ),
+                operation(&format!("create{name}"), vec![], Some(&create), &created_responses(&name)),
             );
         }
         Shape::Item { deletable } => {
@@ -149,12 +141,7 @@ fn path_item(route: &Route) -> Json {
             let body_name = if body == BodySchema::Full { name.clone() } else { format!("{name}Create") };
             item.insert(
                 "post".into(),
-                operation(
-                    &format!("create{parent_name}{name}"),
-                    vec![],
-                    Some(&body_name),
-                    &[("201", Some(&name)), ("400", None), ("404", None), ("409", None), ("422", None)],
-                ),
+                operation(&format!("create{parent_name}{name}"), vec![], Some(&body_name), &created_responses(&name)),
             );
         }
         Shape::Artifacts { owner } => {
@@ -212,6 +199,11 @@ fn path_item(route: &Route) -> Json {
         }
     }
     Json::Object(item)
+}
+
+/// The responses of a create: the entity, or why it was refused.
+fn created_responses(name: &str) -> [(&'static str, Option<&str>); 5] {
+    [("201", Some(name)), ("400", None), ("404", None), ("409", None), ("422", None)]
 }
 
 fn param_ref(name: &str) -> Json {
@@ -278,21 +270,8 @@ fn parameters() -> Json {
 
 fn schemas() -> Json {
     let mut schemas = Map::new();
-    let kinds: [&Kind; 12] = [
-        &REGISTERED_MODEL,
-        &MODEL_VERSION,
-        ARTIFACT_KINDS[0],
-        ARTIFACT_KINDS[1],
-        ARTIFACT_KINDS[2],
-        &METRIC,
-        ARTIFACT_KINDS[4],
-        &SERVING_ENVIRONMENT,
-        &INFERENCE_SERVICE,
-        &SERVE_MODEL,
-        &EXPERIMENT,
-        &EXPERIMENT_RUN,
-    ];
-    for kind in kinds {
+    // Metric history entries are rendered as `Metric`, which the metric kind already defines.
+    for kind in KINDS.into_iter().filter(|kind| *kind != &METRIC_HISTORY) {
         let name = schema_name(kind);
         schemas.insert(name.clone(), object_schema(kind, BodySchema::Full));
         schemas.insert(format!("{name}Create"), object_schema(kind, BodySchema::Create));
@@ -374,12 +353,7 @@ fn object_schema(kind: &Kind, schema: BodySchema) -> Json {
         properties.insert("artifactType".into(), json!({"type": "string", "enum": [artifact_type]}));
     }
     for field in kind.fields {
-        let included = match schema {
-            BodySchema::Create => field.on_create,
-            BodySchema::Update => field.on_update,
-            BodySchema::Full => true,
-        };
-        if !included {
+        if !schema.accepts(field) {
             continue;
         }
         let mut rendered = field_schema(field.ty);

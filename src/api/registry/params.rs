@@ -140,17 +140,27 @@ impl Params {
                 })?
                 .min(limits.max_page_size),
         };
-        let parent_text = parent.map(|(column, id)| format!("{column}={id}")).unwrap_or_default();
-        let filter_debug = format!("{filter:?}");
-        let hash = pagination::query_hash(&[
-            kind.table,
-            kind.artifact_type.unwrap_or_default(),
-            &parent_text,
-            &filter_debug,
-            &format!("{order:?}{descending}"),
-        ]);
+        let hash = self.query_hash(kind, parent);
         let after = pagination::decode(self.get("nextPageToken").unwrap_or_default(), &hash)?;
         Ok((ListQuery { filter, parent, order, descending, page_size, after }, hash))
+    }
+}
+
+impl Params {
+    /// Hashes what selects and orders a list: the route's kind and parent and every parameter but the
+    /// page position and size, so a page token only continues the query that produced it.
+    fn query_hash(&self, kind: &Kind, parent: Option<(&'static str, i64)>) -> String {
+        let parent_text = parent.map(|(column, id)| format!("{column}={id}")).unwrap_or_default();
+        let mut parameters: Vec<String> = self
+            .0
+            .iter()
+            .filter(|(key, _)| key != "nextPageToken" && key != "pageSize")
+            .map(|(key, value)| format!("{key}={value}"))
+            .collect();
+        parameters.sort_unstable();
+        let mut parts = vec![kind.table, kind.artifact_type.unwrap_or_default(), parent_text.as_str()];
+        parts.extend(parameters.iter().map(String::as_str));
+        pagination::query_hash(&parts)
     }
 }
 

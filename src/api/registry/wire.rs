@@ -12,7 +12,7 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value as Json};
 
 use crate::api::error::ApiError;
-use crate::registry::schema::{FieldType, Kind};
+use crate::registry::schema::{ARTIFACT_KINDS, Field, FieldType, Kind, MODEL_ARTIFACT, artifact_kind};
 use crate::registry::{Draft, MetaValue, Properties, Record, Scalar};
 
 /// The API version a route is mounted under; they differ only in how int64 counters are rendered.
@@ -36,6 +36,17 @@ pub enum BodySchema {
     Full,
 }
 
+impl BodySchema {
+    /// Whether a body of this schema may carry `field`.
+    pub fn accepts(self, field: &Field) -> bool {
+        match self {
+            BodySchema::Create => field.on_create,
+            BodySchema::Update => field.on_update,
+            BodySchema::Full => true,
+        }
+    }
+}
+
 /// A decoded body.
 #[derive(Debug)]
 pub struct Decoded {
@@ -51,46 +62,41 @@ pub fn parse_object(body: &[u8]) -> Result<Map<String, Json>, ApiError> {
     if body.is_empty() {
         return Err(ApiError::bad_request("request body is empty; expected a JSON object"));
     }
-    match serde_json::from_slice::<Json>(body) {
-        Ok(Json::Object(object)) => {
-            reject_nul(&Json::Object(object.clone()))?;
-            Ok(object)
-        }
-        Ok(_) => Err(ApiError::bad_request("request body must be a JSON object")),
-        Err(error) => Err(ApiError::bad_request(format!("invalid JSON body: {error}"))),
+    let json: Json =
+        serde_json::from_slice(body).map_err(|error| ApiError::bad_request(format!("invalid JSON body: {error}")))?;
+    if contains_nul(&json) {
+        return Err(ApiError::bad_request("invalid request: NUL byte in body"));
+    }
+    match json {
+        Json::Object(object) => Ok(object),
+        _ => Err(ApiError::bad_request("request body must be a JSON object")),
     }
 }
 
-fn reject_nul(value: &Json) -> Result<(), ApiError> {
-    let found = match value {
+fn contains_nul(value: &Json) -> bool {
+    match value {
         Json::String(text) => text.contains('\0'),
-        Json::Array(items) => return items.iter().try_for_each(reject_nul),
-        Json::Object(object) => {
-            for (key, item) in object {
-                if key.contains('\0') {
-                    return Err(ApiError::bad_request("invalid request: NUL byte in body"));
-                }
-                reject_nul(item)?;
-            }
-            false
-        }
+        Json::Array(items) => items.iter().any(contains_nul),
+        Json::Object(object) => object.iter().any(|(key, item)| key.contains('\0') || contains_nul(item)),
         _ => false,
-    };
-    if found { Err(ApiError::bad_request("invalid request: NUL byte in body")) } else { Ok(()) }
+    }
 }
 
 /// Returns the artifact kind an artifact-union body names (`model-artifact` when it names none).
 pub fn artifact_kind_of(object: &Map<String, Json>) -> Result<&'static Kind, ApiError> {
     match object.get("artifactType") {
-        None | Some(Json::Null) => Ok(&crate::registry::schema::MODEL_ARTIFACT),
-        Some(Json::String(artifact_type)) => crate::registry::schema::artifact_kind(artifact_type).ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "invalid artifactType \"{artifact_type}\": expected one of model-artifact, doc-artifact, \
-                 dataset-artifact, metric, parameter"
-            ))
-        }),
+        None | Some(Json::Null) => Ok(&MODEL_ARTIFACT),
+        Some(Json::String(artifact_type)) => parse_artifact_type(artifact_type),
         Some(_) => Err(ApiError::bad_request("artifactType must be a string")),
     }
+}
+
+/// Parses an `artifactType` value, in a body or a query parameter.
+pub fn parse_artifact_type(artifact_type: &str) -> Result<&'static Kind, ApiError> {
+    artifact_kind(artifact_type).ok_or_else(|| {
+        let known: Vec<&str> = ARTIFACT_KINDS.iter().filter_map(|kind| kind.artifact_type).collect();
+        ApiError::bad_request(format!("invalid artifactType \"{artifact_type}\": expected one of {}", known.join(", ")))
+    })
 }
 
 /// Decodes a body of `kind` against `schema`; `preset` fields (parent ids from the path) are applied
@@ -121,11 +127,7 @@ pub fn decode(
             "id" if schema == BodySchema::Full => id = Some(parse_id("id", &value)?),
             read_only if schema == BodySchema::Full && READ_ONLY_KEYS.contains(&read_only) => {}
             _ => {
-                let field = kind.field(&key).filter(|field| match schema {
-                    BodySchema::Create => field.on_create,
-                    BodySchema::Update => field.on_update,
-                    BodySchema::Full => true,
-                });
+                let field = kind.field(&key).filter(|field| schema.accepts(field));
                 let Some(field) = field else {
                     return Err(ApiError::bad_request(format!("json: unknown field \"{key}\"")));
                 };
