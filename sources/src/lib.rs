@@ -3,8 +3,8 @@
 //! The contract every catalog source keeps (YAML catalog files, the Hugging Face Hub, peer registries,
 //! modelcat's own registry):
 //!
-//! - [`Source::fetch`] returns a **complete snapshot**: every record id the source offers right now, each
-//!   with a [`RecordOutcome`]. Ids missing from the snapshot are deletions. [`RecordOutcome::Unchanged`]
+//! - [`Source::fetch`] returns `None` when nothing changed since the state it is given, or a **complete
+//!   snapshot**: every record id the source offers right now, each with a [`RecordOutcome`]. Ids missing from the snapshot are deletions. [`RecordOutcome::Unchanged`]
 //!   lets an incremental source (the Hub) skip refetching while deletions are still detected, and
 //!   [`RecordOutcome::Failed`] reports a per-record failure without dropping the last good copy.
 //! - A fetch that fails as a whole returns [`SourceError`]; the caller keeps the last good records and
@@ -15,14 +15,17 @@
 //!
 //! This crate knows nothing about HTTP servers, SQL or the search index.
 
+pub mod config;
 mod name_filter;
 mod record;
+mod yaml;
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 pub use name_filter::{NameFilter, PatternError};
-pub use record::{ArtifactRecord, MetadataValue, ModelRecord};
+pub use record::{ArtifactCommon, ArtifactKind, ArtifactRecord, MetadataValue, ModelRecord};
+pub use yaml::{YamlSource, parse_catalog};
 
 /// The id of a configured source (`id` in the sources file).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -107,8 +110,9 @@ impl SourceStatus {
 pub trait Source: fmt::Debug + Send + Sync + 'static {
     fn id(&self) -> &SourceId;
 
-    /// Fetches a complete snapshot, given the state the previous fetch returned.
-    async fn fetch(&self, previous: &SyncState) -> Result<SourceSnapshot, SourceError>;
+    /// Fetches a complete snapshot, given the state the previous fetch returned; `None` means nothing
+    /// changed since that fetch.
+    async fn fetch(&self, previous: &SyncState) -> Result<Option<SourceSnapshot>, SourceError>;
 }
 
 /// Why a source or its configuration failed.

@@ -36,16 +36,35 @@ pub struct ModelRecord {
 
 /// An artifact of a model: a model artifact with a `uri`, or a metrics artifact.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub enum ArtifactRecord {
-    Model {
-        name: Option<String>,
-        uri: String,
-        properties: BTreeMap<String, MetadataValue>,
-    },
+pub struct ArtifactRecord {
+    pub kind: ArtifactKind,
+    pub common: ArtifactCommon,
+}
+
+/// What kind of artifact, with the fields only that kind has.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum ArtifactKind {
+    Model { uri: String },
     /// `metrics_type` is `performance-metrics` or `accuracy-metrics`.
-    Metrics {
-        name: Option<String>,
-        metrics_type: String,
-        properties: BTreeMap<String, MetadataValue>,
-    },
+    Metrics { metrics_type: String },
+}
+
+/// The fields every artifact has.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ArtifactCommon {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub external_id: Option<String>,
+    /// Milliseconds since the Unix epoch.
+    pub create_time: Option<i64>,
+    pub update_time: Option<i64>,
+    pub properties: BTreeMap<String, MetadataValue>,
+}
+
+impl ModelRecord {
+    /// A hash of the whole record, stable across builds: equal hashes mean nothing to rewrite.
+    pub fn content_hash(&self) -> u64 {
+        let bytes = serde_json::to_vec(self).expect("records serialize");
+        xxhash_rust::xxh3::xxh3_64(&bytes)
+    }
 }
