@@ -8,7 +8,7 @@ pub mod api;
 pub mod app;
 pub mod bench;
 pub mod config;
-pub mod filter;
+pub use modelcat_index::filter;
 pub mod pagination;
 pub mod registry;
 pub mod telemetry;

@@ -1,17 +1,42 @@
-//! modelcat-index: the catalog's full-text and faceted search index.
+//! modelcat-index: the catalog's full-text and faceted search index (tantivy), and the `filterQuery`
+//! language it shares with the registry.
 //!
-//! The contract this crate will keep (the tantivy implementation arrives with the catalog issue; until
-//! then the crate holds only the document key every caller shares):
-//!
-//! - One writer task owns the index writer; callers send replace-source, upsert and delete operations and
-//!   may await an acknowledgement that means "visible to the next search" (commit, then reader reload).
-//! - A source's records are replaced in one commit, so readers see the whole old or the whole new source.
-//! - Documents are keyed by [`DocKey`] (`"{source_id}:{name}"`); the index knows no sources, no HTTP and
-//!   no SQL: callers map their records to its document type.
-//! - The index lives under the data directory and is rebuilt from the sources and the store when it is
-//!   missing, corrupt or of an older schema version.
+//! The contract:
+//! - One writer thread owns the only `IndexWriter`. [`CatalogIndex::apply`] sends it a batch of
+//!   [`Change`]s and resolves once they are committed **and** the reader reloaded, so an acknowledged change
+//!   is visible to the next search. Batches queued meanwhile share one commit; a batch is never split, so a
+//!   source swapped in one batch is seen whole-old or whole-new.
+//! - Documents are keyed by [`DocKey`] (`"{source_id}:{name}"`) and built from normalized
+//!   [`modelcat_sources::ModelRecord`]s ([`document`]); the index knows no HTTP, SQL or source config.
+//! - The index lives in a directory with a schema version stamp; one that is missing, unreadable or of
+//!   another version is recreated empty and [`CatalogIndex::open`] says so, so the caller reloads it.
+//! - Every change bumps a generation number, which callers use to key caches.
 
+pub mod document;
+pub mod filter;
+mod query;
+pub mod schema;
+
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use modelcat_sources::ModelRecord;
+use serde_json::{Value as Json, json};
+use tantivy::aggregation::agg_req::Aggregations;
+use tantivy::aggregation::{AggContextParams, AggregationCollector, AggregationLimitsGuard};
+use tantivy::collector::{Count, DocSetCollector, TopDocs};
+use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
+use tantivy::schema::{IndexRecordOption, Value as _};
+use tantivy::{Index, IndexReader, IndexWriter, Order, ReloadPolicy, Searcher, TantivyDocument, Term};
+use tokio::sync::{mpsc, oneshot};
+
+pub use document::StoredModel;
+use filter::Expr;
+use query::Translator;
+use schema::{ARTIFACT, Fields, MODEL, SCHEMA_VERSION};
 
 /// The key of one catalog document: a source id and a model name, which may itself contain `:` or `/`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -35,15 +60,541 @@ impl fmt::Display for DocKey {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// What can go wrong in the index.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    /// A search the caller got wrong (bad filter, bad order); a client error.
+    #[error("{0}")]
+    Query(String),
+    #[error("search index: {0}")]
+    Tantivy(#[from] tantivy::TantivyError),
+    #[error("search index: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("search index writer stopped")]
+    WriterGone,
+}
 
-    #[test]
-    fn keys_round_trip_with_colons_and_slashes_in_names() {
-        let key = DocKey { source_id: "hf".into(), name: "org/model:v2".into() };
-        assert_eq!(DocKey::parse(&key.to_string()), Some(key));
-        assert_eq!(DocKey::parse("no-separator"), None);
-        assert_eq!(DocKey::parse(":name"), None);
+/// One change to the index.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// Adds or replaces a model (with its artifacts); `hash` is the record's content hash.
+    Upsert { source_id: String, record: Arc<ModelRecord>, hash: u64 },
+    /// Removes a model and its artifacts.
+    Delete(DocKey),
+    /// Removes every model of a source.
+    DeleteSource(String),
+}
+
+/// The order of search results.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SortBy {
+    /// Case-insensitive display name.
+    Name,
+    CreateTime,
+    UpdateTime,
+    Id,
+    /// BM25 relevance of `q` (name matches first); falls back to name without `q`.
+    Relevance,
+    /// A numeric value path in the `v` JSON field (e.g. `v.pd.accuracy`, `v.an.ttft_p90`); models without
+    /// it come last.
+    Number(String),
+}
+
+/// One search over model documents.
+#[derive(Debug, Clone, Default)]
+pub struct Search<'a> {
+    pub q: Option<&'a str>,
+    pub filter: Option<&'a Expr>,
+    /// Only these sources; `None` for all.
+    pub sources: Option<&'a [String]>,
+    pub sort: Option<SortBy>,
+    pub descending: bool,
+    pub offset: usize,
+    pub limit: usize,
+    /// Facets to count over all matches: well-known field names (`license`, `tasks`, …) or `source_id`.
+    pub facets: &'a [String],
+}
+
+/// A page of results.
+#[derive(Debug, Clone, Default)]
+pub struct Hits {
+    /// How many models match in total.
+    pub total: usize,
+    pub models: Vec<StoredModel>,
+    /// Facet name → (value, count), most frequent first.
+    pub facets: BTreeMap<String, Vec<(String, u64)>>,
+}
+
+/// Values a property takes, as `filter_options` reports them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PropertyOptions {
+    /// Fewer than [`MAX_OPTION_VALUES`] distinct strings, each with its count.
+    Strings(Vec<(String, u64)>),
+    Range {
+        min: f64,
+        max: f64,
+    },
+}
+
+/// String properties with this many distinct values or more are not listed in filter options.
+pub const MAX_OPTION_VALUES: usize = 50;
+/// String values longer than this keep a property out of filter options.
+const MAX_OPTION_VALUE_LEN: usize = 100;
+/// How many values a facet reports at most.
+const FACET_SIZE: usize = 50;
+
+struct Batch {
+    changes: Vec<Change>,
+    ack: oneshot::Sender<Result<u64, String>>,
+}
+
+enum Message {
+    Apply(Batch),
+    /// Finish merges, release the writer lock, then acknowledge.
+    Close(oneshot::Sender<()>),
+}
+
+/// What the writer thread needs: everything but the channel's sending end, so dropping every
+/// [`CatalogIndex`] ends the thread.
+struct Writer {
+    reader: IndexReader,
+    fields: Fields,
+    generation: Arc<AtomicU64>,
+}
+
+/// The catalog index: a reader for searches and a channel to the writer thread.
+#[derive(Clone)]
+pub struct CatalogIndex {
+    index: Index,
+    reader: IndexReader,
+    fields: Fields,
+    writer: mpsc::UnboundedSender<Message>,
+    generation: Arc<AtomicU64>,
+}
+
+/// Where an index lives.
+#[derive(Debug, Clone)]
+pub enum Storage {
+    Directory(PathBuf),
+    Memory,
+}
+
+impl CatalogIndex {
+    /// Opens (or creates) the index; the flag says whether it was created empty and needs a full load.
+    pub fn open(storage: &Storage) -> Result<(CatalogIndex, bool), IndexError> {
+        let (schema, fields) = Fields::build();
+        let (index, fresh) = match storage {
+            Storage::Memory => (Index::create_in_ram(schema), true),
+            Storage::Directory(dir) => open_dir(dir, schema)?,
+        };
+        let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
+        let writer: IndexWriter = index.writer(64 * 1024 * 1024)?;
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let generation = Arc::new(AtomicU64::new(1));
+        let worker = Writer { reader: reader.clone(), fields, generation: generation.clone() };
+        std::thread::Builder::new().name("index-writer".into()).spawn(move || worker.run(writer, receiver))?;
+        Ok((CatalogIndex { index, reader, fields, writer: sender, generation }, fresh))
+    }
+
+    /// Increases with every committed change.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Applies changes in one commit and resolves when they are searchable; returns the new generation.
+    pub async fn apply(&self, changes: Vec<Change>) -> Result<u64, IndexError> {
+        if changes.is_empty() {
+            return Ok(self.generation());
+        }
+        let (ack, done) = oneshot::channel();
+        self.writer.send(Message::Apply(Batch { changes, ack })).map_err(|_| IndexError::WriterGone)?;
+        done.await
+            .map_err(|_| IndexError::WriterGone)?
+            .map_err(|message| IndexError::Io(std::io::Error::other(message)))
+    }
+
+    /// Stops the writer after the changes queued before this call: merges finish and the directory lock
+    /// is released. Later [`CatalogIndex::apply`] calls fail with [`IndexError::WriterGone`].
+    pub async fn close(&self) {
+        let (ack, done) = oneshot::channel();
+        if self.writer.send(Message::Close(ack)).is_ok() {
+            let _ = done.await;
+        }
+    }
+
+    fn searcher(&self) -> Searcher {
+        self.reader.searcher()
+    }
+
+    /// Runs a search (call from a blocking context: it does CPU work).
+    pub fn search(&self, search: &Search<'_>) -> Result<Hits, IndexError> {
+        let searcher = self.searcher();
+        let translator = Translator { fields: &self.fields, searcher: &searcher };
+        let mut tokenizer = self.index.tokenizer_for_field(self.fields.name)?;
+        let text = search.q.and_then(|q| translator.text(q, &mut tokenizer));
+        let mut filters = Vec::new();
+        if let Some(sources) = search.sources {
+            filters.push(translator.sources(sources));
+        }
+        if let Some(expr) = search.filter {
+            filters.push(translator.filter(expr)?);
+        }
+        let query = translator.models(text, filters);
+        let order = if search.descending { Order::Desc } else { Order::Asc };
+        let top = TopDocs::with_limit(search.limit.max(1)).and_offset(search.offset);
+        let sort = search.sort.clone().unwrap_or(SortBy::Name);
+        let addresses: Vec<tantivy::DocAddress> = match (&sort, search.q.is_some()) {
+            (SortBy::Relevance, true) => collect(&searcher, &query, top.order_by_score())?,
+            (SortBy::Name | SortBy::Relevance, _) => {
+                collect(&searcher, &query, top.order_by_string_fast_field("name_sort", order))?
+            }
+            (SortBy::CreateTime, _) => {
+                collect(&searcher, &query, top.order_by_fast_field::<i64>("create_time", order))?
+            }
+            (SortBy::UpdateTime, _) => {
+                collect(&searcher, &query, top.order_by_fast_field::<i64>("update_time", order))?
+            }
+            (SortBy::Id, _) => collect(&searcher, &query, top.order_by_fast_field::<u64>("id", order))?,
+            (SortBy::Number(path), _) => {
+                by_number(&searcher, &query, path, search.descending, search.offset, search.limit)?
+            }
+        };
+        let total = searcher.search(&query, &Count)?;
+        let models = addresses
+            .into_iter()
+            .take(search.limit)
+            .map(|address| self.stored(&searcher, address))
+            .collect::<Result<Vec<_>, _>>()?;
+        let facets =
+            if search.facets.is_empty() { BTreeMap::new() } else { self.facets(&searcher, &query, search.facets)? };
+        Ok(Hits { total, models, facets })
+    }
+
+    /// One model by key.
+    pub fn get(&self, key: &DocKey) -> Result<Option<StoredModel>, IndexError> {
+        let searcher = self.searcher();
+        let query = self.by_key(key);
+        match searcher.search(&query, &TopDocs::with_limit(1).order_by_score())?.first() {
+            Some((_, address)) => Ok(Some(self.stored(&searcher, *address)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The content hash of every model of a source, by name (what a reload diffs against).
+    pub fn source_hashes(&self, source_id: &str) -> Result<HashMap<String, u64>, IndexError> {
+        let searcher = self.searcher();
+        let query = BooleanQuery::new(vec![
+            (Occur::Must, self.term(self.fields.kind, MODEL)),
+            (Occur::Must, self.term(self.fields.source, source_id)),
+        ]);
+        let mut hashes = HashMap::new();
+        let prefix = format!("{source_id}:");
+        for address in searcher.search(&query, &DocSetCollector)? {
+            let fast = searcher.segment_reader(address.segment_ord).fast_fields();
+            let (Some(keys), hash) = (fast.str("key")?, fast.u64("hash")?) else { continue };
+            let mut key = String::new();
+            if let Some(ord) = keys.term_ords(address.doc_id).next() {
+                keys.ord_to_str(ord, &mut key)?;
+            }
+            if let (Some(name), Some(hash)) = (key.strip_prefix(&prefix), hash.first(address.doc_id)) {
+                hashes.insert(name.to_owned(), hash);
+            }
+        }
+        Ok(hashes)
+    }
+
+    /// How many models the index holds per source.
+    pub fn counts(&self) -> Result<BTreeMap<String, u64>, IndexError> {
+        let searcher = self.searcher();
+        let query = self.term(self.fields.kind, MODEL);
+        let buckets = terms(&searcher, &self.index, &*query, &[("source".to_owned(), "source".to_owned())], 100_000)?;
+        Ok(buckets.into_values().next().unwrap_or_default().into_iter().collect())
+    }
+
+    /// Every filterable property with its values (strings) or range (numbers), under Kubeflow's
+    /// `filter_options` names (`license`, `size.int_value`, `artifacts.ttft_p90.double_value`, …).
+    pub fn filter_options(&self) -> Result<BTreeMap<String, PropertyOptions>, IndexError> {
+        let searcher = self.searcher();
+        let mut options = BTreeMap::new();
+        for (kind, prefix) in [(MODEL, ""), (ARTIFACT, "artifacts.")] {
+            let scope = self.term(self.fields.kind, kind);
+            let keys = terms(&searcher, &self.index, &*scope, &[("props".into(), "props".into())], 10_000)?;
+            let mut strings = Vec::new();
+            let mut numbers = Vec::new();
+            for (key, _) in keys.into_values().flatten() {
+                let Some((group, name)) = key.split_once(':') else { continue };
+                let wire = match (group, kind) {
+                    ("s", MODEL)
+                        if matches!(
+                            name,
+                            "license" | "provider" | "tasks" | "language" | "libraryName" | "maturity"
+                        ) =>
+                    {
+                        name.to_owned()
+                    }
+                    ("ps", _) => format!("{name}.string_value"),
+                    ("pi", _) => format!("{name}.int_value"),
+                    ("pd", _) => format!("{name}.double_value"),
+                    _ => continue,
+                };
+                let path = schema::value_path(group, name);
+                if matches!(group, "s" | "ps") {
+                    strings.push((format!("{prefix}{wire}"), path))
+                } else {
+                    numbers.push((format!("{prefix}{wire}"), path))
+                }
+            }
+            let string_values = terms(&searcher, &self.index, &*scope, &strings, MAX_OPTION_VALUES)?;
+            for (wire, values) in string_values {
+                let short = values.iter().all(|(value, _)| value.chars().count() <= MAX_OPTION_VALUE_LEN);
+                if !values.is_empty() && values.len() < MAX_OPTION_VALUES && short {
+                    let mut values = values;
+                    values.sort();
+                    options.insert(wire, PropertyOptions::Strings(values));
+                }
+            }
+            for (wire, (min, max)) in ranges(&searcher, &self.index, &*scope, &numbers)? {
+                options.insert(wire, PropertyOptions::Range { min, max });
+            }
+        }
+        Ok(options)
+    }
+
+    fn facets(
+        &self,
+        searcher: &Searcher,
+        query: &dyn Query,
+        names: &[String],
+    ) -> Result<BTreeMap<String, Vec<(String, u64)>>, IndexError> {
+        let fields: Vec<(String, String)> = names
+            .iter()
+            .map(|name| {
+                let path = match name.as_str() {
+                    "source_id" => "source".to_owned(),
+                    name if schema::MODEL_STRINGS.contains(&name) || schema::MODEL_ARRAYS.contains(&name) => schema::value_path("s", name),
+                    other => return Err(IndexError::Query(format!("cannot facet on {other:?}: use source_id, license, provider, tasks, language, libraryName or maturity"))),
+                };
+                Ok((name.clone(), path))
+            })
+            .collect::<Result<_, _>>()?;
+        terms(searcher, &self.index, query, &fields, FACET_SIZE)
+    }
+
+    fn stored(&self, searcher: &Searcher, address: tantivy::DocAddress) -> Result<StoredModel, IndexError> {
+        let document: TantivyDocument = searcher.doc(address)?;
+        let payload = document.get_first(self.fields.payload).and_then(|value| value.as_str()).unwrap_or_default();
+        serde_json::from_str(payload)
+            .map_err(|error| IndexError::Io(std::io::Error::other(format!("stored model: {error}"))))
+    }
+
+    fn by_key(&self, key: &DocKey) -> BooleanQuery {
+        BooleanQuery::new(vec![
+            (Occur::Must, self.term(self.fields.kind, MODEL)),
+            (Occur::Must, self.term(self.fields.key, &key.to_string())),
+        ])
+    }
+
+    fn term(&self, field: tantivy::schema::Field, text: &str) -> Box<dyn Query> {
+        Box::new(TermQuery::new(Term::from_field_text(field, text), IndexRecordOption::Basic))
     }
 }
+
+impl Writer {
+    fn run(self, mut writer: IndexWriter, mut receiver: mpsc::UnboundedReceiver<Message>) {
+        let mut closed = None;
+        while let Some(first) = receiver.blocking_recv() {
+            let mut batches = Vec::new();
+            for message in std::iter::once(first).chain(std::iter::from_fn(|| receiver.try_recv().ok())) {
+                match message {
+                    Message::Apply(batch) => batches.push(batch),
+                    Message::Close(ack) => {
+                        closed = Some(ack);
+                        break;
+                    }
+                }
+            }
+            if !batches.is_empty() {
+                let result = self.write(&mut writer, &batches).map_err(|error| {
+                    tracing::error!(%error, "index commit failed");
+                    let _ = writer.rollback();
+                    error.to_string()
+                });
+                for batch in batches {
+                    let _ = batch.ack.send(result.clone());
+                }
+            }
+            if closed.is_some() {
+                break;
+            }
+        }
+        if let Err(error) = writer.wait_merging_threads() {
+            tracing::warn!(%error, "index merge threads did not finish cleanly");
+        }
+        if let Some(ack) = closed {
+            let _ = ack.send(());
+        }
+    }
+
+    fn write(&self, writer: &mut IndexWriter, batches: &[Batch]) -> Result<u64, IndexError> {
+        for change in batches.iter().flat_map(|batch| &batch.changes) {
+            match change {
+                Change::Upsert { source_id, record, hash } => {
+                    let key = DocKey { source_id: source_id.clone(), name: record.name.clone() };
+                    writer.delete_term(Term::from_field_text(self.fields.key, &key.to_string()));
+                    for document in document::model_documents(&self.fields, source_id, record, *hash) {
+                        writer.add_document(document)?;
+                    }
+                }
+                Change::Delete(key) => {
+                    writer.delete_term(Term::from_field_text(self.fields.key, &key.to_string()));
+                }
+                Change::DeleteSource(source_id) => {
+                    writer.delete_term(Term::from_field_text(self.fields.source, source_id));
+                }
+            }
+        }
+        writer.commit()?;
+        self.reader.reload()?;
+        Ok(self.generation.fetch_add(1, Ordering::AcqRel) + 1)
+    }
+}
+
+fn collect<T>(
+    searcher: &Searcher,
+    query: &dyn Query,
+    collector: impl tantivy::collector::Collector<Fruit = Vec<(T, tantivy::DocAddress)>>,
+) -> Result<Vec<tantivy::DocAddress>, IndexError> {
+    Ok(searcher.search(query, &collector)?.into_iter().map(|(_, address)| address).collect())
+}
+
+/// One page of matches ordered by a numeric JSON path, missing values last (tantivy's fast-field sorts
+/// take schema fields, not JSON paths).
+fn by_number(
+    searcher: &Searcher,
+    query: &dyn Query,
+    path: &str,
+    descending: bool,
+    offset: usize,
+    limit: usize,
+) -> Result<Vec<tantivy::DocAddress>, IndexError> {
+    let mut columns = HashMap::new();
+    let mut keyed = Vec::new();
+    for address in searcher.search(query, &DocSetCollector)? {
+        let column = match columns.entry(address.segment_ord) {
+            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                let fast = searcher.segment_reader(address.segment_ord).fast_fields();
+                entry.insert(fast.column_opt::<f64>(path)?)
+            }
+        };
+        keyed.push((column.as_ref().and_then(|column| column.first(address.doc_id)), address));
+    }
+    keyed.sort_by(|(a, left), (b, right)| {
+        let by_value = match (a, b) {
+            (Some(a), Some(b)) if descending => b.total_cmp(a),
+            (Some(a), Some(b)) => a.total_cmp(b),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => std::cmp::Ordering::Equal,
+        };
+        by_value.then(left.cmp(right))
+    });
+    Ok(keyed.into_iter().skip(offset).take(limit).map(|(_, address)| address).collect())
+}
+
+/// Terms aggregations: for each `(name, field path)`, up to `size` values with their counts.
+fn terms(
+    searcher: &Searcher,
+    index: &Index,
+    query: &dyn Query,
+    fields: &[(String, String)],
+    size: usize,
+) -> Result<BTreeMap<String, Vec<(String, u64)>>, IndexError> {
+    let request: serde_json::Map<String, Json> = fields
+        .iter()
+        .enumerate()
+        .map(|(position, (_, path))| (format!("a{position}"), json!({"terms": {"field": path, "size": size}})))
+        .collect();
+    let results = aggregate(searcher, index, query, request)?;
+    let mut out = BTreeMap::new();
+    for (position, (name, _)) in fields.iter().enumerate() {
+        let buckets = results[format!("a{position}")]["buckets"].as_array().cloned().unwrap_or_default();
+        let values = buckets
+            .iter()
+            .filter_map(|bucket| {
+                let key = match &bucket["key"] {
+                    Json::String(text) => text.clone(),
+                    other => other.to_string(),
+                };
+                Some((key, bucket["doc_count"].as_u64()?))
+            })
+            .collect();
+        out.insert(name.clone(), values);
+    }
+    Ok(out)
+}
+
+/// Min and max of numeric value paths; paths without values are left out.
+fn ranges(
+    searcher: &Searcher,
+    index: &Index,
+    query: &dyn Query,
+    fields: &[(String, String)],
+) -> Result<BTreeMap<String, (f64, f64)>, IndexError> {
+    let request: serde_json::Map<String, Json> = fields
+        .iter()
+        .enumerate()
+        .map(|(position, (_, path))| (format!("a{position}"), json!({"stats": {"field": path}})))
+        .collect();
+    let results = aggregate(searcher, index, query, request)?;
+    let mut out = BTreeMap::new();
+    for (position, (name, _)) in fields.iter().enumerate() {
+        let stats = &results[format!("a{position}")];
+        if let (Some(min), Some(max)) = (stats["min"].as_f64(), stats["max"].as_f64()) {
+            out.insert(name.clone(), (min, max));
+        }
+    }
+    Ok(out)
+}
+
+fn aggregate(
+    searcher: &Searcher,
+    index: &Index,
+    query: &dyn Query,
+    request: serde_json::Map<String, Json>,
+) -> Result<Json, IndexError> {
+    if request.is_empty() {
+        return Ok(Json::Null);
+    }
+    let aggregations: Aggregations = serde_json::from_value(Json::Object(request))
+        .map_err(|error| IndexError::Query(format!("aggregation: {error}")))?;
+    let context = AggContextParams::new(AggregationLimitsGuard::default(), index.tokenizers().clone());
+    let collector = AggregationCollector::from_aggs(aggregations, context);
+    let results = searcher.search(query, &collector)?;
+    serde_json::to_value(results).map_err(|error| IndexError::Query(format!("aggregation: {error}")))
+}
+
+/// Opens an index directory, recreating it when it is missing, unreadable or of another schema version.
+fn open_dir(dir: &Path, schema: tantivy::schema::Schema) -> Result<(Index, bool), IndexError> {
+    let stamp = dir.join("modelcat-schema-version");
+    let current = std::fs::read_to_string(&stamp).ok().and_then(|text| text.trim().parse::<u32>().ok());
+    if current == Some(SCHEMA_VERSION) {
+        match Index::open_in_dir(dir) {
+            Ok(index) if index.schema() == schema => return Ok((index, false)),
+            Ok(_) => tracing::warn!(dir = %dir.display(), "search index schema differs; rebuilding"),
+            Err(error) => tracing::warn!(dir = %dir.display(), %error, "search index unreadable; rebuilding"),
+        }
+    } else if dir.exists() {
+        tracing::warn!(dir = %dir.display(), found = ?current, expected = SCHEMA_VERSION, "search index of another version; rebuilding");
+    }
+    if dir.exists() {
+        std::fs::remove_dir_all(dir)?;
+    }
+    std::fs::create_dir_all(dir)?;
+    let index = Index::create_in_dir(dir, schema)?;
+    std::fs::write(&stamp, SCHEMA_VERSION.to_string())?;
+    Ok((index, true))
+}
+
+#[cfg(test)]
+mod tests;

@@ -186,7 +186,8 @@ pub fn parse(files: &[(PathBuf, String)]) -> Result<SourcesConfig, ConfigError> 
             problems.push("every entry of `labels` needs a `name` (use `name: null` for unlabelled sources)".into());
             continue;
         }
-        label_objects.push(label.into_iter().map(|(key, value)| (key, value.map_or(Json::Null, Json::String))).collect());
+        label_objects
+            .push(label.into_iter().map(|(key, value)| (key, value.map_or(Json::Null, Json::String))).collect());
     }
     if problems.is_empty() {
         Ok(SourcesConfig { sources, labels: label_objects, named_queries })
@@ -276,7 +277,8 @@ mod tests {
     #[test]
     fn layers_merge_by_id_field_by_field() {
         let base = "model_catalogs:\n- {id: a, name: A, type: yaml, enabled: false, properties: {yamlCatalogPath: a.yaml}}\n- {id: b, name: B, type: hf, includedModels: ['org/*']}\n";
-        let overlay = "model_catalogs:\n- {id: a, enabled: true}\nlabels:\n- {name: x, displayName: X}\n- {name: null}\n";
+        let overlay =
+            "model_catalogs:\n- {id: a, enabled: true}\nlabels:\n- {name: x, displayName: X}\n- {name: null}\n";
         let config = parse(&files(&[("/etc/mc/base.yaml", base), ("/other/overlay.yaml", overlay)])).unwrap();
         let a = &config.sources[0];
         assert!(a.enabled);
@@ -303,7 +305,8 @@ mod tests {
 
     #[test]
     fn problems_are_collected() {
-        let text = "catalogs:\n- {id: a, type: yaml}\n- {id: 'b c', name: B}\n- {id: d, name: D, includedModels: ['']}\n";
+        let text =
+            "catalogs:\n- {id: a, type: yaml}\n- {id: 'b c', name: B}\n- {id: d, name: D, includedModels: ['']}\n";
         let error = parse(&files(&[("s.yaml", text)])).unwrap_err();
         assert_eq!(error.problems.len(), 3, "{error}");
     }

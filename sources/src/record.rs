@@ -44,9 +44,13 @@ pub struct ArtifactRecord {
 /// What kind of artifact, with the fields only that kind has.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum ArtifactKind {
-    Model { uri: String },
+    Model {
+        uri: String,
+    },
     /// `metrics_type` is `performance-metrics` or `accuracy-metrics`.
-    Metrics { metrics_type: String },
+    Metrics {
+        metrics_type: String,
+    },
 }
 
 /// The fields every artifact has.

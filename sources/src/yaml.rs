@@ -10,8 +10,7 @@ use serde::Deserialize;
 
 use crate::config::parse_yaml;
 use crate::{
-    ArtifactRecord, MetadataValue, ModelRecord, RecordOutcome, Source, SourceError, SourceId, SourceSnapshot,
-    SyncState,
+    ArtifactRecord, MetadataValue, ModelRecord, RecordOutcome, Source, SourceError, SourceId, SourceSnapshot, SyncState,
 };
 
 /// The `SyncState` key holding the hash of the last file content fetched.
@@ -164,9 +163,9 @@ impl RawMetadata {
             (Some(text), None, None, None) => MetadataValue::String(text),
             (None, Some(int), None, None) => MetadataValue::Int(int.parse(&field)?),
             (None, None, Some(Double::Number(number)), None) => MetadataValue::Double(number),
-            (None, None, Some(Double::Text(text)), None) => MetadataValue::Double(
-                text.trim().parse().map_err(|_| format!("{field}: {text:?} is not a number"))?,
-            ),
+            (None, None, Some(Double::Text(text)), None) => {
+                MetadataValue::Double(text.trim().parse().map_err(|_| format!("{field}: {text:?} is not a number"))?)
+            }
             (None, None, None, Some(flag)) => MetadataValue::Bool(flag),
             _ => return Err(format!("{field}: give exactly one of string_value, int_value, double_value, bool_value")),
         };
@@ -275,7 +274,9 @@ models:
         assert_eq!(model.create_time, Some(1_736_899_200_000));
         assert_eq!(model.properties["size"], MetadataValue::Int(7));
         assert_eq!(model.artifacts.len(), 2);
-        assert!(matches!(&model.artifacts[1].kind, crate::ArtifactKind::Metrics { metrics_type } if metrics_type == "accuracy-metrics"));
+        assert!(
+            matches!(&model.artifacts[1].kind, crate::ArtifactKind::Metrics { metrics_type } if metrics_type == "accuracy-metrics")
+        );
     }
 
     #[test]

@@ -1,0 +1,172 @@
+//! Index behaviour on a small in-memory catalog.
+
+use std::collections::BTreeMap;
+
+use modelcat_sources::{ArtifactCommon, ArtifactKind, ArtifactRecord, MetadataValue, ModelRecord};
+
+use super::*;
+
+fn model(name: &str, provider: &str, license: &str, tasks: &[&str]) -> ModelRecord {
+    ModelRecord {
+        name: name.into(),
+        provider: Some(provider.into()),
+        license: Some(license.into()),
+        description: Some(format!("{name} is a model by {provider}")),
+        tasks: tasks.iter().map(|task| (*task).to_owned()).collect(),
+        language: vec!["en".into()],
+        ..ModelRecord::default()
+    }
+}
+
+fn perf(hardware: &str, ttft: f64, count: i64) -> ArtifactRecord {
+    let properties = BTreeMap::from([
+        ("hardware_type".to_owned(), MetadataValue::String(hardware.into())),
+        ("ttft_p90".to_owned(), MetadataValue::Double(ttft)),
+        ("hardware_count".to_owned(), MetadataValue::Int(count)),
+    ]);
+    ArtifactRecord {
+        kind: ArtifactKind::Metrics { metrics_type: "performance-metrics".into() },
+        common: ArtifactCommon { properties, ..ArtifactCommon::default() },
+    }
+}
+
+async fn catalog() -> CatalogIndex {
+    let (index, fresh) = CatalogIndex::open(&Storage::Memory).unwrap();
+    assert!(fresh);
+    let mut granite = model("ibm/granite-8b-code", "IBM", "apache-2.0", &["text-generation"]);
+    granite.properties.insert("validated".into(), MetadataValue::String("yes".into()));
+    granite.properties.insert("size".into(), MetadataValue::Int(8));
+    granite.artifacts = vec![perf("H100", 50.0, 2), perf("A100", 300.0, 1)];
+    let mut llama = model("meta/Llama-3-70b", "Meta", "llama3", &["text-generation", "chat"]);
+    llama.properties.insert("accuracy".into(), MetadataValue::Double(0.9));
+    llama.artifacts = vec![perf("H100", 400.0, 8), perf("A100", 40.0, 1)];
+    let bert = model("google/bert-base", "Google", "apache-2.0", &["fill-mask"]);
+    let changes = [("a", granite), ("a", llama), ("b", bert)].map(|(source, record)| Change::Upsert {
+        source_id: source.into(),
+        hash: record.content_hash(),
+        record: Arc::new(record),
+    });
+    index.apply(changes.to_vec()).await.unwrap();
+    index
+}
+
+fn names(index: &CatalogIndex, q: Option<&str>, filter: &str) -> Vec<String> {
+    let expr = filter::parse(filter).unwrap();
+    let search = Search { q, filter: expr.as_ref(), limit: 10, ..Search::default() };
+    index.search(&search).unwrap().models.into_iter().map(|model| model.record.name).collect()
+}
+
+#[tokio::test]
+async fn text_matches_word_prefixes_and_ranks_names_first() {
+    let index = catalog().await;
+    assert_eq!(names(&index, Some("gran"), ""), vec!["ibm/granite-8b-code"]);
+    assert_eq!(names(&index, Some("GOOGLE"), ""), vec!["google/bert-base"]);
+    assert_eq!(names(&index, Some("text gen"), ""), vec!["ibm/granite-8b-code", "meta/Llama-3-70b"]);
+    assert!(names(&index, Some("granite nothing"), "").is_empty(), "every word must match");
+    let search = Search { q: Some("meta"), sort: Some(SortBy::Relevance), limit: 10, ..Search::default() };
+    let hits = index.search(&search).unwrap();
+    assert_eq!(hits.models[0].record.name, "meta/Llama-3-70b");
+}
+
+#[tokio::test]
+async fn filters_cover_fields_properties_and_operators() {
+    let index = catalog().await;
+    let all = vec!["google/bert-base", "ibm/granite-8b-code", "meta/Llama-3-70b"];
+    assert_eq!(names(&index, None, ""), all, "name order is case-insensitive");
+    assert_eq!(names(&index, None, "license = 'apache-2.0'"), vec!["google/bert-base", "ibm/granite-8b-code"]);
+    assert_eq!(names(&index, None, "license != 'apache-2.0'"), vec!["meta/Llama-3-70b"]);
+    assert_eq!(names(&index, None, "tasks = 'chat'"), vec!["meta/Llama-3-70b"]);
+    assert_eq!(names(&index, None, "tasks IN ('chat', 'fill-mask')"), vec!["google/bert-base", "meta/Llama-3-70b"]);
+    assert_eq!(names(&index, None, "name LIKE '%granite%'"), vec!["ibm/granite-8b-code"]);
+    assert_eq!(names(&index, None, "name ILIKE 'META/%'"), vec!["meta/Llama-3-70b"]);
+    assert_eq!(names(&index, None, "name NOT LIKE '%e%'").len(), 0);
+    assert_eq!(names(&index, None, r#"language LIKE '%"en"%'"#), all);
+    assert_eq!(names(&index, None, "validated = 'yes'"), vec!["ibm/granite-8b-code"]);
+    assert_eq!(names(&index, None, "validated.string_value IS NULL"), vec!["google/bert-base", "meta/Llama-3-70b"]);
+    assert_eq!(names(&index, None, "size >= 8"), vec!["ibm/granite-8b-code"]);
+    assert_eq!(names(&index, None, "size.int_value > 7.5"), vec!["ibm/granite-8b-code"]);
+    assert_eq!(names(&index, None, "accuracy > 0.5"), vec!["meta/Llama-3-70b"]);
+    assert_eq!(names(&index, None, "NOT provider = 'IBM' AND source_id = 'a'"), vec!["meta/Llama-3-70b"]);
+    assert_eq!(names(&index, None, "(provider = 'IBM' OR provider = 'Google') AND license = 'apache-2.0'").len(), 2);
+    assert!(
+        index
+            .search(&Search { filter: filter::parse("name > 3").unwrap().as_ref(), limit: 1, ..Search::default() })
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn anded_artifact_conditions_hold_on_one_artifact() {
+    let index = catalog().await;
+    assert_eq!(names(&index, None, "artifacts.ttft_p90 < 100"), vec!["ibm/granite-8b-code", "meta/Llama-3-70b"]);
+    // granite's fast artifact is an H100; llama's fast one an A100.
+    let same = "artifacts.hardware_type = 'H100' AND artifacts.ttft_p90.double_value < 100";
+    assert_eq!(names(&index, None, same), vec!["ibm/granite-8b-code"]);
+    assert_eq!(names(&index, None, "artifacts.hardware_count > 4 OR license = 'apache-2.0'").len(), 3);
+}
+
+#[tokio::test]
+async fn sorts_sources_facets_and_options() {
+    let index = catalog().await;
+    let search = Search { sort: Some(SortBy::Number("v.an.ttft_p90".into())), limit: 10, ..Search::default() };
+    let order: Vec<_> = index.search(&search).unwrap().models.into_iter().map(|m| m.record.name).collect();
+    assert_eq!(order, vec!["meta/Llama-3-70b", "ibm/granite-8b-code", "google/bert-base"], "missing values last");
+    let only_b = ["b".to_owned()];
+    let facets = ["license".to_owned(), "source_id".to_owned()];
+    let hits =
+        index.search(&Search { sources: Some(&only_b), facets: &facets, limit: 10, ..Search::default() }).unwrap();
+    assert_eq!(hits.total, 1);
+    assert_eq!(hits.facets["license"], vec![("apache-2.0".to_owned(), 1)]);
+    let options = index.filter_options().unwrap();
+    assert_eq!(options["license"], PropertyOptions::Strings(vec![("apache-2.0".into(), 2), ("llama3".into(), 1)]));
+    assert_eq!(options["size.int_value"], PropertyOptions::Range { min: 8.0, max: 8.0 });
+    assert_eq!(options["artifacts.ttft_p90.double_value"], PropertyOptions::Range { min: 40.0, max: 400.0 });
+    assert!(matches!(&options["artifacts.hardware_type.string_value"], PropertyOptions::Strings(v) if v.len() == 2));
+    assert_eq!(index.counts().unwrap(), BTreeMap::from([("a".to_owned(), 2), ("b".to_owned(), 1)]));
+}
+
+#[tokio::test]
+async fn changes_replace_and_delete() {
+    let index = catalog().await;
+    let hashes = index.source_hashes("a").unwrap();
+    assert_eq!(hashes.len(), 2);
+    let generation = index.generation();
+    let mut bert = model("google/bert-base", "Google", "mit", &[]);
+    bert.description = Some("changed".into());
+    let changes = vec![
+        Change::Upsert { source_id: "b".into(), hash: bert.content_hash(), record: Arc::new(bert) },
+        Change::Delete(DocKey { source_id: "a".into(), name: "ibm/granite-8b-code".into() }),
+    ];
+    assert!(index.apply(changes).await.unwrap() > generation);
+    assert_eq!(names(&index, None, "license = 'mit'"), vec!["google/bert-base"]);
+    assert_eq!(
+        names(&index, None, "artifacts.hardware_type = 'H100'"),
+        vec!["meta/Llama-3-70b"],
+        "artifacts went with their model"
+    );
+    index.apply(vec![Change::DeleteSource("a".into())]).await.unwrap();
+    assert_eq!(names(&index, None, ""), vec!["google/bert-base"]);
+    let key = DocKey { source_id: "b".into(), name: "google/bert-base".into() };
+    assert_eq!(index.get(&key).unwrap().unwrap().record.description.as_deref(), Some("changed"));
+}
+
+#[tokio::test]
+async fn a_directory_index_survives_reopening_and_rebuilds_on_version_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Storage::Directory(dir.path().join("index"));
+    {
+        let (index, fresh) = CatalogIndex::open(&storage).unwrap();
+        assert!(fresh);
+        let record = model("x", "X", "mit", &[]);
+        index.apply(vec![Change::Upsert { source_id: "s".into(), hash: 1, record: Arc::new(record) }]).await.unwrap();
+        index.close().await;
+        assert!(index.apply(vec![Change::DeleteSource("s".into())]).await.is_err(), "closed");
+    }
+    let (index, fresh) = CatalogIndex::open(&storage).unwrap();
+    assert!(!fresh);
+    assert_eq!(index.source_hashes("s").unwrap()["x"], 1);
+    index.close().await;
+    std::fs::write(dir.path().join("index/modelcat-schema-version"), "0").unwrap();
+    let (index, fresh) = CatalogIndex::open(&storage).unwrap();
+    assert!(fresh && index.source_hashes("s").unwrap().is_empty());
+}
