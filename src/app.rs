@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 
 use crate::api;
 use crate::api::registry::PageLimits;
+use crate::catalog::{Catalog, NotifyingStore};
 use crate::config::Settings;
 use crate::registry::{self, RegistryStore};
 use crate::telemetry;
@@ -21,6 +22,7 @@ use crate::telemetry;
 #[derive(Clone)]
 pub struct AppState {
     pub registry: Arc<dyn RegistryStore>,
+    pub catalog: Catalog,
     pub page_limits: PageLimits,
     pub metrics: PrometheusHandle,
 }
@@ -30,6 +32,7 @@ pub struct Application {
     listener: TcpListener,
     router: axum::Router,
     port: u16,
+    catalog: Catalog,
 }
 
 impl Application {
@@ -40,8 +43,17 @@ impl Application {
         let registry = registry::open(&settings.database_url)
             .await
             .with_context(|| format!("cannot open the registry store at {}", redact(&settings.database_url)))?;
+        let (registry, catalog) = if settings.catalog.registry_source.is_some() {
+            let (changes, receiver) = tokio::sync::mpsc::unbounded_channel();
+            let notifying: Arc<dyn RegistryStore> = Arc::new(NotifyingStore::new(registry.clone(), changes));
+            (notifying, Catalog::start(settings.catalog.clone(), Some((registry, receiver))).await)
+        } else {
+            (registry, Catalog::start(settings.catalog.clone(), None).await)
+        };
+        let catalog = catalog.context("cannot start the catalog")?;
         let state = AppState {
             registry,
+            catalog: catalog.clone(),
             page_limits: PageLimits {
                 default_page_size: settings.api.default_page_size,
                 max_page_size: settings.api.max_page_size,
@@ -54,7 +66,7 @@ impl Application {
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let port = listener.local_addr()?.port();
         tracing::info!(listen = %settings.listen, port, database = %redact(&settings.database_url), "modelcat ready");
-        Ok(Application { listener, router, port })
+        Ok(Application { listener, router, port, catalog })
     }
 
     /// The bound port.
@@ -69,7 +81,9 @@ impl Application {
 
     /// Serves until `shutdown` completes, then finishes in-flight requests.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await
+        let served = axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await;
+        self.catalog.close().await;
+        served
     }
 }
 

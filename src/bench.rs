@@ -107,6 +107,7 @@ async fn run_against(bench: &RegistryBench, database_url: &str, temp: &std::path
         api: ApiSettings::default(),
         reset_endpoint: false,
         log_format: LogFormat::Text,
+        catalog: crate::catalog::CatalogSettings::new(&temp.join("data"), Vec::new()),
     };
     let application = Application::build(settings).await?;
     let base = format!("http://127.0.0.1:{}/api/model_registry/v1alpha3", application.port());

@@ -25,7 +25,36 @@ pub struct Settings {
     /// Enables `POST /api/model_registry/v1alpha3/testing/reset` (never in production).
     pub reset_endpoint: bool,
     pub log_format: LogFormat,
+    pub catalog: crate::catalog::CatalogSettings,
 }
+
+/// The `catalog` section as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct CatalogFileSettings {
+    /// Sources files, layered in order (Kubeflow's sources.yaml format).
+    sources: Option<Vec<PathBuf>>,
+    /// Where the search index lives (default `<data_dir>/index`).
+    index_dir: Option<PathBuf>,
+    /// The source id registered models appear under; `null` keeps them out of the catalog.
+    registry_source: Option<String>,
+    /// How long file changes settle before a reload.
+    reload_debounce_ms: u64,
+}
+
+impl Default for CatalogFileSettings {
+    fn default() -> Self {
+        CatalogFileSettings {
+            sources: None,
+            index_dir: None,
+            registry_source: Some("registry".to_owned()),
+            reload_debounce_ms: 100,
+        }
+    }
+}
+
+/// The default sources file, relative to the working directory (optional: no file, no sources).
+pub const DEFAULT_SOURCES_PATH: &str = "config/sources.yaml";
 
 /// HTTP limits.
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -74,6 +103,8 @@ struct FileSettings {
     testing: TestingSettings,
     #[serde(default)]
     log: LogSettings,
+    #[serde(default)]
+    catalog: CatalogFileSettings,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -98,6 +129,8 @@ pub struct Overrides {
     pub database_url: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub log_format: Option<LogFormat>,
+    /// Sources files (`--sources`, repeatable; `MODELCAT_SOURCES`, comma-separated).
+    pub sources: Option<Vec<PathBuf>>,
 }
 
 /// A configuration that cannot be used.
@@ -126,7 +159,23 @@ impl Settings {
             .database_url
             .or(file.database_url)
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("registry.db").display()));
+        let explicit_sources = overrides.sources.is_some() || file.catalog.sources.is_some();
+        let sources = overrides
+            .sources
+            .or(file.catalog.sources)
+            .unwrap_or_else(|| vec![PathBuf::from(DEFAULT_SOURCES_PATH)])
+            .into_iter()
+            .map(|path| std::path::absolute(&path).unwrap_or(path))
+            .collect();
+        let catalog = crate::catalog::CatalogSettings {
+            sources,
+            sources_optional: !explicit_sources,
+            index_dir: Some(file.catalog.index_dir.unwrap_or_else(|| data_dir.join("index"))),
+            registry_source: file.catalog.registry_source,
+            debounce: std::time::Duration::from_millis(file.catalog.reload_debounce_ms),
+        };
         let settings = Settings {
+            catalog,
             listen: overrides.listen.or(file.listen).unwrap_or_else(|| "0.0.0.0:8080".to_owned()),
             database_url,
             data_dir,

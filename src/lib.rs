@@ -7,6 +7,7 @@
 pub mod api;
 pub mod app;
 pub mod bench;
+pub mod catalog;
 pub mod config;
 pub use modelcat_index::filter;
 pub mod pagination;

@@ -49,6 +49,10 @@ struct ServeArgs {
     /// Log format.
     #[arg(long, env = "MODELCAT_LOG_FORMAT", value_enum)]
     log_format: Option<LogFormat>,
+    /// Catalog sources file (Kubeflow sources.yaml); repeat to layer several, later ones winning
+    /// [default: config/sources.yaml, if present].
+    #[arg(long = "sources", env = "MODELCAT_SOURCES", value_delimiter = ',')]
+    sources: Vec<PathBuf>,
 }
 
 #[tokio::main]
@@ -61,6 +65,7 @@ async fn main() -> anyhow::Result<()> {
                 database_url: args.database_url,
                 data_dir: args.data_dir,
                 log_format: args.log_format,
+                sources: (!args.sources.is_empty()).then_some(args.sources),
             })?;
             modelcat::telemetry::init_tracing(settings.log_format);
             Application::build(settings).await?.run_until_stopped().await?;

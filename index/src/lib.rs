@@ -244,6 +244,7 @@ impl CatalogIndex {
         let top = TopDocs::with_limit(search.limit.max(1)).and_offset(search.offset);
         let sort = search.sort.clone().unwrap_or(SortBy::Name);
         let addresses: Vec<tantivy::DocAddress> = match (&sort, search.q.is_some()) {
+            _ if search.limit == 0 => Vec::new(),
             (SortBy::Relevance, true) => collect(&searcher, &query, top.order_by_score())?,
             (SortBy::Name | SortBy::Relevance, _) => {
                 collect(&searcher, &query, top.order_by_string_fast_field("name_sort", order))?

@@ -5,8 +5,10 @@
 //! (`http_requests_total` by method, route and status; `http_request_duration_seconds` by route).
 //! Unknown paths answer 404 in the Kubeflow envelope.
 
+pub mod catalog;
 pub mod error;
 pub mod health;
+pub mod params;
 pub mod registry;
 
 use std::time::{Duration, Instant};
@@ -32,6 +34,7 @@ pub fn router(state: AppState, api: ApiSettings, reset_endpoint: bool) -> Router
         .nest(registry::BASE_PATH, registry::router(registry::WireVersion::V1Alpha3, reset_endpoint))
         .nest(registry::V1_BASE_PATH, registry::router(registry::WireVersion::V1, reset_endpoint))
         .route(&format!("{}/openapi.yaml", registry::BASE_PATH), axum::routing::get(openapi))
+        .nest(catalog::BASE_PATH, catalog::router())
         .merge(health::router())
         .fallback(|| async { ApiError::not_found("not found") })
         .layer(middleware::from_fn(record_metrics))

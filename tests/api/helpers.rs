@@ -60,6 +60,7 @@ impl TestApp {
             api,
             reset_endpoint: true,
             log_format: LogFormat::Text,
+            catalog: modelcat::catalog::CatalogSettings::new(&data_dir.path().join("data"), Vec::new()),
         };
         let application = Application::build(settings).await.expect("application builds");
         let address = format!("http://127.0.0.1:{}", application.port());

@@ -1,0 +1,519 @@
+//! The Kubeflow Model Catalog API (`/api/model_catalog/v1alpha1`), read-only except `sources/preview`.
+//!
+//! Kubeflow behaviour kept: default page size 10, `NAME` order by default (case-insensitive, also with
+//! `q`), `source`/`sourceLabel` as repeated or comma-separated values (not both), `sourceLabel=null` for
+//! unlabelled sources, model names with `/` in the path, 404 for unknown sources and models.
+//!
+//! Additions: `orderBy=RELEVANCE` ranks `q` by BM25 with name matches first; `facets=license,tasks,…` adds
+//! `"facets": {field: {value: count}}` to `/models` for the same query and filters; `filter_options`
+//! lists `counts` beside `values`; `GET …/status` shows the sources-config state (files, last rejected
+//! edit) and per-source model counts and load times.
+//!
+//! Page tokens carry an offset bound to the query's parameters; reusing one with other parameters is a 400.
+
+mod wire;
+
+use std::collections::BTreeMap;
+
+use axum::Router;
+use axum::extract::{Multipart, Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use modelcat_index::{IndexError, PropertyOptions, SortBy};
+use modelcat_sources::config::FieldFilter;
+use modelcat_sources::{ArtifactKind, NameFilter};
+use serde_json::{Map, Value as Json, json};
+
+use crate::api::error::ApiError;
+use crate::api::params::Params;
+use crate::app::AppState;
+use crate::catalog::artifacts::{self, Artifact, ArtifactOrder};
+use crate::catalog::perf::{self, PerfProperties};
+use crate::catalog::{OwnedSearch, View};
+use crate::filter::{self, Expr};
+use crate::pagination;
+use crate::registry::{Cursor, CursorValue};
+
+pub const BASE_PATH: &str = "/api/model_catalog/v1alpha1";
+
+/// Page size of catalog lists without `pageSize` (Kubeflow's).
+const DEFAULT_PAGE_SIZE: usize = 10;
+
+type ApiResult = Result<Response, ApiError>;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/sources", get(find_sources))
+        .route("/sources/preview", post(preview))
+        .route("/sources/{source_id}/models/{*rest}", get(model_route))
+        .route("/models", get(find_models))
+        .route("/models/filter_options", get(filter_options))
+        .route("/labels", get(find_labels))
+        .route("/status", get(status))
+}
+
+impl From<IndexError> for ApiError {
+    fn from(error: IndexError) -> Self {
+        match error {
+            IndexError::Query(message) => ApiError::bad_request(message),
+            internal => {
+                tracing::error!(error = %internal, "catalog request failed");
+                ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "internal server error")
+            }
+        }
+    }
+}
+
+/// The page size, offset and query hash of a list request.
+struct Paging {
+    size: usize,
+    offset: usize,
+    hash: String,
+}
+
+impl Paging {
+    fn parse(params: &Params, max: usize) -> Result<Paging, ApiError> {
+        let size = match params.get("pageSize").filter(|size| !size.is_empty()) {
+            None => DEFAULT_PAGE_SIZE,
+            Some(text) => match text.parse::<usize>() {
+                Ok(size) if size >= 1 => size.min(max),
+                _ => {
+                    return Err(ApiError::bad_request(format!(
+                        "invalid pageSize {text:?}: expected a positive integer"
+                    )));
+                }
+            },
+        };
+        let mut bound: Vec<String> = params
+            .pairs()
+            .iter()
+            .filter(|(key, _)| key != "nextPageToken" && key != "pageSize")
+            .map(|(key, value)| format!("{key}={value}"))
+            .collect();
+        bound.sort();
+        let hash = pagination::query_hash(&bound.iter().map(String::as_str).collect::<Vec<_>>());
+        let offset = match pagination::decode(params.get("nextPageToken").unwrap_or_default(), &hash)? {
+            Some(Cursor { sort_value: CursorValue::Int(offset), .. }) if offset >= 0 => offset as usize,
+            Some(_) => return Err(ApiError::bad_request("invalid nextPageToken")),
+            None => 0,
+        };
+        Ok(Paging { size, offset, hash })
+    }
+
+    /// The token of the page after one that served `served` items of `total`.
+    fn next(&self, served: usize, total: usize) -> Option<String> {
+        let end = self.offset + served;
+        (served > 0 && end < total)
+            .then(|| pagination::encode(&Cursor { sort_value: CursorValue::Int(end as i64), id: 0 }, &self.hash))
+    }
+
+    /// One page of an in-memory list, as a list body.
+    fn page<T>(&self, items: &[T], render: impl Fn(&T) -> Json) -> Map<String, Json> {
+        let page: Vec<Json> = items.iter().skip(self.offset).take(self.size).map(render).collect();
+        let next = self.next(page.len(), items.len());
+        wire::list(page, self.size, next)
+    }
+}
+
+fn json(body: impl serde::Serialize) -> Response {
+    axum::Json(body).into_response()
+}
+
+fn descending(params: &Params) -> Result<bool, ApiError> {
+    match params.get("sortOrder").filter(|order| !order.is_empty()) {
+        None => Ok(false),
+        Some(order) if order.eq_ignore_ascii_case("ASC") => Ok(false),
+        Some(order) if order.eq_ignore_ascii_case("DESC") => Ok(true),
+        Some(other) => Err(ApiError::bad_request(format!("invalid sortOrder {other:?}: use ASC or DESC"))),
+    }
+}
+
+fn parse_filter(params: &Params) -> Result<Option<Expr>, ApiError> {
+    Ok(filter::parse(params.get("filterQuery").unwrap_or_default())?)
+}
+
+async fn find_sources(State(state): State<AppState>, params: Params) -> ApiResult {
+    let view = state.catalog.view();
+    let paging = Paging::parse(&params, state.page_limits.max_page_size as usize)?;
+    let name = params.get("name").unwrap_or_default().to_lowercase();
+    let models_only = !matches!(params.get("assetType"), Some(asset) if asset == "mcp_servers");
+    let mut sources: Vec<_> =
+        view.sources.iter().filter(|source| models_only && source.name.to_lowercase().contains(&name)).collect();
+    let descending = descending(&params)?;
+    match params.get("orderBy").filter(|order| !order.is_empty()) {
+        None => {}
+        Some("ID") => sources.sort_by(|a, b| a.id.cmp(&b.id)),
+        Some("NAME") => sources.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase())),
+        Some(other) => return Err(ApiError::bad_request(format!("invalid orderBy {other:?}: use ID or NAME"))),
+    }
+    if descending {
+        sources.reverse();
+    }
+    Ok(json(paging.page(&sources, |source| wire::source(source))))
+}
+
+/// The enabled sources a `/models` request selects.
+fn selected_sources(view: &View, params: &Params) -> Result<Vec<String>, ApiError> {
+    let wanted = params.all("source");
+    let labels = params.all("sourceLabel");
+    if !wanted.is_empty() && !labels.is_empty() {
+        return Err(ApiError::bad_request("give source or sourceLabel, not both"));
+    }
+    let enabled = view.sources.iter().filter(|source| source.enabled);
+    let selected = enabled.filter(|source| {
+        if !wanted.is_empty() {
+            wanted.contains(&source.id.as_str())
+        } else if !labels.is_empty() {
+            labels.iter().any(|label| match *label {
+                "null" => source.labels.is_empty(),
+                label => source.labels.iter().any(|own| own == label),
+            })
+        } else {
+            true
+        }
+    });
+    Ok(selected.map(|source| source.id.clone()).collect())
+}
+
+/// `orderBy` of `/models` as an index sort.
+fn model_order(params: &Params, descending: bool) -> Result<SortBy, ApiError> {
+    if params.get("recommendations").is_some_and(|flag| flag == "true") {
+        let latency = params.get("latencyProperty").filter(|name| !name.is_empty()).unwrap_or("ttft_p90");
+        return Ok(SortBy::Number(modelcat_index::schema::value_path("an", latency)));
+    }
+    let spread = |name: &str| modelcat_index::schema::value_path(if descending { "ax" } else { "an" }, name);
+    Ok(match params.get("orderBy").filter(|order| !order.is_empty()).unwrap_or("NAME") {
+        "NAME" => SortBy::Name,
+        "CREATE_TIME" => SortBy::CreateTime,
+        "LAST_UPDATE_TIME" => SortBy::UpdateTime,
+        "ID" => SortBy::Id,
+        "RELEVANCE" => SortBy::Relevance,
+        "ACCURACY" => SortBy::Number(spread("overall_average")),
+        other => {
+            let invalid = || {
+                ApiError::bad_request(format!(
+                    "invalid orderBy {other:?}: use NAME, CREATE_TIME, LAST_UPDATE_TIME, ID, ACCURACY, RELEVANCE, \
+                     <property>.<double_value|int_value> or artifacts.<property>.<double_value|int_value>"
+                ))
+            };
+            let (path, suffix) = other.rsplit_once('.').ok_or_else(invalid)?;
+            let (artifact, name) = match path.strip_prefix("artifacts.") {
+                Some(name) => (true, name),
+                None => (false, path),
+            };
+            if name.is_empty() {
+                return Err(invalid());
+            }
+            match (artifact, suffix) {
+                (true, "double_value" | "int_value") => SortBy::Number(spread(name)),
+                (false, "double_value") => SortBy::Number(modelcat_index::schema::value_path("pd", name)),
+                (false, "int_value") => SortBy::Number(modelcat_index::schema::value_path("pi", name)),
+                (_, "string_value") => {
+                    return Err(ApiError::bad_request(format!(
+                        "orderBy {other:?}: sorting by string properties is not supported"
+                    )));
+                }
+                _ => return Err(invalid()),
+            }
+        }
+    })
+}
+
+async fn find_models(State(state): State<AppState>, params: Params) -> ApiResult {
+    let view = state.catalog.view();
+    let paging = Paging::parse(&params, state.page_limits.max_page_size as usize)?;
+    let descending = descending(&params)?;
+    let search = OwnedSearch {
+        q: params.get("q").map(str::trim).filter(|q| !q.is_empty()).map(str::to_owned),
+        filter: parse_filter(&params)?,
+        sources: Some(selected_sources(&view, &params)?),
+        sort: Some(model_order(&params, descending)?),
+        descending,
+        offset: paging.offset,
+        limit: paging.size,
+        facets: params.all("facets").into_iter().map(str::to_owned).collect(),
+    };
+    let faceted = !search.facets.is_empty();
+    let hits = state.catalog.search(search).await?;
+    let items: Vec<Json> = hits.models.iter().map(wire::model).collect();
+    let next = paging.next(items.len(), hits.total);
+    let mut body = wire::list(items, paging.size, next);
+    if faceted {
+        let facets = hits.facets.iter().map(|(name, counts)| {
+            let counts: Map<String, Json> = counts.iter().map(|(value, count)| (value.clone(), json!(count))).collect();
+            (name.clone(), Json::Object(counts))
+        });
+        body.insert("facets".into(), Json::Object(facets.collect()));
+    }
+    Ok(json(body))
+}
+
+async fn filter_options(State(state): State<AppState>) -> ApiResult {
+    let options = state.catalog.filter_options().await?;
+    let mut filters = Map::new();
+    for (name, option) in options.iter() {
+        let rendered = match option {
+            PropertyOptions::Strings(values) => json!({
+                "type": "string",
+                "values": values.iter().map(|(value, _)| value).collect::<Vec<_>>(),
+                "counts": values.iter().map(|(value, count)| (value.clone(), json!(count))).collect::<Map<_, _>>(),
+            }),
+            PropertyOptions::Range { min, max } => json!({"type": "number", "range": {"min": min, "max": max}}),
+        };
+        filters.insert(name.clone(), rendered);
+    }
+    let mut body = Map::new();
+    body.insert("filters".into(), Json::Object(filters));
+    let view = state.catalog.view();
+    if !view.named_queries.is_empty() {
+        body.insert("namedQueries".into(), named_queries(&view.named_queries, &options));
+    }
+    Ok(json(body))
+}
+
+/// Named queries with `"min"` / `"max"` values replaced by that field's range bound.
+fn named_queries(
+    queries: &BTreeMap<String, BTreeMap<String, FieldFilter>>,
+    options: &BTreeMap<String, PropertyOptions>,
+) -> Json {
+    let rendered = queries.iter().map(|(name, fields)| {
+        let fields = fields.iter().map(|(field, filter)| {
+            let value = match (&filter.value, options.get(field)) {
+                (Json::String(bound), Some(PropertyOptions::Range { min, .. })) if bound == "min" => json!(min),
+                (Json::String(bound), Some(PropertyOptions::Range { max, .. })) if bound == "max" => json!(max),
+                (value, _) => value.clone(),
+            };
+            (field.clone(), json!({"operator": filter.operator, "value": value}))
+        });
+        (name.clone(), Json::Object(fields.collect()))
+    });
+    Json::Object(rendered.collect())
+}
+
+async fn find_labels(State(state): State<AppState>, params: Params) -> ApiResult {
+    let view = state.catalog.view();
+    let paging = Paging::parse(&params, state.page_limits.max_page_size as usize)?;
+    let asset = params.get("assetType").filter(|asset| !asset.is_empty());
+    let mut labels: Vec<&Map<String, Json>> = view
+        .labels
+        .iter()
+        .filter(|label| {
+            asset.is_none_or(|asset| label.get("assetType").and_then(Json::as_str).unwrap_or("models") == asset)
+        })
+        .collect();
+    if let Some(key) = params.get("orderBy").filter(|key| !key.is_empty()) {
+        let descending = descending(&params)?;
+        // Labels with the key first, by value; the rest keep their order.
+        labels.sort_by(|a, b| match (a.get(key).and_then(Json::as_str), b.get(key).and_then(Json::as_str)) {
+            (Some(x), Some(y)) if descending => y.cmp(x),
+            (Some(x), Some(y)) => x.cmp(y),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => std::cmp::Ordering::Equal,
+        });
+    }
+    Ok(json(paging.page(&labels, |label| Json::Object((*label).clone()))))
+}
+
+async fn status(State(state): State<AppState>) -> ApiResult {
+    let view = state.catalog.view();
+    let sources: Vec<Json> = view
+        .sources
+        .iter()
+        .map(|source| {
+            json!({"id": source.id, "status": source.status.as_str(), "error": source.error,
+                   "models": source.models, "lastLoadedSinceEpoch": source.last_loaded.map(|time| time.to_string())})
+        })
+        .collect();
+    Ok(json(json!({"configFiles": view.config_files, "configError": view.config_error, "sources": sources})))
+}
+
+/// `GET /sources/{id}/models/{name}`, `…/{name}/artifacts` and `…/{name}/artifacts/performance`.
+async fn model_route(
+    State(state): State<AppState>,
+    Path((source_id, rest)): Path<(String, String)>,
+    params: Params,
+) -> ApiResult {
+    let (name, tail) = if let Some(name) = rest.strip_suffix("/artifacts/performance") {
+        (name, Tail::Performance)
+    } else if let Some(name) = rest.strip_suffix("/artifacts") {
+        (name, Tail::Artifacts)
+    } else {
+        (rest.as_str(), Tail::Model)
+    };
+    let view = state.catalog.view();
+    if !view.sources.iter().any(|source| source.id == source_id && source.enabled) {
+        return Err(ApiError::not_found(format!("source {source_id} not found")));
+    }
+    let Some(model) = state.catalog.model(&source_id, name).await? else {
+        return Err(ApiError::not_found(format!("model {name} not found in source {source_id}")));
+    };
+    if tail == Tail::Model {
+        return Ok(json(wire::model(&model)));
+    }
+    let key = format!("{source_id}:{name}");
+    let mut artifacts = artifacts::with_ids(&key, &model.record.artifacts);
+    let types = [params.all("artifactType"), params.all("artifact_type")].concat();
+    for kind in &types {
+        if !matches!(*kind, "model-artifact" | "metrics-artifact") {
+            return Err(ApiError::bad_request(format!(
+                "invalid artifactType {kind:?}: use model-artifact or metrics-artifact"
+            )));
+        }
+    }
+    if !types.is_empty() {
+        artifacts.retain(|artifact| types.contains(&artifact_type(artifact)));
+    }
+    if tail == Tail::Performance {
+        artifacts = performance(artifacts, &params)?;
+    }
+    if let Some(expr) = parse_filter(&params)? {
+        artifacts.retain(|artifact| artifacts::matches(artifact, &expr));
+    }
+    let order =
+        ArtifactOrder::parse(params.get("orderBy").filter(|order| !order.is_empty())).map_err(ApiError::bad_request)?;
+    artifacts::sort(&mut artifacts, &order, descending(&params)?);
+    let paging = Paging::parse(&params, state.page_limits.max_page_size as usize)?;
+    Ok(json(paging.page(&artifacts, wire::artifact)))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tail {
+    Model,
+    Artifacts,
+    Performance,
+}
+
+fn artifact_type(artifact: &Artifact) -> &'static str {
+    match artifact.record.kind {
+        ArtifactKind::Model { .. } => "model-artifact",
+        ArtifactKind::Metrics { .. } => "metrics-artifact",
+    }
+}
+
+/// Performance artifacts, sized for `targetRPS` and reduced to `recommendations` when asked.
+fn performance(artifacts: Vec<Artifact>, params: &Params) -> Result<Vec<Artifact>, ApiError> {
+    let name = |key: &str, default: &str| params.get(key).filter(|name| !name.is_empty()).unwrap_or(default).to_owned();
+    let names = PerfProperties {
+        latency: name("latencyProperty", "ttft_p90"),
+        rps: name("rpsProperty", "requests_per_second"),
+        hardware_count: name("hardwareCountProperty", "hardware_count"),
+        hardware_type: name("hardwareTypeProperty", "hardware_type"),
+    };
+    let mut artifacts: Vec<Artifact> = artifacts
+        .into_iter()
+        .filter(|artifact| matches!(&artifact.record.kind, ArtifactKind::Metrics { metrics_type } if metrics_type == "performance-metrics"))
+        .collect();
+    if let Some(text) = params.get("targetRPS").filter(|text| !text.is_empty()) {
+        let target: i32 = text.parse().ok().filter(|target| *target > 0).ok_or_else(|| {
+            ApiError::bad_request(format!("invalid targetRPS {text:?}: expected a positive 32-bit integer"))
+        })?;
+        for artifact in &mut artifacts {
+            perf::size_for(&mut artifact.record.common.properties, &names, target);
+        }
+    }
+    match params.get("recommendations") {
+        None | Some("" | "false") => Ok(artifacts),
+        Some("true") => {
+            let properties: Vec<_> = artifacts.iter().map(|artifact| &artifact.record.common.properties).collect();
+            let keep = perf::recommend(&properties, &names);
+            Ok(keep.into_iter().map(|position| artifacts[position].clone()).collect())
+        }
+        Some(other) => Err(ApiError::bad_request(format!("invalid recommendations {other:?}: use true or false"))),
+    }
+}
+
+/// A source definition to preview (the `config` part).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct PreviewConfig {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    included_models: Vec<String>,
+    #[serde(default)]
+    excluded_models: Vec<String>,
+    #[serde(default)]
+    properties: BTreeMap<String, Json>,
+    #[allow(dead_code, reason = "accepted so a sources entry can be pasted as is")]
+    id: Option<String>,
+    #[allow(dead_code, reason = "accepted so a sources entry can be pasted as is")]
+    name: Option<String>,
+    #[allow(dead_code, reason = "accepted so a sources entry can be pasted as is")]
+    enabled: Option<bool>,
+    #[allow(dead_code, reason = "accepted so a sources entry can be pasted as is")]
+    labels: Option<Vec<String>>,
+}
+
+async fn preview(State(state): State<AppState>, params: Params, mut multipart: Multipart) -> ApiResult {
+    let unprocessable = |message: String| ApiError::new(axum::http::StatusCode::UNPROCESSABLE_ENTITY, message);
+    let mut config = None;
+    let mut data = None;
+    while let Some(field) = multipart.next_field().await.map_err(|error| ApiError::bad_request(error.to_string()))? {
+        let name = field.name().unwrap_or_default().to_owned();
+        let bytes = field.bytes().await.map_err(|error| ApiError::bad_request(error.to_string()))?;
+        match name.as_str() {
+            "config" => config = Some(bytes),
+            "catalogData" => data = Some(bytes),
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "unexpected form field {other:?}: use config and catalogData"
+                )));
+            }
+        }
+    }
+    let config = config.ok_or_else(|| ApiError::bad_request("the config form field is required"))?;
+    let config: PreviewConfig =
+        serde_norway::from_slice(&config).map_err(|error| unprocessable(format!("invalid config: {error}")))?;
+    if config.kind != "yaml" {
+        return Err(unprocessable(format!("preview supports yaml sources, not {:?}", config.kind)));
+    }
+    let filter = NameFilter::new(&config.included_models, &config.excluded_models)
+        .map_err(|error| unprocessable(error.to_string()))?;
+    let data = match data {
+        Some(data) => data.to_vec(),
+        None => {
+            let Some(Json::String(path)) = config.properties.get("yamlCatalogPath") else {
+                return Err(unprocessable("give catalogData or properties.yamlCatalogPath".into()));
+            };
+            let base = state
+                .catalog
+                .view()
+                .config_files
+                .first()
+                .and_then(|file| file.parent().map(std::path::Path::to_path_buf));
+            let path = base.unwrap_or_default().join(path);
+            tokio::fs::read(&path)
+                .await
+                .map_err(|error| unprocessable(format!("cannot read {}: {error}", path.display())))?
+        }
+    };
+    let records = modelcat_sources::parse_catalog(&data)
+        .map_err(|error| unprocessable(format!("invalid catalogData: {error}")))?;
+    let all: Vec<(String, bool)> = records
+        .into_iter()
+        .map(|record| {
+            let included = filter.allows(&record.name);
+            (record.name, included)
+        })
+        .collect();
+    let included = all.iter().filter(|(_, included)| *included).count();
+    let shown: Vec<&(String, bool)> =
+        match params.get("filterStatus").filter(|status| !status.is_empty()).unwrap_or("all") {
+            "all" => all.iter().collect(),
+            "included" => all.iter().filter(|(_, included)| *included).collect(),
+            "excluded" => all.iter().filter(|(_, included)| !*included).collect(),
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "invalid filterStatus {other:?}: use all, included or excluded"
+                )));
+            }
+        };
+    let paging = Paging::parse(&params, state.page_limits.max_page_size as usize)?;
+    let mut body = paging.page(&shown, |(name, included)| json!({"name": name, "included": included}));
+    body.insert(
+        "summary".into(),
+        json!({"totalModels": all.len(), "includedModels": included, "excludedModels": all.len() - included}),
+    );
+    Ok(json(body))
+}

@@ -1,0 +1,229 @@
+//! The catalog service: configured sources feeding the search index, and the reads the catalog API makes.
+//!
+//! - [`Catalog::start`] opens the index (rebuilding it when needed), loads the sources config and every
+//!   source, then hands the sources to one reloader task ([`reload`]) fed by the file watcher
+//!   ([`watch`]) and registry writes ([`registry_source`]). Only that task changes sources, so reloads
+//!   never race; each source reload is one index batch, seen whole by readers.
+//! - What the API shows about sources (status, error, counts, labels, named queries) is published by the
+//!   reloader as an immutable [`View`]; readers never wait for a reload.
+//! - Searches run on the blocking pool. Filter options and facet counts are cached (moka) under the index
+//!   generation, so any committed change invalidates them.
+
+pub mod artifacts;
+pub mod perf;
+pub mod registry_source;
+mod reload;
+mod watch;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use modelcat_index::{CatalogIndex, DocKey, Hits, IndexError, PropertyOptions, Search, Storage, StoredModel};
+use modelcat_sources::SourceStatus;
+use modelcat_sources::config::{FieldFilter, SourcesConfig};
+use tokio::sync::{mpsc, watch as channel};
+
+use crate::registry::RegistryStore;
+pub use registry_source::{NotifyingStore, RegistryChange};
+
+/// Catalog settings (from `config/modelcat.yaml`).
+#[derive(Debug, Clone)]
+pub struct CatalogSettings {
+    /// Sources files, layered in order.
+    pub sources: Vec<PathBuf>,
+    /// Whether the default sources file may be missing (it was not asked for explicitly).
+    pub sources_optional: bool,
+    /// Where the index lives; `None` keeps it in memory.
+    pub index_dir: Option<PathBuf>,
+    /// The id under which registered models appear in the catalog; `None` leaves them out.
+    pub registry_source: Option<String>,
+    /// How long file events settle before a reload.
+    pub debounce: Duration,
+}
+
+impl CatalogSettings {
+    /// The defaults under a data directory: the index in `<data_dir>/index`, registered models as source
+    /// `registry`, and the given sources files (which must exist).
+    pub fn new(data_dir: &std::path::Path, sources: Vec<PathBuf>) -> CatalogSettings {
+        CatalogSettings {
+            sources,
+            sources_optional: false,
+            index_dir: Some(data_dir.join("index")),
+            registry_source: Some("registry".to_owned()),
+            debounce: Duration::from_millis(100),
+        }
+    }
+}
+
+/// One source as the API shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceView {
+    pub id: String,
+    pub name: String,
+    pub enabled: bool,
+    pub labels: Vec<String>,
+    pub included_models: Vec<String>,
+    pub excluded_models: Vec<String>,
+    pub status: SourceStatus,
+    pub error: Option<String>,
+    /// Models this source serves now.
+    pub models: usize,
+    /// When the source last loaded successfully (ms since the epoch).
+    pub last_loaded: Option<i64>,
+}
+
+/// What the reloader publishes after each change.
+#[derive(Debug, Clone, Default)]
+pub struct View {
+    pub sources: Vec<SourceView>,
+    pub labels: Vec<serde_json::Map<String, serde_json::Value>>,
+    pub named_queries: BTreeMap<String, BTreeMap<String, FieldFilter>>,
+    /// Why the last sources-config reload was rejected (the previous config stays active).
+    pub config_error: Option<String>,
+    pub config_files: Vec<PathBuf>,
+}
+
+impl View {
+    fn from_config(config: &SourcesConfig) -> View {
+        View { labels: config.labels.clone(), named_queries: config.named_queries.clone(), ..View::default() }
+    }
+
+    /// The ids of enabled sources.
+    pub fn enabled(&self) -> Vec<String> {
+        self.sources.iter().filter(|source| source.enabled).map(|source| source.id.clone()).collect()
+    }
+}
+
+/// A handle on the catalog; cheap to clone.
+#[derive(Clone)]
+pub struct Catalog {
+    index: CatalogIndex,
+    view: channel::Receiver<Arc<View>>,
+    options: moka::sync::Cache<u64, Arc<BTreeMap<String, PropertyOptions>>>,
+    facets: moka::sync::Cache<(u64, String), Arc<BTreeMap<String, Vec<(String, u64)>>>>,
+    commands: mpsc::UnboundedSender<reload::Command>,
+}
+
+/// Why the catalog cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("invalid sources configuration:\n{0}")]
+    Config(#[from] modelcat_sources::config::ConfigError),
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl Catalog {
+    /// Opens the index, loads every source, and starts watching files and registry writes.
+    pub async fn start(
+        settings: CatalogSettings,
+        registry: Option<(Arc<dyn RegistryStore>, mpsc::UnboundedReceiver<RegistryChange>)>,
+    ) -> Result<Catalog, CatalogError> {
+        let storage = settings.index_dir.clone().map_or(Storage::Memory, Storage::Directory);
+        let (index, fresh) = CatalogIndex::open(&storage)?;
+        if fresh {
+            tracing::info!(index = ?storage, "search index is new: loading every source into it");
+        }
+        let (commands, receiver) = mpsc::unbounded_channel();
+        let (view, reloader) = reload::Reloader::start(settings, index.clone(), registry, commands.clone()).await?;
+        tokio::spawn(reloader.run(receiver));
+        let idle = Duration::from_secs(600);
+        let options = moka::sync::Cache::builder().max_capacity(4).time_to_idle(idle).build();
+        let facets = moka::sync::Cache::builder().max_capacity(1000).time_to_idle(idle).build();
+        Ok(Catalog { index, view, options, facets, commands })
+    }
+
+    /// The sources as last published.
+    pub fn view(&self) -> Arc<View> {
+        self.view.borrow().clone()
+    }
+
+    /// Asks the reloader to re-read the sources config and every source now (as a file change would).
+    pub fn reload_all(&self) {
+        let _ = self.commands.send(reload::Command::ReloadAll);
+    }
+
+    /// Searches on the blocking pool; facet counts come from the cache when the index has not changed.
+    pub async fn search(&self, search: OwnedSearch) -> Result<Hits, IndexError> {
+        let this = self.clone();
+        run_blocking(move || {
+            let mut hits = this.index.search(&search.borrow(&[]))?;
+            if !search.facets.is_empty() {
+                let key = (this.index.generation(), format!("{:?}", (search.cache_key(), &search.facets)));
+                let counted = this.facets.try_get_with(key, || {
+                    let count_only = Search { limit: 0, ..search.borrow(&search.facets) };
+                    this.index.search(&count_only).map(|hits| Arc::new(hits.facets))
+                });
+                hits.facets = (*counted.map_err(|error| IndexError::Query(error.to_string()))?).clone();
+            }
+            Ok(hits)
+        })
+        .await
+    }
+
+    /// One model by source and name.
+    pub async fn model(&self, source_id: &str, name: &str) -> Result<Option<StoredModel>, IndexError> {
+        let index = self.index.clone();
+        let key = DocKey { source_id: source_id.to_owned(), name: name.to_owned() };
+        run_blocking(move || index.get(&key)).await
+    }
+
+    /// Filter options with counts, cached until the index changes.
+    pub async fn filter_options(&self) -> Result<Arc<BTreeMap<String, PropertyOptions>>, IndexError> {
+        let this = self.clone();
+        run_blocking(move || {
+            this.options
+                .try_get_with(this.index.generation(), || this.index.filter_options().map(Arc::new))
+                .map_err(|error| IndexError::Query(error.to_string()))
+        })
+        .await
+    }
+
+    /// Stops the index writer after pending changes (graceful shutdown).
+    pub async fn close(&self) {
+        self.index.close().await;
+    }
+}
+
+/// A search that owns its inputs, so it can move to the blocking pool.
+#[derive(Debug, Clone, Default)]
+pub struct OwnedSearch {
+    pub q: Option<String>,
+    pub filter: Option<crate::filter::Expr>,
+    pub sources: Option<Vec<String>>,
+    pub sort: Option<modelcat_index::SortBy>,
+    pub descending: bool,
+    pub offset: usize,
+    pub limit: usize,
+    pub facets: Vec<String>,
+}
+
+impl OwnedSearch {
+    fn borrow<'a>(&'a self, facets: &'a [String]) -> Search<'a> {
+        Search {
+            q: self.q.as_deref(),
+            filter: self.filter.as_ref(),
+            sources: self.sources.as_deref(),
+            sort: self.sort.clone(),
+            descending: self.descending,
+            offset: self.offset,
+            limit: self.limit,
+            facets,
+        }
+    }
+
+    /// What facet counts depend on: the matching set, not its order or page.
+    fn cache_key(&self) -> (Option<&str>, Option<&crate::filter::Expr>, Option<&[String]>) {
+        (self.q.as_deref(), self.filter.as_ref(), self.sources.as_deref())
+    }
+}
+
+async fn run_blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, IndexError> + Send + 'static,
+) -> Result<T, IndexError> {
+    tokio::task::spawn_blocking(work).await.map_err(|error| IndexError::Io(std::io::Error::other(error.to_string())))?
+}

@@ -1,0 +1,449 @@
+//! The reloader: the one task that changes sources.
+//!
+//! It owns the active sources config and, per source, the provider, its sync state, the content hash of
+//! every record it serves, and its status. A refresh fetches a snapshot, applies the include/exclude
+//! patterns, diffs record hashes, and sends only what changed (upserts and deletions) to the index as one
+//! batch. A failing fetch keeps the last good records and shows the error. A sources config that fails
+//! validation is rejected whole; the previous one stays active and the error is shown.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use modelcat_index::{CatalogIndex, Change, DocKey};
+use modelcat_sources::config::{SourceConfig, SourceKind, SourcesConfig};
+use modelcat_sources::{NameFilter, RecordOutcome, Source, SourceId, SourceStatus, SyncState, YamlSource};
+use tokio::sync::{mpsc, watch as channel};
+
+use super::registry_source::{RegistryChange, RegistrySource};
+use super::watch::Watcher;
+use super::{CatalogError, CatalogSettings, SourceView, View};
+use crate::registry::{RegistryStore, now_millis};
+
+/// What the reloader is asked to do.
+#[derive(Debug)]
+pub enum Command {
+    /// Files changed in these directories.
+    Changed(Vec<PathBuf>),
+    Registry(RegistryChange),
+    ReloadAll,
+}
+
+/// One source's live state.
+struct Runtime {
+    config: SourceConfig,
+    filter: NameFilter,
+    source: Option<Arc<dyn Source>>,
+    sync: SyncState,
+    hashes: HashMap<String, u64>,
+    status: SourceStatus,
+    error: Option<String>,
+    last_loaded: Option<i64>,
+}
+
+impl Runtime {
+    fn view(&self) -> SourceView {
+        SourceView {
+            id: self.config.id.to_string(),
+            name: self.config.name.clone(),
+            enabled: self.config.enabled,
+            labels: self.config.labels.clone(),
+            included_models: self.config.included_models.clone(),
+            excluded_models: self.config.excluded_models.clone(),
+            status: self.status,
+            error: self.error.clone(),
+            models: self.hashes.len(),
+            last_loaded: self.last_loaded,
+        }
+    }
+
+    fn yaml_path(&self) -> Option<&Path> {
+        match &self.config.kind {
+            Ok(SourceKind::Yaml { path }) => Some(path),
+            _ => None,
+        }
+    }
+}
+
+pub struct Reloader {
+    index: CatalogIndex,
+    settings: CatalogSettings,
+    config: SourcesConfig,
+    config_hash: u64,
+    config_error: Option<String>,
+    runtimes: BTreeMap<String, Runtime>,
+    registry: Option<RegistrySource>,
+    view: channel::Sender<Arc<View>>,
+    watcher: Option<Watcher>,
+}
+
+impl Reloader {
+    /// Loads the config and every source, synchronously, and returns the first view.
+    pub async fn start(
+        settings: CatalogSettings,
+        index: CatalogIndex,
+        registry: Option<(Arc<dyn RegistryStore>, mpsc::UnboundedReceiver<RegistryChange>)>,
+        commands: mpsc::UnboundedSender<Command>,
+    ) -> Result<(channel::Receiver<Arc<View>>, Reloader), CatalogError> {
+        let (config, config_hash) = read_config(&settings)?;
+        let (view, receiver) = channel::channel(Arc::new(View::default()));
+        let registry = match (&settings.registry_source, registry) {
+            (Some(id), Some((store, mut changes))) => {
+                let id = SourceId::parse(id).map_err(|error| CatalogError::Other(error.to_string()))?;
+                if config.sources.iter().any(|source| source.id == id) {
+                    return Err(CatalogError::Other(format!("source id {id} is reserved for the model registry")));
+                }
+                let forward = commands.clone();
+                tokio::spawn(async move {
+                    while let Some(change) = changes.recv().await {
+                        if forward.send(Command::Registry(change)).is_err() {
+                            break;
+                        }
+                    }
+                });
+                Some(RegistrySource::new(id, store))
+            }
+            _ => None,
+        };
+        let watcher = Watcher::start(settings.debounce, commands).map_err(|error| {
+            tracing::warn!(%error, "cannot watch files: hot reload is off");
+        });
+        let mut reloader = Reloader {
+            index,
+            settings,
+            config: SourcesConfig::default(),
+            config_hash,
+            config_error: None,
+            runtimes: BTreeMap::new(),
+            registry,
+            view,
+            watcher: watcher.ok(),
+        };
+        reloader.remove_unknown_sources(&config).await;
+        reloader.install(config).await;
+        Ok((receiver, reloader))
+    }
+
+    pub async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        while let Some(command) = commands.recv().await {
+            // Coalesce a burst: many registry writes or file events cost one pass.
+            let mut batch = vec![command];
+            while let Ok(next) = commands.try_recv() {
+                batch.push(next);
+            }
+            let mut dirs = HashSet::new();
+            let mut models = Vec::new();
+            let mut all = false;
+            let mut registry_all = false;
+            for command in batch {
+                match command {
+                    Command::Changed(paths) => dirs.extend(paths),
+                    Command::Registry(RegistryChange::All) => registry_all = true,
+                    Command::Registry(RegistryChange::Model(id)) => models.push(Ok(id)),
+                    Command::Registry(RegistryChange::Version(id)) => models.push(Err(id)),
+                    Command::ReloadAll => all = true,
+                }
+            }
+            if all || self.config_dirs().iter().any(|dir| dirs.contains(dir)) {
+                self.reload_config(all).await;
+            }
+            let yaml: Vec<String> = self
+                .runtimes
+                .iter()
+                .filter(|(_, runtime)| {
+                    all || runtime.yaml_path().and_then(Path::parent).is_some_and(|dir| dirs.contains(dir))
+                })
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in yaml {
+                self.refresh(&id).await;
+            }
+            if registry_all || all {
+                if let Some(id) = self.registry_id() {
+                    self.refresh(&id).await;
+                }
+            } else if !models.is_empty() {
+                self.registry_models(models).await;
+            }
+            self.publish();
+        }
+    }
+
+    fn registry_id(&self) -> Option<String> {
+        self.registry.as_ref().map(|registry| registry.id().to_string())
+    }
+
+    fn config_dirs(&self) -> Vec<PathBuf> {
+        self.settings.sources.iter().filter_map(|path| path.parent().map(Path::to_path_buf)).collect()
+    }
+
+    /// Re-reads the sources files; an invalid config keeps the active one.
+    async fn reload_config(&mut self, force: bool) {
+        match read_config(&self.settings) {
+            Ok((config, hash)) if force || hash != self.config_hash || self.config_error.is_some() => {
+                tracing::info!(files = ?self.settings.sources, "sources config changed: applying");
+                self.config_hash = hash;
+                self.config_error = None;
+                self.install(config).await;
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::error!(%error, "sources config rejected; the previous one stays active");
+                self.config_error = Some(error.to_string());
+            }
+        }
+    }
+
+    /// Makes `config` the active one: removed sources leave the index, changed ones reload.
+    async fn install(&mut self, config: SourcesConfig) {
+        let wanted: HashSet<String> = config.sources.iter().map(|source| source.id.to_string()).collect();
+        let removed: Vec<String> = self
+            .runtimes
+            .keys()
+            .filter(|id| !wanted.contains(*id) && Some(*id) != self.registry_id().as_ref())
+            .cloned()
+            .collect();
+        for id in removed {
+            tracing::info!(source = %id, "source removed from the config");
+            self.runtimes.remove(&id);
+            self.apply(&id, vec![Change::DeleteSource(id.clone())]).await;
+        }
+        let mut refresh = Vec::new();
+        for source in &config.sources {
+            let id = source.id.to_string();
+            if self.runtimes.get(&id).is_some_and(|runtime| runtime.config == *source) {
+                continue;
+            }
+            let runtime = self.runtime(source.clone());
+            self.runtimes.insert(id.clone(), runtime);
+            refresh.push(id);
+        }
+        if let Some(registry) = &self.registry
+            && !self.runtimes.contains_key(registry.id().as_str())
+        {
+            let config = SourceConfig {
+                id: registry.id().clone(),
+                name: "Model Registry".to_owned(),
+                enabled: true,
+                labels: Vec::new(),
+                included_models: Vec::new(),
+                excluded_models: Vec::new(),
+                kind: Err("built in".to_owned()),
+            };
+            let mut runtime = self.runtime(config);
+            runtime.source = Some(Arc::new(registry.clone()));
+            runtime.status = SourceStatus::Available;
+            runtime.error = None;
+            refresh.push(registry.id().to_string());
+            self.runtimes.insert(registry.id().to_string(), runtime);
+        }
+        self.config = config;
+        self.watch();
+        for id in refresh {
+            self.refresh(&id).await;
+        }
+        self.publish();
+    }
+
+    fn runtime(&self, config: SourceConfig) -> Runtime {
+        let id = config.id.to_string();
+        let hashes = self.index.source_hashes(&id).unwrap_or_else(|error| {
+            tracing::warn!(source = %id, %error, "cannot read indexed hashes; reloading everything");
+            HashMap::new()
+        });
+        let (source, status, error): (Option<Arc<dyn Source>>, _, _) = match &config.kind {
+            _ if !config.enabled => (None, SourceStatus::Disabled, None),
+            Ok(SourceKind::Yaml { path }) => {
+                (Some(Arc::new(YamlSource::new(config.id.clone(), path.clone()))), SourceStatus::Available, None)
+            }
+            Ok(SourceKind::Hf { .. }) => {
+                (None, SourceStatus::Error, Some("source type \"hf\" is not available in this build yet".to_owned()))
+            }
+            Ok(SourceKind::Peer { .. }) => {
+                (None, SourceStatus::Error, Some("source type \"peer\" is not available in this build yet".to_owned()))
+            }
+            Err(message) => (None, SourceStatus::Error, Some(message.clone())),
+        };
+        Runtime {
+            filter: config.name_filter(),
+            config,
+            source,
+            sync: SyncState::new(),
+            hashes,
+            status,
+            error,
+            last_loaded: None,
+        }
+    }
+
+    /// Fetches one source and applies what changed.
+    async fn refresh(&mut self, id: &str) {
+        let Some(runtime) = self.runtimes.get(id) else { return };
+        if !runtime.config.enabled || runtime.source.is_none() {
+            // A disabled or unbuildable source serves nothing.
+            if !runtime.hashes.is_empty() {
+                self.apply(id, vec![Change::DeleteSource(id.to_owned())]).await;
+                self.runtimes.get_mut(id).expect("present").hashes.clear();
+            }
+            return;
+        }
+        let source = runtime.source.clone().expect("checked");
+        let started = Instant::now();
+        let fetched = source.fetch(&runtime.sync).await;
+        let runtime = self.runtimes.get_mut(id).expect("present");
+        let snapshot = match fetched {
+            Ok(None) => {
+                runtime.status = SourceStatus::Available;
+                runtime.error = None;
+                return;
+            }
+            Ok(Some(snapshot)) => snapshot,
+            Err(error) => {
+                tracing::error!(source = %id, %error, "source failed to load; keeping its last good models");
+                runtime.status = SourceStatus::Error;
+                runtime.error = Some(error.to_string());
+                return;
+            }
+        };
+        let status = snapshot.status();
+        let mut failures = Vec::new();
+        let mut changes = Vec::new();
+        let mut hashes = HashMap::with_capacity(snapshot.records.len());
+        for (name, outcome) in snapshot.records {
+            if !runtime.filter.allows(&name) {
+                continue;
+            }
+            match outcome {
+                RecordOutcome::Changed(record) => {
+                    let hash = record.content_hash();
+                    if runtime.hashes.get(&name) != Some(&hash) {
+                        changes.push(Change::Upsert { source_id: id.to_owned(), record: Arc::from(record), hash });
+                    }
+                    hashes.insert(name, hash);
+                }
+                RecordOutcome::Unchanged => {
+                    if let Some(hash) = runtime.hashes.get(&name) {
+                        hashes.insert(name, *hash);
+                    }
+                }
+                RecordOutcome::Failed(message) => {
+                    if let Some(hash) = runtime.hashes.get(&name) {
+                        hashes.insert(name.clone(), *hash);
+                    }
+                    failures.push(format!("{name}: {message}"));
+                }
+            }
+        }
+        let deleted = runtime.hashes.keys().filter(|name| !hashes.contains_key(*name));
+        changes.extend(deleted.map(|name| Change::Delete(DocKey { source_id: id.to_owned(), name: name.clone() })));
+        let written = changes.len();
+        runtime.sync = snapshot.state;
+        runtime.hashes = hashes;
+        runtime.status = status;
+        runtime.error = (!failures.is_empty()).then(|| failures.join("; "));
+        runtime.last_loaded = Some(now_millis());
+        let models = runtime.hashes.len();
+        self.apply(id, changes).await;
+        tracing::info!(source = %id, models, written, elapsed_ms = started.elapsed().as_millis() as u64, "source loaded");
+    }
+
+    /// Updates single registered models (or, for versions, their models).
+    async fn registry_models(&mut self, changes: Vec<Result<i64, i64>>) {
+        let (Some(registry), Some(id)) = (self.registry.clone(), self.registry_id()) else { return };
+        let mut models = Vec::new();
+        for change in changes {
+            match change {
+                Ok(model) => models.push(model),
+                Err(version) => match registry.model_of_version(version).await {
+                    Ok(Some(model)) => models.push(model),
+                    Ok(None) => {}
+                    Err(error) => tracing::warn!(%error, "cannot resolve a model version for the catalog"),
+                },
+            }
+        }
+        models.sort_unstable();
+        models.dedup();
+        let mut updates = Vec::new();
+        for model in models {
+            match registry.model(model).await {
+                Ok(update) => updates.push(update),
+                Err(error) => {
+                    tracing::warn!(%error, model, "cannot read a registered model for the catalog; resyncing");
+                    return self.refresh(&id).await;
+                }
+            }
+        }
+        let Some(runtime) = self.runtimes.get_mut(&id) else { return };
+        let mut batch = Vec::new();
+        for (record, previous) in updates {
+            if let Some(previous) = previous {
+                runtime.hashes.remove(&previous);
+                batch.push(Change::Delete(DocKey { source_id: id.clone(), name: previous }));
+            }
+            if let Some(record) = record {
+                let hash = record.content_hash();
+                if runtime.hashes.insert(record.name.clone(), hash) != Some(hash) {
+                    batch.push(Change::Upsert { source_id: id.clone(), record: Arc::new(record), hash });
+                }
+            }
+        }
+        self.apply(&id, batch).await;
+    }
+
+    async fn apply(&self, id: &str, changes: Vec<Change>) {
+        if let Err(error) = self.index.apply(changes).await {
+            tracing::error!(source = %id, %error, "index update failed");
+        }
+    }
+
+    /// Removes sources the index holds but the config does not name (changed while we were down).
+    async fn remove_unknown_sources(&self, config: &SourcesConfig) {
+        let known: HashSet<String> =
+            config.sources.iter().map(|source| source.id.to_string()).chain(self.registry_id()).collect();
+        let indexed = self.index.counts().unwrap_or_default();
+        let stale: Vec<Change> =
+            indexed.into_keys().filter(|id| !known.contains(id)).map(Change::DeleteSource).collect();
+        if !stale.is_empty() {
+            tracing::info!(count = stale.len(), "removing sources no longer configured from the index");
+            self.apply("*", stale).await;
+        }
+    }
+
+    fn watch(&mut self) {
+        let yaml = self
+            .runtimes
+            .values()
+            .filter_map(|runtime| runtime.yaml_path().and_then(Path::parent).map(Path::to_path_buf));
+        let dirs: HashSet<PathBuf> = self.config_dirs().into_iter().chain(yaml).collect();
+        if let Some(watcher) = &mut self.watcher {
+            watcher.watch_dirs(dirs);
+        }
+    }
+
+    fn publish(&self) {
+        let mut view = View::from_config(&self.config);
+        view.sources = self.runtimes.values().map(Runtime::view).collect();
+        view.config_error = self.config_error.clone();
+        view.config_files = self.settings.sources.clone();
+        self.view.send_replace(Arc::new(view));
+    }
+}
+
+fn read_config(settings: &CatalogSettings) -> Result<(SourcesConfig, u64), CatalogError> {
+    let mut files = Vec::new();
+    for path in &settings.sources {
+        match std::fs::read_to_string(path) {
+            Ok(text) => files.push((path.clone(), text)),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound && settings.sources_optional => {}
+            Err(error) => {
+                return Err(CatalogError::Config(modelcat_sources::config::ConfigError {
+                    problems: vec![format!("{}: {error}", path.display())],
+                }));
+            }
+        }
+    }
+    let hash =
+        files.iter().fold(0u64, |hash, (_, text)| hash ^ xxhash_rust::xxh3::xxh3_64(text.as_bytes()).rotate_left(1));
+    Ok((modelcat_sources::config::parse(&files)?, hash))
+}
