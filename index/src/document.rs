@@ -57,7 +57,8 @@ pub fn model_documents(fields: &Fields, source_id: &str, record: &ModelRecord, h
         .chain(record.tasks.iter().map(String::as_str))
         .collect();
     let meta = meta.join(" ");
-    doc.add_text(fields.meta_prefix, word_prefixes(&meta));
+    let prefixed = format!("{meta} {}", record.description.as_deref().unwrap_or_default());
+    doc.add_text(fields.meta_prefix, word_prefixes(&prefixed));
     doc.add_text(fields.meta, meta);
     if let Some(description) = &record.description {
         doc.add_text(fields.description, description);

@@ -468,6 +468,12 @@ fn collect<T>(
     Ok(searcher.search(query, &collector)?.into_iter().map(|(_, address)| address).collect())
 }
 
+/// A numeric fast column of either type (custom int properties are i64, everything else f64).
+enum NumberColumn {
+    Double(tantivy::columnar::Column<f64>),
+    Int(tantivy::columnar::Column<i64>),
+}
+
 /// One page of matches ordered by a numeric JSON path, missing values last (tantivy's fast-field sorts
 /// take schema fields, not JSON paths).
 fn by_number(
@@ -485,10 +491,19 @@ fn by_number(
             std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
             std::collections::hash_map::Entry::Vacant(entry) => {
                 let fast = searcher.segment_reader(address.segment_ord).fast_fields();
-                entry.insert(fast.column_opt::<f64>(path)?)
+                let column = match fast.column_opt::<f64>(path)? {
+                    Some(doubles) => Some(NumberColumn::Double(doubles)),
+                    None => fast.column_opt::<i64>(path)?.map(NumberColumn::Int),
+                };
+                entry.insert(column)
             }
         };
-        keyed.push((column.as_ref().and_then(|column| column.first(address.doc_id)), address));
+        let value = match column {
+            Some(NumberColumn::Double(column)) => column.first(address.doc_id),
+            Some(NumberColumn::Int(column)) => column.first(address.doc_id).map(|number| number as f64),
+            None => None,
+        };
+        keyed.push((value, address));
     }
     keyed.sort_by(|(a, left), (b, right)| {
         let by_value = match (a, b) {

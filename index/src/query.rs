@@ -1,7 +1,8 @@
 //! Translates a catalog search (`q`, `filterQuery`, sources) into a tantivy query over model documents.
 //!
-//! - `q`: every query word must match a model (name, word prefixes of name/provider/tasks/library,
-//!   description, readme); name matches weigh most, so BM25 ranks them first.
+//! - `q`: every query word must match a model: a whole word of its name, provider, tasks, library,
+//!   license, description or readme, or the start of a word of any of these but the readme. Name matches
+//!   weigh most, so BM25 ranks them first.
 //! - `filterQuery`: Kubeflow semantics on catalog fields and custom properties; `artifacts.<prop>`
 //!   conditions hold if some artifact of the model matches, and ANDed ones must hold on the same artifact
 //!   (they are run together as one artifact query whose model keys then filter the models). A numeric

@@ -40,6 +40,11 @@ impl TestApp {
     }
 
     pub async fn spawn_with(backend: Backend, api: ApiSettings) -> Option<TestApp> {
+        Self::spawn_configured(backend, |settings| settings.api = api).await
+    }
+
+    /// Spawns a server after `configure` adjusts its settings.
+    pub async fn spawn_configured(backend: Backend, configure: impl FnOnce(&mut Settings)) -> Option<TestApp> {
         let data_dir = tempfile::tempdir().expect("temp dir");
         let (database_url, database) = match backend {
             Backend::Sqlite => (format!("sqlite://{}", data_dir.path().join("registry.db").display()), None),
@@ -57,11 +62,13 @@ impl TestApp {
             listen: "127.0.0.1:0".into(),
             database_url,
             data_dir: data_dir.path().join("data"),
-            api,
+            api: ApiSettings::default(),
             reset_endpoint: true,
             log_format: LogFormat::Text,
             catalog: modelcat::catalog::CatalogSettings::new(&data_dir.path().join("data"), Vec::new()),
         };
+        let mut settings = settings;
+        configure(&mut settings);
         let application = Application::build(settings).await.expect("application builds");
         let address = format!("http://127.0.0.1:{}", application.port());
         let (shutdown, stopped) = oneshot::channel::<()>();
@@ -108,6 +115,23 @@ impl TestApp {
         let created = self.post(path, body).await;
         assert_eq!(created.status, StatusCode::CREATED, "POST {path}: {}", created.body);
         created.body["id"].as_str().expect("id").to_owned()
+    }
+}
+
+/// Retries `check` until it returns `Some` or `timeout` passes.
+pub async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
+    timeout: Duration,
+    mut check: impl FnMut() -> F,
+) -> Option<T> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return Some(value);
+        }
+        if tokio::time::Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

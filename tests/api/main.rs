@@ -1,5 +1,6 @@
 //! HTTP integration tests: one binary, each test against a real server over HTTP.
 
+mod catalog;
 mod helpers;
 mod registry;
 mod service;
