@@ -29,7 +29,9 @@ enum Command {
 #[derive(Subcommand)]
 enum Bench {
     /// Seeds a registry and measures register, get, find and filtered list over HTTP.
-    Registry(modelcat::bench::RegistryBench),
+    Registry(modelcat::bench::registry::RegistryBench),
+    /// Generates YAML catalogs and measures search, facets, filter options, hot reload and load time.
+    Catalog(modelcat::bench::catalog::CatalogBench),
 }
 
 #[derive(clap::Args)]
@@ -72,7 +74,11 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Bench(Bench::Registry(bench)) => {
             modelcat::telemetry::init_tracing(LogFormat::Text);
-            modelcat::bench::run_registry(bench).await?;
+            modelcat::bench::registry::run_registry(bench).await?;
+        }
+        Command::Bench(Bench::Catalog(bench)) => {
+            modelcat::telemetry::init_tracing(LogFormat::Text);
+            modelcat::bench::catalog::run_catalog(bench).await?;
         }
     }
     Ok(())

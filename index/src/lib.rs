@@ -243,8 +243,9 @@ impl CatalogIndex {
         let order = if search.descending { Order::Desc } else { Order::Asc };
         let top = TopDocs::with_limit(search.limit.max(1)).and_offset(search.offset);
         let sort = search.sort.clone().unwrap_or(SortBy::Name);
-        let addresses: Vec<tantivy::DocAddress> = match (&sort, search.q.is_some()) {
-            _ if search.limit == 0 => Vec::new(),
+        // One pass finds the page and counts every match.
+        let (addresses, total): (Vec<tantivy::DocAddress>, usize) = match (&sort, search.q.is_some()) {
+            _ if search.limit == 0 => (Vec::new(), searcher.search(&query, &Count)?),
             (SortBy::Relevance, true) => collect(&searcher, &query, top.order_by_score())?,
             (SortBy::Name | SortBy::Relevance, _) => {
                 collect(&searcher, &query, top.order_by_string_fast_field("name_sort", order))?
@@ -260,7 +261,6 @@ impl CatalogIndex {
                 by_number(&searcher, &query, path, search.descending, search.offset, search.limit)?
             }
         };
-        let total = searcher.search(&query, &Count)?;
         let models = addresses
             .into_iter()
             .take(search.limit)
@@ -464,8 +464,9 @@ fn collect<T>(
     searcher: &Searcher,
     query: &dyn Query,
     collector: impl tantivy::collector::Collector<Fruit = Vec<(T, tantivy::DocAddress)>>,
-) -> Result<Vec<tantivy::DocAddress>, IndexError> {
-    Ok(searcher.search(query, &collector)?.into_iter().map(|(_, address)| address).collect())
+) -> Result<(Vec<tantivy::DocAddress>, usize), IndexError> {
+    let (top, count) = searcher.search(query, &(collector, Count))?;
+    Ok((top.into_iter().map(|(_, address)| address).collect(), count))
 }
 
 /// A numeric fast column of either type (custom int properties are i64, everything else f64).
@@ -483,7 +484,7 @@ fn by_number(
     descending: bool,
     offset: usize,
     limit: usize,
-) -> Result<Vec<tantivy::DocAddress>, IndexError> {
+) -> Result<(Vec<tantivy::DocAddress>, usize), IndexError> {
     let mut columns = HashMap::new();
     let mut keyed = Vec::new();
     for address in searcher.search(query, &DocSetCollector)? {
@@ -515,7 +516,8 @@ fn by_number(
         };
         by_value.then(left.cmp(right))
     });
-    Ok(keyed.into_iter().skip(offset).take(limit).map(|(_, address)| address).collect())
+    let total = keyed.len();
+    Ok((keyed.into_iter().skip(offset).take(limit).map(|(_, address)| address).collect(), total))
 }
 
 /// Terms aggregations: for each `(name, field path)`, up to `size` values with their counts.

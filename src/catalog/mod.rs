@@ -183,8 +183,9 @@ impl Catalog {
         .await
     }
 
-    /// Stops the index writer after pending changes (graceful shutdown).
+    /// Stops reloading, then the index writer after pending changes (graceful shutdown).
     pub async fn close(&self) {
+        let _ = self.commands.send(reload::Command::Stop);
         self.index.close().await;
     }
 }

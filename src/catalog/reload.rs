@@ -13,7 +13,9 @@ use std::time::Instant;
 
 use modelcat_index::{CatalogIndex, Change, DocKey};
 use modelcat_sources::config::{SourceConfig, SourceKind, SourcesConfig};
-use modelcat_sources::{NameFilter, RecordOutcome, Source, SourceId, SourceStatus, SyncState, YamlSource};
+use modelcat_sources::{
+    NameFilter, RecordOutcome, Source, SourceError, SourceId, SourceSnapshot, SourceStatus, SyncState, YamlSource,
+};
 use tokio::sync::{mpsc, watch as channel};
 
 use super::registry_source::{RegistryChange, RegistrySource};
@@ -28,6 +30,8 @@ pub enum Command {
     Changed(Vec<PathBuf>),
     Registry(RegistryChange),
     ReloadAll,
+    /// Stop watching and reloading (shutdown).
+    Stop,
 }
 
 /// One source's live state.
@@ -136,8 +140,10 @@ impl Reloader {
             let mut models = Vec::new();
             let mut all = false;
             let mut registry_all = false;
+            let mut stop = false;
             for command in batch {
                 match command {
+                    Command::Stop => stop = true,
                     Command::Changed(paths) => dirs.extend(paths),
                     Command::Registry(RegistryChange::All) => registry_all = true,
                     Command::Registry(RegistryChange::Model(id)) => models.push(Ok(id)),
@@ -148,6 +154,9 @@ impl Reloader {
             if all || self.config_dirs().iter().any(|dir| dirs.contains(dir)) {
                 self.reload_config(all).await;
             }
+            if stop {
+                break;
+            }
             let yaml: Vec<String> = self
                 .runtimes
                 .iter()
@@ -156,9 +165,7 @@ impl Reloader {
                 })
                 .map(|(id, _)| id.clone())
                 .collect();
-            for id in yaml {
-                self.refresh(&id).await;
-            }
+            self.refresh_all(yaml).await;
             if registry_all || all {
                 if let Some(id) = self.registry_id() {
                     self.refresh(&id).await;
@@ -240,9 +247,7 @@ impl Reloader {
         }
         self.config = config;
         self.watch();
-        for id in refresh {
-            self.refresh(&id).await;
-        }
+        self.refresh_all(refresh).await;
         self.publish();
     }
 
@@ -277,21 +282,44 @@ impl Reloader {
         }
     }
 
-    /// Fetches one source and applies what changed.
     async fn refresh(&mut self, id: &str) {
-        let Some(runtime) = self.runtimes.get(id) else { return };
-        if !runtime.config.enabled || runtime.source.is_none() {
-            // A disabled or unbuildable source serves nothing.
-            if !runtime.hashes.is_empty() {
-                self.apply(id, vec![Change::DeleteSource(id.to_owned())]).await;
-                self.runtimes.get_mut(id).expect("present").hashes.clear();
+        self.refresh_all(vec![id.to_owned()]).await;
+    }
+
+    /// Fetches sources in parallel (parsing runs on the blocking pool) and applies each one's changes as
+    /// its fetch completes.
+    async fn refresh_all(&mut self, ids: Vec<String>) {
+        let mut fetches = tokio::task::JoinSet::new();
+        for id in ids {
+            let Some(runtime) = self.runtimes.get_mut(&id) else { continue };
+            match runtime.source.clone() {
+                Some(source) if runtime.config.enabled => {
+                    let sync = runtime.sync.clone();
+                    fetches.spawn(async move {
+                        let started = Instant::now();
+                        let fetched = source.fetch(&sync).await;
+                        (id, fetched, started)
+                    });
+                }
+                _ if !runtime.hashes.is_empty() => {
+                    // A disabled or unbuildable source serves nothing.
+                    runtime.hashes.clear();
+                    self.apply(&id, vec![Change::DeleteSource(id.clone())]).await;
+                }
+                _ => {}
             }
-            return;
         }
-        let source = runtime.source.clone().expect("checked");
-        let started = Instant::now();
-        let fetched = source.fetch(&runtime.sync).await;
-        let runtime = self.runtimes.get_mut(id).expect("present");
+        while let Some(joined) = fetches.join_next().await {
+            match joined {
+                Ok((id, fetched, started)) => self.absorb(&id, fetched, started).await,
+                Err(error) => tracing::error!(%error, "a source fetch panicked"),
+            }
+        }
+    }
+
+    /// Applies one fetch's outcome: the changed records, or the error.
+    async fn absorb(&mut self, id: &str, fetched: Result<Option<SourceSnapshot>, SourceError>, started: Instant) {
+        let Some(runtime) = self.runtimes.get_mut(id) else { return };
         let snapshot = match fetched {
             Ok(None) => {
                 runtime.status = SourceStatus::Available;

@@ -22,8 +22,10 @@ impl Watcher {
     pub fn start(debounce: Duration, commands: mpsc::UnboundedSender<Command>) -> notify::Result<Watcher> {
         let debouncer = new_debouncer(debounce, None, move |result: DebounceEventResult| match result {
             Ok(events) => {
+                // Reads raise access events too; only changes matter (or reading would trigger reading).
                 let dirs: HashSet<PathBuf> = events
                     .iter()
+                    .filter(|event| !matches!(event.kind, notify::EventKind::Access(_)))
                     .flat_map(|event| event.paths.iter())
                     .filter_map(|path| path.parent().map(PathBuf::from))
                     .collect();

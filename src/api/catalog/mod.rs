@@ -152,27 +152,29 @@ async fn find_sources(State(state): State<AppState>, params: Params) -> ApiResul
     Ok(json(paging.page(&sources, |source| wire::source(source))))
 }
 
-/// The enabled sources a `/models` request selects.
-fn selected_sources(view: &View, params: &Params) -> Result<Vec<String>, ApiError> {
+/// The enabled sources a `/models` request selects; `None` for all of them (the index holds no others:
+/// disabled and removed sources are deleted from it).
+fn selected_sources(view: &View, params: &Params) -> Result<Option<Vec<String>>, ApiError> {
     let wanted = params.all("source");
     let labels = params.all("sourceLabel");
     if !wanted.is_empty() && !labels.is_empty() {
         return Err(ApiError::bad_request("give source or sourceLabel, not both"));
     }
+    if wanted.is_empty() && labels.is_empty() {
+        return Ok(None);
+    }
     let enabled = view.sources.iter().filter(|source| source.enabled);
     let selected = enabled.filter(|source| {
         if !wanted.is_empty() {
             wanted.contains(&source.id.as_str())
-        } else if !labels.is_empty() {
+        } else {
             labels.iter().any(|label| match *label {
                 "null" => source.labels.is_empty(),
                 label => source.labels.iter().any(|own| own == label),
             })
-        } else {
-            true
         }
     });
-    Ok(selected.map(|source| source.id.clone()).collect())
+    Ok(Some(selected.map(|source| source.id.clone()).collect()))
 }
 
 /// `orderBy` of `/models` as an index sort.
@@ -226,7 +228,7 @@ async fn find_models(State(state): State<AppState>, params: Params) -> ApiResult
     let search = OwnedSearch {
         q: params.get("q").map(str::trim).filter(|q| !q.is_empty()).map(str::to_owned),
         filter: parse_filter(&params)?,
-        sources: Some(selected_sources(&view, &params)?),
+        sources: selected_sources(&view, &params)?,
         sort: Some(model_order(&params, descending)?),
         descending,
         offset: paging.offset,

@@ -18,6 +18,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+
+use super::{Load, Random, expect_ok, header, scenario};
 use serde_json::json;
 
 use crate::app::Application;
@@ -59,18 +61,6 @@ fn properties(seed: u64) -> Properties {
             MetaValue::String(["pytorch", "onnx", "tensorflow", "jax"][(seed % 4) as usize].to_owned()),
         ),
     ])
-}
-
-/// A tiny deterministic generator (xorshift64*), enough to spread requests over the data set.
-struct Random(u64);
-
-impl Random {
-    fn below(&mut self, bound: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % bound
-    }
 }
 
 /// Runs the benchmark and prints its figures.
@@ -120,10 +110,11 @@ async fn run_against(bench: &RegistryBench, database_url: &str, temp: &std::path
         "\n{} concurrent clients over HTTP, {}s per scenario (client and server share this machine)",
         bench.concurrency, bench.duration
     );
-    println!("{:<26} {:>10} {:>10} {:>10} {:>10} {:>8}", "scenario", "ops/s", "p50 ms", "p90 ms", "p99 ms", "errors");
+    header();
+    let load = Load { concurrency: bench.concurrency, duration: bench.duration };
 
     let context = Arc::new(Context { client, base, models: bench.models.max(1), created: AtomicU64::new(0) });
-    scenario(bench, "register flow (3 POSTs)", context.clone(), |context, _| async move {
+    scenario(load, "register flow (3 POSTs)", context.clone(), |context, _| async move {
         let index = context.created.fetch_add(1, Ordering::Relaxed);
         let base = &context.base;
         let model_body = json!({"name": format!("bench-flow-{index}"), "owner": "bench"});
@@ -139,14 +130,14 @@ async fn run_against(bench: &RegistryBench, database_url: &str, temp: &std::path
     .await
     .print();
 
-    scenario(bench, "get by id", context.clone(), |context, seed| async move {
+    scenario(load, "get by id", context.clone(), |context, seed| async move {
         let id = Random(seed).below(context.models) + 1;
         expect_ok(context.client.get(format!("{}/registered_models/{id}", context.base)).send().await?).await
     })
     .await
     .print();
 
-    scenario(bench, "find by name", context.clone(), |context, seed| async move {
+    scenario(load, "find by name", context.clone(), |context, seed| async move {
         let name = format!("model-{:06}", Random(seed).below(context.models));
         let request = context.client.get(format!("{}/registered_model", context.base)).query(&[("name", name)]);
         expect_ok(request.send().await?).await
@@ -154,7 +145,7 @@ async fn run_against(bench: &RegistryBench, database_url: &str, temp: &std::path
     .await
     .print();
 
-    scenario(bench, "filtered list of 100", context.clone(), |context, seed| async move {
+    scenario(load, "filtered list of 100", context.clone(), |context, seed| async move {
         let filter = format!("team = 'team-{:02}' AND layers > 4", Random(seed).below(TEAMS));
         let request = context
             .client
@@ -237,43 +228,6 @@ async fn post(client: &reqwest::Client, url: &str, body: serde_json::Value) -> a
     Ok(body["id"].as_str().unwrap_or_default().to_owned())
 }
 
-async fn expect_ok(response: reqwest::Response) -> anyhow::Result<()> {
-    let status = response.status();
-    let _ = response.bytes().await?;
-    if status.is_success() { Ok(()) } else { bail!("unexpected status {status}") }
-}
-
-/// The figures of one scenario.
-struct Outcome {
-    name: &'static str,
-    latencies: Vec<Duration>,
-    errors: u64,
-    elapsed: Duration,
-}
-
-impl Outcome {
-    fn percentile(&self, fraction: f64) -> f64 {
-        if self.latencies.is_empty() {
-            return f64::NAN;
-        }
-        let index = ((self.latencies.len() as f64 * fraction).ceil() as usize).clamp(1, self.latencies.len()) - 1;
-        self.latencies[index].as_secs_f64() * 1000.0
-    }
-
-    fn print(&self) {
-        let rate = self.latencies.len() as f64 / self.elapsed.as_secs_f64();
-        println!(
-            "{:<26} {:>10.0} {:>10.2} {:>10.2} {:>10.2} {:>8}",
-            self.name,
-            rate,
-            self.percentile(0.50),
-            self.percentile(0.90),
-            self.percentile(0.99),
-            self.errors
-        );
-    }
-}
-
 /// What the scenario workers share.
 struct Context {
     client: reqwest::Client,
@@ -282,52 +236,3 @@ struct Context {
     created: AtomicU64,
 }
 
-/// Runs `operation` from `concurrency` workers for the bench duration (after a one-second warm-up).
-async fn scenario<F, Fut>(bench: &RegistryBench, name: &'static str, context: Arc<Context>, operation: F) -> Outcome
-where
-    F: Fn(Arc<Context>, u64) -> Fut + Clone + Send + 'static,
-    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
-{
-    let warm_up = Instant::now() + Duration::from_secs(1);
-    let deadline = warm_up + Duration::from_secs(bench.duration);
-    let mut workers = Vec::new();
-    for worker in 0..bench.concurrency.max(1) {
-        let operation = operation.clone();
-        let context = context.clone();
-        workers.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            let mut errors = 0u64;
-            let mut seed = 0x9e37_79b9_7f4a_7c15_u64.wrapping_mul(worker as u64 + 1);
-            loop {
-                let started = Instant::now();
-                if started >= deadline {
-                    break;
-                }
-                seed = seed.wrapping_add(0x9e37_79b9);
-                let result = operation(context.clone(), seed).await;
-                if started < warm_up {
-                    continue;
-                }
-                match result {
-                    Ok(()) => latencies.push(started.elapsed()),
-                    Err(error) => {
-                        if errors == 0 {
-                            eprintln!("  {name}: {error:#}");
-                        }
-                        errors += 1;
-                    }
-                }
-            }
-            (latencies, errors)
-        }));
-    }
-    let mut outcome = Outcome { name, latencies: Vec::new(), errors: 0, elapsed: Duration::from_secs(bench.duration) };
-    for worker in workers {
-        if let Ok((latencies, errors)) = worker.await {
-            outcome.latencies.extend(latencies);
-            outcome.errors += errors;
-        }
-    }
-    outcome.latencies.sort_unstable();
-    outcome
-}

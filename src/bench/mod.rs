@@ -1,0 +1,125 @@
+//! `modelcat bench …`: benchmarks that print figures (nothing is asserted).
+//!
+//! [`registry`] measures the registry API, [`catalog`] the catalog. Both run the server in this process on
+//! a loopback port and drive it with HTTP clients in the same process, so client cost is included.
+
+pub mod catalog;
+pub mod registry;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+
+/// How many clients, for how long.
+#[derive(Debug, Clone, Copy)]
+pub struct Load {
+    pub concurrency: usize,
+    /// Seconds per scenario.
+    pub duration: u64,
+}
+
+/// Prints the table header scenarios print under.
+pub fn header() {
+    println!("{:<34} {:>10} {:>10} {:>10} {:>10} {:>8}", "scenario", "ops/s", "p50 ms", "p90 ms", "p99 ms", "errors");
+}
+
+/// A tiny deterministic generator (xorshift64*), enough to spread requests over the data set.
+pub struct Random(pub u64);
+
+impl Random {
+    pub fn below(&mut self, bound: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % bound
+    }
+}
+
+pub async fn expect_ok(response: reqwest::Response) -> anyhow::Result<()> {
+    let status = response.status();
+    let _ = response.bytes().await?;
+    if status.is_success() { Ok(()) } else { bail!("unexpected status {status}") }
+}
+
+/// The figures of one scenario.
+pub struct Outcome {
+    name: &'static str,
+    latencies: Vec<Duration>,
+    errors: u64,
+    elapsed: Duration,
+}
+
+impl Outcome {
+    pub fn percentile(&self, fraction: f64) -> f64 {
+        if self.latencies.is_empty() {
+            return f64::NAN;
+        }
+        let index = ((self.latencies.len() as f64 * fraction).ceil() as usize).clamp(1, self.latencies.len()) - 1;
+        self.latencies[index].as_secs_f64() * 1000.0
+    }
+
+    pub fn print(&self) {
+        let rate = self.latencies.len() as f64 / self.elapsed.as_secs_f64();
+        println!(
+            "{:<34} {:>10.0} {:>10.2} {:>10.2} {:>10.2} {:>8}",
+            self.name,
+            rate,
+            self.percentile(0.50),
+            self.percentile(0.90),
+            self.percentile(0.99),
+            self.errors
+        );
+    }
+}
+
+/// Runs `operation` from `concurrency` workers for the bench duration (after a one-second warm-up).
+pub async fn scenario<C, F, Fut>(load: Load, name: &'static str, context: Arc<C>, operation: F) -> Outcome
+where
+    C: Send + Sync + 'static,
+    F: Fn(Arc<C>, u64) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    let warm_up = Instant::now() + Duration::from_secs(1);
+    let deadline = warm_up + Duration::from_secs(load.duration);
+    let mut workers = Vec::new();
+    for worker in 0..load.concurrency.max(1) {
+        let operation = operation.clone();
+        let context = context.clone();
+        workers.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut errors = 0u64;
+            let mut seed = 0x9e37_79b9_7f4a_7c15_u64.wrapping_mul(worker as u64 + 1);
+            loop {
+                let started = Instant::now();
+                if started >= deadline {
+                    break;
+                }
+                seed = seed.wrapping_add(0x9e37_79b9);
+                let result = operation(context.clone(), seed).await;
+                if started < warm_up {
+                    continue;
+                }
+                match result {
+                    Ok(()) => latencies.push(started.elapsed()),
+                    Err(error) => {
+                        if errors == 0 {
+                            eprintln!("  {name}: {error:#}");
+                        }
+                        errors += 1;
+                    }
+                }
+            }
+            (latencies, errors)
+        }));
+    }
+    let mut outcome = Outcome { name, latencies: Vec::new(), errors: 0, elapsed: Duration::from_secs(load.duration) };
+    for worker in workers {
+        if let Ok((latencies, errors)) = worker.await {
+            outcome.latencies.extend(latencies);
+            outcome.errors += errors;
+        }
+    }
+    outcome.latencies.sort_unstable();
+    outcome
+}
