@@ -188,7 +188,8 @@ impl CatalogIndex {
             Storage::Directory(dir) => open_dir(dir, schema)?,
         };
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
-        let writer: IndexWriter = index.writer(64 * 1024 * 1024)?;
+        // Large documents (readmes) fill small budgets fast; fewer, larger segments mean fewer merges.
+        let writer: IndexWriter = index.writer(256 * 1024 * 1024)?;
         let (sender, receiver) = mpsc::unbounded_channel();
         let generation = Arc::new(AtomicU64::new(1));
         let worker = Writer { reader: reader.clone(), fields, generation: generation.clone() };
@@ -203,14 +204,29 @@ impl CatalogIndex {
 
     /// Applies changes in one commit and resolves when they are searchable; returns the new generation.
     pub async fn apply(&self, changes: Vec<Change>) -> Result<u64, IndexError> {
-        if changes.is_empty() {
-            return Ok(self.generation());
+        self.submit(changes).await
+    }
+
+    /// Queues changes now and returns a future of their acknowledgement, so a caller can queue several
+    /// batches (which then share commits) before waiting.
+    pub fn submit(&self, changes: Vec<Change>) -> impl Future<Output = Result<u64, IndexError>> + Send + 'static {
+        let generation = self.generation();
+        let queued = if changes.is_empty() {
+            None
+        } else {
+            let (ack, done) = oneshot::channel();
+            Some(self.writer.send(Message::Apply(Batch { changes, ack })).map(|()| done))
+        };
+        async move {
+            match queued {
+                None => Ok(generation),
+                Some(Err(_)) => Err(IndexError::WriterGone),
+                Some(Ok(done)) => done
+                    .await
+                    .map_err(|_| IndexError::WriterGone)?
+                    .map_err(|message| IndexError::Io(std::io::Error::other(message))),
+            }
         }
-        let (ack, done) = oneshot::channel();
-        self.writer.send(Message::Apply(Batch { changes, ack })).map_err(|_| IndexError::WriterGone)?;
-        done.await
-            .map_err(|_| IndexError::WriterGone)?
-            .map_err(|message| IndexError::Io(std::io::Error::other(message)))
     }
 
     /// Stops the writer after the changes queued before this call: merges finish and the directory lock

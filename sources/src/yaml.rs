@@ -40,6 +40,8 @@ impl Source for YamlSource {
     }
 
     async fn fetch(&self, previous: &SyncState) -> Result<Option<SourceSnapshot>, SourceError> {
+        // Read and parse at most one catalog per core at a time: more only adds memory churn.
+        let _permit = parse_slots().acquire().await.map_err(|error| SourceError::Fetch(error.to_string()))?;
         let path = self.path.clone();
         let previous_hash = previous.get(CONTENT_HASH).cloned();
         let read = tokio::task::spawn_blocking(move || std::fs::read(&path));
@@ -59,6 +61,11 @@ impl Source for YamlSource {
         let records = records.into_iter().map(|record| (record.name.clone(), RecordOutcome::Changed(Box::new(record))));
         Ok(Some(SourceSnapshot { records: records.collect(), state: SyncState::from([(CONTENT_HASH.into(), hash)]) }))
     }
+}
+
+fn parse_slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    SLOTS.get_or_init(|| tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, usize::from)))
 }
 
 /// Parses a catalog file's bytes into records, strictly.

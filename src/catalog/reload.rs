@@ -23,6 +23,9 @@ use super::watch::Watcher;
 use super::{CatalogError, CatalogSettings, SourceView, View};
 use crate::registry::{RegistryStore, now_millis};
 
+/// A queued index batch.
+type Pending = std::pin::Pin<Box<dyn std::future::Future<Output = Result<u64, modelcat_index::IndexError>> + Send>>;
+
 /// What the reloader is asked to do.
 #[derive(Debug)]
 pub enum Command {
@@ -309,29 +312,38 @@ impl Reloader {
                 _ => {}
             }
         }
+        // Queue each source's changes as its fetch completes; batches queued while the writer commits
+        // share its next commit. Wait for all of them before the new state is published.
+        let mut pending = Vec::new();
         while let Some(joined) = fetches.join_next().await {
             match joined {
-                Ok((id, fetched, started)) => self.absorb(&id, fetched, started).await,
+                Ok((id, fetched, started)) => pending.extend(self.absorb(&id, fetched, started)),
                 Err(error) => tracing::error!(%error, "a source fetch panicked"),
+            }
+        }
+        for (id, done) in pending {
+            if let Err(error) = done.await {
+                tracing::error!(source = %id, %error, "index update failed");
             }
         }
     }
 
-    /// Applies one fetch's outcome: the changed records, or the error.
-    async fn absorb(&mut self, id: &str, fetched: Result<Option<SourceSnapshot>, SourceError>, started: Instant) {
-        let Some(runtime) = self.runtimes.get_mut(id) else { return };
+    /// Takes one fetch's outcome: queues the changed records (returning the pending commit), or shows the
+    /// error.
+    fn absorb(&mut self, id: &str, fetched: Result<Option<SourceSnapshot>, SourceError>, started: Instant) -> Option<(String, Pending)> {
+        let Some(runtime) = self.runtimes.get_mut(id) else { return None };
         let snapshot = match fetched {
             Ok(None) => {
                 runtime.status = SourceStatus::Available;
                 runtime.error = None;
-                return;
+                return None;
             }
             Ok(Some(snapshot)) => snapshot,
             Err(error) => {
                 tracing::error!(source = %id, %error, "source failed to load; keeping its last good models");
                 runtime.status = SourceStatus::Error;
                 runtime.error = Some(error.to_string());
-                return;
+                return None;
             }
         };
         let status = snapshot.status();
@@ -372,8 +384,8 @@ impl Reloader {
         runtime.error = (!failures.is_empty()).then(|| failures.join("; "));
         runtime.last_loaded = Some(now_millis());
         let models = runtime.hashes.len();
-        self.apply(id, changes).await;
         tracing::info!(source = %id, models, written, elapsed_ms = started.elapsed().as_millis() as u64, "source loaded");
+        Some((id.to_owned(), Box::pin(self.index.submit(changes))))
     }
 
     /// Updates single registered models (or, for versions, their models).
