@@ -27,7 +27,7 @@ use modelcat_sources::ModelRecord;
 use serde_json::{Value as Json, json};
 use tantivy::aggregation::agg_req::Aggregations;
 use tantivy::aggregation::{AggContextParams, AggregationCollector, AggregationLimitsGuard};
-use tantivy::collector::{Count, DocSetCollector, TopDocs};
+use tantivy::collector::{DocSetCollector, TopDocs};
 use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
 use tantivy::schema::{IndexRecordOption, Value as _};
 use tantivy::{Index, IndexReader, IndexWriter, Order, ReloadPolicy, Searcher, TantivyDocument, Term};
@@ -118,8 +118,8 @@ pub struct Search<'a> {
 /// A page of results.
 #[derive(Debug, Clone, Default)]
 pub struct Hits {
-    /// How many models match in total.
-    pub total: usize,
+    /// Whether more models match after this page.
+    pub more: bool,
     pub models: Vec<StoredModel>,
     /// Facet name → (value, count), most frequent first.
     pub facets: BTreeMap<String, Vec<(String, u64)>>,
@@ -257,11 +257,11 @@ impl CatalogIndex {
         }
         let query = translator.models(text, filters);
         let order = if search.descending { Order::Desc } else { Order::Asc };
-        let top = TopDocs::with_limit(search.limit.max(1)).and_offset(search.offset);
+        // One extra hit says whether another page follows (no full count: it would visit every match).
+        let top = TopDocs::with_limit(search.limit + 1).and_offset(search.offset);
         let sort = search.sort.clone().unwrap_or(SortBy::Name);
-        // One pass finds the page and counts every match.
-        let (addresses, total): (Vec<tantivy::DocAddress>, usize) = match (&sort, search.q.is_some()) {
-            _ if search.limit == 0 => (Vec::new(), searcher.search(&query, &Count)?),
+        let mut addresses: Vec<tantivy::DocAddress> = match (&sort, search.q.is_some()) {
+            _ if search.limit == 0 => Vec::new(),
             (SortBy::Relevance, true) => collect(&searcher, &query, top.order_by_score())?,
             (SortBy::Name | SortBy::Relevance, _) => {
                 collect(&searcher, &query, top.order_by_string_fast_field("name_sort", order))?
@@ -274,9 +274,11 @@ impl CatalogIndex {
             }
             (SortBy::Id, _) => collect(&searcher, &query, top.order_by_fast_field::<u64>("id", order))?,
             (SortBy::Number(path), _) => {
-                by_number(&searcher, &query, path, search.descending, search.offset, search.limit)?
+                by_number(&searcher, &query, path, search.descending, search.offset, search.limit + 1)?
             }
         };
+        let more = addresses.len() > search.limit;
+        addresses.truncate(search.limit);
         let models = addresses
             .into_iter()
             .take(search.limit)
@@ -284,7 +286,7 @@ impl CatalogIndex {
             .collect::<Result<Vec<_>, _>>()?;
         let facets =
             if search.facets.is_empty() { BTreeMap::new() } else { self.facets(&searcher, &query, search.facets)? };
-        Ok(Hits { total, models, facets })
+        Ok(Hits { more, models, facets })
     }
 
     /// One model by key.
@@ -480,9 +482,8 @@ fn collect<T>(
     searcher: &Searcher,
     query: &dyn Query,
     collector: impl tantivy::collector::Collector<Fruit = Vec<(T, tantivy::DocAddress)>>,
-) -> Result<(Vec<tantivy::DocAddress>, usize), IndexError> {
-    let (top, count) = searcher.search(query, &(collector, Count))?;
-    Ok((top.into_iter().map(|(_, address)| address).collect(), count))
+) -> Result<Vec<tantivy::DocAddress>, IndexError> {
+    Ok(searcher.search(query, &collector)?.into_iter().map(|(_, address)| address).collect())
 }
 
 /// A numeric fast column of either type (custom int properties are i64, everything else f64).
@@ -500,7 +501,7 @@ fn by_number(
     descending: bool,
     offset: usize,
     limit: usize,
-) -> Result<(Vec<tantivy::DocAddress>, usize), IndexError> {
+) -> Result<Vec<tantivy::DocAddress>, IndexError> {
     let mut columns = HashMap::new();
     let mut keyed = Vec::new();
     for address in searcher.search(query, &DocSetCollector)? {
@@ -532,8 +533,7 @@ fn by_number(
         };
         by_value.then(left.cmp(right))
     });
-    let total = keyed.len();
-    Ok((keyed.into_iter().skip(offset).take(limit).map(|(_, address)| address).collect(), total))
+    Ok(keyed.into_iter().skip(offset).take(limit).map(|(_, address)| address).collect())
 }
 
 /// Terms aggregations: for each `(name, field path)`, up to `size` values with their counts.

@@ -88,9 +88,13 @@ impl Translator<'_> {
         self.expr(expr, Target::Model)
     }
 
-    /// A non-scoring conjunction of the model kind and the given parts.
+    /// Model documents matching the text query (scored) and every filter (not scored).
     pub fn models(&self, scoring: Option<Boxed>, filters: Vec<Boxed>) -> Boxed {
-        let mut clauses: Vec<(Occur, Boxed)> = vec![(Occur::Must, self.kind(Target::Model))];
+        // Only model documents have text fields: with a text query the kind restriction is implied.
+        let mut clauses: Vec<(Occur, Boxed)> = Vec::new();
+        if scoring.is_none() {
+            clauses.push((Occur::Must, self.kind(Target::Model)));
+        }
         clauses.extend(filters.into_iter().map(|filter| (Occur::Must, constant(filter))));
         if let Some(scoring) = scoring {
             clauses.push((Occur::Must, scoring));

@@ -48,24 +48,87 @@ pub struct CatalogBench {
 }
 
 const ORGS: &[(&str, &str)] = &[
-    ("ibm-granite", "IBM"), ("meta-llama", "Meta"), ("mistralai", "Mistral AI"), ("google", "Google"),
-    ("microsoft", "Microsoft"), ("qwen", "Alibaba Cloud"), ("deepseek-ai", "DeepSeek"), ("nvidia", "NVIDIA"),
-    ("tiiuae", "TII"), ("allenai", "Allen Institute for AI"), ("bigcode", "BigCode"), ("stabilityai", "Stability AI"),
-    ("cohere", "Cohere"), ("databricks", "Databricks"), ("openbmb", "OpenBMB"), ("redhat", "Red Hat"),
-    ("snowflake", "Snowflake"), ("salesforce", "Salesforce"), ("amazon", "Amazon"), ("apple", "Apple"),
+    ("ibm-granite", "IBM"),
+    ("meta-llama", "Meta"),
+    ("mistralai", "Mistral AI"),
+    ("google", "Google"),
+    ("microsoft", "Microsoft"),
+    ("qwen", "Alibaba Cloud"),
+    ("deepseek-ai", "DeepSeek"),
+    ("nvidia", "NVIDIA"),
+    ("tiiuae", "TII"),
+    ("allenai", "Allen Institute for AI"),
+    ("bigcode", "BigCode"),
+    ("stabilityai", "Stability AI"),
+    ("cohere", "Cohere"),
+    ("databricks", "Databricks"),
+    ("openbmb", "OpenBMB"),
+    ("redhat", "Red Hat"),
+    ("snowflake", "Snowflake"),
+    ("salesforce", "Salesforce"),
+    ("amazon", "Amazon"),
+    ("apple", "Apple"),
 ];
 const FAMILIES: &[&str] = &[
-    "granite", "llama", "mistral", "gemma", "phi", "qwen", "deepseek", "nemotron", "falcon", "olmo", "starcoder",
-    "stablelm", "command", "dbrx", "minicpm", "arctic", "codegen", "titan", "openelm", "mixtral", "codestral",
-    "whisper", "bert", "roberta", "t5", "bart", "clip", "siglip", "vit", "detr", "sam", "wav2vec", "bloom",
-    "pythia", "zephyr", "vicuna", "orca", "hermes", "yi", "internlm",
+    "granite",
+    "llama",
+    "mistral",
+    "gemma",
+    "phi",
+    "qwen",
+    "deepseek",
+    "nemotron",
+    "falcon",
+    "olmo",
+    "starcoder",
+    "stablelm",
+    "command",
+    "dbrx",
+    "minicpm",
+    "arctic",
+    "codegen",
+    "titan",
+    "openelm",
+    "mixtral",
+    "codestral",
+    "whisper",
+    "bert",
+    "roberta",
+    "t5",
+    "bart",
+    "clip",
+    "siglip",
+    "vit",
+    "detr",
+    "sam",
+    "wav2vec",
+    "bloom",
+    "pythia",
+    "zephyr",
+    "vicuna",
+    "orca",
+    "hermes",
+    "yi",
+    "internlm",
 ];
 const SIZES: &[&str] = &["0.5b", "1b", "2b", "3b", "7b", "8b", "13b", "14b", "32b", "70b", "base", "large"];
 const VARIANTS: &[&str] = &["instruct", "chat", "base", "code", "vision", "embed", "guard", "reasoning", "fp8", "awq"];
 const TASKS: &[&str] = &[
-    "text-generation", "text-classification", "token-classification", "question-answering", "summarization",
-    "translation", "feature-extraction", "sentence-similarity", "fill-mask", "image-classification",
-    "object-detection", "automatic-speech-recognition", "image-text-to-text", "text-to-image", "code-generation",
+    "text-generation",
+    "text-classification",
+    "token-classification",
+    "question-answering",
+    "summarization",
+    "translation",
+    "feature-extraction",
+    "sentence-similarity",
+    "fill-mask",
+    "image-classification",
+    "object-detection",
+    "automatic-speech-recognition",
+    "image-text-to-text",
+    "text-to-image",
+    "code-generation",
 ];
 const LICENSES: &[&str] = &["apache-2.0", "mit", "llama3.1", "gemma", "cc-by-4.0", "cc-by-nc-4.0", "openrail", "other"];
 const LANGUAGES: &[&str] = &["en", "fr", "de", "es", "it", "pt", "zh", "ja", "ko", "ar", "hi", "ru"];
@@ -73,19 +136,135 @@ const LIBRARIES: &[&str] = &["transformers", "vllm", "sentence-transformers", "d
 const TAGS: &[&str] = &["quantized", "long-context", "multilingual", "tool-use", "safetensors", "moe", "distilled"];
 const HARDWARE: &[(&str, f64)] = &[("H100", 1.0), ("A100", 1.6), ("L40S", 2.3), ("MI300X", 1.2)];
 const WORDS: &[&str] = &[
-    "model", "training", "tokens", "dataset", "evaluation", "benchmark", "accuracy", "latency", "throughput",
-    "inference", "quantization", "context", "window", "attention", "layers", "parameters", "fine-tuned",
-    "instruction", "alignment", "safety", "license", "usage", "prompt", "response", "generation", "retrieval",
-    "embedding", "vector", "search", "reasoning", "math", "code", "python", "rust", "java", "sql", "language",
-    "multilingual", "english", "french", "german", "chinese", "vision", "image", "audio", "speech", "transcription",
-    "translation", "summary", "classification", "detection", "segmentation", "deployment", "serving", "kubernetes",
-    "gpu", "memory", "batch", "precision", "bfloat16", "fp8", "int4", "weights", "checkpoint", "architecture",
-    "transformer", "decoder", "encoder", "mixture", "experts", "routing", "sparse", "dense", "distillation",
-    "pretraining", "corpus", "web", "books", "papers", "filtering", "deduplication", "tokenizer", "vocabulary",
-    "limitations", "bias", "risks", "responsible", "citation", "authors", "release", "version", "changelog",
-    "hardware", "cluster", "nodes", "accelerators", "epochs", "learning", "rate", "schedule", "warmup", "optimizer",
-    "results", "table", "score", "leaderboard", "comparison", "baseline", "improvement", "quality", "speed", "cost",
-    "the", "a", "of", "and", "to", "in", "for", "with", "on", "by", "is", "are", "this", "that", "we", "our", "it",
+    "model",
+    "training",
+    "tokens",
+    "dataset",
+    "evaluation",
+    "benchmark",
+    "accuracy",
+    "latency",
+    "throughput",
+    "inference",
+    "quantization",
+    "context",
+    "window",
+    "attention",
+    "layers",
+    "parameters",
+    "fine-tuned",
+    "instruction",
+    "alignment",
+    "safety",
+    "license",
+    "usage",
+    "prompt",
+    "response",
+    "generation",
+    "retrieval",
+    "embedding",
+    "vector",
+    "search",
+    "reasoning",
+    "math",
+    "code",
+    "python",
+    "rust",
+    "java",
+    "sql",
+    "language",
+    "multilingual",
+    "english",
+    "french",
+    "german",
+    "chinese",
+    "vision",
+    "image",
+    "audio",
+    "speech",
+    "transcription",
+    "translation",
+    "summary",
+    "classification",
+    "detection",
+    "segmentation",
+    "deployment",
+    "serving",
+    "kubernetes",
+    "gpu",
+    "memory",
+    "batch",
+    "precision",
+    "bfloat16",
+    "fp8",
+    "int4",
+    "weights",
+    "checkpoint",
+    "architecture",
+    "transformer",
+    "decoder",
+    "encoder",
+    "mixture",
+    "experts",
+    "routing",
+    "sparse",
+    "dense",
+    "distillation",
+    "pretraining",
+    "corpus",
+    "web",
+    "books",
+    "papers",
+    "filtering",
+    "deduplication",
+    "tokenizer",
+    "vocabulary",
+    "limitations",
+    "bias",
+    "risks",
+    "responsible",
+    "citation",
+    "authors",
+    "release",
+    "version",
+    "changelog",
+    "hardware",
+    "cluster",
+    "nodes",
+    "accelerators",
+    "epochs",
+    "learning",
+    "rate",
+    "schedule",
+    "warmup",
+    "optimizer",
+    "results",
+    "table",
+    "score",
+    "leaderboard",
+    "comparison",
+    "baseline",
+    "improvement",
+    "quality",
+    "speed",
+    "cost",
+    "the",
+    "a",
+    "of",
+    "and",
+    "to",
+    "in",
+    "for",
+    "with",
+    "on",
+    "by",
+    "is",
+    "are",
+    "this",
+    "that",
+    "we",
+    "our",
+    "it",
 ];
 
 /// A generated catalog corpus.
@@ -159,7 +338,8 @@ async fn run_in(bench: &CatalogBench, temp: &Path) -> anyhow::Result<()> {
     let context = Arc::new(Bench { client: client.clone(), base: base.clone() });
     scenario(load, "q search", context.clone(), |context, seed| async move {
         let q = query_word(seed);
-        expect_ok(context.client.get(format!("{}/models", context.base)).query(&[("q", q.as_str())]).send().await?).await
+        expect_ok(context.client.get(format!("{}/models", context.base)).query(&[("q", q.as_str())]).send().await?)
+            .await
     })
     .await
     .print();
@@ -183,7 +363,11 @@ async fn run_in(bench: &CatalogBench, temp: &Path) -> anyhow::Result<()> {
     .print();
 
     let (edits, options) = edit_latencies(bench, &corpus, &client, &base).await?;
-    println!("\n{} YAML edits of a {}-model catalog, save to searchable:", bench.edits, bench.models / bench.sources.max(1));
+    println!(
+        "\n{} YAML edits of a {}-model catalog, save to searchable:",
+        bench.edits,
+        bench.models / bench.sources.max(1)
+    );
     edits.print();
     options.print();
     println!("\nresident memory at the end: {}", resident());
@@ -192,7 +376,10 @@ async fn run_in(bench: &CatalogBench, temp: &Path) -> anyhow::Result<()> {
     server.await??;
     let started = Instant::now();
     let application = Application::build(settings()).await?;
-    println!("restart on the intact index (every source re-read, nothing rewritten): {:.2}s", started.elapsed().as_secs_f64());
+    println!(
+        "restart on the intact index (every source re-read, nothing rewritten): {:.2}s",
+        started.elapsed().as_secs_f64()
+    );
     application.run_until(async {}).await?;
     Ok(())
 }
@@ -215,23 +402,35 @@ fn query_word(seed: u64) -> String {
 }
 
 /// Times `bench.edits` saves of the first catalog until the edited word is searchable.
-async fn edit_latencies(bench: &CatalogBench, corpus: &Corpus, client: &reqwest::Client, base: &str) -> anyhow::Result<(Outcome, Outcome)> {
+async fn edit_latencies(
+    bench: &CatalogBench,
+    corpus: &Corpus,
+    client: &reqwest::Client,
+    base: &str,
+) -> anyhow::Result<(Outcome, Outcome)> {
     let path = &corpus.files[0];
     let original = std::fs::read_to_string(path)?;
-    let mut edits = Outcome { name: "YAML edit to searchable", latencies: Vec::new(), errors: 0, elapsed: Duration::ZERO };
-    let mut options = Outcome { name: "filter_options (recomputed)", latencies: Vec::new(), errors: 0, elapsed: Duration::ZERO };
+    let mut edits =
+        Outcome { name: "YAML edit to searchable", latencies: Vec::new(), errors: 0, elapsed: Duration::ZERO };
+    let mut options =
+        Outcome { name: "filter_options (recomputed)", latencies: Vec::new(), errors: 0, elapsed: Duration::ZERO };
     for edit in 0..bench.edits {
         // Tokens over 40 characters are not indexed: keep the word short.
         let word = format!("zqxedit{edit}x{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
         let marker = "description: \"";
-        let at = original.match_indices(marker).nth(edit).map(|(at, _)| at + marker.len()).context("too few models to edit")?;
+        let at = original
+            .match_indices(marker)
+            .nth(edit)
+            .map(|(at, _)| at + marker.len())
+            .context("too few models to edit")?;
         let text = format!("{}{word} {}", &original[..at], &original[at..]);
         let temporary = path.with_extension("swp");
         let started = Instant::now();
         std::fs::write(&temporary, &text)?;
         std::fs::rename(&temporary, path)?;
         loop {
-            let found: serde_json::Value = client.get(format!("{base}/models")).query(&[("q", word.as_str())]).send().await?.json().await?;
+            let found: serde_json::Value =
+                client.get(format!("{base}/models")).query(&[("q", word.as_str())]).send().await?.json().await?;
             if found["size"] == 1 {
                 edits.latencies.push(started.elapsed());
                 break;
@@ -261,7 +460,11 @@ fn generate(bench: &CatalogBench, dir: &Path) -> anyhow::Result<Corpus> {
     let mut random = Random(0x5eed_cafe_f00d_d00d);
     for source in 0..sources {
         let file = dir.join(format!("catalog-{source:02}.yaml"));
-        writeln!(config, "  - {{id: bench{source:02}, name: Bench {source}, type: yaml, labels: [bench], properties: {{yamlCatalogPath: {}}}}}", file.file_name().unwrap().to_string_lossy())?;
+        writeln!(
+            config,
+            "  - {{id: bench{source:02}, name: Bench {source}, type: yaml, labels: [bench], properties: {{yamlCatalogPath: {}}}}}",
+            file.file_name().unwrap().to_string_lossy()
+        )?;
         let mut text = format!("source: Bench {source}\nmodels:\n");
         for index in (source..bench.models).step_by(sources) {
             model(&mut text, index, bench.readme_words, &mut random)?;
@@ -287,7 +490,8 @@ fn model(out: &mut String, index: usize, readme_words: usize, random: &mut Rando
     let tags = [TAGS[pick(TAGS.len())], TAGS[pick(TAGS.len())]];
     let name = format!("{org}/{family}-{size}-{variant}-{index}");
     let quoted = |text: &str| serde_json::to_string(text).expect("strings serialize");
-    let description = format!("{family} {size} {variant} model by {provider} for {task}, tuned for {} workloads.", tags[0]);
+    let description =
+        format!("{family} {size} {variant} model by {provider} for {task}, tuned for {} workloads.", tags[0]);
     let mut readme = format!("# {family}-{size}-{variant}\\n\\n");
     for word in 0..readme_words {
         readme.push_str(WORDS[pick(WORDS.len())]);
@@ -300,10 +504,18 @@ fn model(out: &mut String, index: usize, readme_words: usize, random: &mut Rando
     writeln!(out, "    readme: \"{readme}\"")?;
     writeln!(out, "    license: {license}\n    libraryName: {library}")?;
     writeln!(out, "    language: [{}, {}]\n    tasks: [{task}]", languages[0], languages[1])?;
-    writeln!(out, "    createTimeSinceEpoch: \"{created}\"\n    lastUpdateTimeSinceEpoch: \"{}\"", created + 3_600_000)?;
+    writeln!(
+        out,
+        "    createTimeSinceEpoch: \"{created}\"\n    lastUpdateTimeSinceEpoch: \"{}\"",
+        created + 3_600_000
+    )?;
     writeln!(out, "    customProperties:")?;
     writeln!(out, "      tags: {{metadataType: MetadataStringValue, string_value: \"{},{}\"}}", tags[0], tags[1])?;
-    writeln!(out, "      parameters_b: {{metadataType: MetadataDoubleValue, double_value: {}}}", 0.5 + pick(700) as f64 / 10.0)?;
+    writeln!(
+        out,
+        "      parameters_b: {{metadataType: MetadataDoubleValue, double_value: {}}}",
+        0.5 + pick(700) as f64 / 10.0
+    )?;
     writeln!(out, "    artifacts:\n      - uri: \"oci://registry.example.com/{name}:1.0\"")?;
     let base_latency = 20.0 + pick(400) as f64;
     for (hardware, factor) in HARDWARE.iter().take(3) {
@@ -326,6 +538,8 @@ fn model(out: &mut String, index: usize, readme_words: usize, random: &mut Rando
 fn resident() -> String {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|status| status.lines().find(|line| line.starts_with("VmRSS:")).map(|line| line[6..].trim().to_owned()))
+        .and_then(|status| {
+            status.lines().find(|line| line.starts_with("VmRSS:")).map(|line| line[6..].trim().to_owned())
+        })
         .unwrap_or_else(|| "unknown".to_owned())
 }

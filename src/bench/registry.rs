@@ -235,4 +235,3 @@ struct Context {
     models: u64,
     created: AtomicU64,
 }
-

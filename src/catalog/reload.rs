@@ -330,7 +330,12 @@ impl Reloader {
 
     /// Takes one fetch's outcome: queues the changed records (returning the pending commit), or shows the
     /// error.
-    fn absorb(&mut self, id: &str, fetched: Result<Option<SourceSnapshot>, SourceError>, started: Instant) -> Option<(String, Pending)> {
+    fn absorb(
+        &mut self,
+        id: &str,
+        fetched: Result<Option<SourceSnapshot>, SourceError>,
+        started: Instant,
+    ) -> Option<(String, Pending)> {
         let Some(runtime) = self.runtimes.get_mut(id) else { return None };
         let snapshot = match fetched {
             Ok(None) => {

@@ -100,17 +100,17 @@ impl Paging {
         Ok(Paging { size, offset, hash })
     }
 
-    /// The token of the page after one that served `served` items of `total`.
-    fn next(&self, served: usize, total: usize) -> Option<String> {
+    /// The token of the page after one that served `served` items, when `more` follow.
+    fn next(&self, served: usize, more: bool) -> Option<String> {
         let end = self.offset + served;
-        (served > 0 && end < total)
+        (served > 0 && more)
             .then(|| pagination::encode(&Cursor { sort_value: CursorValue::Int(end as i64), id: 0 }, &self.hash))
     }
 
     /// One page of an in-memory list, as a list body.
     fn page<T>(&self, items: &[T], render: impl Fn(&T) -> Json) -> Map<String, Json> {
         let page: Vec<Json> = items.iter().skip(self.offset).take(self.size).map(render).collect();
-        let next = self.next(page.len(), items.len());
+        let next = self.next(page.len(), self.offset + page.len() < items.len());
         wire::list(page, self.size, next)
     }
 }
@@ -238,7 +238,7 @@ async fn find_models(State(state): State<AppState>, params: Params) -> ApiResult
     let faceted = !search.facets.is_empty();
     let hits = state.catalog.search(search).await?;
     let items: Vec<Json> = hits.models.iter().map(wire::model).collect();
-    let next = paging.next(items.len(), hits.total);
+    let next = paging.next(items.len(), hits.more);
     let mut body = wire::list(items, paging.size, next);
     if faceted {
         let facets = hits.facets.iter().map(|(name, counts)| {
