@@ -96,13 +96,16 @@ impl View {
     }
 }
 
+/// Facet counts: facet → (value, count), most frequent first.
+type Facets = BTreeMap<String, Vec<(String, u64)>>;
+
 /// A handle on the catalog; cheap to clone.
 #[derive(Clone)]
 pub struct Catalog {
     index: CatalogIndex,
     view: channel::Receiver<Arc<View>>,
     options: moka::sync::Cache<u64, Arc<BTreeMap<String, PropertyOptions>>>,
-    facets: moka::sync::Cache<(u64, String), Arc<BTreeMap<String, Vec<(String, u64)>>>>,
+    facets: moka::sync::Cache<(u64, String), Arc<Facets>>,
     commands: mpsc::UnboundedSender<reload::Command>,
 }
 

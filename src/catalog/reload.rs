@@ -336,7 +336,7 @@ impl Reloader {
         fetched: Result<Option<SourceSnapshot>, SourceError>,
         started: Instant,
     ) -> Option<(String, Pending)> {
-        let Some(runtime) = self.runtimes.get_mut(id) else { return None };
+        let runtime = self.runtimes.get_mut(id)?;
         let snapshot = match fetched {
             Ok(None) => {
                 runtime.status = SourceStatus::Available;

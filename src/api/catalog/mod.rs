@@ -143,7 +143,7 @@ async fn find_sources(State(state): State<AppState>, params: Params) -> ApiResul
     match params.get("orderBy").filter(|order| !order.is_empty()) {
         None => {}
         Some("ID") => sources.sort_by(|a, b| a.id.cmp(&b.id)),
-        Some("NAME") => sources.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase())),
+        Some("NAME") => sources.sort_by_key(|source| source.name.to_lowercase()),
         Some(other) => return Err(ApiError::bad_request(format!("invalid orderBy {other:?}: use ID or NAME"))),
     }
     if descending {
