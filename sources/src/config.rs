@@ -247,10 +247,29 @@ fn legacy_excludes(properties: &BTreeMap<String, Json>) -> Vec<String> {
 
 fn yaml_kind(properties: &BTreeMap<String, Json>, base_dir: &Path) -> Result<SourceKind, String> {
     match properties.get("yamlCatalogPath") {
-        Some(Json::String(path)) if !path.trim().is_empty() => Ok(SourceKind::Yaml { path: base_dir.join(path) }),
+        Some(Json::String(path)) if !path.trim().is_empty() => {
+            Ok(SourceKind::Yaml { path: normalize(&base_dir.join(path)) })
+        }
         Some(_) => Err("properties.yamlCatalogPath must be a non-empty string".to_owned()),
         None => Err("a yaml source needs properties.yamlCatalogPath".to_owned()),
     }
+}
+
+/// Removes `.` and resolves `..` lexically (`config/../catalogs/a.yaml` is `catalogs/a.yaml`), so paths
+/// read well in messages and match the watcher's event paths.
+fn normalize(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut normal = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir if matches!(normal.components().next_back(), Some(Component::Normal(_))) => {
+                normal.pop();
+            }
+            other => normal.push(other),
+        }
+    }
+    normal
 }
 
 /// Strict YAML decoding with the parser's line and column in the message.
@@ -283,6 +302,8 @@ mod tests {
         let a = &config.sources[0];
         assert!(a.enabled);
         assert_eq!(a.kind, Ok(SourceKind::Yaml { path: PathBuf::from("/etc/mc/a.yaml") }));
+        assert_eq!(normalize(Path::new("/etc/mc/../catalogs/./b.yaml")), PathBuf::from("/etc/catalogs/b.yaml"));
+        assert_eq!(normalize(Path::new("../x/../y.yaml")), PathBuf::from("../y.yaml"));
         assert_eq!(config.sources[1].included_models, vec!["org/*"]);
         assert_eq!(config.labels.len(), 2);
         assert_eq!(config.labels[1]["name"], Json::Null);

@@ -80,9 +80,17 @@ impl Params {
         values.flat_map(|(_, value)| value.split(',')).map(str::trim).filter(|value| !value.is_empty()).collect()
     }
 
-    /// All pairs, in request order.
-    pub fn pairs(&self) -> &[(String, String)] {
-        &self.0
+    /// Every parameter but the page position and size, as sorted `key=value` texts: what a page token is
+    /// bound to, so it only continues the query that produced it.
+    pub fn list_parameters(&self) -> Vec<String> {
+        let mut parameters: Vec<String> = self
+            .0
+            .iter()
+            .filter(|(key, _)| key != "nextPageToken" && key != "pageSize")
+            .map(|(key, value)| format!("{key}={value}"))
+            .collect();
+        parameters.sort_unstable();
+        parameters
     }
 }
 

@@ -89,11 +89,6 @@ impl View {
     fn from_config(config: &SourcesConfig) -> View {
         View { labels: config.labels.clone(), named_queries: config.named_queries.clone(), ..View::default() }
     }
-
-    /// The ids of enabled sources.
-    pub fn enabled(&self) -> Vec<String> {
-        self.sources.iter().filter(|source| source.enabled).map(|source| source.id.clone()).collect()
-    }
 }
 
 /// Facet counts: facet → (value, count), most frequent first.
@@ -143,11 +138,6 @@ impl Catalog {
     /// The sources as last published.
     pub fn view(&self) -> Arc<View> {
         self.view.borrow().clone()
-    }
-
-    /// Asks the reloader to re-read the sources config and every source now (as a file change would).
-    pub fn reload_all(&self) {
-        let _ = self.commands.send(reload::Command::ReloadAll);
     }
 
     /// Searches on the blocking pool; facet counts come from the cache when the index has not changed.

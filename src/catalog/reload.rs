@@ -32,7 +32,6 @@ pub enum Command {
     /// Files changed in these directories.
     Changed(Vec<PathBuf>),
     Registry(RegistryChange),
-    ReloadAll,
     /// Stop watching and reloading (shutdown).
     Stop,
 }
@@ -141,7 +140,6 @@ impl Reloader {
             }
             let mut dirs = HashSet::new();
             let mut models = Vec::new();
-            let mut all = false;
             let mut registry_all = false;
             let mut stop = false;
             for command in batch {
@@ -151,11 +149,10 @@ impl Reloader {
                     Command::Registry(RegistryChange::All) => registry_all = true,
                     Command::Registry(RegistryChange::Model(id)) => models.push(Ok(id)),
                     Command::Registry(RegistryChange::Version(id)) => models.push(Err(id)),
-                    Command::ReloadAll => all = true,
                 }
             }
-            if all || self.config_dirs().iter().any(|dir| dirs.contains(dir)) {
-                self.reload_config(all).await;
+            if self.config_dirs().iter().any(|dir| dirs.contains(dir)) {
+                self.reload_config().await;
             }
             if stop {
                 break;
@@ -163,13 +160,11 @@ impl Reloader {
             let yaml: Vec<String> = self
                 .runtimes
                 .iter()
-                .filter(|(_, runtime)| {
-                    all || runtime.yaml_path().and_then(Path::parent).is_some_and(|dir| dirs.contains(dir))
-                })
+                .filter(|(_, runtime)| runtime.yaml_path().and_then(Path::parent).is_some_and(|dir| dirs.contains(dir)))
                 .map(|(id, _)| id.clone())
                 .collect();
             self.refresh_all(yaml).await;
-            if registry_all || all {
+            if registry_all {
                 if let Some(id) = self.registry_id() {
                     self.refresh(&id).await;
                 }
@@ -189,9 +184,9 @@ impl Reloader {
     }
 
     /// Re-reads the sources files; an invalid config keeps the active one.
-    async fn reload_config(&mut self, force: bool) {
+    async fn reload_config(&mut self) {
         match read_config(&self.settings) {
-            Ok((config, hash)) if force || hash != self.config_hash || self.config_error.is_some() => {
+            Ok((config, hash)) if hash != self.config_hash || self.config_error.is_some() => {
                 tracing::info!(files = ?self.settings.sources, "sources config changed: applying");
                 self.config_hash = hash;
                 self.config_error = None;

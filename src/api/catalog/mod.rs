@@ -72,7 +72,8 @@ struct Paging {
 }
 
 impl Paging {
-    fn parse(params: &Params, max: usize) -> Result<Paging, ApiError> {
+    /// `scope` names the list (a route and its path parameters), so a token only continues that list.
+    fn parse(params: &Params, scope: &str, max: usize) -> Result<Paging, ApiError> {
         let size = match params.get("pageSize").filter(|size| !size.is_empty()) {
             None => DEFAULT_PAGE_SIZE,
             Some(text) => match text.parse::<usize>() {
@@ -84,14 +85,9 @@ impl Paging {
                 }
             },
         };
-        let mut bound: Vec<String> = params
-            .pairs()
-            .iter()
-            .filter(|(key, _)| key != "nextPageToken" && key != "pageSize")
-            .map(|(key, value)| format!("{key}={value}"))
-            .collect();
-        bound.sort();
-        let hash = pagination::query_hash(&bound.iter().map(String::as_str).collect::<Vec<_>>());
+        let parameters = params.list_parameters();
+        let parts: Vec<&str> = std::iter::once(scope).chain(parameters.iter().map(String::as_str)).collect();
+        let hash = pagination::query_hash(&parts);
         let offset = match pagination::decode(params.get("nextPageToken").unwrap_or_default(), &hash)? {
             Some(Cursor { sort_value: CursorValue::Int(offset), .. }) if offset >= 0 => offset as usize,
             Some(_) => return Err(ApiError::bad_request("invalid nextPageToken")),
@@ -134,7 +130,7 @@ fn parse_filter(params: &Params) -> Result<Option<Expr>, ApiError> {
 
 async fn find_sources(State(state): State<AppState>, params: Params) -> ApiResult {
     let view = state.catalog.view();
-    let paging = Paging::parse(&params, state.page_limits.max_page_size as usize)?;
+    let paging = Paging::parse(&params, "sources", state.page_limits.max_page_size as usize)?;
     let name = params.get("name").unwrap_or_default().to_lowercase();
     let models_only = !matches!(params.get("assetType"), Some(asset) if asset == "mcp_servers");
     let mut sources: Vec<_> =
@@ -223,7 +219,7 @@ fn model_order(params: &Params, descending: bool) -> Result<SortBy, ApiError> {
 
 async fn find_models(State(state): State<AppState>, params: Params) -> ApiResult {
     let view = state.catalog.view();
-    let paging = Paging::parse(&params, state.page_limits.max_page_size as usize)?;
+    let paging = Paging::parse(&params, "models", state.page_limits.max_page_size as usize)?;
     let descending = descending(&params)?;
     let search = OwnedSearch {
         q: params.get("q").map(str::trim).filter(|q| !q.is_empty()).map(str::to_owned),
@@ -294,7 +290,7 @@ fn named_queries(
 
 async fn find_labels(State(state): State<AppState>, params: Params) -> ApiResult {
     let view = state.catalog.view();
-    let paging = Paging::parse(&params, state.page_limits.max_page_size as usize)?;
+    let paging = Paging::parse(&params, "labels", state.page_limits.max_page_size as usize)?;
     let asset = params.get("assetType").filter(|asset| !asset.is_empty());
     let mut labels: Vec<&Map<String, Json>> = view
         .labels
@@ -375,7 +371,7 @@ async fn model_route(
     let order =
         ArtifactOrder::parse(params.get("orderBy").filter(|order| !order.is_empty())).map_err(ApiError::bad_request)?;
     artifacts::sort(&mut artifacts, &order, descending(&params)?);
-    let paging = Paging::parse(&params, state.page_limits.max_page_size as usize)?;
+    let paging = Paging::parse(&params, &format!("{source_id}:{rest}"), state.page_limits.max_page_size as usize)?;
     Ok(json(paging.page(&artifacts, wire::artifact)))
 }
 
@@ -511,7 +507,7 @@ async fn preview(State(state): State<AppState>, params: Params, mut multipart: M
                 )));
             }
         };
-    let paging = Paging::parse(&params, state.page_limits.max_page_size as usize)?;
+    let paging = Paging::parse(&params, "preview", state.page_limits.max_page_size as usize)?;
     let mut body = paging.page(&shown, |(name, included)| json!({"name": name, "included": included}));
     body.insert(
         "summary".into(),

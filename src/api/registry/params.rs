@@ -82,13 +82,7 @@ impl Params {
     /// page position and size, so a page token only continues the query that produced it.
     fn query_hash(&self, kind: &Kind, parent: Option<(&'static str, i64)>) -> String {
         let parent_text = parent.map(|(column, id)| format!("{column}={id}")).unwrap_or_default();
-        let mut parameters: Vec<String> = self
-            .pairs()
-            .iter()
-            .filter(|(key, _)| key != "nextPageToken" && key != "pageSize")
-            .map(|(key, value)| format!("{key}={value}"))
-            .collect();
-        parameters.sort_unstable();
+        let parameters = self.list_parameters();
         let mut parts = vec![kind.table, kind.artifact_type.unwrap_or_default(), parent_text.as_str()];
         parts.extend(parameters.iter().map(String::as_str));
         pagination::query_hash(&parts)
