@@ -23,6 +23,14 @@ pub struct StoredModel {
     pub record: ModelRecord,
 }
 
+/// [`StoredModel`]'s serialized form, written without cloning the record.
+#[derive(serde::Serialize)]
+struct StoredModelRef<'a> {
+    source_id: &'a str,
+    id: u64,
+    record: &'a ModelRecord,
+}
+
 /// A stable id for a key: the same model keeps its id across reloads and restarts.
 pub fn stable_id(key: &str) -> u64 {
     // Kubeflow ids are decimal strings; stay within 15 digits so JavaScript clients keep them exact.
@@ -106,7 +114,7 @@ pub fn model_documents(fields: &Fields, source_id: &str, record: &ModelRecord, h
     values.numbers("an", minima);
     values.numbers("ax", maxima);
     values.write(fields, &mut doc);
-    let stored = StoredModel { source_id: source_id.to_owned(), id, record: record.clone() };
+    let stored = StoredModelRef { source_id, id, record };
     doc.add_text(fields.payload, serde_json::to_string(&stored).expect("records serialize"));
     documents.push(doc);
 

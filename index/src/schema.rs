@@ -15,7 +15,7 @@
 //! every property without scanning documents.
 
 use tantivy::schema::{
-    FAST, Field, INDEXED, IndexRecordOption, JsonObjectOptions, STORED, STRING, Schema, TEXT, TextFieldIndexing,
+    FAST, Field, INDEXED, IndexRecordOption, JsonObjectOptions, STORED, STRING, Schema, TextFieldIndexing, TextOptions,
 };
 use tantivy::tokenizer::RAW_TOKENIZER_NAME;
 
@@ -65,6 +65,11 @@ impl Fields {
         let raw =
             TextFieldIndexing::default().set_tokenizer(RAW_TOKENIZER_NAME).set_index_option(IndexRecordOption::Basic);
         let json = JsonObjectOptions::default().set_indexing_options(raw).set_fast(RAW_TOKENIZER_NAME);
+        // Full text without positions: `q` matches words, never phrases, and positions would double the
+        // postings of long readmes.
+        let text = TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default().set_tokenizer("default").set_index_option(IndexRecordOption::WithFreqs),
+        );
         let fields = Fields {
             kind: builder.add_text_field("kind", STRING),
             key: builder.add_text_field("key", STRING | STORED | FAST),
@@ -74,12 +79,12 @@ impl Fields {
             name_sort: builder.add_text_field("name_sort", STRING | FAST),
             create_time: builder.add_i64_field("create_time", FAST),
             update_time: builder.add_i64_field("update_time", FAST),
-            name: builder.add_text_field("name", TEXT),
-            name_prefix: builder.add_text_field("name_prefix", TEXT),
-            meta: builder.add_text_field("meta", TEXT),
-            meta_prefix: builder.add_text_field("meta_prefix", TEXT),
-            description: builder.add_text_field("description", TEXT),
-            readme: builder.add_text_field("readme", TEXT),
+            name: builder.add_text_field("name", text.clone()),
+            name_prefix: builder.add_text_field("name_prefix", text.clone()),
+            meta: builder.add_text_field("meta", text.clone()),
+            meta_prefix: builder.add_text_field("meta_prefix", text.clone()),
+            description: builder.add_text_field("description", text.clone()),
+            readme: builder.add_text_field("readme", text.clone()),
             values: builder.add_json_field("v", json),
             props: builder.add_text_field("props", STRING | FAST),
             payload: builder.add_text_field("payload", STORED),

@@ -68,7 +68,22 @@ pub struct ArtifactCommon {
 impl ModelRecord {
     /// A hash of the whole record, stable across builds: equal hashes mean nothing to rewrite.
     pub fn content_hash(&self) -> u64 {
-        let bytes = serde_json::to_vec(self).expect("records serialize");
-        xxhash_rust::xxh3::xxh3_64(&bytes)
+        let mut hasher = HashWriter(xxhash_rust::xxh3::Xxh3::new());
+        serde_json::to_writer(&mut hasher, self).expect("records serialize");
+        hasher.0.digest()
+    }
+}
+
+/// Feeds serialized bytes straight into the hash, without building them in memory first.
+struct HashWriter(xxhash_rust::xxh3::Xxh3);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.update(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
