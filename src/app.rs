@@ -69,6 +69,11 @@ impl Application {
         Ok(Application { listener, router, port, catalog })
     }
 
+    /// The catalog this application serves.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
     /// The bound port.
     pub fn port(&self) -> u16 {
         self.port

@@ -150,6 +150,8 @@ struct Batch {
 
 enum Message {
     Apply(Batch),
+    /// Merge every segment into one, in the background; acknowledged when searches see the result.
+    Compact(oneshot::Sender<Result<usize, String>>),
     /// Finish merges, release the writer lock, then acknowledge.
     Close(oneshot::Sender<()>),
 }
@@ -197,6 +199,11 @@ impl CatalogIndex {
         Ok((CatalogIndex { index, reader, fields, writer: sender, generation }, fresh))
     }
 
+    /// How many segments readers search (each one adds a fixed cost to every search).
+    pub fn segments(&self) -> usize {
+        self.reader.searcher().segment_readers().len()
+    }
+
     /// Increases with every committed change.
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
@@ -227,6 +234,16 @@ impl CatalogIndex {
                     .map_err(|message| IndexError::Io(std::io::Error::other(message))),
             }
         }
+    }
+
+    /// Merges every segment into one (after a bulk load: each segment adds a fixed cost to every search).
+    /// Searches go on meanwhile; resolves, with the number of segments merged, once they see the result.
+    pub async fn compact(&self) -> Result<usize, IndexError> {
+        let (ack, done) = oneshot::channel();
+        self.writer.send(Message::Compact(ack)).map_err(|_| IndexError::WriterGone)?;
+        done.await
+            .map_err(|_| IndexError::WriterGone)?
+            .map_err(|message| IndexError::Io(std::io::Error::other(message)))
     }
 
     /// Stops the writer after the changes queued before this call: merges finish and the directory lock
@@ -426,6 +443,7 @@ impl Writer {
             for message in std::iter::once(first).chain(std::iter::from_fn(|| receiver.try_recv().ok())) {
                 match message {
                     Message::Apply(batch) => batches.push(batch),
+                    Message::Compact(ack) => self.compact(&mut writer, ack),
                     Message::Close(ack) => {
                         closed = Some(ack);
                         break;
@@ -451,6 +469,31 @@ impl Writer {
         }
         if let Some(ack) = closed {
             let _ = ack.send(());
+        }
+    }
+
+    /// Starts merging all searchable segments; a helper thread waits for the merge and reloads readers.
+    fn compact(&self, writer: &mut IndexWriter, ack: oneshot::Sender<Result<usize, String>>) {
+        let segments = match writer.index().searchable_segment_ids() {
+            Ok(segments) => segments,
+            Err(error) => {
+                let _ = ack.send(Err(error.to_string()));
+                return;
+            }
+        };
+        if segments.len() < 2 {
+            let _ = ack.send(Ok(segments.len()));
+            return;
+        }
+        let merge = writer.merge(&segments);
+        let reader = self.reader.clone();
+        let count = segments.len();
+        let waiter = std::thread::Builder::new().name("index-compact".into()).spawn(move || {
+            let merged = merge.wait().and_then(|_| reader.reload()).map(|()| count);
+            let _ = ack.send(merged.map_err(|error| error.to_string()));
+        });
+        if let Err(error) = waiter {
+            tracing::warn!(%error, "cannot wait for the index merge");
         }
     }
 

@@ -170,3 +170,17 @@ async fn a_directory_index_survives_reopening_and_rebuilds_on_version_change() {
     let (index, fresh) = CatalogIndex::open(&storage).unwrap();
     assert!(fresh && index.source_hashes("s").unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn compaction_merges_segments_and_keeps_every_model() {
+    let index = catalog().await;
+    for name in ["a/one", "a/two", "a/three"] {
+        let record = model(name, "X", "mit", &[]);
+        index.apply(vec![Change::Upsert { source_id: "c".into(), hash: 1, record: Arc::new(record) }]).await.unwrap();
+    }
+    assert!(index.segments() > 1);
+    assert!(index.compact().await.unwrap() > 1);
+    assert_eq!(index.segments(), 1);
+    assert_eq!(names(&index, None, "").len(), 6);
+    assert_eq!(index.compact().await.unwrap(), 1, "nothing left to merge");
+}

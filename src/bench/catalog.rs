@@ -317,6 +317,15 @@ async fn run_in(bench: &CatalogBench, temp: &Path) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64(),
         resident()
     );
+    let segments = application.catalog().segments();
+    let started = Instant::now();
+    while application.catalog().segments() > 1 && started.elapsed() < Duration::from_secs(120) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!(
+        "background merge of the {segments} segments the load left: {:.2}s (searches go on meanwhile)",
+        started.elapsed().as_secs_f64()
+    );
     let port = application.port();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(application.run_until(async {

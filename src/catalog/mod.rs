@@ -135,6 +135,11 @@ impl Catalog {
         Ok(Catalog { index, view, options, facets, commands })
     }
 
+    /// How many index segments searches visit.
+    pub fn segments(&self) -> usize {
+        self.index.segments()
+    }
+
     /// The sources as last published.
     pub fn view(&self) -> Arc<View> {
         self.view.borrow().clone()

@@ -128,6 +128,22 @@ impl Reloader {
         };
         reloader.remove_unknown_sources(&config).await;
         reloader.install(config).await;
+        // The initial load leaves many segments; merge them in the background.
+        let index = reloader.index.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            match index.compact().await {
+                Ok(merged) if merged > 1 => {
+                    tracing::info!(
+                        segments = merged,
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "search index compacted"
+                    )
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "search index compaction failed"),
+            }
+        });
         Ok((receiver, reloader))
     }
 
