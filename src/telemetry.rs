@@ -1,4 +1,5 @@
-//! Logs and metrics: `tracing` to stderr (text or JSON, filtered by `RUST_LOG`, default `info`), and a
+//! Logs and metrics: `tracing` to stderr (text or JSON, filtered by `RUST_LOG`, default `info`,
+//! with tantivy's own logs at `error`: it warns about benign races between merges and commits), and a
 //! process-wide Prometheus recorder whose handle renders `/metrics`.
 
 use std::sync::OnceLock;
@@ -10,7 +11,7 @@ use crate::config::LogFormat;
 
 /// Installs the global log subscriber; later calls do nothing.
 pub fn init_tracing(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,tantivy=error"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _already_installed = match format {
         LogFormat::Json => builder.json().try_init(),
