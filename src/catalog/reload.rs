@@ -163,15 +163,14 @@ impl Reloader {
                     Command::Stop => stop = true,
                     Command::Changed(paths) => dirs.extend(paths),
                     Command::Registry(RegistryChange::All) => registry_all = true,
-                    Command::Registry(RegistryChange::Model(id)) => models.push(Ok(id)),
-                    Command::Registry(RegistryChange::Version(id)) => models.push(Err(id)),
+                    Command::Registry(change) => models.push(change),
                 }
-            }
-            if self.config_dirs().iter().any(|dir| dirs.contains(dir)) {
-                self.reload_config().await;
             }
             if stop {
                 break;
+            }
+            if self.config_dirs().iter().any(|dir| dirs.contains(dir)) {
+                self.reload_config().await;
             }
             let yaml: Vec<String> = self
                 .runtimes
@@ -405,17 +404,18 @@ impl Reloader {
     }
 
     /// Updates single registered models (or, for versions, their models).
-    async fn registry_models(&mut self, changes: Vec<Result<i64, i64>>) {
+    async fn registry_models(&mut self, changes: Vec<RegistryChange>) {
         let (Some(registry), Some(id)) = (self.registry.clone(), self.registry_id()) else { return };
         let mut models = Vec::new();
         for change in changes {
             match change {
-                Ok(model) => models.push(model),
-                Err(version) => match registry.model_of_version(version).await {
+                RegistryChange::Model(model) => models.push(model),
+                RegistryChange::Version(version) => match registry.model_of_version(version).await {
                     Ok(Some(model)) => models.push(model),
                     Ok(None) => {}
                     Err(error) => tracing::warn!(%error, "cannot resolve a model version for the catalog"),
                 },
+                RegistryChange::All => {}
             }
         }
         models.sort_unstable();
