@@ -15,7 +15,7 @@
 //! every property without scanning documents.
 
 use tantivy::schema::{
-    FAST, Field, INDEXED, IndexRecordOption, JsonObjectOptions, STORED, STRING, Schema, TextFieldIndexing, TextOptions,
+    FAST, Field, IndexRecordOption, JsonObjectOptions, STORED, STRING, Schema, TextFieldIndexing, TextOptions,
 };
 use tantivy::tokenizer::RAW_TOKENIZER_NAME;
 
@@ -70,13 +70,15 @@ impl Fields {
         let text = TextOptions::default().set_indexing_options(
             TextFieldIndexing::default().set_tokenizer("default").set_index_option(IndexRecordOption::WithFreqs),
         );
+        // Values only sorted or aggregated, never searched: a column without an inverted index.
+        let fast_only = TextOptions::default().set_fast(RAW_TOKENIZER_NAME);
         let fields = Fields {
             kind: builder.add_text_field("kind", STRING),
-            key: builder.add_text_field("key", STRING | STORED | FAST),
+            key: builder.add_text_field("key", STRING | FAST),
             source: builder.add_text_field("source", STRING | FAST),
-            id: builder.add_u64_field("id", INDEXED | STORED | FAST),
+            id: builder.add_u64_field("id", FAST),
             hash: builder.add_u64_field("hash", FAST),
-            name_sort: builder.add_text_field("name_sort", STRING | FAST),
+            name_sort: builder.add_text_field("name_sort", fast_only.clone()),
             create_time: builder.add_i64_field("create_time", FAST),
             update_time: builder.add_i64_field("update_time", FAST),
             name: builder.add_text_field("name", text.clone()),
@@ -86,7 +88,7 @@ impl Fields {
             description: builder.add_text_field("description", text.clone()),
             readme: builder.add_text_field("readme", text.clone()),
             values: builder.add_json_field("v", json),
-            props: builder.add_text_field("props", STRING | FAST),
+            props: builder.add_text_field("props", fast_only),
             payload: builder.add_text_field("payload", STORED),
         };
         (builder.build(), fields)

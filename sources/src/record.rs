@@ -68,8 +68,10 @@ pub struct ArtifactCommon {
 impl ModelRecord {
     /// A hash of the whole record, stable across builds: equal hashes mean nothing to rewrite.
     pub fn content_hash(&self) -> u64 {
-        let mut hasher = HashWriter(xxhash_rust::xxh3::Xxh3::new());
-        serde_json::to_writer(&mut hasher, self).expect("records serialize");
+        // serde_json writes token by token: buffer them so the hash sees a few large updates.
+        let mut buffered = std::io::BufWriter::with_capacity(16 * 1024, HashWriter(xxhash_rust::xxh3::Xxh3::new()));
+        serde_json::to_writer(&mut buffered, self).expect("records serialize");
+        let hasher = buffered.into_inner().unwrap_or_else(|_| unreachable!("hashing never fails"));
         hasher.0.digest()
     }
 }

@@ -310,7 +310,17 @@ impl Reloader {
                     let sync = runtime.sync.clone();
                     fetches.spawn(async move {
                         let started = Instant::now();
-                        let fetched = source.fetch(&sync).await;
+                        let fetched = match source.fetch(&sync).await {
+                            // Hash the records here, in parallel with other sources' fetches.
+                            Ok(Some(snapshot)) => tokio::task::spawn_blocking(move || {
+                                let hashes = content_hashes(&snapshot);
+                                Some((snapshot, hashes))
+                            })
+                            .await
+                            .map_err(|error| SourceError::Fetch(error.to_string())),
+                            Ok(None) => Ok(None),
+                            Err(error) => Err(error),
+                        };
                         (id, fetched, started)
                     });
                 }
@@ -343,17 +353,17 @@ impl Reloader {
     fn absorb(
         &mut self,
         id: &str,
-        fetched: Result<Option<SourceSnapshot>, SourceError>,
+        fetched: Result<Option<(SourceSnapshot, HashMap<String, u64>)>, SourceError>,
         started: Instant,
     ) -> Option<(String, Pending)> {
         let runtime = self.runtimes.get_mut(id)?;
-        let snapshot = match fetched {
+        let (snapshot, content) = match fetched {
             Ok(None) => {
                 runtime.status = SourceStatus::Available;
                 runtime.error = None;
                 return None;
             }
-            Ok(Some(snapshot)) => snapshot,
+            Ok(Some((snapshot, content))) => (snapshot, content),
             Err(error) => {
                 tracing::error!(source = %id, %error, "source failed to load; keeping its last good models");
                 runtime.status = SourceStatus::Error;
@@ -371,7 +381,7 @@ impl Reloader {
             }
             match outcome {
                 RecordOutcome::Changed(record) => {
-                    let hash = record.content_hash();
+                    let hash = content[&name];
                     if runtime.hashes.get(&name) != Some(&hash) {
                         changes.push(Change::Upsert { source_id: id.to_owned(), record: Arc::from(record), hash });
                     }
@@ -484,6 +494,15 @@ impl Reloader {
         view.config_files = self.settings.sources.clone();
         self.view.send_replace(Arc::new(view));
     }
+}
+
+/// The content hash of every changed record of a snapshot, by name.
+fn content_hashes(snapshot: &SourceSnapshot) -> HashMap<String, u64> {
+    let changed = snapshot.records.iter().filter_map(|(name, outcome)| match outcome {
+        RecordOutcome::Changed(record) => Some((name.clone(), record.content_hash())),
+        _ => None,
+    });
+    changed.collect()
 }
 
 fn read_config(settings: &CatalogSettings) -> Result<(SourcesConfig, u64), CatalogError> {
