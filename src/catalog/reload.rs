@@ -23,6 +23,9 @@ use super::watch::Watcher;
 use super::{CatalogError, CatalogSettings, SourceView, View};
 use crate::registry::{RegistryStore, now_millis};
 
+/// A fetched snapshot with the content hash of each changed record.
+type Hashed = (SourceSnapshot, HashMap<String, u64>);
+
 /// A queued index batch.
 type Pending = std::pin::Pin<Box<dyn std::future::Future<Output = Result<u64, modelcat_index::IndexError>> + Send>>;
 
@@ -353,7 +356,7 @@ impl Reloader {
     fn absorb(
         &mut self,
         id: &str,
-        fetched: Result<Option<(SourceSnapshot, HashMap<String, u64>)>, SourceError>,
+        fetched: Result<Option<Hashed>, SourceError>,
         started: Instant,
     ) -> Option<(String, Pending)> {
         let runtime = self.runtimes.get_mut(id)?;
