@@ -13,6 +13,9 @@
 //!   persists and hands back on the next fetch.
 //! - [`NameFilter`] applies Kubeflow's `includedModels` / `excludedModels` semantics.
 //!
+//! Also here: [`config`], the sources file (Kubeflow's `sources.yaml`, layered and strict), and
+//! [`YamlSource`], the YAML catalog provider.
+//!
 //! This crate knows nothing about HTTP servers, SQL or the search index.
 
 pub mod config;
