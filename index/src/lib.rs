@@ -45,15 +45,6 @@ pub struct DocKey {
     pub name: String,
 }
 
-impl DocKey {
-    /// Parses `source:name`, splitting at the first `:` (source ids never contain one).
-    pub fn parse(text: &str) -> Option<DocKey> {
-        let (source_id, name) = text.split_once(':')?;
-        (!source_id.is_empty() && !name.is_empty())
-            .then(|| DocKey { source_id: source_id.to_owned(), name: name.to_owned() })
-    }
-}
-
 impl fmt::Display for DocKey {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(formatter, "{}:{}", self.source_id, self.name)
@@ -70,6 +61,9 @@ pub enum IndexError {
     Tantivy(#[from] tantivy::TantivyError),
     #[error("search index: {0}")]
     Io(#[from] std::io::Error),
+    /// A commit, merge or stored document that failed inside the index.
+    #[error("search index: {0}")]
+    Internal(String),
     #[error("search index writer stopped")]
     WriterGone,
 }
@@ -228,10 +222,7 @@ impl CatalogIndex {
             match queued {
                 None => Ok(generation),
                 Some(Err(_)) => Err(IndexError::WriterGone),
-                Some(Ok(done)) => done
-                    .await
-                    .map_err(|_| IndexError::WriterGone)?
-                    .map_err(|message| IndexError::Io(std::io::Error::other(message))),
+                Some(Ok(done)) => done.await.map_err(|_| IndexError::WriterGone)?.map_err(IndexError::Internal),
             }
         }
     }
@@ -241,9 +232,7 @@ impl CatalogIndex {
     pub async fn compact(&self) -> Result<usize, IndexError> {
         let (ack, done) = oneshot::channel();
         self.writer.send(Message::Compact(ack)).map_err(|_| IndexError::WriterGone)?;
-        done.await
-            .map_err(|_| IndexError::WriterGone)?
-            .map_err(|message| IndexError::Io(std::io::Error::other(message)))
+        done.await.map_err(|_| IndexError::WriterGone)?.map_err(IndexError::Internal)
     }
 
     /// Stops the writer after the changes queued before this call: merges finish and the directory lock
@@ -296,11 +285,8 @@ impl CatalogIndex {
         };
         let more = addresses.len() > search.limit;
         addresses.truncate(search.limit);
-        let models = addresses
-            .into_iter()
-            .take(search.limit)
-            .map(|address| self.stored(&searcher, address))
-            .collect::<Result<Vec<_>, _>>()?;
+        let models =
+            addresses.into_iter().map(|address| self.stored(&searcher, address)).collect::<Result<Vec<_>, _>>()?;
         let facets =
             if search.facets.is_empty() { BTreeMap::new() } else { self.facets(&searcher, &query, search.facets)? };
         Ok(Hits { more, models, facets })
@@ -325,15 +311,16 @@ impl CatalogIndex {
         ]);
         let mut hashes = HashMap::new();
         let prefix = format!("{source_id}:");
-        for address in searcher.search(&query, &DocSetCollector)? {
-            let fast = searcher.segment_reader(address.segment_ord).fast_fields();
+        for (segment, docs) in matches_by_segment(&searcher, &query)? {
+            let fast = searcher.segment_reader(segment).fast_fields();
             let (Some(keys), hash) = (fast.str("key")?, fast.u64("hash")?) else { continue };
-            let mut key = String::new();
-            if let Some(ord) = keys.term_ords(address.doc_id).next() {
-                keys.ord_to_str(ord, &mut key)?;
-            }
-            if let (Some(name), Some(hash)) = (key.strip_prefix(&prefix), hash.first(address.doc_id)) {
-                hashes.insert(name.to_owned(), hash);
+            for doc in docs {
+                let key = first_str(&keys, doc)?;
+                if let (Some(name), Some(hash)) =
+                    (key.as_deref().and_then(|key| key.strip_prefix(&prefix)), hash.first(doc))
+                {
+                    hashes.insert(name.to_owned(), hash);
+                }
             }
         }
         Ok(hashes)
@@ -343,54 +330,54 @@ impl CatalogIndex {
     pub fn counts(&self) -> Result<BTreeMap<String, u64>, IndexError> {
         let searcher = self.searcher();
         let query = self.term(self.fields.kind, MODEL);
-        let buckets = terms(&searcher, &self.index, &*query, &[("source".to_owned(), "source".to_owned())], 100_000)?;
-        Ok(buckets.into_values().next().unwrap_or_default().into_iter().collect())
+        let results = aggregate(&searcher, &self.index, &*query, &[Agg::Terms { path: "source", size: 100_000 }])?;
+        Ok(buckets(&results[0]).into_iter().collect())
     }
 
     /// Every filterable property with its values (strings) or range (numbers), under Kubeflow's
     /// `filter_options` names (`license`, `size.int_value`, `artifacts.ttft_p90.double_value`, …).
+    /// Two aggregation passes per document kind: one finds the properties, one reads their values.
     pub fn filter_options(&self) -> Result<BTreeMap<String, PropertyOptions>, IndexError> {
         let searcher = self.searcher();
         let mut options = BTreeMap::new();
         for (kind, prefix) in [(MODEL, ""), (ARTIFACT, "artifacts.")] {
             let scope = self.term(self.fields.kind, kind);
-            let keys = terms(&searcher, &self.index, &*scope, &[("props".into(), "props".into())], 10_000)?;
-            let mut strings = Vec::new();
-            let mut numbers = Vec::new();
-            for (key, _) in keys.into_values().flatten() {
+            let keys = aggregate(&searcher, &self.index, &*scope, &[Agg::Terms { path: "props", size: 10_000 }])?;
+            let mut wires = Vec::new();
+            let mut paths = Vec::new();
+            for (key, _) in buckets(&keys[0]) {
                 let Some((group, name)) = key.split_once(':') else { continue };
                 let wire = match (group, kind) {
-                    ("s", MODEL)
-                        if matches!(
-                            name,
-                            "license" | "provider" | "tasks" | "language" | "libraryName" | "maturity"
-                        ) =>
-                    {
-                        name.to_owned()
-                    }
+                    ("s", MODEL) if schema::FACETS.contains(&name) => name.to_owned(),
                     ("ps", _) => format!("{name}.string_value"),
                     ("pi", _) => format!("{name}.int_value"),
                     ("pd", _) => format!("{name}.double_value"),
                     _ => continue,
                 };
-                let path = schema::value_path(group, name);
-                if matches!(group, "s" | "ps") {
-                    strings.push((format!("{prefix}{wire}"), path))
-                } else {
-                    numbers.push((format!("{prefix}{wire}"), path))
-                }
+                wires.push((format!("{prefix}{wire}"), matches!(group, "s" | "ps")));
+                paths.push(schema::value_path(group, name));
             }
-            let string_values = terms(&searcher, &self.index, &*scope, &strings, MAX_OPTION_VALUES)?;
-            for (wire, values) in string_values {
-                let short = values.iter().all(|(value, _)| value.chars().count() <= MAX_OPTION_VALUE_LEN);
-                if !values.is_empty() && values.len() < MAX_OPTION_VALUES && short {
-                    let mut values = values;
-                    values.sort();
-                    options.insert(wire, PropertyOptions::Strings(values));
+            let requests: Vec<Agg> = wires
+                .iter()
+                .zip(&paths)
+                .map(
+                    |((_, string), path)| {
+                        if *string { Agg::Terms { path, size: MAX_OPTION_VALUES } } else { Agg::Stats { path } }
+                    },
+                )
+                .collect();
+            let results = aggregate(&searcher, &self.index, &*scope, &requests)?;
+            for ((wire, string), result) in wires.into_iter().zip(&results) {
+                if string {
+                    let mut values = buckets(result);
+                    let short = values.iter().all(|(value, _)| value.chars().count() <= MAX_OPTION_VALUE_LEN);
+                    if !values.is_empty() && values.len() < MAX_OPTION_VALUES && short {
+                        values.sort();
+                        options.insert(wire, PropertyOptions::Strings(values));
+                    }
+                } else if let (Some(min), Some(max)) = (result["min"].as_f64(), result["max"].as_f64()) {
+                    options.insert(wire, PropertyOptions::Range { min, max });
                 }
-            }
-            for (wire, (min, max)) in ranges(&searcher, &self.index, &*scope, &numbers)? {
-                options.insert(wire, PropertyOptions::Range { min, max });
             }
         }
         Ok(options)
@@ -402,25 +389,26 @@ impl CatalogIndex {
         query: &dyn Query,
         names: &[String],
     ) -> Result<BTreeMap<String, Vec<(String, u64)>>, IndexError> {
-        let fields: Vec<(String, String)> = names
+        let paths = names
             .iter()
-            .map(|name| {
-                let path = match name.as_str() {
-                    "source_id" => "source".to_owned(),
-                    name if schema::MODEL_STRINGS.contains(&name) || schema::MODEL_ARRAYS.contains(&name) => schema::value_path("s", name),
-                    other => return Err(IndexError::Query(format!("cannot facet on {other:?}: use source_id, license, provider, tasks, language, libraryName or maturity"))),
-                };
-                Ok((name.clone(), path))
+            .map(|name| match name.as_str() {
+                "source_id" => Ok("source".to_owned()),
+                name if schema::FACETS.contains(&name) => Ok(schema::value_path("s", name)),
+                other => Err(IndexError::Query(format!(
+                    "cannot facet on {other:?}: use source_id or one of {}",
+                    schema::FACETS.join(", ")
+                ))),
             })
-            .collect::<Result<_, _>>()?;
-        terms(searcher, &self.index, query, &fields, FACET_SIZE)
+            .collect::<Result<Vec<_>, _>>()?;
+        let requests: Vec<Agg> = paths.iter().map(|path| Agg::Terms { path, size: FACET_SIZE }).collect();
+        let results = aggregate(searcher, &self.index, query, &requests)?;
+        Ok(names.iter().cloned().zip(results.iter().map(buckets)).collect())
     }
 
     fn stored(&self, searcher: &Searcher, address: tantivy::DocAddress) -> Result<StoredModel, IndexError> {
         let document: TantivyDocument = searcher.doc(address)?;
         let payload = document.get_first(self.fields.payload).and_then(|value| value.as_str()).unwrap_or_default();
-        serde_json::from_str(payload)
-            .map_err(|error| IndexError::Io(std::io::Error::other(format!("stored model: {error}"))))
+        serde_json::from_str(payload).map_err(|error| IndexError::Internal(format!("stored model: {error}")))
     }
 
     fn by_key(&self, key: &DocKey) -> BooleanQuery {
@@ -529,6 +517,29 @@ fn collect<T>(
     Ok(searcher.search(query, &collector)?.into_iter().map(|(_, address)| address).collect())
 }
 
+/// The documents matching `query`, grouped by segment, so callers open each segment's columns once.
+pub(crate) fn matches_by_segment(
+    searcher: &Searcher,
+    query: &dyn Query,
+) -> Result<BTreeMap<u32, Vec<tantivy::DocId>>, IndexError> {
+    let mut segments: BTreeMap<u32, Vec<tantivy::DocId>> = BTreeMap::new();
+    for address in searcher.search(query, &DocSetCollector)? {
+        segments.entry(address.segment_ord).or_default().push(address.doc_id);
+    }
+    Ok(segments)
+}
+
+/// The first value of a string column for a document.
+pub(crate) fn first_str(
+    column: &tantivy::columnar::StrColumn,
+    doc: tantivy::DocId,
+) -> Result<Option<String>, IndexError> {
+    let Some(ord) = column.term_ords(doc).next() else { return Ok(None) };
+    let mut text = String::new();
+    column.ord_to_str(ord, &mut text)?;
+    Ok(Some(text))
+}
+
 /// A numeric fast column of either type (custom int properties are i64, everything else f64).
 enum NumberColumn {
     Double(tantivy::columnar::Column<f64>),
@@ -545,26 +556,21 @@ fn by_number(
     offset: usize,
     limit: usize,
 ) -> Result<Vec<tantivy::DocAddress>, IndexError> {
-    let mut columns = HashMap::new();
     let mut keyed = Vec::new();
-    for address in searcher.search(query, &DocSetCollector)? {
-        let column = match columns.entry(address.segment_ord) {
-            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
-            std::collections::hash_map::Entry::Vacant(entry) => {
-                let fast = searcher.segment_reader(address.segment_ord).fast_fields();
-                let column = match fast.column_opt::<f64>(path)? {
-                    Some(doubles) => Some(NumberColumn::Double(doubles)),
-                    None => fast.column_opt::<i64>(path)?.map(NumberColumn::Int),
-                };
-                entry.insert(column)
-            }
+    for (segment, docs) in matches_by_segment(searcher, query)? {
+        let fast = searcher.segment_reader(segment).fast_fields();
+        let column = match fast.column_opt::<f64>(path)? {
+            Some(doubles) => Some(NumberColumn::Double(doubles)),
+            None => fast.column_opt::<i64>(path)?.map(NumberColumn::Int),
         };
-        let value = match column {
-            Some(NumberColumn::Double(column)) => column.first(address.doc_id),
-            Some(NumberColumn::Int(column)) => column.first(address.doc_id).map(|number| number as f64),
-            None => None,
-        };
-        keyed.push((value, address));
+        for doc in docs {
+            let value = match &column {
+                Some(NumberColumn::Double(column)) => column.first(doc),
+                Some(NumberColumn::Int(column)) => column.first(doc).map(|number| number as f64),
+                None => None,
+            };
+            keyed.push((value, tantivy::DocAddress::new(segment, doc)));
+        }
     }
     keyed.sort_by(|(a, left), (b, right)| {
         let by_value = match (a, b) {
@@ -579,76 +585,50 @@ fn by_number(
     Ok(keyed.into_iter().skip(offset).take(limit).map(|(_, address)| address).collect())
 }
 
-/// Terms aggregations: for each `(name, field path)`, up to `size` values with their counts.
-fn terms(
-    searcher: &Searcher,
-    index: &Index,
-    query: &dyn Query,
-    fields: &[(String, String)],
-    size: usize,
-) -> Result<BTreeMap<String, Vec<(String, u64)>>, IndexError> {
-    let request: serde_json::Map<String, Json> = fields
-        .iter()
-        .enumerate()
-        .map(|(position, (_, path))| (format!("a{position}"), json!({"terms": {"field": path, "size": size}})))
-        .collect();
-    let results = aggregate(searcher, index, query, request)?;
-    let mut out = BTreeMap::new();
-    for (position, (name, _)) in fields.iter().enumerate() {
-        let buckets = results[format!("a{position}")]["buckets"].as_array().cloned().unwrap_or_default();
-        let values = buckets
-            .iter()
-            .filter_map(|bucket| {
-                let key = match &bucket["key"] {
-                    Json::String(text) => text.clone(),
-                    other => other.to_string(),
-                };
-                Some((key, bucket["doc_count"].as_u64()?))
-            })
-            .collect();
-        out.insert(name.clone(), values);
-    }
-    Ok(out)
+/// One aggregation over a field or JSON value path.
+enum Agg<'a> {
+    /// The most frequent values with their counts.
+    Terms { path: &'a str, size: usize },
+    /// Min and max.
+    Stats { path: &'a str },
 }
 
-/// Min and max of numeric value paths; paths without values are left out.
-fn ranges(
-    searcher: &Searcher,
-    index: &Index,
-    query: &dyn Query,
-    fields: &[(String, String)],
-) -> Result<BTreeMap<String, (f64, f64)>, IndexError> {
-    let request: serde_json::Map<String, Json> = fields
+/// Runs every aggregation in one pass over `query`'s matches; results in request order.
+fn aggregate(searcher: &Searcher, index: &Index, query: &dyn Query, aggs: &[Agg<'_>]) -> Result<Vec<Json>, IndexError> {
+    if aggs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let request: serde_json::Map<String, Json> = aggs
         .iter()
         .enumerate()
-        .map(|(position, (_, path))| (format!("a{position}"), json!({"stats": {"field": path}})))
+        .map(|(position, agg)| {
+            let body = match agg {
+                Agg::Terms { path, size } => json!({"terms": {"field": path, "size": size}}),
+                Agg::Stats { path } => json!({"stats": {"field": path}}),
+            };
+            (format!("a{position}"), body)
+        })
         .collect();
-    let results = aggregate(searcher, index, query, request)?;
-    let mut out = BTreeMap::new();
-    for (position, (name, _)) in fields.iter().enumerate() {
-        let stats = &results[format!("a{position}")];
-        if let (Some(min), Some(max)) = (stats["min"].as_f64(), stats["max"].as_f64()) {
-            out.insert(name.clone(), (min, max));
-        }
-    }
-    Ok(out)
-}
-
-fn aggregate(
-    searcher: &Searcher,
-    index: &Index,
-    query: &dyn Query,
-    request: serde_json::Map<String, Json>,
-) -> Result<Json, IndexError> {
-    if request.is_empty() {
-        return Ok(Json::Null);
-    }
     let aggregations: Aggregations = serde_json::from_value(Json::Object(request))
-        .map_err(|error| IndexError::Query(format!("aggregation: {error}")))?;
+        .map_err(|error| IndexError::Internal(format!("aggregation: {error}")))?;
     let context = AggContextParams::new(AggregationLimitsGuard::default(), index.tokenizers().clone());
-    let collector = AggregationCollector::from_aggs(aggregations, context);
-    let results = searcher.search(query, &collector)?;
-    serde_json::to_value(results).map_err(|error| IndexError::Query(format!("aggregation: {error}")))
+    let results = searcher.search(query, &AggregationCollector::from_aggs(aggregations, context))?;
+    let mut results =
+        serde_json::to_value(results).map_err(|error| IndexError::Internal(format!("aggregation: {error}")))?;
+    Ok((0..aggs.len()).map(|position| results[format!("a{position}")].take()).collect())
+}
+
+/// The `(value, count)` buckets of a terms aggregation result, most frequent first.
+fn buckets(result: &Json) -> Vec<(String, u64)> {
+    let buckets = result["buckets"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let bucket = |bucket: &Json| {
+        let key = match &bucket["key"] {
+            Json::String(text) => text.clone(),
+            other => other.to_string(),
+        };
+        Some((key, bucket["doc_count"].as_u64()?))
+    };
+    buckets.iter().filter_map(bucket).collect()
 }
 
 /// Opens an index directory, recreating it when it is missing, unreadable or of another schema version.

@@ -12,7 +12,6 @@
 use std::collections::BTreeSet;
 use std::ops::Bound;
 
-use tantivy::collector::DocSetCollector;
 use tantivy::query::{
     AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, EmptyQuery, ExistsQuery, Occur, Query, RangeQuery, RegexQuery,
     TermQuery, TermSetQuery,
@@ -21,10 +20,10 @@ use tantivy::schema::IndexRecordOption;
 use tantivy::tokenizer::TokenStream;
 use tantivy::{Searcher, Term};
 
-use crate::IndexError;
 use crate::document::MAX_PREFIX;
 use crate::filter::{CompareOp, Expr, Literal, Property, ValueType};
 use crate::schema::{ARTIFACT, ARTIFACT_STRINGS, Fields, INTS, MODEL, MODEL_ARRAYS, MODEL_STRINGS, json_segment};
+use crate::{IndexError, first_str, matches_by_segment};
 
 /// Which documents a condition is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,15 +132,11 @@ impl Translator<'_> {
             clauses.push((Occur::Must, self.leaf(condition, Target::Artifact)?));
         }
         let query = BooleanQuery::new(clauses);
-        let addresses = self.searcher.search(&query, &DocSetCollector)?;
         let mut keys = BTreeSet::new();
-        for address in addresses {
-            let segment = self.searcher.segment_reader(address.segment_ord);
-            let Some(column) = segment.fast_fields().str("key")? else { continue };
-            for ord in column.term_ords(address.doc_id) {
-                let mut key = String::new();
-                column.ord_to_str(ord, &mut key)?;
-                keys.insert(key);
+        for (segment, docs) in matches_by_segment(self.searcher, &query)? {
+            let Some(column) = self.searcher.segment_reader(segment).fast_fields().str("key")? else { continue };
+            for doc in docs {
+                keys.extend(first_str(&column, doc)?);
             }
         }
         let terms = keys.iter().map(|key| Term::from_field_text(self.fields.key, key));
@@ -232,7 +227,7 @@ impl Translator<'_> {
         let bound = |term: Term, inclusive: bool| if inclusive { Bound::Included(term) } else { Bound::Excluded(term) };
         let (lower, upper) = match typ {
             ValueType::Double => {
-                let term = json_number(self.fields, path, NumberValue::Double(number));
+                let term = json_term(self.fields, path, typ, &Literal::Double(number)).expect("a double term");
                 match op {
                     CompareOp::Gt | CompareOp::Ge => (bound(term, op == CompareOp::Ge), Bound::Unbounded),
                     _ => (Bound::Unbounded, bound(term, op == CompareOp::Le)),
@@ -246,7 +241,7 @@ impl Translator<'_> {
                     CompareOp::Lt => (None, Some(number.ceil() as i64 - 1)),
                     _ => (None, Some(number.floor() as i64)),
                 };
-                let term = |n: i64| json_number(self.fields, path, NumberValue::Int(n));
+                let term = |n: i64| json_term(self.fields, path, typ, &Literal::Int(n)).expect("an int term");
                 (
                     lower.map_or(Bound::Unbounded, |n| Bound::Included(term(n))),
                     upper.map_or(Bound::Unbounded, |n| Bound::Included(term(n))),
@@ -341,9 +336,6 @@ fn resolve(
         if INTS.contains(&name) {
             return vec![(format!("i.{name}"), ValueType::Int)];
         }
-        if name == "source_id" && target == Target::Model {
-            return vec![("s.source_id".to_owned(), ValueType::String)];
-        }
     }
     let custom = |typ: ValueType| {
         let group = match typ {
@@ -360,20 +352,6 @@ fn resolve(
         (None, Some(typ)) => vec![custom(typ)],
         (None, None) => [ValueType::String, ValueType::Int, ValueType::Double, ValueType::Bool].map(custom).to_vec(),
     }
-}
-
-enum NumberValue {
-    Int(i64),
-    Double(f64),
-}
-
-fn json_number(fields: &Fields, path: &str, value: NumberValue) -> Term {
-    let mut term = Term::from_field_json_path(fields.values, path, false);
-    match value {
-        NumberValue::Int(number) => term.append_type_and_fast_value(number),
-        NumberValue::Double(number) => term.append_type_and_fast_value(number),
-    }
-    term
 }
 
 /// The exact term of a literal at a typed path; `None` when the literal cannot equal a value of that type.

@@ -27,9 +27,20 @@ pub const MODEL: &str = "m";
 /// The `kind` of artifact documents.
 pub const ARTIFACT: &str = "a";
 
-/// Well-known string fields of models, by their Kubeflow filter names (arrays included).
-pub const MODEL_STRINGS: &[&str] =
-    &["name", "description", "provider", "license", "licenseLink", "libraryName", "maturity", "externalId"];
+/// Well-known string fields of models, by their Kubeflow filter names.
+pub const MODEL_STRINGS: &[&str] = &[
+    "name",
+    "source_id",
+    "description",
+    "provider",
+    "license",
+    "licenseLink",
+    "libraryName",
+    "maturity",
+    "externalId",
+];
+/// Well-known model fields that `filter_options` lists and `/models?facets=` counts (besides `source_id`).
+pub const FACETS: &[&str] = &["license", "provider", "tasks", "language", "libraryName", "maturity"];
 /// Well-known array fields of models.
 pub const MODEL_ARRAYS: &[&str] = &["tasks", "language"];
 /// Well-known integer fields of models and artifacts.

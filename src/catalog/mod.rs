@@ -224,5 +224,5 @@ impl OwnedSearch {
 async fn run_blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, IndexError> + Send + 'static,
 ) -> Result<T, IndexError> {
-    tokio::task::spawn_blocking(work).await.map_err(|error| IndexError::Io(std::io::Error::other(error.to_string())))?
+    tokio::task::spawn_blocking(work).await.map_err(|error| IndexError::Internal(error.to_string()))?
 }
