@@ -26,9 +26,11 @@ pub struct SourcesConfig {
     pub sources: Vec<SourceConfig>,
     /// Label definitions: JSON objects with a `name` (string or null) and any other string keys.
     pub labels: Vec<serde_json::Map<String, Json>>,
-    /// Named queries for models: name → field → `{operator, value}`.
-    pub named_queries: BTreeMap<String, BTreeMap<String, FieldFilter>>,
+    pub named_queries: NamedQueries,
 }
+
+/// Named queries for models: name → field → `{operator, value}`.
+pub type NamedQueries = BTreeMap<String, BTreeMap<String, FieldFilter>>;
 
 /// One model source.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,6 +61,8 @@ pub enum SourceKind {
     Hf { properties: BTreeMap<String, Json> },
     /// Another modelcat or Kubeflow catalog (its provider arrives with federation).
     Peer { properties: BTreeMap<String, Json> },
+    /// modelcat's own registered models: built in, never read from a sources file.
+    Registry,
 }
 
 /// One condition of a named query.
@@ -121,24 +125,13 @@ enum RawNamedQuery {
     Flat(BTreeMap<String, FieldFilter>),
 }
 
-/// Reads and layers sources files in order.
-pub fn load(paths: &[PathBuf]) -> Result<SourcesConfig, ConfigError> {
-    let mut files = Vec::with_capacity(paths.len());
-    for path in paths {
-        let text = std::fs::read_to_string(path)
-            .map_err(|error| ConfigError { problems: vec![format!("{}: {error}", path.display())] })?;
-        files.push((path.clone(), text));
-    }
-    parse(&files)
-}
-
 /// Parses and layers sources files given as `(path, contents)`; the path names the file in errors and
 /// anchors relative catalog paths.
 pub fn parse(files: &[(PathBuf, String)]) -> Result<SourcesConfig, ConfigError> {
     let mut problems = Vec::new();
     let mut merged: Vec<RawSource> = Vec::new();
     let mut labels = Vec::new();
-    let mut named_queries: BTreeMap<String, BTreeMap<String, FieldFilter>> = BTreeMap::new();
+    let mut named_queries = NamedQueries::new();
     for (path, text) in files {
         let file: RawFile = match parse_yaml(text) {
             Ok(file) => file,
@@ -211,14 +204,14 @@ fn merge(base: &mut RawSource, later: RawSource) {
 fn validate(raw: RawSource) -> Result<SourceConfig, String> {
     let id = SourceId::parse(&raw.id).map_err(|error| error.to_string())?;
     let name = raw.name.filter(|name| !name.trim().is_empty()).ok_or(format!("source {id}: `name` is required"))?;
+    let properties = raw.properties.unwrap_or_default();
     let included_models = raw.included_models.unwrap_or_default();
-    let excluded_models = raw.excluded_models.unwrap_or_default();
+    let excluded_models: Vec<String> =
+        raw.excluded_models.unwrap_or_default().into_iter().chain(legacy_excludes(&properties)).collect();
     NameFilter::new(&included_models, &excluded_models).map_err(|error| format!("source {id}: {error}"))?;
     if let Some(asset) = raw.asset_type.as_deref().filter(|asset| *asset != "models") {
         return Err(format!("source {id}: assetType {asset:?} does not belong in model_catalogs"));
     }
-    let properties = raw.properties.unwrap_or_default();
-    let legacy_excludes = legacy_excludes(&properties);
     let kind = match raw.kind.as_deref() {
         Some("yaml") => yaml_kind(&properties, &raw.base_dir),
         Some("hf") => Ok(SourceKind::Hf { properties }),
@@ -232,7 +225,7 @@ fn validate(raw: RawSource) -> Result<SourceConfig, String> {
         enabled: raw.enabled.unwrap_or(true),
         labels: raw.labels.unwrap_or_default(),
         included_models,
-        excluded_models: excluded_models.into_iter().chain(legacy_excludes).collect(),
+        excluded_models,
         kind,
     })
 }
@@ -322,6 +315,15 @@ mod tests {
         let config = parse(&files(&[("s.yaml", text)])).unwrap();
         assert!(config.sources[0].kind.as_ref().unwrap_err().contains("unknown source type \"ftp\""));
         assert!(config.sources[1].kind.is_ok());
+    }
+
+    #[test]
+    fn legacy_excludes_are_validated_and_kept() {
+        let blank =
+            "catalogs:\n- {id: e, name: E, type: yaml, properties: {yamlCatalogPath: e.yaml, excludedModels: [' ']}}\n";
+        assert!(parse(&files(&[("s.yaml", blank)])).is_err());
+        let legacy = "catalogs:\n- {id: e, name: E, type: yaml, excludedModels: [a], properties: {yamlCatalogPath: e.yaml, excludedModels: [b]}}\n";
+        assert_eq!(parse(&files(&[("s.yaml", legacy)])).unwrap().sources[0].excluded_models, vec!["a", "b"]);
     }
 
     #[test]

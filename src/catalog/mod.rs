@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use modelcat_index::{CatalogIndex, DocKey, Hits, IndexError, PropertyOptions, Search, Storage, StoredModel};
 use modelcat_sources::SourceStatus;
-use modelcat_sources::config::{FieldFilter, SourcesConfig};
+use modelcat_sources::config::{NamedQueries, SourcesConfig};
 use tokio::sync::{mpsc, watch as channel};
 
 use crate::registry::RegistryStore;
@@ -79,7 +79,7 @@ pub struct SourceView {
 pub struct View {
     pub sources: Vec<SourceView>,
     pub labels: Vec<serde_json::Map<String, serde_json::Value>>,
-    pub named_queries: BTreeMap<String, BTreeMap<String, FieldFilter>>,
+    pub named_queries: NamedQueries,
     /// Why the last sources-config reload was rejected (the previous config stays active).
     pub config_error: Option<String>,
     pub config_files: Vec<PathBuf>,

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use modelcat_index::{CatalogIndex, Change, DocKey};
-use modelcat_sources::config::{SourceConfig, SourceKind, SourcesConfig};
+use modelcat_sources::config::{ConfigError, SourceConfig, SourceKind, SourcesConfig};
 use modelcat_sources::{
     NameFilter, RecordOutcome, Source, SourceError, SourceId, SourceSnapshot, SourceStatus, SyncState, YamlSource,
 };
@@ -95,14 +95,11 @@ impl Reloader {
         registry: Option<(Arc<dyn RegistryStore>, mpsc::UnboundedReceiver<RegistryChange>)>,
         commands: mpsc::UnboundedSender<Command>,
     ) -> Result<(channel::Receiver<Arc<View>>, Reloader), CatalogError> {
-        let (config, config_hash) = read_config(&settings)?;
+        let (config, config_hash) = read_config(&settings, None)?.expect("read without a previous hash");
         let (view, receiver) = channel::channel(Arc::new(View::default()));
         let registry = match (&settings.registry_source, registry) {
             (Some(id), Some((store, mut changes))) => {
                 let id = SourceId::parse(id).map_err(|error| CatalogError::Other(error.to_string()))?;
-                if config.sources.iter().any(|source| source.id == id) {
-                    return Err(CatalogError::Other(format!("source id {id} is reserved for the model registry")));
-                }
                 let forward = commands.clone();
                 tokio::spawn(async move {
                     while let Some(change) = changes.recv().await {
@@ -203,14 +200,16 @@ impl Reloader {
 
     /// Re-reads the sources files; an invalid config keeps the active one.
     async fn reload_config(&mut self) {
-        match read_config(&self.settings) {
-            Ok((config, hash)) if hash != self.config_hash || self.config_error.is_some() => {
+        // After a rejected edit, even the old contents must be re-applied to clear the error.
+        let unchanged = self.config_error.is_none().then_some(self.config_hash);
+        match read_config(&self.settings, unchanged) {
+            Ok(Some((config, hash))) => {
                 tracing::info!(files = ?self.settings.sources, "sources config changed: applying");
                 self.config_hash = hash;
                 self.config_error = None;
                 self.install(config).await;
             }
-            Ok(_) => {}
+            Ok(None) => {}
             Err(error) => {
                 tracing::error!(%error, "sources config rejected; the previous one stays active");
                 self.config_error = Some(error.to_string());
@@ -227,11 +226,11 @@ impl Reloader {
             .filter(|id| !wanted.contains(*id) && Some(*id) != self.registry_id().as_ref())
             .cloned()
             .collect();
-        for id in removed {
+        for id in &removed {
             tracing::info!(source = %id, "source removed from the config");
-            self.runtimes.remove(&id);
-            self.apply(&id, vec![Change::DeleteSource(id.clone())]).await;
+            self.runtimes.remove(id);
         }
+        self.apply("removed", removed.into_iter().map(Change::DeleteSource).collect()).await;
         let mut refresh = Vec::new();
         for source in &config.sources {
             let id = source.id.to_string();
@@ -242,24 +241,21 @@ impl Reloader {
             self.runtimes.insert(id.clone(), runtime);
             refresh.push(id);
         }
-        if let Some(registry) = &self.registry
-            && !self.runtimes.contains_key(registry.id().as_str())
+        if let Some(id) = self.registry.as_ref().map(|registry| registry.id().clone())
+            && !self.runtimes.contains_key(id.as_str())
         {
             let config = SourceConfig {
-                id: registry.id().clone(),
+                id: id.clone(),
                 name: "Model Registry".to_owned(),
                 enabled: true,
                 labels: Vec::new(),
                 included_models: Vec::new(),
                 excluded_models: Vec::new(),
-                kind: Err("built in".to_owned()),
+                kind: Ok(SourceKind::Registry),
             };
-            let mut runtime = self.runtime(config);
-            runtime.source = Some(Arc::new(registry.clone()));
-            runtime.status = SourceStatus::Available;
-            runtime.error = None;
-            refresh.push(registry.id().to_string());
-            self.runtimes.insert(registry.id().to_string(), runtime);
+            refresh.push(id.to_string());
+            let runtime = self.runtime(config);
+            self.runtimes.insert(id.to_string(), runtime);
         }
         self.config = config;
         self.watch();
@@ -267,12 +263,17 @@ impl Reloader {
         self.publish();
     }
 
-    fn runtime(&self, config: SourceConfig) -> Runtime {
+    /// A fresh runtime for `config`; the hashes of what the index holds for it come from the runtime it
+    /// replaces, or from the index on first sight.
+    fn runtime(&mut self, config: SourceConfig) -> Runtime {
         let id = config.id.to_string();
-        let hashes = self.index.source_hashes(&id).unwrap_or_else(|error| {
-            tracing::warn!(source = %id, %error, "cannot read indexed hashes; reloading everything");
-            HashMap::new()
-        });
+        let hashes = match self.runtimes.remove(&id) {
+            Some(previous) => previous.hashes,
+            None => self.index.source_hashes(&id).unwrap_or_else(|error| {
+                tracing::warn!(source = %id, %error, "cannot read indexed hashes; reloading everything");
+                HashMap::new()
+            }),
+        };
         let (source, status, error): (Option<Arc<dyn Source>>, _, _) = match &config.kind {
             _ if !config.enabled => (None, SourceStatus::Disabled, None),
             Ok(SourceKind::Yaml { path }) => {
@@ -284,6 +285,10 @@ impl Reloader {
             Ok(SourceKind::Peer { .. }) => {
                 (None, SourceStatus::Error, Some("source type \"peer\" is not available in this build yet".to_owned()))
             }
+            Ok(SourceKind::Registry) => match &self.registry {
+                Some(registry) => (Some(Arc::new(registry.clone())), SourceStatus::Available, None),
+                None => (None, SourceStatus::Error, Some("the registry is not part of this catalog".to_owned())),
+            },
             Err(message) => (None, SourceStatus::Error, Some(message.clone())),
         };
         Runtime {
@@ -508,20 +513,39 @@ fn content_hashes(snapshot: &SourceSnapshot) -> HashMap<String, u64> {
     changed.collect()
 }
 
-fn read_config(settings: &CatalogSettings) -> Result<(SourcesConfig, u64), CatalogError> {
+/// Reads the sources files; `None` when their contents hash to `unchanged` (nothing to parse).
+fn read_config(
+    settings: &CatalogSettings,
+    unchanged: Option<u64>,
+) -> Result<Option<(SourcesConfig, u64)>, CatalogError> {
     let mut files = Vec::new();
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
     for path in &settings.sources {
         match std::fs::read_to_string(path) {
-            Ok(text) => files.push((path.clone(), text)),
+            Ok(text) => {
+                hasher.update(path.as_os_str().as_encoded_bytes());
+                hasher.update(&(text.len() as u64).to_le_bytes());
+                hasher.update(text.as_bytes());
+                files.push((path.clone(), text));
+            }
             Err(error) if error.kind() == std::io::ErrorKind::NotFound && settings.sources_optional => {}
             Err(error) => {
-                return Err(CatalogError::Config(modelcat_sources::config::ConfigError {
+                return Err(CatalogError::Config(ConfigError {
                     problems: vec![format!("{}: {error}", path.display())],
                 }));
             }
         }
     }
-    let hash =
-        files.iter().fold(0u64, |hash, (_, text)| hash ^ xxhash_rust::xxh3::xxh3_64(text.as_bytes()).rotate_left(1));
-    Ok((modelcat_sources::config::parse(&files)?, hash))
+    let hash = hasher.digest();
+    if unchanged == Some(hash) {
+        return Ok(None);
+    }
+    let config = modelcat_sources::config::parse(&files)?;
+    if let Some(reserved) = &settings.registry_source
+        && config.sources.iter().any(|source| source.id.as_str() == reserved)
+    {
+        let problem = format!("source id {reserved} is reserved for the model registry (catalog.registry_source)");
+        return Err(CatalogError::Config(ConfigError { problems: vec![problem] }));
+    }
+    Ok(Some((config, hash)))
 }

@@ -469,6 +469,18 @@ async fn sources_config_edits_add_remove_and_toggle_sources() {
     .expect("the rejected config is reported");
     assert!(rejected.contains("sources.yaml") && rejected.contains("nme"), "{rejected}");
     assert_eq!(catalog.names(&[("source", "third")]).await.len(), 2, "the previous config keeps serving");
+
+    catalog.write(
+        "sources.yaml",
+        "model_catalogs:\n  - {id: registry, name: Mine, type: yaml, properties: {yamlCatalogPath: second.yaml}}\n",
+    );
+    let reserved = eventually(WAIT, || async {
+        let status = catalog.get("/status", &[]).await.body;
+        status["configError"].as_str().filter(|error| error.contains("reserved")).map(str::to_owned)
+    })
+    .await;
+    assert!(reserved.is_some(), "the registry's source id cannot be taken by a config edit");
+    assert_eq!(catalog.source("registry").await["name"], "Model Registry");
 }
 
 #[tokio::test]

@@ -20,7 +20,7 @@ use axum::extract::{Multipart, Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use modelcat_index::{IndexError, PropertyOptions, SortBy};
-use modelcat_sources::config::FieldFilter;
+use modelcat_sources::config::NamedQueries;
 use modelcat_sources::{ArtifactKind, NameFilter};
 use serde_json::{Map, Value as Json, json};
 
@@ -270,10 +270,7 @@ async fn filter_options(State(state): State<AppState>) -> ApiResult {
 }
 
 /// Named queries with `"min"` / `"max"` values replaced by that field's range bound.
-fn named_queries(
-    queries: &BTreeMap<String, BTreeMap<String, FieldFilter>>,
-    options: &BTreeMap<String, PropertyOptions>,
-) -> Json {
+fn named_queries(queries: &NamedQueries, options: &BTreeMap<String, PropertyOptions>) -> Json {
     let rendered = queries.iter().map(|(name, fields)| {
         let fields = fields.iter().map(|(field, filter)| {
             let value = match (&filter.value, options.get(field)) {
