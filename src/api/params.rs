@@ -80,6 +80,27 @@ impl Params {
         values.flat_map(|(_, value)| value.split(',')).map(str::trim).filter(|value| !value.is_empty()).collect()
     }
 
+    /// `sortOrder`: `ASC` (the default) or `DESC`, in any case.
+    pub fn descending(&self) -> Result<bool, ApiError> {
+        match self.get("sortOrder").unwrap_or_default() {
+            "" => Ok(false),
+            order if order.eq_ignore_ascii_case("ASC") => Ok(false),
+            order if order.eq_ignore_ascii_case("DESC") => Ok(true),
+            other => Err(ApiError::bad_request(format!("invalid sortOrder \"{other}\": expected ASC or DESC"))),
+        }
+    }
+
+    /// `pageSize`: a positive integer, served as at most `max`; `default` when absent or empty.
+    pub fn page_size(&self, default: u32, max: u32) -> Result<u32, ApiError> {
+        match self.get("pageSize").unwrap_or_default() {
+            "" => Ok(default),
+            value => match value.parse::<u32>() {
+                Ok(size) if size >= 1 => Ok(size.min(max)),
+                _ => Err(ApiError::bad_request(format!("invalid pageSize \"{value}\": expected a positive integer"))),
+            },
+        }
+    }
+
     /// Every parameter but the page position and size, as sorted `key=value` texts: what a page token is
     /// bound to, so it only continues the query that produced it.
     pub fn list_parameters(&self) -> Vec<String> {

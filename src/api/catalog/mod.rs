@@ -37,7 +37,7 @@ use crate::registry::{Cursor, CursorValue};
 pub const BASE_PATH: &str = "/api/model_catalog/v1alpha1";
 
 /// Page size of catalog lists without `pageSize` (Kubeflow's).
-const DEFAULT_PAGE_SIZE: usize = 10;
+const DEFAULT_PAGE_SIZE: u32 = 10;
 
 type ApiResult = Result<Response, ApiError>;
 
@@ -73,18 +73,8 @@ struct Paging {
 
 impl Paging {
     /// `scope` names the list (a route and its path parameters), so a token only continues that list.
-    fn parse(params: &Params, scope: &str, max: usize) -> Result<Paging, ApiError> {
-        let size = match params.get("pageSize").filter(|size| !size.is_empty()) {
-            None => DEFAULT_PAGE_SIZE,
-            Some(text) => match text.parse::<usize>() {
-                Ok(size) if size >= 1 => size.min(max),
-                _ => {
-                    return Err(ApiError::bad_request(format!(
-                        "invalid pageSize {text:?}: expected a positive integer"
-                    )));
-                }
-            },
-        };
+    fn parse(params: &Params, scope: &str, max: u32) -> Result<Paging, ApiError> {
+        let size = params.page_size(DEFAULT_PAGE_SIZE, max)? as usize;
         let parameters = params.list_parameters();
         let parts: Vec<&str> = std::iter::once(scope).chain(parameters.iter().map(String::as_str)).collect();
         let hash = pagination::query_hash(&parts);
@@ -115,27 +105,18 @@ fn json(body: impl serde::Serialize) -> Response {
     axum::Json(body).into_response()
 }
 
-fn descending(params: &Params) -> Result<bool, ApiError> {
-    match params.get("sortOrder").filter(|order| !order.is_empty()) {
-        None => Ok(false),
-        Some(order) if order.eq_ignore_ascii_case("ASC") => Ok(false),
-        Some(order) if order.eq_ignore_ascii_case("DESC") => Ok(true),
-        Some(other) => Err(ApiError::bad_request(format!("invalid sortOrder {other:?}: use ASC or DESC"))),
-    }
-}
-
 fn parse_filter(params: &Params) -> Result<Option<Expr>, ApiError> {
     Ok(filter::parse(params.get("filterQuery").unwrap_or_default())?)
 }
 
 async fn find_sources(State(state): State<AppState>, params: Params) -> ApiResult {
     let view = state.catalog.view();
-    let paging = Paging::parse(&params, "sources", state.page_limits.max_page_size as usize)?;
+    let paging = Paging::parse(&params, "sources", state.page_limits.max_page_size)?;
     let name = params.get("name").unwrap_or_default().to_lowercase();
     let models_only = !matches!(params.get("assetType"), Some(asset) if asset == "mcp_servers");
     let mut sources: Vec<_> =
         view.sources.iter().filter(|source| models_only && source.name.to_lowercase().contains(&name)).collect();
-    let descending = descending(&params)?;
+    let descending = params.descending()?;
     match params.get("orderBy").filter(|order| !order.is_empty()) {
         None => {}
         Some("ID") => sources.sort_by(|a, b| a.id.cmp(&b.id)),
@@ -219,8 +200,8 @@ fn model_order(params: &Params, descending: bool) -> Result<SortBy, ApiError> {
 
 async fn find_models(State(state): State<AppState>, params: Params) -> ApiResult {
     let view = state.catalog.view();
-    let paging = Paging::parse(&params, "models", state.page_limits.max_page_size as usize)?;
-    let descending = descending(&params)?;
+    let paging = Paging::parse(&params, "models", state.page_limits.max_page_size)?;
+    let descending = params.descending()?;
     let search = OwnedSearch {
         q: params.get("q").map(str::trim).filter(|q| !q.is_empty()).map(str::to_owned),
         filter: parse_filter(&params)?,
@@ -287,7 +268,7 @@ fn named_queries(queries: &NamedQueries, options: &BTreeMap<String, PropertyOpti
 
 async fn find_labels(State(state): State<AppState>, params: Params) -> ApiResult {
     let view = state.catalog.view();
-    let paging = Paging::parse(&params, "labels", state.page_limits.max_page_size as usize)?;
+    let paging = Paging::parse(&params, "labels", state.page_limits.max_page_size)?;
     let asset = params.get("assetType").filter(|asset| !asset.is_empty());
     let mut labels: Vec<&Map<String, Json>> = view
         .labels
@@ -297,7 +278,7 @@ async fn find_labels(State(state): State<AppState>, params: Params) -> ApiResult
         })
         .collect();
     if let Some(key) = params.get("orderBy").filter(|key| !key.is_empty()) {
-        let descending = descending(&params)?;
+        let descending = params.descending()?;
         // Labels with the key first, by value; the rest keep their order.
         labels.sort_by(|a, b| match (a.get(key).and_then(Json::as_str), b.get(key).and_then(Json::as_str)) {
             (Some(x), Some(y)) if descending => y.cmp(x),
@@ -367,8 +348,8 @@ async fn model_route(
     }
     let order =
         ArtifactOrder::parse(params.get("orderBy").filter(|order| !order.is_empty())).map_err(ApiError::bad_request)?;
-    artifacts::sort(&mut artifacts, &order, descending(&params)?);
-    let paging = Paging::parse(&params, &format!("{source_id}:{rest}"), state.page_limits.max_page_size as usize)?;
+    artifacts::sort(&mut artifacts, &order, params.descending()?);
+    let paging = Paging::parse(&params, &format!("{source_id}:{rest}"), state.page_limits.max_page_size)?;
     Ok(json(paging.page(&artifacts, wire::artifact)))
 }
 
@@ -504,7 +485,7 @@ async fn preview(State(state): State<AppState>, params: Params, mut multipart: M
                 )));
             }
         };
-    let paging = Paging::parse(&params, "preview", state.page_limits.max_page_size as usize)?;
+    let paging = Paging::parse(&params, "preview", state.page_limits.max_page_size)?;
     let mut body = paging.page(&shown, |(name, included)| json!({"name": name, "included": included}));
     body.insert(
         "summary".into(),

@@ -57,20 +57,8 @@ impl Params {
             "NAME" => OrderField::Name,
             _ => OrderField::Id,
         };
-        let descending = match self.get("sortOrder").unwrap_or_default() {
-            "" | "ASC" | "asc" => false,
-            "DESC" | "desc" => true,
-            other => return Err(ApiError::bad_request(format!("invalid sortOrder \"{other}\": expected ASC or DESC"))),
-        };
-        let page_size = match self.get("pageSize") {
-            None | Some("") => limits.default_page_size,
-            Some(value) => parse_id_text(value)
-                .and_then(|size| u32::try_from(size).ok())
-                .ok_or_else(|| {
-                    ApiError::bad_request(format!("invalid pageSize \"{value}\": expected a positive integer"))
-                })?
-                .min(limits.max_page_size),
-        };
+        let descending = self.descending()?;
+        let page_size = self.page_size(limits.default_page_size, limits.max_page_size)?;
         let hash = self.query_hash(kind, parent);
         let after = pagination::decode(self.get("nextPageToken").unwrap_or_default(), &hash)?;
         Ok((ListQuery { filter, parent, order, descending, page_size, after }, hash))
