@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use modelcat_index::{CatalogIndex, DocKey, Hits, IndexError, PropertyOptions, Search, Storage, StoredModel};
 use modelcat_sources::SourceStatus;
-use modelcat_sources::config::{NamedQueries, SourcesConfig};
+use modelcat_sources::config::{NamedQueries, SourceConfig, SourcesConfig};
 use tokio::sync::{mpsc, watch as channel};
 
 use crate::registry::RegistryStore;
@@ -60,12 +60,7 @@ impl CatalogSettings {
 /// One source as the API shows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SourceView {
-    pub id: String,
-    pub name: String,
-    pub enabled: bool,
-    pub labels: Vec<String>,
-    pub included_models: Vec<String>,
-    pub excluded_models: Vec<String>,
+    pub config: SourceConfig,
     pub status: SourceStatus,
     pub error: Option<String>,
     /// Models this source serves now.

@@ -54,12 +54,7 @@ struct Runtime {
 impl Runtime {
     fn view(&self) -> SourceView {
         SourceView {
-            id: self.config.id.to_string(),
-            name: self.config.name.clone(),
-            enabled: self.config.enabled,
-            labels: self.config.labels.clone(),
-            included_models: self.config.included_models.clone(),
-            excluded_models: self.config.excluded_models.clone(),
+            config: self.config.clone(),
             status: self.status,
             error: self.error.clone(),
             models: self.hashes.len(),

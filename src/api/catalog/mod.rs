@@ -115,12 +115,12 @@ async fn find_sources(State(state): State<AppState>, params: Params) -> ApiResul
     let name = params.get("name").unwrap_or_default().to_lowercase();
     let models_only = !matches!(params.get("assetType"), Some(asset) if asset == "mcp_servers");
     let mut sources: Vec<_> =
-        view.sources.iter().filter(|source| models_only && source.name.to_lowercase().contains(&name)).collect();
+        view.sources.iter().filter(|source| models_only && source.config.name.to_lowercase().contains(&name)).collect();
     let descending = params.descending()?;
     match params.get("orderBy").filter(|order| !order.is_empty()) {
         None => {}
-        Some("ID") => sources.sort_by(|a, b| a.id.cmp(&b.id)),
-        Some("NAME") => sources.sort_by_key(|source| source.name.to_lowercase()),
+        Some("ID") => sources.sort_by(|a, b| a.config.id.cmp(&b.config.id)),
+        Some("NAME") => sources.sort_by_key(|source| source.config.name.to_lowercase()),
         Some(other) => return Err(ApiError::bad_request(format!("invalid orderBy {other:?}: use ID or NAME"))),
     }
     if descending {
@@ -140,18 +140,18 @@ fn selected_sources(view: &View, params: &Params) -> Result<Option<Vec<String>>,
     if wanted.is_empty() && labels.is_empty() {
         return Ok(None);
     }
-    let enabled = view.sources.iter().filter(|source| source.enabled);
+    let enabled = view.sources.iter().filter(|source| source.config.enabled);
     let selected = enabled.filter(|source| {
         if !wanted.is_empty() {
-            wanted.contains(&source.id.as_str())
+            wanted.contains(&source.config.id.as_str())
         } else {
             labels.iter().any(|label| match *label {
-                "null" => source.labels.is_empty(),
-                label => source.labels.iter().any(|own| own == label),
+                "null" => source.config.labels.is_empty(),
+                label => source.config.labels.iter().any(|own| own == label),
             })
         }
     });
-    Ok(Some(selected.map(|source| source.id.clone()).collect()))
+    Ok(Some(selected.map(|source| source.config.id.to_string()).collect()))
 }
 
 /// `orderBy` of `/models` as an index sort.
@@ -297,7 +297,7 @@ async fn status(State(state): State<AppState>) -> ApiResult {
         .sources
         .iter()
         .map(|source| {
-            json!({"id": source.id, "status": source.status.as_str(), "error": source.error,
+            json!({"id": source.config.id.as_str(), "status": source.status.as_str(), "error": source.error,
                    "models": source.models, "lastLoadedSinceEpoch": source.last_loaded.map(|time| time.to_string())})
         })
         .collect();
@@ -318,7 +318,7 @@ async fn model_route(
         (rest.as_str(), Tail::Model)
     };
     let view = state.catalog.view();
-    if !view.sources.iter().any(|source| source.id == source_id && source.enabled) {
+    if !view.sources.iter().any(|source| source.config.id.as_str() == source_id && source.config.enabled) {
         return Err(ApiError::not_found(format!("source {source_id} not found")));
     }
     let Some(model) = state.catalog.model(&source_id, name).await? else {

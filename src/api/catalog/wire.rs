@@ -94,17 +94,17 @@ pub fn artifact(artifact: &Artifact) -> Json {
 
 pub fn source(source: &SourceView) -> Json {
     let mut object = Map::new();
-    object.insert("id".into(), json!(source.id));
-    object.insert("name".into(), json!(source.name));
-    object.insert("enabled".into(), json!(source.enabled));
-    object.insert("labels".into(), json!(source.labels));
+    object.insert("id".into(), json!(source.config.id.as_str()));
+    object.insert("name".into(), json!(source.config.name));
+    object.insert("enabled".into(), json!(source.config.enabled));
+    object.insert("labels".into(), json!(source.config.labels));
     object.insert("status".into(), json!(source.status.as_str()));
     object.insert("error".into(), source.error.as_ref().map_or(Json::Null, |error| json!(error)));
-    if !source.included_models.is_empty() {
-        object.insert("includedModels".into(), json!(source.included_models));
+    if !source.config.included_models.is_empty() {
+        object.insert("includedModels".into(), json!(source.config.included_models));
     }
-    if !source.excluded_models.is_empty() {
-        object.insert("excludedModels".into(), json!(source.excluded_models));
+    if !source.config.excluded_models.is_empty() {
+        object.insert("excludedModels".into(), json!(source.config.excluded_models));
     }
     object.insert("assetType".into(), json!("models"));
     Json::Object(object)
