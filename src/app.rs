@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 
 use crate::api;
 use crate::api::registry::PageLimits;
-use crate::catalog::{Catalog, NotifyingStore};
+use crate::catalog::Catalog;
 use crate::config::Settings;
 use crate::registry::{self, RegistryStore};
 use crate::telemetry;
@@ -43,14 +43,9 @@ impl Application {
         let registry = registry::open(&settings.database_url)
             .await
             .with_context(|| format!("cannot open the registry store at {}", redact(&settings.database_url)))?;
-        let (registry, catalog) = if settings.catalog.registry_source.is_some() {
-            let (changes, receiver) = tokio::sync::mpsc::unbounded_channel();
-            let notifying: Arc<dyn RegistryStore> = Arc::new(NotifyingStore::new(registry.clone(), changes));
-            (notifying, Catalog::start(settings.catalog.clone(), Some((registry, receiver))).await)
-        } else {
-            (registry, Catalog::start(settings.catalog.clone(), None).await)
-        };
-        let catalog = catalog.context("cannot start the catalog")?;
+        let catalog =
+            Catalog::start(settings.catalog.clone(), registry.clone()).await.context("cannot start the catalog")?;
+        let registry = catalog.feed(registry);
         let state = AppState {
             registry,
             catalog: catalog.clone(),

@@ -97,6 +97,8 @@ pub struct Catalog {
     options: moka::sync::Cache<u64, Arc<BTreeMap<String, PropertyOptions>>>,
     facets: moka::sync::Cache<(u64, String), Arc<Facets>>,
     commands: mpsc::UnboundedSender<reload::Command>,
+    /// Whether registered models are a source (and registry writes must be reported).
+    fed: bool,
 }
 
 /// Why the catalog cannot start.
@@ -112,22 +114,34 @@ pub enum CatalogError {
 
 impl Catalog {
     /// Opens the index, loads every source, and starts watching files and registry writes.
-    pub async fn start(
-        settings: CatalogSettings,
-        registry: Option<(Arc<dyn RegistryStore>, mpsc::UnboundedReceiver<RegistryChange>)>,
-    ) -> Result<Catalog, CatalogError> {
+    /// `registry` is the store whose models join the catalog when `settings.registry_source` names a
+    /// source; pass its writes through [`Catalog::feed`] so the catalog hears of them.
+    pub async fn start(settings: CatalogSettings, registry: Arc<dyn RegistryStore>) -> Result<Catalog, CatalogError> {
         let storage = settings.index_dir.clone().map_or(Storage::Memory, Storage::Directory);
         let (index, fresh) = CatalogIndex::open(&storage)?;
         if fresh {
             tracing::info!(index = ?storage, "search index is new: loading every source into it");
         }
         let (commands, receiver) = mpsc::unbounded_channel();
+        let fed = settings.registry_source.is_some();
         let (view, reloader) = reload::Reloader::start(settings, index.clone(), registry, commands.clone()).await?;
         tokio::spawn(reloader.run(receiver));
         let idle = Duration::from_secs(600);
         let options = moka::sync::Cache::builder().max_capacity(4).time_to_idle(idle).build();
         let facets = moka::sync::Cache::builder().max_capacity(1000).time_to_idle(idle).build();
-        Ok(Catalog { index, view, options, facets, commands })
+        Ok(Catalog { index, view, options, facets, commands, fed })
+    }
+
+    /// Wraps the registry store so each successful write updates the catalog; the store itself when
+    /// registered models are not part of the catalog.
+    pub fn feed(&self, store: Arc<dyn RegistryStore>) -> Arc<dyn RegistryStore> {
+        if !self.fed {
+            return store;
+        }
+        let commands = self.commands.clone();
+        Arc::new(NotifyingStore::new(store, move |change| {
+            let _ = commands.send(reload::Command::Registry(change));
+        }))
     }
 
     /// How many index segments searches visit.

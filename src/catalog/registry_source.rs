@@ -16,7 +16,6 @@ use modelcat_sources::{
     ArtifactCommon, ArtifactKind, ArtifactRecord, MetadataValue, ModelRecord, RecordOutcome, Source, SourceError,
     SourceId, SourceSnapshot, SyncState,
 };
-use tokio::sync::mpsc;
 
 use crate::filter::{CompareOp, Expr, Literal, Property};
 use crate::registry::schema::{Kind, MODEL_ARTIFACT, MODEL_VERSION, REGISTERED_MODEL};
@@ -36,16 +35,19 @@ pub enum RegistryChange {
 /// A [`RegistryStore`] that reports its successful writes.
 pub struct NotifyingStore {
     inner: Arc<dyn RegistryStore>,
-    changes: mpsc::UnboundedSender<RegistryChange>,
+    notify: Box<dyn Fn(RegistryChange) + Send + Sync>,
 }
 
 impl NotifyingStore {
-    pub fn new(inner: Arc<dyn RegistryStore>, changes: mpsc::UnboundedSender<RegistryChange>) -> NotifyingStore {
-        NotifyingStore { inner, changes }
+    pub fn new(
+        inner: Arc<dyn RegistryStore>,
+        notify: impl Fn(RegistryChange) + Send + Sync + 'static,
+    ) -> NotifyingStore {
+        NotifyingStore { inner, notify: Box::new(notify) }
     }
 
     fn notify(&self, change: RegistryChange) {
-        let _ = self.changes.send(change);
+        (self.notify)(change);
     }
 
     /// What a write of `kind` (the record as stored, or just its id) touched.

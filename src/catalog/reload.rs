@@ -87,25 +87,17 @@ impl Reloader {
     pub async fn start(
         settings: CatalogSettings,
         index: CatalogIndex,
-        registry: Option<(Arc<dyn RegistryStore>, mpsc::UnboundedReceiver<RegistryChange>)>,
+        registry: Arc<dyn RegistryStore>,
         commands: mpsc::UnboundedSender<Command>,
     ) -> Result<(channel::Receiver<Arc<View>>, Reloader), CatalogError> {
         let (config, config_hash) = read_config(&settings, None)?.expect("read without a previous hash");
         let (view, receiver) = channel::channel(Arc::new(View::default()));
-        let registry = match (&settings.registry_source, registry) {
-            (Some(id), Some((store, mut changes))) => {
+        let registry = match &settings.registry_source {
+            Some(id) => {
                 let id = SourceId::parse(id).map_err(|error| CatalogError::Other(error.to_string()))?;
-                let forward = commands.clone();
-                tokio::spawn(async move {
-                    while let Some(change) = changes.recv().await {
-                        if forward.send(Command::Registry(change)).is_err() {
-                            break;
-                        }
-                    }
-                });
-                Some(RegistrySource::new(id, store))
+                Some(RegistrySource::new(id, registry))
             }
-            _ => None,
+            None => None,
         };
         let watcher = Watcher::start(settings.debounce, commands).map_err(|error| {
             tracing::warn!(%error, "cannot watch files: hot reload is off");
