@@ -126,15 +126,10 @@ pub fn model_documents(fields: &Fields, source_id: &str, record: &ModelRecord, h
         doc.add_text(fields.name_sort, "");
         doc.add_text(fields.source, source_id);
         let mut values = Values::default();
+        values.string("artifactType", artifact.kind.wire_type());
         match &artifact.kind {
-            ArtifactKind::Model { uri } => {
-                values.string("artifactType", "model-artifact");
-                values.string("uri", uri);
-            }
-            ArtifactKind::Metrics { metrics_type } => {
-                values.string("artifactType", "metrics-artifact");
-                values.string("metricsType", metrics_type);
-            }
+            ArtifactKind::Model { uri } => values.string("uri", uri),
+            ArtifactKind::Metrics { metrics_type } => values.string("metricsType", metrics_type),
         }
         let common = &artifact.common;
         for (field, value) in

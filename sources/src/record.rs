@@ -53,6 +53,16 @@ pub enum ArtifactKind {
     },
 }
 
+impl ArtifactKind {
+    /// The Kubeflow `artifactType` of this kind.
+    pub fn wire_type(&self) -> &'static str {
+        match self {
+            ArtifactKind::Model { .. } => "model-artifact",
+            ArtifactKind::Metrics { .. } => "metrics-artifact",
+        }
+    }
+}
+
 /// The fields every artifact has.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ArtifactCommon {

@@ -165,7 +165,7 @@ impl Catalog {
                     let count_only = Search { limit: 0, ..search.borrow(&search.facets) };
                     this.index.search(&count_only).map(|hits| Arc::new(hits.facets))
                 });
-                hits.facets = (*counted.map_err(|error| IndexError::Query(error.to_string()))?).clone();
+                hits.facets = (*counted.map_err(unshare)?).clone();
             }
             Ok(hits)
         })
@@ -185,7 +185,7 @@ impl Catalog {
         run_blocking(move || {
             this.options
                 .try_get_with(this.index.generation(), || this.index.filter_options().map(Arc::new))
-                .map_err(|error| IndexError::Query(error.to_string()))
+                .map_err(unshare)
         })
         .await
     }
@@ -227,6 +227,14 @@ impl OwnedSearch {
     /// What facet counts depend on: the matching set, not its order or page.
     fn cache_key(&self) -> (Option<&str>, Option<&crate::filter::Expr>, Option<&[String]>) {
         (self.q.as_deref(), self.filter.as_ref(), self.sources.as_deref())
+    }
+}
+
+/// A cache loader's shared error, keeping whether it was the caller's fault (a 400) or the index's.
+fn unshare(error: Arc<IndexError>) -> IndexError {
+    match &*error {
+        IndexError::Query(message) => IndexError::Query(message.clone()),
+        other => IndexError::Internal(other.to_string()),
     }
 }
 

@@ -157,7 +157,8 @@ fn selected_sources(view: &View, params: &Params) -> Result<Option<Vec<String>>,
 /// `orderBy` of `/models` as an index sort.
 fn model_order(params: &Params, descending: bool) -> Result<SortBy, ApiError> {
     if params.get("recommendations").is_some_and(|flag| flag == "true") {
-        let latency = params.get("latencyProperty").filter(|name| !name.is_empty()).unwrap_or("ttft_p90");
+        let default = PerfProperties::default().latency;
+        let latency = params.get("latencyProperty").filter(|name| !name.is_empty()).unwrap_or(&default);
         return Ok(SortBy::Number(modelcat_index::schema::value_path("an", latency)));
     }
     let spread = |name: &str| modelcat_index::schema::value_path(if descending { "ax" } else { "an" }, name);
@@ -338,7 +339,7 @@ async fn model_route(
         }
     }
     if !types.is_empty() {
-        artifacts.retain(|artifact| types.contains(&artifact_type(artifact)));
+        artifacts.retain(|artifact| types.contains(&artifact.record.kind.wire_type()));
     }
     if tail == Tail::Performance {
         artifacts = performance(artifacts, &params)?;
@@ -360,22 +361,20 @@ enum Tail {
     Performance,
 }
 
-fn artifact_type(artifact: &Artifact) -> &'static str {
-    match artifact.record.kind {
-        ArtifactKind::Model { .. } => "model-artifact",
-        ArtifactKind::Metrics { .. } => "metrics-artifact",
-    }
-}
-
 /// Performance artifacts, sized for `targetRPS` and reduced to `recommendations` when asked.
 fn performance(artifacts: Vec<Artifact>, params: &Params) -> Result<Vec<Artifact>, ApiError> {
-    let name = |key: &str, default: &str| params.get(key).filter(|name| !name.is_empty()).unwrap_or(default).to_owned();
-    let names = PerfProperties {
-        latency: name("latencyProperty", "ttft_p90"),
-        rps: name("rpsProperty", "requests_per_second"),
-        hardware_count: name("hardwareCountProperty", "hardware_count"),
-        hardware_type: name("hardwareTypeProperty", "hardware_type"),
-    };
+    let mut names = PerfProperties::default();
+    let overrides = [
+        ("latencyProperty", &mut names.latency),
+        ("rpsProperty", &mut names.rps),
+        ("hardwareCountProperty", &mut names.hardware_count),
+        ("hardwareTypeProperty", &mut names.hardware_type),
+    ];
+    for (key, name) in overrides {
+        if let Some(value) = params.get(key).filter(|value| !value.is_empty()) {
+            *name = value.to_owned();
+        }
+    }
     let mut artifacts: Vec<Artifact> = artifacts
         .into_iter()
         .filter(|artifact| matches!(&artifact.record.kind, ArtifactKind::Metrics { metrics_type } if metrics_type == "performance-metrics"))

@@ -72,16 +72,11 @@ pub fn model(stored: &StoredModel) -> Json {
 pub fn artifact(artifact: &Artifact) -> Json {
     let common = &artifact.record.common;
     let mut object = Map::new();
+    object.insert("artifactType".into(), json!(artifact.record.kind.wire_type()));
     match &artifact.record.kind {
-        ArtifactKind::Model { uri } => {
-            object.insert("artifactType".into(), json!("model-artifact"));
-            object.insert("uri".into(), json!(uri));
-        }
-        ArtifactKind::Metrics { metrics_type } => {
-            object.insert("artifactType".into(), json!("metrics-artifact"));
-            object.insert("metricsType".into(), json!(metrics_type));
-        }
-    }
+        ArtifactKind::Model { uri } => object.insert("uri".into(), json!(uri)),
+        ArtifactKind::Metrics { metrics_type } => object.insert("metricsType".into(), json!(metrics_type)),
+    };
     object.insert("id".into(), json!(artifact.id.to_string()));
     put(&mut object, "name", common.name.as_ref());
     put(&mut object, "description", common.description.as_ref());
