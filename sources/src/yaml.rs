@@ -10,7 +10,8 @@ use serde::Deserialize;
 
 use crate::config::parse_yaml;
 use crate::{
-    ArtifactRecord, MetadataValue, ModelRecord, RecordOutcome, Source, SourceError, SourceId, SourceSnapshot, SyncState,
+    ArtifactCommon, ArtifactKind, ArtifactRecord, MetadataValue, ModelRecord, RecordOutcome, Source, SourceError,
+    SourceId, SourceSnapshot, SyncState,
 };
 
 /// The `SyncState` key holding the hash of the last file content fetched.
@@ -26,10 +27,6 @@ pub struct YamlSource {
 impl YamlSource {
     pub fn new(id: SourceId, path: PathBuf) -> YamlSource {
         YamlSource { id, path }
-    }
-
-    pub fn path(&self) -> &std::path::Path {
-        &self.path
     }
 }
 
@@ -239,21 +236,19 @@ impl RawArtifact {
         match self.artifact_type.as_deref().unwrap_or("model-artifact") {
             "model-artifact" => {
                 let uri = self.uri.filter(|uri| !uri.is_empty()).ok_or("a model-artifact needs a `uri`")?;
-                Ok(ArtifactRecord { kind: crate::ArtifactKind::Model { uri }, common })
+                Ok(ArtifactRecord { kind: ArtifactKind::Model { uri }, common })
             }
             "metrics-artifact" => {
                 let metrics_type = self.metrics_type.unwrap_or_else(|| "performance-metrics".to_owned());
                 if !matches!(metrics_type.as_str(), "performance-metrics" | "accuracy-metrics") {
                     return Err(format!("metricsType {metrics_type:?}: use performance-metrics or accuracy-metrics"));
                 }
-                Ok(ArtifactRecord { kind: crate::ArtifactKind::Metrics { metrics_type }, common })
+                Ok(ArtifactRecord { kind: ArtifactKind::Metrics { metrics_type }, common })
             }
             other => Err(format!("artifactType {other:?}: use model-artifact or metrics-artifact")),
         }
     }
 }
-
-use crate::ArtifactCommon;
 
 #[cfg(test)]
 mod tests {
@@ -282,7 +277,7 @@ models:
         assert_eq!(model.properties["size"], MetadataValue::Int(7));
         assert_eq!(model.artifacts.len(), 2);
         assert!(
-            matches!(&model.artifacts[1].kind, crate::ArtifactKind::Metrics { metrics_type } if metrics_type == "accuracy-metrics")
+            matches!(&model.artifacts[1].kind, ArtifactKind::Metrics { metrics_type } if metrics_type == "accuracy-metrics")
         );
     }
 
