@@ -15,6 +15,9 @@ use crate::api;
 use crate::api::registry::PageLimits;
 use crate::catalog::Catalog;
 use crate::config::Settings;
+use crate::mirror::Mirror;
+use crate::mirror::store::MirrorStore;
+use crate::registry::store::SqlStore;
 use crate::registry::{self, RegistryStore};
 use crate::telemetry;
 
@@ -25,6 +28,9 @@ pub struct AppState {
     pub catalog: Catalog,
     pub page_limits: PageLimits,
     pub metrics: PrometheusHandle,
+    pub mirror: Mirror,
+    /// The absolute base URL of `Link` headers (`public_base_url`); `None` uses the `Host` header.
+    pub public_base_url: Option<String>,
 }
 
 /// A built, bound, not yet serving application.
@@ -40,11 +46,14 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("cannot create data directory {}", settings.data_dir.display()))?;
-        let registry = registry::open(&settings.database_url)
+        let backend = registry::connect(&settings.database_url)
             .await
-            .with_context(|| format!("cannot open the registry store at {}", redact(&settings.database_url)))?;
-        let catalog =
-            Catalog::start(settings.catalog.clone(), registry.clone()).await.context("cannot start the catalog")?;
+            .with_context(|| format!("cannot open the store at {}", redact(&settings.database_url)))?;
+        let registry: Arc<dyn RegistryStore> = Arc::new(SqlStore::new(backend.clone()));
+        let mirror = Mirror::open(MirrorStore::new(backend)).await.context("cannot load the Hub mirror")?;
+        let catalog = Catalog::start(settings.catalog.clone(), registry.clone(), mirror.clone())
+            .await
+            .context("cannot start the catalog")?;
         let registry = catalog.feed(registry);
         let state = AppState {
             registry,
@@ -54,6 +63,8 @@ impl Application {
                 max_page_size: settings.api.max_page_size,
             },
             metrics: telemetry::metrics_handle(),
+            mirror,
+            public_base_url: settings.public_base_url.clone(),
         };
         let router = api::router(state, settings.api, settings.reset_endpoint);
         let listener = TcpListener::bind(&settings.listen)

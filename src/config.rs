@@ -26,6 +26,9 @@ pub struct Settings {
     pub reset_endpoint: bool,
     pub log_format: LogFormat,
     pub catalog: crate::catalog::CatalogSettings,
+    /// The absolute URL clients reach this server at (e.g. `https://modelcat.example.com`), used for the
+    /// Hub API's `Link` headers; without it they are built from the request's `Host` header.
+    pub public_base_url: Option<String>,
 }
 
 /// The `catalog` section as written.
@@ -95,6 +98,7 @@ pub enum LogFormat {
 #[serde(deny_unknown_fields)]
 struct FileSettings {
     listen: Option<String>,
+    public_base_url: Option<String>,
     database_url: Option<String>,
     data_dir: Option<PathBuf>,
     #[serde(default)]
@@ -131,6 +135,7 @@ pub struct Overrides {
     pub log_format: Option<LogFormat>,
     /// Sources files (`--sources`, repeatable; `MODELCAT_SOURCES`, comma-separated).
     pub sources: Option<Vec<PathBuf>>,
+    pub public_base_url: Option<String>,
 }
 
 /// A configuration that cannot be used.
@@ -182,6 +187,10 @@ impl Settings {
             api: file.api,
             reset_endpoint: file.testing.reset_endpoint,
             log_format: overrides.log_format.unwrap_or(file.log.format),
+            public_base_url: overrides
+                .public_base_url
+                .or(file.public_base_url)
+                .map(|url| url.trim_end_matches('/').to_owned()),
         };
         settings.validate()?;
         Ok(settings)
@@ -206,6 +215,12 @@ impl Settings {
             ["sqlite:", "postgres://", "postgresql://"].iter().any(|scheme| self.database_url.starts_with(scheme));
         if !known_scheme {
             problems.push(format!("database_url {:?} must start with sqlite: or postgres://", self.database_url));
+        }
+        if let Some(url) = &self.public_base_url
+            && !url.starts_with("http://")
+            && !url.starts_with("https://")
+        {
+            problems.push(format!("public_base_url {url:?} must be an absolute http:// or https:// URL"));
         }
         if problems.is_empty() { Ok(()) } else { Err(ConfigError::Invalid(problems.join("; "))) }
     }

@@ -1,7 +1,9 @@
 //! modelcat: a federated catalog and registry for ML models, in one binary.
 //!
 //! This crate is the server: the registry store ([`registry`]), its HTTP APIs ([`api`]), configuration
-//! ([`config`]) and the application skeleton ([`app`]). Catalog sources live in `modelcat-sources` and the
+//! ([`config`]), the catalog service ([`catalog`]), the Hugging Face mirror ([`mirror`], served by
+//! [`api::hf`]) and the application skeleton ([`app`]). [`fake_hub`] is a faithful stand-in for the Hub,
+//! for tests and benchmarks. Catalog sources live in `modelcat-sources` and the
 //! search index in `modelcat-index`.
 
 pub mod api;
@@ -9,6 +11,8 @@ pub mod app;
 pub mod bench;
 pub mod catalog;
 pub mod config;
+pub mod fake_hub;
+pub mod mirror;
 pub use modelcat_index::filter;
 pub mod pagination;
 pub mod registry;

@@ -1,4 +1,5 @@
-//! The `modelcat` command line: `serve` runs the server; `bench` measures it.
+//! The `modelcat` command line: `serve` runs the server; `mirror` syncs and moves the Hugging Face
+//! mirror; `bench` measures; `fake-hub` serves the in-repo stand-in for the Hub (tests and benchmarks).
 
 use std::path::PathBuf;
 
@@ -21,9 +22,33 @@ struct Cli {
 enum Command {
     /// Runs the server.
     Serve(ServeArgs),
+    /// Mirrors Hugging Face Hub metadata: sync once, export and import bundles.
+    #[command(subcommand)]
+    Mirror(modelcat::mirror::cli::MirrorCommand),
     /// Measures modelcat and prints the figures.
     #[command(subcommand)]
     Bench(Bench),
+    /// Serves a fake Hugging Face Hub (deterministic models, injectable faults) for tests and benchmarks.
+    FakeHub(FakeHubArgs),
+}
+
+#[derive(clap::Args)]
+struct FakeHubArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: String,
+    /// Generated models (gen/model-NNNNN) besides the fixtures.
+    #[arg(long, default_value_t = 0)]
+    models: usize,
+    /// Largest page of /api/models.
+    #[arg(long, default_value_t = 1000)]
+    page_size: usize,
+    /// Answer every n-th request with 500.
+    #[arg(long, default_value_t = 0)]
+    error_every: u64,
+    /// Answer every n-th request with 429 and Retry-After: 1.
+    #[arg(long, default_value_t = 0)]
+    rate_limit_every: u64,
 }
 
 #[derive(Subcommand)]
@@ -32,6 +57,8 @@ enum Bench {
     Registry(modelcat::bench::registry::RegistryBench),
     /// Generates YAML catalogs and measures search, facets, filter options, hot reload and load time.
     Catalog(modelcat::bench::catalog::CatalogBench),
+    /// Syncs models from the fake Hub and measures sync throughput and the Hub-compatible API.
+    Hf(modelcat::bench::hf::HfBench),
 }
 
 #[derive(clap::Args)]
@@ -55,6 +82,9 @@ struct ServeArgs {
     /// [default: config/sources.yaml, if present].
     #[arg(long = "sources", env = "MODELCAT_SOURCES", value_delimiter = ',')]
     sources: Vec<PathBuf>,
+    /// The absolute URL clients reach this server at, for Hub API `Link` headers [default: from Host].
+    #[arg(long, env = "MODELCAT_PUBLIC_BASE_URL")]
+    public_base_url: Option<String>,
 }
 
 #[tokio::main]
@@ -68,6 +98,7 @@ async fn main() -> anyhow::Result<()> {
                 data_dir: args.data_dir,
                 log_format: args.log_format,
                 sources: (!args.sources.is_empty()).then_some(args.sources),
+                public_base_url: args.public_base_url,
             })?;
             modelcat::telemetry::init_tracing(settings.log_format);
             Application::build(settings).await?.run_until_stopped().await?;
@@ -79,6 +110,27 @@ async fn main() -> anyhow::Result<()> {
         Command::Bench(Bench::Catalog(bench)) => {
             modelcat::telemetry::init_tracing(LogFormat::Text);
             modelcat::bench::catalog::run_catalog(bench).await?;
+        }
+        Command::Bench(Bench::Hf(bench)) => {
+            modelcat::telemetry::init_tracing(LogFormat::Text);
+            modelcat::bench::hf::run_hf(bench).await?;
+        }
+        Command::Mirror(command) => {
+            modelcat::telemetry::init_tracing(LogFormat::Text);
+            modelcat::mirror::cli::run(command).await?;
+        }
+        Command::FakeHub(args) => {
+            modelcat::telemetry::init_tracing(LogFormat::Text);
+            let hub = modelcat::fake_hub::FakeHub::new(args.models, args.page_size);
+            hub.faults().server_error_every.store(args.error_every, std::sync::atomic::Ordering::Relaxed);
+            hub.faults().rate_limit_every.store(args.rate_limit_every, std::sync::atomic::Ordering::Relaxed);
+            let listener = tokio::net::TcpListener::bind(&args.listen).await?;
+            let (url, task) = hub.serve(listener).await?;
+            println!("fake Hub listening on {url}");
+            tokio::select! {
+                _ = task => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
         }
     }
     Ok(())

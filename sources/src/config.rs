@@ -57,8 +57,8 @@ impl SourceConfig {
 pub enum SourceKind {
     /// A YAML catalog file, resolved against the directory of the sources file that named it.
     Yaml { path: PathBuf },
-    /// The Hugging Face Hub (its provider arrives with the Hub mirror).
-    Hf { properties: BTreeMap<String, Json> },
+    /// The Hugging Face Hub, mirrored into the store.
+    Hf(crate::hf::HfParams),
     /// Another modelcat or Kubeflow catalog (its provider arrives with federation).
     Peer { properties: BTreeMap<String, Json> },
     /// modelcat's own registered models: built in, never read from a sources file.
@@ -205,16 +205,23 @@ fn validate(raw: RawSource) -> Result<SourceConfig, String> {
     let id = SourceId::parse(&raw.id).map_err(|error| error.to_string())?;
     let name = raw.name.filter(|name| !name.trim().is_empty()).ok_or(format!("source {id}: `name` is required"))?;
     let properties = raw.properties.unwrap_or_default();
-    let included_models = raw.included_models.unwrap_or_default();
-    let excluded_models: Vec<String> =
+    let mut included_models = raw.included_models.unwrap_or_default();
+    let mut excluded_models: Vec<String> =
         raw.excluded_models.unwrap_or_default().into_iter().chain(legacy_excludes(&properties)).collect();
+    let hf = (raw.kind.as_deref() == Some("hf")).then(|| {
+        crate::hf::HfParams::parse(&properties, &included_models, &excluded_models).map(|(params, included, excluded)| {
+            // allowedOrganization scopes the patterns the catalog filters with, too.
+            (included_models, excluded_models) = (included, excluded);
+            params
+        })
+    });
     NameFilter::new(&included_models, &excluded_models).map_err(|error| format!("source {id}: {error}"))?;
     if let Some(asset) = raw.asset_type.as_deref().filter(|asset| *asset != "models") {
         return Err(format!("source {id}: assetType {asset:?} does not belong in model_catalogs"));
     }
     let kind = match raw.kind.as_deref() {
         Some("yaml") => yaml_kind(&properties, &raw.base_dir),
-        Some("hf") => Ok(SourceKind::Hf { properties }),
+        Some("hf") => hf.expect("parsed above").map(SourceKind::Hf),
         Some("peer") => Ok(SourceKind::Peer { properties }),
         Some(other) => Err(format!("unknown source type {other:?} (expected yaml, hf or peer)")),
         None => Err("the source has no `type` (expected yaml, hf or peer)".to_owned()),

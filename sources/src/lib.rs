@@ -14,11 +14,12 @@
 //! - [`NameFilter`] applies Kubeflow's `includedModels` / `excludedModels` semantics.
 //!
 //! Also here: [`config`], the sources file (Kubeflow's `sources.yaml`, layered and strict), and
-//! [`YamlSource`], the YAML catalog provider.
+//! [`YamlSource`], the YAML catalog provider, and [`hf`], the Hub source's settings and record mapping.
 //!
 //! This crate knows nothing about HTTP servers, SQL or the search index.
 
 pub mod config;
+pub mod hf;
 mod name_filter;
 mod record;
 mod yaml;
@@ -73,6 +74,9 @@ pub struct SourceSnapshot {
     pub records: BTreeMap<String, RecordOutcome>,
     /// State to hand back to the next fetch.
     pub state: SyncState,
+    /// Set when the source could not refresh everything (an upstream listing failed, say) and serves its
+    /// last good copy of the rest.
+    pub problem: Option<String>,
 }
 
 impl SourceSnapshot {
@@ -80,8 +84,8 @@ impl SourceSnapshot {
     pub fn status(&self) -> SourceStatus {
         let failed = self.records.values().filter(|outcome| matches!(outcome, RecordOutcome::Failed(_))).count();
         match failed {
-            0 => SourceStatus::Available,
-            failed if failed == self.records.len() => SourceStatus::Error,
+            _ if failed == self.records.len() && (failed > 0 || self.problem.is_some()) => SourceStatus::Error,
+            0 if self.problem.is_none() => SourceStatus::Available,
             _ => SourceStatus::PartiallyAvailable,
         }
     }
@@ -150,5 +154,9 @@ mod tests {
         assert_eq!(snapshot.status(), SourceStatus::PartiallyAvailable);
         snapshot.records.remove("a");
         assert_eq!(snapshot.status().as_str(), "error");
+        let mut stale = SourceSnapshot { problem: Some("listing failed".into()), ..SourceSnapshot::default() };
+        assert_eq!(stale.status(), SourceStatus::Error);
+        stale.records.insert("a".into(), RecordOutcome::Unchanged);
+        assert_eq!(stale.status(), SourceStatus::PartiallyAvailable);
     }
 }

@@ -56,7 +56,11 @@ impl Source for YamlSource {
             .map_err(|error| SourceError::Fetch(error.to_string()))?
             .map_err(|message| SourceError::Fetch(format!("{}: {message}", path.display())))?;
         let records = records.into_iter().map(|record| (record.name.clone(), RecordOutcome::Changed(Box::new(record))));
-        Ok(Some(SourceSnapshot { records: records.collect(), state: SyncState::from([(CONTENT_HASH.into(), hash)]) }))
+        Ok(Some(SourceSnapshot {
+            records: records.collect(),
+            state: SyncState::from([(CONTENT_HASH.into(), hash)]),
+            problem: None,
+        }))
     }
 }
 

@@ -3,11 +3,13 @@
 //! Layers, outermost first: panic catching (500), request ids (`x-request-id`, generated when absent and
 //! echoed back), a request span per call, a per-request timeout, a body size limit, and request metrics
 //! (`http_requests_total` by method, route and status; `http_request_duration_seconds` by route).
-//! Unknown paths answer 404 in the Kubeflow envelope.
+//! Unknown paths answer 404: in the Hub's envelope under `/api/` outside the Kubeflow families, in
+//! Kubeflow's elsewhere.
 
 pub mod catalog;
 pub mod error;
 pub mod health;
+pub mod hf;
 pub mod params;
 pub mod registry;
 
@@ -36,7 +38,8 @@ pub fn router(state: AppState, api: ApiSettings, reset_endpoint: bool) -> Router
         .route(&format!("{}/openapi.yaml", registry::BASE_PATH), axum::routing::get(openapi))
         .nest(catalog::BASE_PATH, catalog::router())
         .merge(health::router())
-        .fallback(|| async { ApiError::not_found("not found") })
+        .merge(hf::router())
+        .fallback(unknown_path)
         .layer(middleware::from_fn(record_metrics))
         .layer(DefaultBodyLimit::max(api.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
@@ -48,6 +51,17 @@ pub fn router(state: AppState, api: ApiSettings, reset_endpoint: bool) -> Router
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .layer(CatchPanicLayer::new())
         .with_state(state)
+}
+
+/// Unknown paths: the Hub's envelope under `/api/` (outside the Kubeflow families), Kubeflow's elsewhere.
+async fn unknown_path(uri: axum::http::Uri) -> Response {
+    let path = uri.path();
+    let kubeflow = path.starts_with("/api/model_registry/") || path.starts_with("/api/model_catalog/");
+    if path.starts_with("/api/") && !kubeflow {
+        hf::unknown_api_path(path)
+    } else {
+        ApiError::not_found("not found").into_response()
+    }
 }
 
 async fn openapi() -> impl IntoResponse {

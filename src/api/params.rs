@@ -23,7 +23,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
     }
 }
 
-fn form_pairs(raw: &str) -> Vec<(String, String)> {
+/// Splits and decodes a query string (or form body) into its pairs, in order, repeated keys kept.
+pub fn form_pairs(raw: &str) -> Vec<(String, String)> {
     raw.split('&')
         .filter(|pair| !pair.is_empty())
         .map(|pair| {
@@ -34,7 +35,7 @@ fn form_pairs(raw: &str) -> Vec<(String, String)> {
 }
 
 /// Decodes `+` and `%XX` escapes (invalid escapes are kept as written).
-fn percent_decode(text: &str) -> String {
+pub fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut decoded = Vec::with_capacity(bytes.len());
     let mut index = 0;

@@ -301,6 +301,7 @@ async fn run_in(bench: &CatalogBench, temp: &Path) -> anyhow::Result<()> {
         let mut catalog = crate::catalog::CatalogSettings::new(&temp.join("data"), vec![temp.join("sources.yaml")]);
         catalog.registry_source = None;
         Settings {
+            public_base_url: None,
             listen: "127.0.0.1:0".into(),
             database_url: format!("sqlite://{}", temp.join("registry.db").display()),
             data_dir: temp.join("data"),
@@ -544,7 +545,7 @@ fn model(out: &mut String, index: usize, readme_words: usize, random: &mut Rando
 }
 
 /// This process's resident memory, from `/proc/self/status` (Linux).
-fn resident() -> String {
+pub fn resident() -> String {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|status| {

@@ -1,9 +1,10 @@
 //! `modelcat bench …`: benchmarks that print figures (nothing is asserted).
 //!
-//! [`registry`] measures the registry API, [`catalog`] the catalog. Both run the server in this process on
+//! [`registry`] measures the registry API, [`catalog`] the catalog, [`hf`] the Hub mirror (sync and API). Both run the server in this process on
 //! a loopback port and drive it with HTTP clients in the same process, so client cost is included.
 
 pub mod catalog;
+pub mod hf;
 pub mod registry;
 
 use std::sync::Arc;

@@ -91,6 +91,7 @@ async fn run_against(bench: &RegistryBench, database_url: &str, temp: &std::path
     drop(store);
 
     let settings = Settings {
+        public_base_url: None,
         listen: "127.0.0.1:0".into(),
         database_url: database_url.to_owned(),
         data_dir: temp.join("data"),

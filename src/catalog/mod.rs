@@ -25,6 +25,7 @@ use modelcat_sources::SourceStatus;
 use modelcat_sources::config::{NamedQueries, SourceConfig, SourcesConfig};
 use tokio::sync::{mpsc, watch as channel};
 
+use crate::mirror::Mirror;
 use crate::registry::RegistryStore;
 pub use registry_source::{NotifyingStore, RegistryChange};
 
@@ -116,7 +117,11 @@ impl Catalog {
     /// Opens the index, loads every source, and starts watching files and registry writes.
     /// `registry` is the store whose models join the catalog when `settings.registry_source` names a
     /// source; pass its writes through [`Catalog::feed`] so the catalog hears of them.
-    pub async fn start(settings: CatalogSettings, registry: Arc<dyn RegistryStore>) -> Result<Catalog, CatalogError> {
+    pub async fn start(
+        settings: CatalogSettings,
+        registry: Arc<dyn RegistryStore>,
+        mirror: Mirror,
+    ) -> Result<Catalog, CatalogError> {
         let storage = settings.index_dir.clone().map_or(Storage::Memory, Storage::Directory);
         let (index, fresh) = CatalogIndex::open(&storage)?;
         if fresh {
@@ -124,7 +129,7 @@ impl Catalog {
         }
         let (commands, receiver) = mpsc::unbounded_channel();
         let fed = settings.registry_source.is_some();
-        let (view, reloader) = reload::Reloader::start(settings, index.clone(), registry, commands.clone()).await?;
+        let (view, reloader) = reload::Reloader::start(settings, index.clone(), registry, mirror, commands.clone()).await?;
         tokio::spawn(reloader.run(receiver));
         let idle = Duration::from_secs(600);
         let options = moka::sync::Cache::builder().max_capacity(4).time_to_idle(idle).build();

@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, watch as channel};
 use super::registry_source::{RegistryChange, RegistrySource};
 use super::watch::Watcher;
 use super::{CatalogError, CatalogSettings, SourceView, View};
+use crate::mirror::{HfSource, Mirror};
 use crate::registry::{RegistryStore, now_millis};
 
 /// A fetched snapshot with the content hash of each changed record.
@@ -35,6 +36,8 @@ pub enum Command {
     /// Files changed in these directories.
     Changed(Vec<PathBuf>),
     Registry(RegistryChange),
+    /// A Hub source finished a sync into the mirror.
+    Synced(String),
     /// Stop watching and reloading (shutdown).
     Stop,
 }
@@ -80,6 +83,8 @@ pub struct Reloader {
     registry: Option<RegistrySource>,
     view: channel::Sender<Arc<View>>,
     watcher: Option<Watcher>,
+    mirror: Mirror,
+    commands: mpsc::UnboundedSender<Command>,
 }
 
 impl Reloader {
@@ -88,6 +93,7 @@ impl Reloader {
         settings: CatalogSettings,
         index: CatalogIndex,
         registry: Arc<dyn RegistryStore>,
+        mirror: Mirror,
         commands: mpsc::UnboundedSender<Command>,
     ) -> Result<(channel::Receiver<Arc<View>>, Reloader), CatalogError> {
         let (config, config_hash) = read_config(&settings, None)?.expect("read without a previous hash");
@@ -99,7 +105,7 @@ impl Reloader {
             }
             None => None,
         };
-        let watcher = Watcher::start(settings.debounce, commands).map_err(|error| {
+        let watcher = Watcher::start(settings.debounce, commands.clone()).map_err(|error| {
             tracing::warn!(%error, "cannot watch files: hot reload is off");
         });
         let mut reloader = Reloader {
@@ -112,6 +118,8 @@ impl Reloader {
             registry,
             view,
             watcher: watcher.ok(),
+            mirror,
+            commands,
         };
         reloader.remove_unknown_sources(&config).await;
         reloader.install(config).await;
@@ -144,6 +152,7 @@ impl Reloader {
             let mut dirs = HashSet::new();
             let mut models = Vec::new();
             let mut registry_all = false;
+            let mut synced = Vec::new();
             let mut stop = false;
             for command in batch {
                 match command {
@@ -151,6 +160,7 @@ impl Reloader {
                     Command::Changed(paths) => dirs.extend(paths),
                     Command::Registry(RegistryChange::All) => registry_all = true,
                     Command::Registry(change) => models.push(change),
+                    Command::Synced(id) => synced.push(id),
                 }
             }
             if stop {
@@ -164,6 +174,7 @@ impl Reloader {
                 .iter()
                 .filter(|(_, runtime)| runtime.yaml_path().and_then(Path::parent).is_some_and(|dir| dirs.contains(dir)))
                 .map(|(id, _)| id.clone())
+                .chain(synced)
                 .collect();
             self.refresh_all(yaml).await;
             if registry_all {
@@ -215,7 +226,17 @@ impl Reloader {
             .collect();
         for id in &removed {
             tracing::info!(source = %id, "source removed from the config");
-            self.runtimes.remove(id);
+            let runtime = self.runtimes.remove(id);
+            if runtime.is_some_and(|runtime| matches!(runtime.config.kind, Ok(SourceKind::Hf(_)))) {
+                // A deliberate removal (never a failed sync): its mirrored repos go too.
+                let forgotten = match self.mirror.store.forget_source(id).await {
+                    Ok(()) => self.mirror.reload_listing().await.map(drop),
+                    Err(error) => Err(error),
+                };
+                if let Err(error) = forgotten {
+                    tracing::error!(source = %id, %error, "cannot forget a removed source's mirrored repos");
+                }
+            }
         }
         self.apply("removed", removed.into_iter().map(Change::DeleteSource).collect()).await;
         let mut refresh = Vec::new();
@@ -266,8 +287,15 @@ impl Reloader {
             Ok(SourceKind::Yaml { path }) => {
                 (Some(Arc::new(YamlSource::new(config.id.clone(), path.clone()))), SourceStatus::Available, None)
             }
-            Ok(SourceKind::Hf { .. }) => {
-                (None, SourceStatus::Error, Some("source type \"hf\" is not available in this build yet".to_owned()))
+            Ok(SourceKind::Hf(params)) => {
+                let commands = self.commands.clone();
+                let id = config.id.to_string();
+                let on_synced = Arc::new(move || {
+                    let _ = commands.send(Command::Synced(id.clone()));
+                });
+                let source =
+                    HfSource::start(config.id.clone(), params.clone(), config.name_filter(), self.mirror.clone(), on_synced);
+                (Some(Arc::new(source)), SourceStatus::Available, None)
             }
             Ok(SourceKind::Peer { .. }) => {
                 (None, SourceStatus::Error, Some("source type \"peer\" is not available in this build yet".to_owned()))
@@ -401,6 +429,7 @@ impl Reloader {
         runtime.sync = snapshot.state;
         runtime.hashes = hashes;
         runtime.status = status;
+        failures.splice(0..0, snapshot.problem);
         runtime.error = (!failures.is_empty()).then(|| failures.join("; "));
         runtime.last_loaded = Some(now_millis());
         let models = runtime.hashes.len();

@@ -14,12 +14,16 @@ pub struct Migration {
 }
 
 /// Migrations for SQLite, in order.
-pub const SQLITE: &[Migration] =
-    &[Migration { version: 1, name: "registry", sql: include_str!("migrations/sqlite/0001_registry.sql") }];
+pub const SQLITE: &[Migration] = &[
+    Migration { version: 1, name: "registry", sql: include_str!("migrations/sqlite/0001_registry.sql") },
+    Migration { version: 2, name: "hf_mirror", sql: include_str!("migrations/sqlite/0002_hf_mirror.sql") },
+];
 
 /// Migrations for PostgreSQL, in order.
-pub const POSTGRES: &[Migration] =
-    &[Migration { version: 1, name: "registry", sql: include_str!("migrations/postgres/0001_registry.sql") }];
+pub const POSTGRES: &[Migration] = &[
+    Migration { version: 1, name: "registry", sql: include_str!("migrations/postgres/0001_registry.sql") },
+    Migration { version: 2, name: "hf_mirror", sql: include_str!("migrations/postgres/0002_hf_mirror.sql") },
+];
 
 /// Creates the bookkeeping table; portable across both backends.
 pub const CREATE_BOOKKEEPING: &str = "CREATE TABLE IF NOT EXISTS modelcat_migrations (\

@@ -216,16 +216,19 @@ pub trait RegistryStore: Send + Sync + 'static {
 
 /// Opens the store for a database URL, creating and migrating it as needed.
 pub async fn open(url: &str) -> Result<Arc<dyn RegistryStore>, RegistryError> {
-    let backend: Arc<dyn sql::Backend> = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Arc::new(postgres::PostgresBackend::connect(url).await?)
+    Ok(Arc::new(store::SqlStore::new(connect(url).await?)))
+}
+
+/// Connects to the database at `url` (`sqlite:` or `postgres:`), creating and migrating it as needed. The
+/// registry store and the Hub mirror share this connection.
+pub async fn connect(url: &str) -> Result<Arc<dyn sql::Backend>, RegistryError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PostgresBackend::connect(url).await?))
     } else if url.starts_with("sqlite:") {
-        Arc::new(sqlite::SqliteBackend::connect(url).await?)
+        Ok(Arc::new(sqlite::SqliteBackend::connect(url).await?))
     } else {
-        return Err(RegistryError::Config(format!(
-            "unsupported database URL {url:?}: use sqlite://PATH or postgres://…"
-        )));
-    };
-    Ok(Arc::new(store::SqlStore::new(backend)))
+        Err(RegistryError::Config(format!("unsupported database URL {url:?}: use sqlite://PATH or postgres://…")))
+    }
 }
 
 /// Milliseconds since the Unix epoch.

@@ -105,10 +105,12 @@ fn bind_all(sql: &Sql) -> sqlx::query::Query<'_, Postgres, <Postgres as sqlx::Da
             Value::Null(Col::Double) => query.bind(None::<f64>),
             Value::Null(Col::Text) => query.bind(None::<String>),
             Value::Null(Col::Bool) => query.bind(None::<bool>),
+            Value::Null(Col::Bytes) => query.bind(None::<Vec<u8>>),
             Value::Int(number) => query.bind(*number),
             Value::Double(number) => query.bind(*number),
             Value::Text(text) => query.bind(text.as_str()),
             Value::Bool(flag) => query.bind(*flag),
+            Value::Bytes(bytes) => query.bind(bytes.as_slice()),
         };
     }
     query
@@ -125,6 +127,7 @@ fn decode_row(row: &sqlx::postgres::PgRow, cols: &[Col]) -> Result<Row, sqlx::Er
                 Col::Double => row.try_get::<Option<f64>, _>(index)?.map_or(Value::Null(Col::Double), Value::Double),
                 Col::Text => row.try_get::<Option<String>, _>(index)?.map_or(Value::Null(Col::Text), Value::Text),
                 Col::Bool => row.try_get::<Option<bool>, _>(index)?.map_or(Value::Null(Col::Bool), Value::Bool),
+                Col::Bytes => row.try_get::<Option<Vec<u8>>, _>(index)?.map_or(Value::Null(Col::Bytes), Value::Bytes),
             })
         })
         .collect()

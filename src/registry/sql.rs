@@ -21,6 +21,7 @@ pub enum Value {
     Double(f64),
     Text(String),
     Bool(bool),
+    Bytes(Vec<u8>),
 }
 
 impl Value {
@@ -37,6 +38,13 @@ impl Value {
             _ => None,
         }
     }
+
+    pub fn into_bytes(self) -> Option<Vec<u8>> {
+        match self {
+            Value::Bytes(bytes) => Some(bytes),
+            _ => None,
+        }
+    }
 }
 
 /// The type a result column is decoded as.
@@ -46,6 +54,7 @@ pub enum Col {
     Double,
     Text,
     Bool,
+    Bytes,
 }
 
 /// The placeholder style of a backend.

@@ -148,6 +148,7 @@ impl ToSql for Value {
             Value::Double(number) => ToSqlOutput::Borrowed(ValueRef::Real(*number)),
             Value::Text(text) => ToSqlOutput::Borrowed(ValueRef::Text(text.as_bytes())),
             Value::Bool(flag) => ToSqlOutput::Borrowed(ValueRef::Integer(i64::from(*flag))),
+            Value::Bytes(bytes) => ToSqlOutput::Borrowed(ValueRef::Blob(bytes)),
         })
     }
 }
@@ -159,8 +160,10 @@ fn decode(value: ValueRef<'_>, col: Col) -> Value {
         (ValueRef::Integer(number), Col::Double) => Value::Double(number as f64),
         (ValueRef::Integer(number), Col::Text) => Value::Text(number.to_string()),
         (ValueRef::Integer(number), Col::Int) => Value::Int(number),
+        (ValueRef::Integer(number), Col::Bytes) => Value::Bytes(number.to_string().into_bytes()),
         (ValueRef::Real(number), Col::Int) => Value::Int(number as i64),
         (ValueRef::Real(number), _) => Value::Double(number),
+        (ValueRef::Text(bytes) | ValueRef::Blob(bytes), Col::Bytes) => Value::Bytes(bytes.to_vec()),
         (ValueRef::Text(bytes) | ValueRef::Blob(bytes), _) => Value::Text(String::from_utf8_lossy(bytes).into_owned()),
     }
 }

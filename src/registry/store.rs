@@ -132,6 +132,7 @@ fn value_scalar(field_type: FieldType, value: Value) -> Option<Scalar> {
         (_, Value::Int(number)) => Some(Scalar::Int(number)),
         (_, Value::Double(number)) => Some(Scalar::Double(number)),
         (_, Value::Bool(flag)) => Some(Scalar::Text(flag.to_string())),
+        (_, Value::Bytes(_)) => None,
     }
 }
 

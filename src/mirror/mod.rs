@@ -1,0 +1,175 @@
+//! The Hugging Face mirror: Hub metadata synced into modelcat's own store and served back through the
+//! Hub's API (`crate::api::hf`).
+//!
+//! - [`store`]: raw `model_info` and refs documents and mirrored files, in SQLite or PostgreSQL.
+//! - [`hub`]: the HTTP client that syncs from a Hub, within its rate limits.
+//! - [`sync`]: one sync of an `hf` source (list, skip unchanged, fetch, write, forget).
+//! - [`listing`]: the in-memory listing `GET /api/models` searches.
+//! - [`bundle`]: export and import of the whole mirror as one verified, compressed file.
+//! - [`HfSource`]: an `hf` catalog source: a background task syncs on the source's `syncInterval`, and the
+//!   catalog reads the mirrored repos back as model records.
+//!
+//! The store is the truth; the listing is rebuilt from it at start and follows every write.
+
+pub mod bundle;
+pub mod cli;
+pub mod hub;
+pub mod listing;
+pub mod store;
+pub mod sync;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use modelcat_sources::hf::{HfParams, model_record};
+use modelcat_sources::{NameFilter, RecordOutcome, Source, SourceError, SourceId, SourceSnapshot, SyncState};
+use serde_json::Value as Json;
+
+use hub::{HubClient, RetryPolicy};
+use listing::{Entry, Listing};
+use store::{MirrorStore, MirroredRepo, StoreError};
+use sync::{Progress, SyncJob, SyncReport};
+
+/// The mirror: its store and the listing kept in step with it. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Mirror {
+    pub store: MirrorStore,
+    pub listing: Listing,
+}
+
+impl Mirror {
+    /// Opens the mirror over `store`, loading the listing from it.
+    pub async fn open(store: MirrorStore) -> Result<Mirror, StoreError> {
+        let mirror = Mirror { store, listing: Listing::default() };
+        mirror.reload_listing().await?;
+        Ok(mirror)
+    }
+
+    /// Rebuilds the listing from the store.
+    pub async fn reload_listing(&self) -> Result<usize, StoreError> {
+        let mut entries = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.store.scan(after.as_deref()).await?;
+            let Some((last, _)) = page.last() else { break };
+            after = Some(last.clone());
+            entries.extend(page.iter().filter_map(|(_, info)| Entry::from_info(&serde_json::from_str(info).ok()?)));
+        }
+        let count = entries.len();
+        self.listing.replace(entries);
+        Ok(count)
+    }
+
+    /// Syncs one source once, keeping the listing in step (published at most about once a second).
+    /// `on_progress` sees the sync's progress.
+    pub async fn sync(
+        &self,
+        source_id: &str,
+        params: &HfParams,
+        filter: &NameFilter,
+        retry: RetryPolicy,
+        on_progress: &(dyn Fn(Progress) + Send + Sync),
+    ) -> Result<SyncReport, StoreError> {
+        let client = HubClient::new(&params.url, params.api_key(), retry)
+            .map_err(|error| StoreError::from(crate::registry::sql::DbError::Backend(error.to_string())))?;
+        let last_publish = Mutex::new(Instant::now());
+        let stage = |progress: Progress, written: &[MirroredRepo]| {
+            for repo in written {
+                if let Some(entry) = serde_json::from_str::<Json>(&repo.info).ok().as_ref().and_then(Entry::from_info) {
+                    self.listing.stage(entry);
+                }
+            }
+            let mut last = last_publish.lock().expect("publish clock");
+            if last.elapsed() >= Duration::from_secs(1) && self.listing.publish() {
+                *last = Instant::now();
+            }
+            on_progress(progress);
+        };
+        let job = SyncJob { source_id, params, filter, store: &self.store, client: &client, on_progress: &stage };
+        let report = sync::sync(job).await;
+        self.listing.publish();
+        if report.as_ref().is_ok_and(|report| report.removed > 0) {
+            self.reload_listing().await?;
+        }
+        report
+    }
+}
+
+/// An `hf` catalog source. Creating one starts its sync task; dropping it stops the task.
+#[derive(Debug)]
+pub struct HfSource {
+    id: SourceId,
+    mirror: Mirror,
+    last: Arc<Mutex<Option<SyncReport>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl HfSource {
+    /// Starts syncing now and then every `syncInterval`; `on_synced` is called after each sync.
+    pub fn start(
+        id: SourceId,
+        params: HfParams,
+        filter: NameFilter,
+        mirror: Mirror,
+        on_synced: Arc<dyn Fn() + Send + Sync>,
+    ) -> HfSource {
+        let last = Arc::new(Mutex::new(None));
+        let task = tokio::spawn({
+            let (id, mirror, last) = (id.clone(), mirror.clone(), last.clone());
+            async move {
+                loop {
+                    let outcome = mirror.sync(id.as_str(), &params, &filter, RetryPolicy::default(), &|_| {}).await;
+                    let report = outcome.unwrap_or_else(|error| SyncReport {
+                        problem: Some(format!("sync failed: {error}")),
+                        ..SyncReport::default()
+                    });
+                    tracing::info!(source = %id, "Hub sync: {}", report.summary());
+                    *last.lock().expect("sync report") = Some(report);
+                    on_synced();
+                    tokio::time::sleep(params.sync_interval).await;
+                }
+            }
+        });
+        HfSource { id, mirror, last, task }
+    }
+}
+
+impl Drop for HfSource {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[async_trait::async_trait]
+impl Source for HfSource {
+    fn id(&self) -> &SourceId {
+        &self.id
+    }
+
+    /// The mirrored repos of this source as records: those whose `sha` moved since `previous` are read and
+    /// mapped, the rest are unchanged; repos the last sync could not fetch are reported as failed.
+    async fn fetch(&self, previous: &SyncState) -> Result<Option<SourceSnapshot>, SourceError> {
+        let failed = |error: StoreError| SourceError::Fetch(error.to_string());
+        let versions = self.mirror.store.source_versions(self.id.as_str()).await.map_err(failed)?;
+        let changed: Vec<&str> = versions
+            .iter()
+            .filter(|(repo_id, sha)| previous.get(*repo_id) != Some(*sha))
+            .map(|(repo_id, _)| repo_id.as_str())
+            .collect();
+        let mut records: BTreeMap<String, RecordOutcome> =
+            versions.keys().map(|repo_id| (repo_id.clone(), RecordOutcome::Unchanged)).collect();
+        for (info, readme, synced_at) in self.mirror.store.cards(&changed).await.map_err(failed)? {
+            let Ok(info) = serde_json::from_str::<Json>(&info) else { continue };
+            if let Some(record) = model_record(&info, readme.as_deref(), synced_at) {
+                records.insert(record.name.clone(), RecordOutcome::Changed(Box::new(record)));
+            }
+        }
+        let report = self.last.lock().expect("sync report").clone();
+        let problem = report.as_ref().and_then(|report| report.problem.clone());
+        for (repo_id, error) in report.map(|report| report.failed).unwrap_or_default() {
+            records.insert(repo_id, RecordOutcome::Failed(error));
+        }
+        Ok(Some(SourceSnapshot { records, state: versions.into_iter().collect(), problem }))
+    }
+}
