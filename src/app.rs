@@ -44,6 +44,7 @@ pub struct Application {
 impl Application {
     /// Opens the store (migrating it) and binds the listen address.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        crate::install_crypto_provider();
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("cannot create data directory {}", settings.data_dir.display()))?;
         let backend = registry::connect(&settings.database_url)

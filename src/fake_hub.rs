@@ -52,6 +52,8 @@ pub struct Faults {
     pub failing: Mutex<HashSet<String>>,
     /// Every request answers 503.
     pub down: AtomicBool,
+    /// After this many requests the Hub goes down (0: never), to fail a sync mid-way.
+    pub down_after: AtomicU64,
     /// Added to every request, in microseconds.
     pub latency_micros: AtomicU64,
 }
@@ -153,7 +155,10 @@ impl FakeHub {
     }
 
     /// Serves on `listener` until the task is dropped; returns the base URL.
-    pub async fn serve(&self, listener: tokio::net::TcpListener) -> std::io::Result<(String, tokio::task::JoinHandle<()>)> {
+    pub async fn serve(
+        &self,
+        listener: tokio::net::TcpListener,
+    ) -> std::io::Result<(String, tokio::task::JoinHandle<()>)> {
         let url = format!("http://{}", listener.local_addr()?);
         let router = self.router();
         let task = tokio::spawn(async move {
@@ -206,7 +211,7 @@ fn safetensors(name: &str, rows: usize) -> Vec<u8> {
     let data = rows * 4 * 4;
     let header = json!({"__metadata__": {"format": "pt"}, name: {"dtype": "F32", "shape": [rows, 4], "data_offsets": [0, data]}});
     let mut header = serde_json::to_vec(&header).expect("header");
-    while header.len() % 8 != 0 {
+    while !header.len().is_multiple_of(8) {
         header.push(b' ');
     }
     let mut file = (header.len() as u64).to_le_bytes().to_vec();
@@ -231,7 +236,8 @@ fn build(spec: Spec, files: BTreeMap<String, Vec<u8>>, lfs_only: &[(&str, u64)])
     for (path, content) in &files {
         if is_lfs(path) {
             let sha256 = hex(&sha2::Sha256::digest(content));
-            let pointer = format!("version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\nsize {}\n", content.len());
+            let pointer =
+                format!("version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\nsize {}\n", content.len());
             siblings.push(json!({"rfilename": path, "size": content.len(), "blobId": git_blob_id(pointer.as_bytes()),
                 "lfs": {"sha256": sha256, "size": content.len(), "pointerSize": pointer.len()}}));
             if path.ends_with(".safetensors") {
@@ -270,7 +276,8 @@ fn build(spec: Spec, files: BTreeMap<String, Vec<u8>>, lfs_only: &[(&str, u64)])
         "siblings": siblings, "spaces": [], "usedStorage": used,
     });
     if spec.library == "transformers" {
-        info["transformersInfo"] = json!({"auto_model": "AutoModel", "pipeline_tag": spec.pipeline_tag, "processor": "AutoTokenizer"});
+        info["transformersInfo"] =
+            json!({"auto_model": "AutoModel", "pipeline_tag": spec.pipeline_tag, "processor": "AutoTokenizer"});
     }
     if parameters > 0 {
         info["safetensors"] = json!({"parameters": {"F32": parameters}, "total": parameters});
@@ -289,52 +296,98 @@ fn card(front: &str, title: &str, body: &str) -> Vec<u8> {
 
 fn fixtures() -> Vec<(String, FakeModel)> {
     let config = |kind: &str, arch: &str| json!({"architectures": [arch], "model_type": kind});
-    let spec = |id: &str, downloads, likes, pipeline_tag: &str, library: &str, tags: &[&str], card: Json, config: Json| Spec {
-        id: id.to_owned(),
-        revision: 0,
-        created_ms: EPOCH_MS + downloads * 60_000,
-        downloads,
-        likes,
-        pipeline_tag: pipeline_tag.to_owned(),
-        library: library.to_owned(),
-        tags: tags.iter().map(|tag| (*tag).to_owned()).collect(),
-        gated: None,
-        card,
-        config,
-    };
+    let spec =
+        |id: &str, downloads, likes, pipeline_tag: &str, library: &str, tags: &[&str], card: Json, config: Json| Spec {
+            id: id.to_owned(),
+            revision: 0,
+            created_ms: EPOCH_MS + downloads * 60_000,
+            downloads,
+            likes,
+            pipeline_tag: pipeline_tag.to_owned(),
+            library: library.to_owned(),
+            tags: tags.iter().map(|tag| (*tag).to_owned()).collect(),
+            gated: None,
+            card,
+            config,
+        };
     let m1_files = BTreeMap::from([
-        ("README.md".to_owned(), card("license: mit\nlanguage:\n- en\n", "M1", "M1 is a small masked language model for tests.")),
-        ("config.json".to_owned(), serde_json::to_vec_pretty(&json!({"architectures": ["BertForMaskedLM"], "model_type": "bert", "hidden_size": 32})).unwrap()),
+        (
+            "README.md".to_owned(),
+            card("license: mit\nlanguage:\n- en\n", "M1", "M1 is a small masked language model for tests."),
+        ),
+        (
+            "config.json".to_owned(),
+            serde_json::to_vec_pretty(
+                &json!({"architectures": ["BertForMaskedLM"], "model_type": "bert", "hidden_size": 32}),
+            )
+            .unwrap(),
+        ),
         ("model.safetensors".to_owned(), safetensors("embeddings.weight", 16)),
     ]);
     let m1 = build(
-        spec("org/m1", 100, 10, "fill-mask", "transformers", &["transformers", "bert", "fill-mask", "license:mit", "en"],
-            json!({"license": "mit", "language": ["en"]}), config("bert", "BertForMaskedLM")),
+        spec(
+            "org/m1",
+            100,
+            10,
+            "fill-mask",
+            "transformers",
+            &["transformers", "bert", "fill-mask", "license:mit", "en"],
+            json!({"license": "mit", "language": ["en"]}),
+            config("bert", "BertForMaskedLM"),
+        ),
         m1_files,
         &[("onnx/model.onnx", 4_000_000)],
     );
     let index = json!({"metadata": {"total_size": 512}, "weight_map": {"a.weight": "model-00001-of-00002.safetensors", "b.weight": "model-00002-of-00002.safetensors"}});
     let m2_files = BTreeMap::from([
         ("README.md".to_owned(), card("license: apache-2.0\n", "M2", "M2 generates text.")),
-        ("config.json".to_owned(), serde_json::to_vec(&json!({"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2"})).unwrap()),
+        (
+            "config.json".to_owned(),
+            serde_json::to_vec(&json!({"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2"})).unwrap(),
+        ),
         ("generation_config.json".to_owned(), br#"{"max_length": 64}"#.to_vec()),
         ("model.safetensors.index.json".to_owned(), serde_json::to_vec(&index).unwrap()),
         ("model-00001-of-00002.safetensors".to_owned(), safetensors("a.weight", 8)),
         ("model-00002-of-00002.safetensors".to_owned(), safetensors("b.weight", 8)),
     ]);
     let m2 = build(
-        spec("org/m2", 5, 3, "text-generation", "transformers", &["transformers", "gpt2", "text-generation", "license:apache-2.0"],
-            json!({"license": "apache-2.0"}), config("gpt2", "GPT2LMHeadModel")),
+        spec(
+            "org/m2",
+            5,
+            3,
+            "text-generation",
+            "transformers",
+            &["transformers", "gpt2", "text-generation", "license:apache-2.0"],
+            json!({"license": "apache-2.0"}),
+            config("gpt2", "GPT2LMHeadModel"),
+        ),
         m2_files,
         &[],
     );
     let x = build(
-        spec("other/x", 50, 1, "image-classification", "timm", &["pytorch", "timm", "image-classification"], json!({}), Json::Null),
+        spec(
+            "other/x",
+            50,
+            1,
+            "image-classification",
+            "timm",
+            &["pytorch", "timm", "image-classification"],
+            json!({}),
+            Json::Null,
+        ),
         BTreeMap::from([("README.md".to_owned(), card("library_name: timm\n", "X", "An image classifier."))]),
         &[],
     );
-    let mut gated_spec = spec("org/gated", 7, 2, "text-generation", "transformers", &["transformers", "text-generation", "license:other"],
-        json!({"license": "other"}), config("llama", "LlamaForCausalLM"));
+    let mut gated_spec = spec(
+        "org/gated",
+        7,
+        2,
+        "text-generation",
+        "transformers",
+        &["transformers", "text-generation", "license:other"],
+        json!({"license": "other"}),
+        config("llama", "LlamaForCausalLM"),
+    );
     gated_spec.gated = Some("manual".to_owned());
     let gated = build(
         gated_spec,
@@ -349,7 +402,8 @@ fn fixtures() -> Vec<(String, FakeModel)> {
 
 fn generated_model(n: usize) -> (String, FakeModel) {
     let id = format!("gen/model-{n:05}");
-    let (pipeline_tag, arch) = if n % 2 == 0 { ("text-generation", "LlamaForCausalLM") } else { ("fill-mask", "BertForMaskedLM") };
+    let (pipeline_tag, arch) =
+        if n.is_multiple_of(2) { ("text-generation", "LlamaForCausalLM") } else { ("fill-mask", "BertForMaskedLM") };
     let license = ["apache-2.0", "mit", "llama3"][n % 3];
     let spread = (n as i64 * 7919) % 100_000;
     let spec = Spec {
@@ -363,11 +417,21 @@ fn generated_model(n: usize) -> (String, FakeModel) {
         tags: vec!["transformers".into(), pipeline_tag.into(), format!("license:{license}"), "en".into()],
         gated: None,
         card: json!({"license": license, "language": ["en"]}),
-        config: json!({"architectures": [arch], "model_type": if n % 2 == 0 { "llama" } else { "bert" }}),
+        config: json!({"architectures": [arch], "model_type": if n.is_multiple_of(2) { "llama" } else { "bert" }}),
     };
     let files = BTreeMap::from([
-        ("README.md".to_owned(), card(&format!("license: {license}\nlanguage:\n- en\n"), &id, &format!("Generated model number {n}, for {pipeline_tag}."))),
-        ("config.json".to_owned(), serde_json::to_vec(&json!({"architectures": [arch], "hidden_size": 64 + n % 64})).unwrap()),
+        (
+            "README.md".to_owned(),
+            card(
+                &format!("license: {license}\nlanguage:\n- en\n"),
+                &id,
+                &format!("Generated model number {n}, for {pipeline_tag}."),
+            ),
+        ),
+        (
+            "config.json".to_owned(),
+            serde_json::to_vec(&json!({"architectures": [arch], "hidden_size": 64 + n % 64})).unwrap(),
+        ),
         ("model.safetensors".to_owned(), safetensors("weight", 4)),
     ]);
     (id, build(spec, files, &[]))
@@ -382,13 +446,18 @@ async fn faults(State(state): State<Arc<HubState>>, request: Request, next: Next
     if latency > 0 {
         tokio::time::sleep(Duration::from_micros(latency)).await;
     }
-    if faults.down.load(Ordering::Relaxed) {
+    let down_after = faults.down_after.load(Ordering::Relaxed);
+    if faults.down.load(Ordering::Relaxed) || (down_after > 0 && n > down_after) {
         return (StatusCode::SERVICE_UNAVAILABLE, "the fake Hub is down").into_response();
     }
     let every = |setting: &AtomicU64| matches!(setting.load(Ordering::Relaxed), every if every > 0 && n % every == 0);
     if every(&faults.rate_limit_every) {
         let retry = faults.retry_after_secs.load(Ordering::Relaxed);
-        let mut response = (StatusCode::TOO_MANY_REQUESTS, format!("you have reached your 'api' rate limit. Retry after {retry} seconds")).into_response();
+        let mut response = (
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("you have reached your 'api' rate limit. Retry after {retry} seconds"),
+        )
+            .into_response();
         response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry));
         return response;
     }
@@ -428,7 +497,8 @@ fn json_response(value: Json) -> Response {
 async fn list(State(state): State<Arc<HubState>>, headers: HeaderMap, uri: axum::http::Uri) -> Response {
     let pairs = form_pairs(uri.query().unwrap_or_default());
     let get = |key: &str| pairs.iter().find(|(name, _)| name == key).map(|(_, value)| value.as_str());
-    let expand: Vec<String> = pairs.iter().filter(|(key, _)| key == "expand" || key == "expand[]").map(|(_, value)| value.clone()).collect();
+    let expand: Vec<String> =
+        pairs.iter().filter(|(key, _)| key == "expand" || key == "expand[]").map(|(_, value)| value.clone()).collect();
     let limit = get("limit").and_then(|limit| limit.parse().ok()).unwrap_or(state.page_size).min(state.page_size);
     let offset: usize = get("cursor").and_then(|cursor| cursor.parse().ok()).unwrap_or(0);
     let (author, search) = (get("author").map(str::to_lowercase), get("search").map(str::to_lowercase));
@@ -446,7 +516,9 @@ async fn list(State(state): State<Arc<HubState>>, headers: HeaderMap, uri: axum:
             break;
         }
         page.push(if expand.is_empty() {
-            Json::Object(Entry::from_info(&Json::Object(model.info.clone())).map(|entry| entry.item).unwrap_or_default())
+            Json::Object(
+                Entry::from_info(&Json::Object(model.info.clone())).map(|entry| entry.item).unwrap_or_default(),
+            )
         } else {
             wire::expanded(&model.info, &expand)
         });
@@ -490,7 +562,11 @@ async fn model(State(state): State<Arc<HubState>>, uri: axum::http::Uri) -> Resu
             if state.faults.failing.lock().expect("failing").contains(&id) {
                 return Ok((StatusCode::INTERNAL_SERVER_ERROR, "this model always fails").into_response());
             }
-            let expand: Vec<String> = pairs.iter().filter(|(key, _)| key == "expand" || key == "expand[]").map(|(_, value)| value.clone()).collect();
+            let expand: Vec<String> = pairs
+                .iter()
+                .filter(|(key, _)| key == "expand" || key == "expand[]")
+                .map(|(_, value)| value.clone())
+                .collect();
             let blobs = pairs.iter().any(|(key, value)| key == "blobs" && value == "true");
             Ok(json_response(wire::model_info(&model.info, &expand, blobs)))
         }
@@ -504,8 +580,16 @@ async fn resolve(State(state): State<Arc<HubState>>, request: Request) -> Result
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let at = segments.iter().position(|segment| *segment == "resolve").unwrap_or_default();
     let id = segments[..at].join("/");
-    let revision = percent_encoding::percent_decode_str(segments.get(at + 1).copied().unwrap_or_default()).decode_utf8_lossy().into_owned();
-    let file = segments.get(at + 2..).unwrap_or_default().iter().map(|segment| percent_encoding::percent_decode_str(segment).decode_utf8_lossy()).collect::<Vec<_>>().join("/");
+    let revision = percent_encoding::percent_decode_str(segments.get(at + 1).copied().unwrap_or_default())
+        .decode_utf8_lossy()
+        .into_owned();
+    let file = segments
+        .get(at + 2..)
+        .unwrap_or_default()
+        .iter()
+        .map(|segment| percent_encoding::percent_decode_str(segment).decode_utf8_lossy())
+        .collect::<Vec<_>>()
+        .join("/");
     let model = find(&state, &id)?;
     if model.info.get("gated").is_some_and(Json::is_string) {
         return Err(HfError::gated(&id));
@@ -528,7 +612,7 @@ async fn resolve(State(state): State<Arc<HubState>>, request: Request) -> Result
             headers.insert(header::CONTENT_RANGE, HeaderValue::from_str(&value).expect("ascii"));
             (StatusCode::PARTIAL_CONTENT, content[start as usize..=end as usize].to_vec())
         }
-        Err(()) => return Ok((StatusCode::RANGE_NOT_SATISFIABLE, headers).into_response()),
+        Err(wire::Unsatisfiable) => return Ok((StatusCode::RANGE_NOT_SATISFIABLE, headers).into_response()),
     };
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
     let body = if request.method() == Method::HEAD { Body::empty() } else { Body::from(body) };

@@ -19,3 +19,10 @@ pub mod registry;
 pub mod telemetry;
 
 pub use app::{AppState, Application};
+
+/// Installs the process's TLS crypto provider (ring), which every HTTP client needs before it is built.
+/// Idempotent; the binary calls it first thing, and [`Application::build`] and the Hub client call it too.
+pub fn install_crypto_provider() {
+    // A second install reports the provider already there; that is fine.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

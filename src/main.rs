@@ -89,6 +89,7 @@ struct ServeArgs {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    modelcat::install_crypto_provider();
     match Cli::parse().command {
         Command::Serve(args) => {
             let settings = Settings::load(Overrides {

@@ -209,11 +209,13 @@ fn validate(raw: RawSource) -> Result<SourceConfig, String> {
     let mut excluded_models: Vec<String> =
         raw.excluded_models.unwrap_or_default().into_iter().chain(legacy_excludes(&properties)).collect();
     let hf = (raw.kind.as_deref() == Some("hf")).then(|| {
-        crate::hf::HfParams::parse(&properties, &included_models, &excluded_models).map(|(params, included, excluded)| {
-            // allowedOrganization scopes the patterns the catalog filters with, too.
-            (included_models, excluded_models) = (included, excluded);
-            params
-        })
+        crate::hf::HfParams::parse(&properties, &included_models, &excluded_models).map(
+            |(params, included, excluded)| {
+                // allowedOrganization scopes the patterns the catalog filters with, too.
+                (included_models, excluded_models) = (included, excluded);
+                params
+            },
+        )
     });
     NameFilter::new(&included_models, &excluded_models).map_err(|error| format!("source {id}: {error}"))?;
     if let Some(asset) = raw.asset_type.as_deref().filter(|asset| *asset != "models") {

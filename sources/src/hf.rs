@@ -135,7 +135,8 @@ impl HfParams {
             Some(value) => value
                 .as_u64()
                 .filter(|count| (1..=64).contains(count))
-                .ok_or("properties.maxConcurrency must be an integer from 1 to 64")? as usize,
+                .ok_or("properties.maxConcurrency must be an integer from 1 to 64")?
+                as usize,
         };
         let api_key_env_var = text("apiKeyEnvVar")?.unwrap_or_else(|| DEFAULT_API_KEY_ENV_VAR.to_owned());
         let params = HfParams { url, api_key_env_var, sync_interval, patterns, files, max_concurrency };
@@ -211,9 +212,8 @@ pub fn model_record(info: &Json, readme: Option<&str>, synced_at: i64) -> Option
     if !tags.is_empty() {
         properties.insert("tags".to_owned(), MetadataValue::String(tags.join(",")));
     }
-    let license = card_text("license").or_else(|| {
-        tags.iter().find_map(|tag| tag.strip_prefix("license:")).map(str::to_owned)
-    });
+    let license =
+        card_text("license").or_else(|| tags.iter().find_map(|tag| tag.strip_prefix("license:")).map(str::to_owned));
     let readme = readme.map(strip_front_matter).filter(|body| !body.trim().is_empty()).map(str::to_owned);
     let description = card_text("description").or_else(|| readme.as_deref().and_then(first_paragraph));
     Some(ModelRecord {

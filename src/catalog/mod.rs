@@ -129,7 +129,8 @@ impl Catalog {
         }
         let (commands, receiver) = mpsc::unbounded_channel();
         let fed = settings.registry_source.is_some();
-        let (view, reloader) = reload::Reloader::start(settings, index.clone(), registry, mirror, commands.clone()).await?;
+        let (view, reloader) =
+            reload::Reloader::start(settings, index.clone(), registry, mirror, commands.clone()).await?;
         tokio::spawn(reloader.run(receiver));
         let idle = Duration::from_secs(600);
         let options = moka::sync::Cache::builder().max_capacity(4).time_to_idle(idle).build();

@@ -293,8 +293,13 @@ impl Reloader {
                 let on_synced = Arc::new(move || {
                     let _ = commands.send(Command::Synced(id.clone()));
                 });
-                let source =
-                    HfSource::start(config.id.clone(), params.clone(), config.name_filter(), self.mirror.clone(), on_synced);
+                let source = HfSource::start(
+                    config.id.clone(),
+                    params.clone(),
+                    config.name_filter(),
+                    self.mirror.clone(),
+                    on_synced,
+                );
                 (Some(Arc::new(source)), SourceStatus::Available, None)
             }
             Ok(SourceKind::Peer { .. }) => {

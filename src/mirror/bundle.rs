@@ -200,7 +200,10 @@ fn read(
     let header = next(&mut digest)?.ok_or_else(|| invalid("it is empty".into()))?;
     let header: Header = serde_json::from_str(&header).map_err(|error| invalid(format!("header: {error}")))?;
     if header.format != FORMAT || header.version != VERSION {
-        return Err(invalid(format!("format {} version {} is not {FORMAT} version {VERSION}", header.format, header.version)));
+        return Err(invalid(format!(
+            "format {} version {} is not {FORMAT} version {VERSION}",
+            header.format, header.version
+        )));
     }
     let mut summary = BundleSummary::default();
     loop {
@@ -220,7 +223,9 @@ fn read(
             serde_json::from_str(&line).map_err(|error| invalid(format!("repo {}: {error}", summary.repos + 1)))?;
         let mut files = Vec::with_capacity(repo.files.len());
         for file in repo.files {
-            let content = BASE64.decode(&file.content).map_err(|error| invalid(format!("{}/{}: {error}", repo.repo_id, file.path)))?;
+            let content = BASE64
+                .decode(&file.content)
+                .map_err(|error| invalid(format!("{}/{}: {error}", repo.repo_id, file.path)))?;
             if hex(&Sha256::digest(&content)) != file.sha256 {
                 return Err(invalid(format!("{}/{}: content does not match its SHA-256", repo.repo_id, file.path)));
             }

@@ -125,9 +125,10 @@ pub async fn run(command: MirrorCommand) -> anyhow::Result<()> {
             let mirror = store.open().await?;
             let bar = counter(0, "importing");
             let started = Instant::now();
-            let summary = super::bundle::import(&mirror, &file, &|done| bar.set_position(done))
-                .await
-                .with_context(|| format!("cannot import {}; the store was not changed by an invalid bundle", file.display()))?;
+            let summary =
+                super::bundle::import(&mirror, &file, &|done| bar.set_position(done)).await.with_context(|| {
+                    format!("cannot import {}; the store was not changed by an invalid bundle", file.display())
+                })?;
             bar.finish_and_clear();
             println!(
                 "verified and imported {} repos ({} files, {} bytes of content) in {:.1} s",
@@ -178,7 +179,10 @@ async fn sync_once(args: HfArgs) -> anyhow::Result<()> {
         anyhow::bail!("{problem}; nothing mirrored was removed");
     }
     if !report.failed.is_empty() {
-        anyhow::bail!("{} models failed; their last mirrored copy (if any) is kept: re-run to retry", report.failed.len());
+        anyhow::bail!(
+            "{} models failed; their last mirrored copy (if any) is kept: re-run to retry",
+            report.failed.len()
+        );
     }
     Ok(())
 }

@@ -152,8 +152,7 @@ pub struct Listed {
 impl HubClient {
     /// A client for the Hub at `base` (no trailing slash).
     pub fn new(base: &str, token: Option<String>, retry: RetryPolicy) -> Result<Self, HubError> {
-        // rustls needs one crypto provider per process; a second install is a harmless no-op error.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        crate::install_crypto_provider();
         let http = reqwest::Client::builder()
             .user_agent(concat!("modelcat/", env!("CARGO_PKG_VERSION")))
             .timeout(retry.timeout)
@@ -248,7 +247,8 @@ impl HubClient {
     }
 
     fn resolve_url(&self, repo_id: &str, revision: &str, path: &str) -> String {
-        let path: Vec<String> = path.split('/').map(|segment| utf8_percent_encode(segment, SEGMENT).to_string()).collect();
+        let path: Vec<String> =
+            path.split('/').map(|segment| utf8_percent_encode(segment, SEGMENT).to_string()).collect();
         let revision = utf8_percent_encode(revision, SEGMENT);
         format!("{}/{repo_id}/resolve/{revision}/{}", self.base, path.join("/"))
     }
@@ -310,8 +310,10 @@ impl HubClient {
 
     /// Exponential backoff with ±25% jitter.
     fn backoff(&self, attempt: u32) -> Duration {
-        let base = self.retry.base_delay.saturating_mul(1 << attempt.saturating_sub(1).min(16)).min(self.retry.max_delay);
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos();
+        let base =
+            self.retry.base_delay.saturating_mul(1 << attempt.saturating_sub(1).min(16)).min(self.retry.max_delay);
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos();
         let jitter = 0.75 + f64::from(nanos % 1000) / 2000.0;
         base.mul_f64(jitter)
     }
@@ -351,7 +353,8 @@ async fn status_error(url: &str, response: reqwest::Response) -> HubError {
 
 async fn bytes(url: &str, response: reqwest::Response) -> Result<Vec<u8>, HubError> {
     let body = response.bytes().await;
-    body.map(|bytes| bytes.to_vec()).map_err(|error| HubError::Transport { url: url.to_owned(), message: error.to_string() })
+    body.map(|bytes| bytes.to_vec())
+        .map_err(|error| HubError::Transport { url: url.to_owned(), message: error.to_string() })
 }
 
 async fn decode_json<T: serde::de::DeserializeOwned>(url: &str, response: reqwest::Response) -> Result<T, HubError> {

@@ -72,7 +72,18 @@ impl Entry {
             .map(|tags| tags.iter().filter_map(|tag| tag.as_str().map(Box::from)).collect())
             .unwrap_or_default();
         let mut item = serde_json::Map::new();
-        for key in ["_id", "id", "likes", "trendingScore", "private", "downloads", "tags", "pipeline_tag", "library_name", "createdAt"] {
+        for key in [
+            "_id",
+            "id",
+            "likes",
+            "trendingScore",
+            "private",
+            "downloads",
+            "tags",
+            "pipeline_tag",
+            "library_name",
+            "createdAt",
+        ] {
             if let Some(value) = info.get(key) {
                 item.insert(key.to_owned(), value.clone());
             }
@@ -87,7 +98,13 @@ impl Entry {
             tags: tags.into(),
             pipeline_tag: info.get("pipeline_tag").and_then(Json::as_str).map(Box::from),
             gated: info.get("gated").is_some_and(|gated| gated.is_string() || gated.as_bool() == Some(true)),
-            keys: [number("trendingScore"), number("downloads"), number("likes"), time("lastModified"), time("createdAt")],
+            keys: [
+                number("trendingScore"),
+                number("downloads"),
+                number("likes"),
+                time("lastModified"),
+                time("createdAt"),
+            ],
         })
     }
 

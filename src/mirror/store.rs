@@ -84,7 +84,7 @@ impl MirrorStore {
         sql.push("SELECT r.repo_id, r.sha FROM hf_source_repo s JOIN hf_repo r ON r.repo_id = s.repo_id WHERE s.source_id = ")
             .arg(Value::Text(source.to_owned()));
         let rows = self.backend.read(&sql, &[Col::Text, Col::Text]).await?;
-        Ok(rows.into_iter().map(|row| pair(row)).collect())
+        Ok(rows.into_iter().map(pair).collect())
     }
 
     /// Stores changed repos (replacing their documents and files) and records that `source` mirrors them
@@ -221,7 +221,8 @@ impl MirrorStore {
             for row in self.backend.read(&sql, &[Col::Text, Col::Bytes, Col::Int]).await? {
                 let mut row = row.into_iter();
                 let info = row.next().and_then(Value::into_text).unwrap_or_default();
-                let readme = row.next().and_then(Value::into_bytes).map(|bytes| String::from_utf8_lossy(&bytes).into_owned());
+                let readme =
+                    row.next().and_then(Value::into_bytes).map(|bytes| String::from_utf8_lossy(&bytes).into_owned());
                 let synced_at = row.next().and_then(|value| value.as_int()).unwrap_or_default();
                 cards.push((info, readme, synced_at));
             }

@@ -184,8 +184,9 @@ async fn list(job: &SyncJob<'_>) -> (Candidates, Vec<String>) {
             Ok(models) => {
                 for model in models {
                     let name = model.id.split_once('/').map_or(model.id.as_str(), |(_, name)| name);
-                    let in_scope = model.id.split_once('/').is_some_and(|(owner, _)| owner.eq_ignore_ascii_case(author))
-                        && prefix.is_none_or(|prefix| name.to_lowercase().starts_with(&prefix.to_lowercase()));
+                    let in_scope =
+                        model.id.split_once('/').is_some_and(|(owner, _)| owner.eq_ignore_ascii_case(author))
+                            && prefix.is_none_or(|prefix| name.to_lowercase().starts_with(&prefix.to_lowercase()));
                     if in_scope {
                         candidates.insert(model.id, Some((model.sha, model.last_modified)));
                     }

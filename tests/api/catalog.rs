@@ -562,21 +562,23 @@ async fn kubeflow_reference_files_load() {
         let listed = catalog.get("/sources", &[("pageSize", "100")]).await.body;
         for source in listed["items"].as_array().unwrap() {
             let (id, status) = (source["id"].as_str().unwrap(), source["status"].as_str().unwrap());
-            let expected = if source["enabled"] == false {
-                "disabled"
+            if source["enabled"] == false {
+                assert_eq!(status, "disabled", "{}: {source}", sources.display());
             } else if id.starts_with("hf") {
-                "error"
+                // Hub sources start syncing from huggingface.co at once; offline, that sync fails.
+                assert!(matches!(status, "available" | "error"), "{}: {source}", sources.display());
             } else {
-                "available"
-            };
-            assert_eq!(status, expected, "{}: {source}", sources.display());
+                assert_eq!(status, "available", "{}: {source}", sources.display());
+            }
         }
         let models = catalog.get("/models", &[("pageSize", "1000")]).await.body;
         let enabled_yaml = listed["items"]
             .as_array()
             .unwrap()
             .iter()
-            .filter(|s| s["status"] == "available" && s["id"] != "registry")
+            .filter(|s| {
+                s["status"] == "available" && s["id"] != "registry" && !s["id"].as_str().unwrap().starts_with("hf")
+            })
             .count();
         assert_eq!(models["size"].as_u64().unwrap() > 0, enabled_yaml > 0, "{}: {models}", sources.display());
     }

@@ -59,6 +59,7 @@ impl TestApp {
             }
         };
         let settings = Settings {
+            public_base_url: None,
             listen: "127.0.0.1:0".into(),
             database_url,
             data_dir: data_dir.path().join("data"),

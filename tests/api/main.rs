@@ -2,5 +2,6 @@
 
 mod catalog;
 mod helpers;
+mod hf;
 mod registry;
 mod service;

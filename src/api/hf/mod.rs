@@ -99,9 +99,9 @@ fn parse_list(pairs: &[(String, String)]) -> Result<(ListParams, Option<String>)
             }
             "direction" => query.ascending = value != "-1",
             "limit" => {
-                let limit: usize = value
-                    .parse()
-                    .map_err(|_| HfError::bad_request(format!("invalid limit {value:?}: expected a positive integer")))?;
+                let limit: usize = value.parse().map_err(|_| {
+                    HfError::bad_request(format!("invalid limit {value:?}: expected a positive integer"))
+                })?;
                 query.limit = limit.clamp(1, MAX_LIMIT);
             }
             "full" => full = flag(value),
@@ -159,8 +159,11 @@ async fn list_models(State(state): State<AppState>, headers: HeaderMap, uri: Uri
     let query = params.query.clone();
     let (page, more) = if query.search.is_some() || !query.tags.is_empty() {
         // A selective query may scan the whole listing: keep it off the async workers.
-        tokio::task::spawn_blocking(move || listing.query(&query)).await.map_err(|error| {
-            HfError { status: StatusCode::INTERNAL_SERVER_ERROR, code: None, message: error.to_string(), commit: None }
+        tokio::task::spawn_blocking(move || listing.query(&query)).await.map_err(|error| HfError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: None,
+            message: error.to_string(),
+            commit: None,
         })?
     } else {
         listing.query(&query)
@@ -226,7 +229,8 @@ const KEYWORDS: &[&str] = &["revision", "tree", "refs", "commits", "paths-info",
 /// Splits `rest` (raw, percent-encoded) into a repo id and a sub-route. A two-segment id wins over a
 /// keyword when that repo is mirrored (`org/refs` is a model, `gpt2/refs` are refs).
 fn split_model_path(state: &AppState, rest: &str) -> Result<(String, SubRoute), HfError> {
-    let segments: Vec<String> = rest.split('/').map(|segment| percent_decode_str(segment).decode_utf8_lossy().into_owned()).collect();
+    let segments: Vec<String> =
+        rest.split('/').map(|segment| percent_decode_str(segment).decode_utf8_lossy().into_owned()).collect();
     let keyword_at = match segments.get(1) {
         Some(second) if KEYWORDS.contains(&second.as_str()) => {
             let two = format!("{}/{second}", segments[0]);
@@ -354,7 +358,8 @@ async fn resolve(State(state): State<AppState>, request: Request) -> Result<Resp
     let at = segments.iter().position(|segment| *segment == "resolve").unwrap_or_default();
     let decode = |segment: &str| percent_decode_str(segment).decode_utf8_lossy().into_owned();
     let repo_id = segments[..at].iter().map(|segment| decode(segment)).collect::<Vec<_>>().join("/");
-    let (Some(revision), file) = (segments.get(at + 1).map(|revision| decode(revision)), &segments[(at + 2).min(segments.len())..])
+    let (Some(revision), file) =
+        (segments.get(at + 1).map(|revision| decode(revision)), &segments[(at + 2).min(segments.len())..])
     else {
         return Err(HfError::not_found("use /{repo_id}/resolve/{revision}/{path}"));
     };
@@ -376,7 +381,7 @@ async fn resolve(State(state): State<AppState>, request: Request) -> Result<Resp
     headers.insert(header::ETAG, header(&format!("\"{}\"", entry.etag())));
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(wire::content_type(&entry.path)));
-    let range = wire::byte_range(range_header.as_deref(), entry.size).map_err(|()| {
+    let range = wire::byte_range(range_header.as_deref(), entry.size).map_err(|wire::Unsatisfiable| {
         let mut error = HfError::bad_request(format!("range not satisfiable for {file_path} of {} bytes", entry.size));
         error.status = StatusCode::RANGE_NOT_SATISFIABLE;
         error

@@ -116,7 +116,8 @@ impl IntoResponse for HfError {
             headers.insert("x-error-code", HeaderValue::from_static(code));
         }
         // Header values must be visible ASCII; the body keeps the exact text.
-        let ascii: String = self.message.chars().map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' }).collect();
+        let ascii: String =
+            self.message.chars().map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' }).collect();
         if let Ok(value) = HeaderValue::from_str(&ascii) {
             headers.insert("x-error-message", value);
         }
@@ -146,10 +147,7 @@ pub fn check_revision(revision: &str, sha: &str, refs: &Json) -> Result<(), HfEr
                 Some(target) if target == sha => Ok(()),
                 target => Err(HfError::revision_not_found(
                     revision,
-                    &format!(
-                        " (it points at commit {}; this mirror holds only {sha})",
-                        target.unwrap_or("unknown")
-                    ),
+                    &format!(" (it points at commit {}; this mirror holds only {sha})", target.unwrap_or("unknown")),
                 )),
             };
         }
@@ -321,27 +319,33 @@ pub fn content_type(path: &str) -> &'static str {
     }
 }
 
-/// A single byte range of a file of `size` bytes: `Ok(None)` for no (or an ignorable) Range header,
-/// `Err(())` when it cannot be satisfied.
-pub fn byte_range(header: Option<&str>, size: u64) -> Result<Option<(u64, u64)>, ()> {
+/// A `Range` that cannot be satisfied (answered 416).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unsatisfiable;
+
+/// A single byte range of a file of `size` bytes: `Ok(None)` for no (or an ignorable) Range header.
+pub fn byte_range(header: Option<&str>, size: u64) -> Result<Option<(u64, u64)>, Unsatisfiable> {
     let Some(spec) = header.and_then(|header| header.trim().strip_prefix("bytes=")) else { return Ok(None) };
     if spec.contains(',') {
         return Ok(None); // Multiple ranges: answer the whole file, as RFC 9110 allows.
     }
-    let (start, end) = spec.split_once('-').ok_or(())?;
+    let (start, end) = spec.split_once('-').ok_or(Unsatisfiable)?;
     let (start, end) = match (start.trim(), end.trim()) {
         ("", suffix) => {
-            let suffix: u64 = suffix.parse().map_err(|_| ())?;
+            let suffix: u64 = suffix.parse().map_err(|_| Unsatisfiable)?;
             if suffix == 0 || size == 0 {
-                return Err(());
+                return Err(Unsatisfiable);
             }
             (size.saturating_sub(suffix), size - 1)
         }
-        (start, "") => (start.parse().map_err(|_| ())?, size.saturating_sub(1)),
-        (start, end) => (start.parse().map_err(|_| ())?, end.parse::<u64>().map_err(|_| ())?.min(size.saturating_sub(1))),
+        (start, "") => (start.parse().map_err(|_| Unsatisfiable)?, size.saturating_sub(1)),
+        (start, end) => (
+            start.parse().map_err(|_| Unsatisfiable)?,
+            end.parse::<u64>().map_err(|_| Unsatisfiable)?.min(size.saturating_sub(1)),
+        ),
     };
     if start >= size || start > end {
-        return Err(());
+        return Err(Unsatisfiable);
     }
     Ok(Some((start, end)))
 }
@@ -357,8 +361,8 @@ mod tests {
         assert_eq!(byte_range(Some("bytes=2-"), 10), Ok(Some((2, 9))));
         assert_eq!(byte_range(Some("bytes=0-100000"), 10), Ok(Some((0, 9))));
         assert_eq!(byte_range(Some("bytes=-3"), 10), Ok(Some((7, 9))));
-        assert_eq!(byte_range(Some("bytes=10-"), 10), Err(()));
-        assert_eq!(byte_range(Some("bytes=5-2"), 10), Err(()));
+        assert_eq!(byte_range(Some("bytes=10-"), 10), Err(Unsatisfiable));
+        assert_eq!(byte_range(Some("bytes=5-2"), 10), Err(Unsatisfiable));
     }
 
     #[test]
@@ -379,7 +383,8 @@ mod tests {
     fn trees() {
         let file = |path: &str| FileEntry { path: path.into(), size: 1, blob_id: "b".into(), lfs: None };
         let files = vec![file("README.md"), file("onnx/model.onnx"), file("onnx/sub/x.bin")];
-        let paths = |items: Vec<Json>| items.iter().map(|item| item["path"].as_str().unwrap().to_owned()).collect::<Vec<_>>();
+        let paths =
+            |items: Vec<Json>| items.iter().map(|item| item["path"].as_str().unwrap().to_owned()).collect::<Vec<_>>();
         assert_eq!(paths(tree(&files, "s", "", false).unwrap()), vec!["README.md", "onnx"]);
         assert_eq!(
             paths(tree(&files, "s", "", true).unwrap()),
