@@ -54,6 +54,13 @@ async fn hub_source(app: &TestApp) -> Value {
         .unwrap_or_default()
 }
 
+/// How many models the `hub` source serves (its count in `…/status`).
+async fn synced_models(app: &TestApp) -> u64 {
+    let status = app.call(reqwest::Method::GET, &format!("{CATALOG}/status"), None).await.body;
+    let sources = status["sources"].as_array().cloned().unwrap_or_default();
+    sources.iter().find(|source| source["id"] == "hub").and_then(|source| source["models"].as_u64()).unwrap_or(0)
+}
+
 async fn get_json(app: &TestApp, path: &str) -> (StatusCode, reqwest::header::HeaderMap, Value) {
     let response = app.client.get(format!("{}{path}", app.address)).send().await.expect("request");
     let (status, headers) = (response.status(), response.headers().clone());
@@ -422,7 +429,7 @@ async fn cli_syncs_exports_and_imports() {
 async fn hf_hub_crate_reads_the_mirror() {
     let (_hub, url) = start_hub(0, 10).await;
     let Some((app, _dir)) = spawn_with_hf(Backend::Sqlite, &url).await else { return };
-    eventually(Duration::from_secs(20), || async { (hub_source(&app).await["status"] == "available").then_some(()) })
+    eventually(Duration::from_secs(20), || async { (synced_models(&app).await == 4).then_some(()) })
         .await
         .expect("synced");
     let cache = tempfile::tempdir().unwrap();

@@ -68,12 +68,19 @@ class PostgresDatabase:
             connection.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def modelcat(request):
-    """Yields the base URL of a running modelcat on the parametrized backend."""
+class Server:
+    """A running modelcat: its base URL, process and throwaway database."""
+
+    def __init__(self, base_url, process, database):
+        self.base_url = base_url
+        self.process = process
+        self.database = database
+
+
+def start_modelcat(backend: str, workdir: Path, extra_args=()) -> Server:
+    """Starts modelcat on `backend` ("sqlite" or "postgres") with its data under `workdir`."""
     database = None
-    workdir = Path(tempfile.mkdtemp(prefix="modelcat-compat-"))
-    if request.param == "postgres":
+    if backend == "postgres":
         server_url = os.environ.get("MODELCAT_TEST_POSTGRES_URL")
         if not server_url:
             if os.environ.get("CI"):
@@ -90,18 +97,34 @@ def modelcat(request):
     with open(log_path, "w") as log:
         process = subprocess.Popen(
             [modelcat_binary(), "serve", "--config", str(config), "--listen", f"127.0.0.1:{port}",
-             "--database-url", database_url, "--data-dir", str(workdir / "data")],
+             "--database-url", database_url, "--data-dir", str(workdir / "data"), *extra_args],
             stdout=log, stderr=subprocess.STDOUT,
         )
-    base_url = f"http://127.0.0.1:{port}"
+    server = Server(f"http://127.0.0.1:{port}", process, database)
     try:
-        wait_ready(base_url, process, log_path)
-        yield base_url
+        wait_ready(server.base_url, process, log_path)
+    except Exception:
+        stop_modelcat(server)
+        raise
+    return server
+
+
+def stop_modelcat(server: Server) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+    if server.database is not None:
+        server.database.drop()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def modelcat(request):
+    """Yields the base URL of a running modelcat on the parametrized backend."""
+    workdir = Path(tempfile.mkdtemp(prefix="modelcat-compat-"))
+    server = start_modelcat(request.param, workdir)
+    try:
+        yield server.base_url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        if database is not None:
-            database.drop()
+        stop_modelcat(server)
