@@ -31,23 +31,68 @@ use listing::{Entry, Listing};
 use store::{MirrorStore, MirroredRepo, StoreError};
 use sync::{Progress, SyncJob, SyncReport};
 
-/// The mirror: its store and the listing kept in step with it. Cheap to clone.
-#[derive(Debug, Clone)]
+/// The mirror: its store, the listing kept in step with it, and parsed repo documents cached for the
+/// read routes. Cheap to clone.
+#[derive(Clone)]
 pub struct Mirror {
     pub store: MirrorStore,
     pub listing: Listing,
+    /// Parsed documents by repo id. Syncs in this process invalidate what they write; the time to live
+    /// bounds staleness after writes by another process (`modelcat mirror` against the same database).
+    repos: moka::sync::Cache<String, Arc<RepoDocs>>,
 }
+
+impl std::fmt::Debug for Mirror {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("Mirror").field("store", &self.store).field("repos", &self.listing.len()).finish()
+    }
+}
+
+/// A mirrored repo's documents, parsed.
+#[derive(Debug)]
+pub struct RepoDocs {
+    pub sha: String,
+    pub info: serde_json::Map<String, Json>,
+    pub refs: Json,
+}
+
+impl RepoDocs {
+    /// Gated repos keep their metadata public; their files are not served.
+    pub fn gated(&self) -> bool {
+        self.info.get("gated").is_some_and(Json::is_string)
+    }
+}
+
+/// How long a cached repo document may lag a write made by another process.
+const REPO_CACHE_TTL: Duration = Duration::from_secs(5);
 
 impl Mirror {
     /// Opens the mirror over `store`, loading the listing from it.
     pub async fn open(store: MirrorStore) -> Result<Mirror, StoreError> {
-        let mirror = Mirror { store, listing: Listing::default() };
+        let repos = moka::sync::Cache::builder().max_capacity(20_000).time_to_live(REPO_CACHE_TTL).build();
+        let mirror = Mirror { store, listing: Listing::default(), repos };
         mirror.reload_listing().await?;
         Ok(mirror)
     }
 
+    /// A repo's documents, from the cache or the store.
+    pub async fn repo(&self, repo_id: &str) -> Result<Option<Arc<RepoDocs>>, StoreError> {
+        if let Some(docs) = self.repos.get(repo_id) {
+            return Ok(Some(docs));
+        }
+        let Some(stored) = self.store.repo(repo_id).await? else { return Ok(None) };
+        let docs = Arc::new(RepoDocs {
+            sha: stored.sha,
+            info: serde_json::from_str(&stored.info).unwrap_or_default(),
+            refs: serde_json::from_str(&stored.refs).unwrap_or(Json::Null),
+        });
+        self.repos.insert(repo_id.to_owned(), docs.clone());
+        Ok(Some(docs))
+    }
+
     /// Rebuilds the listing from the store.
     pub async fn reload_listing(&self) -> Result<usize, StoreError> {
+        self.repos.invalidate_all();
         let mut entries = Vec::new();
         let mut after: Option<String> = None;
         loop {
@@ -76,6 +121,7 @@ impl Mirror {
         let last_publish = Mutex::new(Instant::now());
         let stage = |progress: Progress, written: &[MirroredRepo]| {
             for repo in written {
+                self.repos.invalidate(&repo.repo_id);
                 if let Some(entry) = serde_json::from_str::<Json>(&repo.info).ok().as_ref().and_then(Entry::from_info) {
                     self.listing.stage(entry);
                 }

@@ -18,6 +18,8 @@
 
 pub mod wire;
 
+use std::sync::Arc;
+
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -31,8 +33,8 @@ use serde_json::{Map, Value as Json};
 
 use crate::api::params::form_pairs;
 use crate::app::AppState;
+use crate::mirror::RepoDocs;
 use crate::mirror::listing::{Query, SortKey};
-use crate::mirror::store::StoredRepo;
 use wire::HfError;
 
 /// Largest page of `GET /api/models` (and its default).
@@ -157,8 +159,8 @@ async fn list_models(State(state): State<AppState>, headers: HeaderMap, uri: Uri
     }
     let listing = state.mirror.listing.clone();
     let query = params.query.clone();
-    let (page, more) = if query.search.is_some() || !query.tags.is_empty() {
-        // A selective query may scan the whole listing: keep it off the async workers.
+    let (page, more) = if query.search.is_none() && !query.tags.is_empty() {
+        // A rare tag may be checked against the whole listing: keep that off the async workers.
         tokio::task::spawn_blocking(move || listing.query(&query)).await.map_err(|error| HfError {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             code: None,
@@ -255,25 +257,9 @@ fn split_model_path(state: &AppState, rest: &str) -> Result<(String, SubRoute), 
     Ok((repo_id, route))
 }
 
-/// A mirrored repo: its stored documents, parsed.
-struct Repo {
-    sha: String,
-    info: Map<String, Json>,
-    refs: Json,
-}
-
-impl Repo {
-    async fn load(state: &AppState, repo_id: &str) -> Result<Repo, HfError> {
-        let StoredRepo { sha, info, refs } =
-            state.mirror.store.repo(repo_id).await?.ok_or_else(|| HfError::repo_not_found(repo_id))?;
-        let info = serde_json::from_str(&info).unwrap_or_default();
-        let refs = serde_json::from_str(&refs).unwrap_or(Json::Null);
-        Ok(Repo { sha, info, refs })
-    }
-
-    fn gated(&self) -> bool {
-        self.info.get("gated").is_some_and(Json::is_string)
-    }
+/// A mirrored repo's documents, or `RepoNotFound`.
+async fn load(state: &AppState, repo_id: &str) -> Result<Arc<RepoDocs>, HfError> {
+    state.mirror.repo(repo_id).await?.ok_or_else(|| HfError::repo_not_found(repo_id))
 }
 
 async fn model_route(State(state): State<AppState>, request: Request) -> Result<Response, HfError> {
@@ -288,7 +274,7 @@ async fn model_route(State(state): State<AppState>, request: Request) -> Result<
     }
     match route {
         SubRoute::Info(revision) => {
-            let repo = Repo::load(&state, &repo_id).await?;
+            let repo = load(&state, &repo_id).await?;
             if let Some(revision) = revision {
                 wire::check_revision(&revision, &repo.sha, &repo.refs)?;
             }
@@ -307,7 +293,7 @@ async fn model_route(State(state): State<AppState>, request: Request) -> Result<
             Ok(json_response(&wire::model_info(&repo.info, &expand, blobs)))
         }
         SubRoute::Tree { revision, path } => {
-            let repo = Repo::load(&state, &repo_id).await?;
+            let repo = load(&state, &repo_id).await?;
             wire::check_revision(&revision, &repo.sha, &repo.refs)?;
             let recursive = param("recursive").is_some_and(flag);
             let files = wire::files(&repo.info);
@@ -317,9 +303,9 @@ async fn model_route(State(state): State<AppState>, request: Request) -> Result<
             Ok(json_response(&Json::Array(items)))
         }
         SubRoute::Refs => {
-            let repo = Repo::load(&state, &repo_id).await?;
-            let mut refs = match repo.refs {
-                Json::Object(refs) => refs,
+            let repo = load(&state, &repo_id).await?;
+            let mut refs = match &repo.refs {
+                Json::Object(refs) => refs.clone(),
                 _ => Map::new(),
             };
             for key in ["branches", "converts", "tags"] {
@@ -333,7 +319,7 @@ async fn model_route(State(state): State<AppState>, request: Request) -> Result<
             Ok(json_response(&Json::Object(refs)))
         }
         SubRoute::PathsInfo(revision) => {
-            let repo = Repo::load(&state, &repo_id).await?;
+            let repo = load(&state, &repo_id).await?;
             wire::check_revision(&revision, &repo.sha, &repo.refs)?;
             let body = axum::body::to_bytes(request.into_body(), 1 << 20)
                 .await
@@ -344,7 +330,7 @@ async fn model_route(State(state): State<AppState>, request: Request) -> Result<
             Ok(json_response(&Json::Array(wire::paths_info(&wire::files(&repo.info), &repo.sha, &paths))))
         }
         SubRoute::Commits => {
-            Repo::load(&state, &repo_id).await?;
+            load(&state, &repo_id).await?;
             Err(HfError::not_found(format!("the commit history of {repo_id} is not mirrored")))
         }
     }
@@ -364,7 +350,7 @@ async fn resolve(State(state): State<AppState>, request: Request) -> Result<Resp
         return Err(HfError::not_found("use /{repo_id}/resolve/{revision}/{path}"));
     };
     let file_path = file.iter().map(|segment| decode(segment)).collect::<Vec<_>>().join("/");
-    let repo = Repo::load(&state, &repo_id).await?;
+    let repo = load(&state, &repo_id).await?;
     if repo.gated() {
         return Err(HfError::gated(&repo_id));
     }
