@@ -64,6 +64,8 @@ struct FakeModel {
     info: Map<String, Json>,
     refs: Json,
     files: BTreeMap<String, Vec<u8>>,
+    /// Listed LFS files whose content the fake Hub does not hold: `(path, size)`.
+    lfs_only: Vec<(String, u64)>,
 }
 
 struct HubState {
@@ -131,7 +133,8 @@ impl FakeHub {
         let readme = format!("{}\nRevision {revision}.\n", String::from_utf8_lossy(&files["README.md"]));
         files.insert("README.md".to_owned(), readme.into_bytes());
         let spec = Spec::from_info(&model.info, revision);
-        let rebuilt = build(spec, files, &[]);
+        let lfs_only: Vec<(&str, u64)> = model.lfs_only.iter().map(|(path, size)| (path.as_str(), *size)).collect();
+        let rebuilt = build(spec, files, &lfs_only);
         let sha = rebuilt.info["sha"].as_str().map(str::to_owned);
         models.insert(id.to_owned(), Arc::new(rebuilt));
         sha
@@ -287,7 +290,8 @@ fn build(spec: Spec, files: BTreeMap<String, Vec<u8>>, lfs_only: &[(&str, u64)])
         refs["tags"] = json!([{"name": "v1.0", "ref": "refs/tags/v1.0", "targetCommit": sha}]);
     }
     let Json::Object(info) = info else { unreachable!("built as an object") };
-    FakeModel { info, refs, files }
+    let lfs_only = lfs_only.iter().map(|(path, size)| ((*path).to_owned(), *size)).collect();
+    FakeModel { info, refs, files, lfs_only }
 }
 
 fn card(front: &str, title: &str, body: &str) -> Vec<u8> {

@@ -187,7 +187,7 @@ impl Haystack {
             return Box::new(std::iter::empty());
         }
         let mut last = None;
-        let mut once = move |index: usize| (last.replace(index) != Some(index)).then_some(index);
+        let once = move |index: usize| (last.replace(index) != Some(index)).then_some(index);
         if backward {
             Box::new(memchr::memmem::rfind_iter(window, needle.as_bytes()).map(index_of).filter_map(once))
         } else {

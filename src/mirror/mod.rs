@@ -31,6 +31,15 @@ use listing::{Entry, Listing};
 use store::{MirrorStore, MirroredRepo, StoreError};
 use sync::{Progress, SyncJob, SyncReport};
 
+/// Why a sync could not run at all (Hub failures land in its [`SyncReport`] instead).
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot build the Hub client: {0}")]
+    Client(#[from] hub::HubError),
+}
+
 /// The mirror: its store, the listing kept in step with it, and parsed repo documents cached for the
 /// read routes. Cheap to clone.
 #[derive(Clone)]
@@ -115,9 +124,8 @@ impl Mirror {
         filter: &NameFilter,
         retry: RetryPolicy,
         on_progress: &(dyn Fn(Progress) + Send + Sync),
-    ) -> Result<SyncReport, StoreError> {
-        let client = HubClient::new(&params.url, params.api_key(), retry)
-            .map_err(|error| StoreError::from(crate::registry::sql::DbError::Backend(error.to_string())))?;
+    ) -> Result<SyncReport, SyncError> {
+        let client = HubClient::new(&params.url, params.api_key(), retry)?;
         let last_publish = Mutex::new(Instant::now());
         let stage = |progress: Progress, written: &[MirroredRepo]| {
             for repo in written {
@@ -135,10 +143,11 @@ impl Mirror {
         let job = SyncJob { source_id, params, filter, store: &self.store, client: &client, on_progress: &stage };
         let report = sync::sync(job).await;
         self.listing.publish();
-        if report.as_ref().is_ok_and(|report| report.removed > 0) {
+        let report = report?;
+        if report.removed > 0 {
             self.reload_listing().await?;
         }
-        report
+        Ok(report)
     }
 }
 

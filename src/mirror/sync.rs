@@ -14,7 +14,7 @@
 //! Nothing already mirrored is deleted by a failure: a failed listing skips step 5, a failed repo is left
 //! as it was.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
@@ -276,9 +276,4 @@ fn shards(index: &[u8]) -> Vec<String> {
     shards.sort();
     shards.dedup();
     shards
-}
-
-/// Repos each failure message applies to, for the catalog's per-record status.
-pub fn failures_by_repo(report: &SyncReport) -> HashMap<String, String> {
-    report.failed.iter().cloned().collect()
 }
