@@ -5,6 +5,8 @@
 //!   answers as fast as it can (`--hub-latency-ms` adds a fixed delay per request), so the figure is
 //!   modelcat's own sync cost with the fake Hub sharing the two cores;
 //! - incremental re-sync after 1% of the models got a new revision (the rest is skipped by `sha`);
+//! - a server start on that store with the same source configured: the listing loads, the catalog indexes
+//!   every mirrored model from the store, and the source's own first sync finds nothing changed;
 //! - `concurrency` HTTP clients for `duration` seconds each: `GET /api/models?search=…&limit=20`,
 //!   `model_info`, and `HEAD …/resolve/main/config.json`.
 
@@ -41,6 +43,23 @@ pub struct HfBench {
     /// Seconds per API scenario.
     #[arg(long, default_value_t = 10)]
     pub duration: u64,
+}
+
+/// Waits until the catalog's `bench` source serves models after its first sync; returns how many.
+async fn catalog_models(client: &reqwest::Client, base: &str) -> anyhow::Result<u64> {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let status: serde_json::Value =
+            client.get(format!("{base}/api/model_catalog/v1alpha1/status")).send().await?.json().await?;
+        let source =
+            status["sources"].as_array().and_then(|sources| sources.iter().find(|source| source["id"] == "bench"));
+        let models = source.and_then(|source| source["models"].as_u64()).unwrap_or(0);
+        if models > 0 {
+            return Ok(models);
+        }
+        anyhow::ensure!(Instant::now() < deadline, "the catalog never indexed the mirrored models: {status}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 struct Context {
@@ -92,6 +111,17 @@ async fn run_in(bench: &HfBench, temp: &std::path::Path) -> anyhow::Result<()> {
     println!("  re-sync after {touched} models changed: {}", report.summary());
     println!("  resident memory after the sync: {}", super::catalog::resident());
 
+    // The server runs the same source: its first sync finds nothing changed, and the catalog indexes
+    // every mirrored model.
+    let sources = temp.join("sources.yaml");
+    std::fs::write(
+        &sources,
+        format!(
+            "model_catalogs:\n  - {{id: bench, name: Bench, type: hf, includedModels: [gen/*], \
+             properties: {{url: \"{hub_url}\", maxConcurrency: {}}}}}\n",
+            bench.sync_concurrency
+        ),
+    )?;
     let settings = Settings {
         public_base_url: None,
         listen: "127.0.0.1:0".into(),
@@ -101,18 +131,28 @@ async fn run_in(bench: &HfBench, temp: &std::path::Path) -> anyhow::Result<()> {
         reset_endpoint: false,
         log_format: LogFormat::Text,
         catalog: {
-            let mut catalog = crate::catalog::CatalogSettings::new(&temp.join("data"), Vec::new());
+            let mut catalog = crate::catalog::CatalogSettings::new(&temp.join("data"), vec![sources]);
             catalog.registry_source = None;
             catalog
         },
     };
     let started = Instant::now();
     let application = Application::build(settings).await?;
-    println!("\nserver start (listing {} mirrored models): {:.2}s", bench.models, started.elapsed().as_secs_f64());
+    println!(
+        "\nserver start (listing the mirror, indexing its {} models into the catalog): {:.2}s",
+        bench.models,
+        started.elapsed().as_secs_f64()
+    );
     let base = format!("http://127.0.0.1:{}", application.port());
     let server = tokio::spawn(application.run_until(std::future::pending()));
 
     let client = reqwest::Client::builder().pool_max_idle_per_host(64).timeout(Duration::from_secs(30)).build()?;
+    let indexed = catalog_models(&client, &base).await?;
+    println!(
+        "catalog serves {indexed} Hub models {:.2}s after start began; resident memory {}",
+        started.elapsed().as_secs_f64(),
+        super::catalog::resident()
+    );
     let context = Arc::new(Context { client, base, models: bench.models as u64 });
     let load = Load { concurrency: bench.concurrency, duration: bench.duration };
     println!("\nHub-compatible API, {} clients, {} s per scenario:", bench.concurrency, bench.duration);

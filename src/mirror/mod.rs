@@ -174,7 +174,21 @@ impl HfSource {
             let (id, mirror, last) = (id.clone(), mirror.clone(), last.clone());
             async move {
                 loop {
-                    let outcome = mirror.sync(id.as_str(), &params, &filter, RetryPolicy::default(), &|_| {}).await;
+                    // Long syncs (hours against the real Hub's quotas) report progress every ten seconds.
+                    let progress = Mutex::new((Instant::now(), 0usize));
+                    let log_progress = |step: Progress| {
+                        let mut progress = progress.lock().expect("progress");
+                        match step {
+                            Progress::Listed(total) => progress.1 = total,
+                            Progress::Done(done) if progress.0.elapsed() >= Duration::from_secs(10) => {
+                                tracing::info!(source = %id, done, total = progress.1, "Hub sync in progress");
+                                progress.0 = Instant::now();
+                            }
+                            Progress::Done(_) => {}
+                        }
+                    };
+                    let outcome =
+                        mirror.sync(id.as_str(), &params, &filter, RetryPolicy::default(), &log_progress).await;
                     let report = outcome.unwrap_or_else(|error| SyncReport {
                         problem: Some(format!("sync failed: {error}")),
                         ..SyncReport::default()
