@@ -338,77 +338,89 @@ async fn model_route(State(state): State<AppState>, request: Request) -> Result<
 
 // ---- HEAD/GET /{id}/resolve/{rev}/{path} ----
 
-async fn resolve(State(state): State<AppState>, request: Request) -> Result<Response, HfError> {
-    let path = request.uri().path().to_owned();
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let at = segments.iter().position(|segment| *segment == "resolve").unwrap_or_default();
-    let decode = |segment: &str| percent_decode_str(segment).decode_utf8_lossy().into_owned();
-    let repo_id = segments[..at].iter().map(|segment| decode(segment)).collect::<Vec<_>>().join("/");
-    let (Some(revision), file) =
-        (segments.get(at + 1).map(|revision| decode(revision)), &segments[(at + 2).min(segments.len())..])
-    else {
-        return Err(HfError::not_found("use /{repo_id}/resolve/{revision}/{path}"));
+/// `(repo_id, revision, path)` of a raw `/{repo_id}/resolve/{revision}/{path}`, each part percent-decoded.
+fn resolve_target(raw: &str) -> Option<(String, String, String)> {
+    let segments: Vec<&str> = raw.trim_start_matches('/').split('/').collect();
+    let at = segments.iter().position(|segment| *segment == "resolve")?;
+    let decode = |parts: &[&str]| {
+        parts.iter().map(|part| percent_decode_str(part).decode_utf8_lossy()).collect::<Vec<_>>().join("/")
     };
-    let file_path = file.iter().map(|segment| decode(segment)).collect::<Vec<_>>().join("/");
+    let (revision, path) = segments.get(at + 1..)?.split_first()?;
+    Some((decode(&segments[..at]), decode(&[revision]), decode(path)))
+}
+
+/// A header value from text that should be ASCII (hex digests, numbers); stored upstream data is not
+/// trusted to be, so anything else is dropped rather than failing the request.
+fn ascii(value: &str) -> HeaderValue {
+    let visible: String = value.chars().filter(|c| c.is_ascii_graphic() || *c == ' ').collect();
+    HeaderValue::from_str(&visible).expect("visible ASCII is a valid header value")
+}
+
+async fn resolve(State(state): State<AppState>, request: Request) -> Result<Response, HfError> {
+    let (repo_id, revision, file_path) = resolve_target(request.uri().path())
+        .ok_or_else(|| HfError::not_found("use /{repo_id}/resolve/{revision}/{path}"))?;
     let repo = load(&state, &repo_id).await?;
     if repo.gated() {
         return Err(HfError::gated(&repo_id));
     }
     wire::check_revision(&revision, &repo.sha, &repo.refs)?;
-    let files = wire::files(&repo.info);
-    let entry = files.into_iter().find(|entry| entry.path == file_path).ok_or_else(|| {
+    let entry = wire::files(&repo.info).into_iter().find(|entry| entry.path == file_path).ok_or_else(|| {
         HfError::entry_not_found(format!("Entry not found: {file_path} is not a file of {repo_id}"), &repo.sha)
     })?;
-    let range_header = request.headers().get(header::RANGE).and_then(|value| value.to_str().ok()).map(str::to_owned);
     let is_head = request.method() == Method::HEAD;
     let mut headers = HeaderMap::new();
-    let header = |value: &str| HeaderValue::from_str(value).unwrap_or(HeaderValue::from_static(""));
-    headers.insert("x-repo-commit", header(&repo.sha));
-    headers.insert(header::ETAG, header(&format!("\"{}\"", entry.etag())));
+    headers.insert("x-repo-commit", ascii(&repo.sha));
+    headers.insert(header::ETAG, ascii(&format!("\"{}\"", entry.etag())));
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(wire::content_type(&entry.path)));
-    let range = wire::byte_range(range_header.as_deref(), entry.size).map_err(|wire::Unsatisfiable| {
+    let range_header = request.headers().get(header::RANGE).and_then(|value| value.to_str().ok());
+    let Ok(range) = wire::byte_range(range_header, entry.size) else {
         let mut error = HfError::bad_request(format!("range not satisfiable for {file_path} of {} bytes", entry.size));
         error.status = StatusCode::RANGE_NOT_SATISFIABLE;
-        error
-    });
-    let range = match range {
-        Ok(range) => range,
-        Err(error) => {
-            let mut response = error.into_response();
-            response.headers_mut().insert(header::CONTENT_RANGE, header(&format!("bytes */{}", entry.size)));
-            return Ok(response);
-        }
-    };
-    let not_mirrored = |held: usize| {
-        HfError::entry_not_found(
-            format!(
-                "{file_path} of {repo_id} ({} bytes) is listed, but this metadata mirror holds {}",
-                entry.size,
-                if held == 0 { "none of its content".to_owned() } else { format!("only its first {held} bytes") }
-            ),
-            &repo.sha,
-        )
+        let mut response = error.into_response();
+        response.headers_mut().insert(header::CONTENT_RANGE, ascii(&format!("bytes */{}", entry.size)));
+        return Ok(response);
     };
     if is_head && range.is_none() {
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(entry.size));
         return Ok((StatusCode::OK, headers, Body::empty()).into_response());
     }
-    let content = state.mirror.store.file(&repo_id, &entry.path).await?.ok_or_else(|| not_mirrored(0))?;
+    let not_mirrored = |held: usize| {
+        let held = if held == 0 { "none of its content".to_owned() } else { format!("only its first {held} bytes") };
+        let message =
+            format!("{file_path} of {repo_id} ({} bytes) is listed, but this metadata mirror holds {held}", entry.size);
+        HfError::entry_not_found(message, &repo.sha)
+    };
+    let content = state.mirror.store.file(&repo_id, &entry.path).await?.unwrap_or_default();
     let (status, body) = match range {
         None if content.len() as u64 == entry.size => (StatusCode::OK, content),
         None => return Err(not_mirrored(content.len())),
+        // Inside a partially mirrored file (a safetensors header), serve what is held: a shorter 206 is
+        // still a valid answer, and says so in Content-Range.
+        Some((start, _)) if start >= content.len() as u64 => return Err(not_mirrored(content.len())),
         Some((start, end)) => {
-            // Inside a partially mirrored file, serve what is held: a shorter 206 is still a valid answer.
             let end = end.min(content.len() as u64 - 1);
-            if start > end || content.is_empty() {
-                return Err(not_mirrored(content.len()));
-            }
-            headers.insert(header::CONTENT_RANGE, header(&format!("bytes {start}-{end}/{}", entry.size)));
+            headers.insert(header::CONTENT_RANGE, ascii(&format!("bytes {start}-{end}/{}", entry.size)));
             (StatusCode::PARTIAL_CONTENT, content[start as usize..=end as usize].to_vec())
         }
     };
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
     let body = if is_head { Body::empty() } else { Body::from(body) };
     Ok((status, headers, body).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resolve_target;
+
+    #[test]
+    fn resolve_paths_split_before_decoding() {
+        let target = |raw| resolve_target(raw).map(|(repo, revision, path)| format!("{repo} | {revision} | {path}"));
+        assert_eq!(
+            target("/org/m1/resolve/refs%2Fpr%2F1/sub%2Fdir/a%20b.json").as_deref(),
+            Some("org/m1 | refs/pr/1 | sub/dir/a b.json")
+        );
+        assert_eq!(target("/gpt2/resolve/main/onnx/model.onnx").as_deref(), Some("gpt2 | main | onnx/model.onnx"));
+        assert_eq!(target("/gpt2/config.json"), None);
+    }
 }
