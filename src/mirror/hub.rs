@@ -272,7 +272,7 @@ impl HubClient {
                 request = request.header(RANGE, format!("bytes={start}-{end}"));
             }
             let outcome = request.send().await;
-            let retry = match outcome {
+            let failure = match outcome {
                 Ok(response) => {
                     self.pacer.observe(response.headers()).await;
                     let status = response.status();
@@ -300,10 +300,10 @@ impl HubClient {
             };
             failures += 1;
             if failures >= self.retry.attempts {
-                return Err(retry);
+                return Err(failure);
             }
             let wait = self.backoff(failures);
-            tracing::debug!(url, error = %retry, wait_ms = wait.as_millis() as u64, "retrying a Hub request");
+            tracing::debug!(url, error = %failure, wait_ms = wait.as_millis() as u64, "retrying a Hub request");
             tokio::time::sleep(wait).await;
         }
     }
