@@ -48,6 +48,8 @@ pub struct Faults {
     pub retry_after_secs: AtomicU64,
     /// Requests allowed per window (0: unlimited, and no `RateLimit` headers).
     pub quota: AtomicU64,
+    /// The quota window, in seconds (0 means 5).
+    pub quota_window_secs: AtomicU64,
     /// Models whose `model_info` always answers 500.
     pub failing: Mutex<HashSet<String>>,
     /// Every request answers 503.
@@ -74,6 +76,8 @@ struct HubState {
     faults: Faults,
     requests: AtomicU64,
     window: Mutex<(Instant, u64)>,
+    /// 429s answered, injected or over the quota.
+    rate_limited: AtomicU64,
     page_size: usize,
 }
 
@@ -83,8 +87,8 @@ pub struct FakeHub {
     state: Arc<HubState>,
 }
 
-/// How long a quota window lasts.
-const WINDOW: Duration = Duration::from_secs(5);
+/// How long a quota window lasts unless set.
+const DEFAULT_WINDOW_SECS: u64 = 5;
 
 impl FakeHub {
     /// The fixtures plus `generated` models; list pages hold at most `page_size` models.
@@ -100,6 +104,7 @@ impl FakeHub {
                 faults: Faults { retry_after_secs: AtomicU64::new(1), ..Faults::default() },
                 requests: AtomicU64::new(0),
                 window: Mutex::new((Instant::now(), 0)),
+                rate_limited: AtomicU64::new(0),
                 page_size: page_size.max(1),
             }),
         }
@@ -107,6 +112,11 @@ impl FakeHub {
 
     pub fn faults(&self) -> &Faults {
         &self.state.faults
+    }
+
+    /// 429s answered so far.
+    pub fn rate_limited(&self) -> u64 {
+        self.state.rate_limited.load(Ordering::Relaxed)
     }
 
     /// Requests served so far.
@@ -456,6 +466,7 @@ async fn faults(State(state): State<Arc<HubState>>, request: Request, next: Next
     }
     let every = |setting: &AtomicU64| matches!(setting.load(Ordering::Relaxed), every if every > 0 && n % every == 0);
     if every(&faults.rate_limit_every) {
+        state.rate_limited.fetch_add(1, Ordering::Relaxed);
         let retry = faults.retry_after_secs.load(Ordering::Relaxed);
         let mut response = (
             StatusCode::TOO_MANY_REQUESTS,
@@ -469,15 +480,22 @@ async fn faults(State(state): State<Arc<HubState>>, request: Request, next: Next
         return (StatusCode::INTERNAL_SERVER_ERROR, "injected failure").into_response();
     }
     let quota = faults.quota.load(Ordering::Relaxed);
+    let window_secs = match faults.quota_window_secs.load(Ordering::Relaxed) {
+        0 => DEFAULT_WINDOW_SECS,
+        secs => secs,
+    };
     let mut budget = None;
     if quota > 0 {
+        let length = Duration::from_secs(window_secs);
         let mut window = state.window.lock().expect("window");
-        if window.0.elapsed() >= WINDOW {
+        if window.0.elapsed() >= length {
             *window = (Instant::now(), 0);
         }
         window.1 += 1;
-        let reset = WINDOW.saturating_sub(window.0.elapsed()).as_secs().max(1);
+        // Seconds to the reset, rounded up, as the Hub sends them.
+        let reset = length.saturating_sub(window.0.elapsed()).as_secs_f64().ceil().max(1.0) as u64;
         if window.1 > quota {
+            state.rate_limited.fetch_add(1, Ordering::Relaxed);
             let mut response = (StatusCode::TOO_MANY_REQUESTS, "quota exceeded").into_response();
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(reset));
             return response;
@@ -488,7 +506,7 @@ async fn faults(State(state): State<Arc<HubState>>, request: Request, next: Next
     if let Some((remaining, reset)) = budget {
         let headers = response.headers_mut();
         headers.insert("ratelimit", HeaderValue::from_str(&format!("\"api\";r={remaining};t={reset}")).expect("ascii"));
-        let policy = format!("\"fixed window\";\"api\";q={quota};w={}", WINDOW.as_secs());
+        let policy = format!("\"fixed window\";\"api\";q={quota};w={window_secs}");
         headers.insert("ratelimit-policy", HeaderValue::from_str(&policy).expect("ascii"));
     }
     response
@@ -501,8 +519,10 @@ fn json_response(value: Json) -> Response {
 async fn list(State(state): State<Arc<HubState>>, headers: HeaderMap, uri: axum::http::Uri) -> Response {
     let pairs = form_pairs(uri.query().unwrap_or_default());
     let get = |key: &str| pairs.iter().find(|(name, _)| name == key).map(|(_, value)| value.as_str());
-    let expand: Vec<String> =
-        pairs.iter().filter(|(key, _)| key == "expand" || key == "expand[]").map(|(_, value)| value.clone()).collect();
+    let expand = match wire::expand_values(&pairs) {
+        Ok(expand) => expand,
+        Err(error) => return error.into_response(),
+    };
     let limit = get("limit").and_then(|limit| limit.parse().ok()).unwrap_or(state.page_size).min(state.page_size);
     let offset: usize = get("cursor").and_then(|cursor| cursor.parse().ok()).unwrap_or(0);
     let (author, search) = (get("author").map(str::to_lowercase), get("search").map(str::to_lowercase));
@@ -566,11 +586,7 @@ async fn model(State(state): State<Arc<HubState>>, uri: axum::http::Uri) -> Resu
             if state.faults.failing.lock().expect("failing").contains(&id) {
                 return Ok((StatusCode::INTERNAL_SERVER_ERROR, "this model always fails").into_response());
             }
-            let expand: Vec<String> = pairs
-                .iter()
-                .filter(|(key, _)| key == "expand" || key == "expand[]")
-                .map(|(_, value)| value.clone())
-                .collect();
+            let expand = wire::expand_values(&pairs)?;
             let blobs = pairs.iter().any(|(key, value)| key == "blobs" && value == "true");
             Ok(json_response(wire::model_info(&model.info, &expand, blobs)))
         }

@@ -28,7 +28,7 @@ use serde_json::Value as Json;
 
 use hub::{HubClient, RetryPolicy};
 use listing::{Entry, Listing};
-use store::{MirrorStore, MirroredRepo, StoreError};
+use store::{MirrorStore, StoreError};
 use sync::{Progress, SyncJob, SyncReport};
 
 /// Why a sync could not run at all (Hub failures land in its [`SyncReport`] instead).
@@ -127,12 +127,10 @@ impl Mirror {
     ) -> Result<SyncReport, SyncError> {
         let client = HubClient::new(&params.url, params.api_key(), retry)?;
         let last_publish = Mutex::new(Instant::now());
-        let stage = |progress: Progress, written: &[MirroredRepo]| {
-            for repo in written {
-                self.repos.invalidate(&repo.repo_id);
-                if let Some(entry) = serde_json::from_str::<Json>(&repo.info).ok().as_ref().and_then(Entry::from_info) {
-                    self.listing.stage(entry);
-                }
+        let stage = |progress: Progress, written: &[Entry]| {
+            for entry in written {
+                self.repos.invalidate(&*entry.id);
+                self.listing.stage(entry.clone());
             }
             let mut last = last_publish.lock().expect("publish clock");
             if last.elapsed() >= Duration::from_secs(1) && self.listing.publish() {

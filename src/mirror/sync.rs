@@ -23,6 +23,7 @@ use modelcat_sources::hf::{HfParams, RepoPattern};
 use serde_json::Value as Json;
 
 use super::hub::{HubClient, HubError};
+use super::listing::Entry;
 use super::store::{MirrorStore, MirroredRepo, StoreError};
 
 /// Repos written per store transaction.
@@ -81,8 +82,9 @@ pub struct SyncJob<'a> {
     pub filter: &'a NameFilter,
     pub store: &'a MirrorStore,
     pub client: &'a HubClient,
-    /// Called after listing and after every written batch, with the repos just written.
-    pub on_progress: &'a (dyn Fn(Progress, &[MirroredRepo]) + Send + Sync),
+    /// Called after listing and after every written batch, with the listing entries of the repos just
+    /// written.
+    pub on_progress: &'a (dyn Fn(Progress, &[Entry]) + Send + Sync),
 }
 
 /// Runs one sync. Only a store failure fails it as a whole; Hub failures land in the report.
@@ -120,6 +122,7 @@ pub async fn sync(job: SyncJob<'_>) -> Result<SyncReport, StoreError> {
         })
         .buffer_unordered(job.params.max_concurrency);
     let mut batch = Vec::with_capacity(BATCH);
+    let mut entries = Vec::with_capacity(BATCH);
     let mut pending_unchanged = unchanged;
     loop {
         let next = fetched.next().await;
@@ -127,7 +130,10 @@ pub async fn sync(job: SyncJob<'_>) -> Result<SyncReport, StoreError> {
         if let Some((repo_id, outcome)) = next {
             done += 1;
             match outcome {
-                Ok(Fetched::Repo(repo)) => batch.push(*repo),
+                Ok(Fetched::Repo(repo, entry)) => {
+                    batch.push(*repo);
+                    entries.extend(entry);
+                }
                 Ok(Fetched::Unchanged) => {
                     report.unchanged += 1;
                     pending_unchanged.push(repo_id);
@@ -141,8 +147,9 @@ pub async fn sync(job: SyncJob<'_>) -> Result<SyncReport, StoreError> {
         if batch.len() >= BATCH || (finished && (!batch.is_empty() || !pending_unchanged.is_empty())) {
             job.store.put(job.source_id, &batch, &pending_unchanged).await?;
             report.changed += batch.len();
-            (job.on_progress)(Progress::Done(done), &batch);
+            (job.on_progress)(Progress::Done(done), &entries);
             batch.clear();
+            entries.clear();
             pending_unchanged.clear();
         }
         if finished {
@@ -203,7 +210,8 @@ async fn list(job: &SyncJob<'_>) -> (Candidates, Vec<String>) {
 }
 
 enum Fetched {
-    Repo(Box<MirroredRepo>),
+    /// The repo, and its listing entry (made from the document already parsed here).
+    Repo(Box<MirroredRepo>, Option<Entry>),
     /// An exact id whose `sha` had not moved.
     Unchanged,
 }
@@ -255,14 +263,11 @@ async fn fetch_repo(job: &SyncJob<'_>, repo_id: &str, known_sha: Option<&str>) -
         }
     }
     let last_modified = info.get("lastModified").and_then(Json::as_str).map(str::to_owned);
-    Ok(Fetched::Repo(Box::new(MirroredRepo {
-        repo_id: repo_id.to_owned(),
-        sha,
-        last_modified,
-        info: info_text,
-        refs,
-        files,
-    })))
+    let entry = Entry::from_info(&info);
+    Ok(Fetched::Repo(
+        Box::new(MirroredRepo { repo_id: repo_id.to_owned(), sha, last_modified, info: info_text, refs, files }),
+        entry,
+    ))
 }
 
 /// The shard files a safetensors index names, each once.

@@ -193,22 +193,13 @@ async fn mirror_serves_the_hub_api(backend: Backend) {
     let bytes = body.bytes().await.unwrap();
     assert_eq!(bytes.len(), length);
     assert_eq!(serde_json::from_slice::<Value>(&bytes).unwrap()["model_type"], "bert");
-    let ranged = app
-        .client
-        .get(format!("{}/org/m1/resolve/main/config.json", app.address))
-        .header("range", "bytes=0-0")
-        .send()
-        .await
-        .unwrap();
+    let ranged_get = |path: &str, range: &'static str| {
+        app.client.get(format!("{}{path}", app.address)).header("range", range).send()
+    };
+    let ranged = ranged_get("/org/m1/resolve/main/config.json", "bytes=0-0").await.unwrap();
     assert_eq!(ranged.status(), StatusCode::PARTIAL_CONTENT);
     assert_eq!(ranged.headers()["content-range"], format!("bytes 0-0/{length}").as_str());
-    let header = app
-        .client
-        .get(format!("{}/org/m1/resolve/main/model.safetensors", app.address))
-        .header("range", "bytes=0-100000")
-        .send()
-        .await
-        .unwrap();
+    let header = ranged_get("/org/m1/resolve/main/model.safetensors", "bytes=0-100000").await.unwrap();
     assert_eq!(header.status(), StatusCode::PARTIAL_CONTENT);
     let header = header.bytes().await.unwrap();
     let declared = u64::from_le_bytes(header[..8].try_into().unwrap()) as usize;
@@ -315,6 +306,23 @@ async fn sync_retries_429_and_5xx_and_resyncs_incrementally() {
     let report = mirror.sync("hub", &params, &filter, quick_retries(), &|_| {}).await.unwrap();
     assert_eq!(report.removed, 1);
     assert!(!mirror.listing.contains("gen/model-00009") && mirror.listing.contains("gen/model-00008"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_paces_itself_within_the_announced_quota() {
+    let (hub, url) = start_hub(6, 10).await;
+    // 20 requests per 1 s window, announced in RateLimit headers; the sync needs about 31.
+    hub.faults().quota.store(20, Ordering::Relaxed);
+    hub.faults().quota_window_secs.store(1, Ordering::Relaxed);
+    let dir = tempfile::tempdir().unwrap();
+    let (mirror, params, filter) = mirror_at(dir.path(), &url, &["gen/*"]).await;
+    let started = std::time::Instant::now();
+    let report = mirror.sync("hub", &params, &filter, quick_retries(), &|_| {}).await.unwrap();
+    assert!(report.failed.is_empty() && report.changed == 6, "{report:?}");
+    assert!(hub.requests() > 20, "{} requests", hub.requests());
+    // Spread over the budget instead of bursting into 429s: it took more than one window.
+    assert_eq!(hub.rate_limited(), 0, "the sync ran into the quota");
+    assert!(started.elapsed() >= Duration::from_secs(1), "{:?}", started.elapsed());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -80,7 +80,7 @@ fn flag(value: &str) -> bool {
 fn parse_list(pairs: &[(String, String)]) -> Result<(ListParams, Option<String>), HfError> {
     let mut query = Query { limit: MAX_LIMIT, ..Query::default() };
     let (mut full, mut card, mut config) = (false, false, false);
-    let mut expand = Vec::new();
+    let expand = wire::expand_values(pairs)?;
     let mut cursor = None;
     let mut bound = Vec::new();
     for (key, value) in pairs {
@@ -109,17 +109,6 @@ fn parse_list(pairs: &[(String, String)]) -> Result<(ListParams, Option<String>)
             "full" => full = flag(value),
             "cardData" => card = flag(value),
             "config" => config = flag(value),
-            "expand" | "expand[]" => {
-                for property in value.split(',').filter(|property| !property.is_empty()) {
-                    if !wire::EXPAND_VALUES.contains(&property) {
-                        return Err(HfError::bad_request(format!(
-                            "invalid expand value {property:?}; allowed: {}",
-                            wire::EXPAND_VALUES.join(", ")
-                        )));
-                    }
-                    expand.push(property.to_owned());
-                }
-            }
             "cursor" => cursor = Some(value.clone()),
             _ => {}
         }
@@ -278,17 +267,7 @@ async fn model_route(State(state): State<AppState>, request: Request) -> Result<
             if let Some(revision) = revision {
                 wire::check_revision(&revision, &repo.sha, &repo.refs)?;
             }
-            let mut expand = Vec::new();
-            for (key, value) in &pairs {
-                if key == "expand" || key == "expand[]" {
-                    for property in value.split(',').filter(|property| !property.is_empty()) {
-                        if !wire::EXPAND_VALUES.contains(&property) {
-                            return Err(HfError::bad_request(format!("invalid expand value {property:?}")));
-                        }
-                        expand.push(property.to_owned());
-                    }
-                }
-            }
+            let expand = wire::expand_values(&pairs)?;
             let blobs = param("blobs").is_some_and(flag);
             Ok(json_response(&wire::model_info(&repo.info, &expand, blobs)))
         }

@@ -42,6 +42,24 @@ pub const EXPAND_VALUES: &[&str] = &[
     "widgetData",
 ];
 
+/// The `expand` (or `expand[]`, repeated or comma-separated) values of a query; an unknown one is a 400.
+pub fn expand_values(pairs: &[(String, String)]) -> Result<Vec<String>, HfError> {
+    let values = pairs.iter().filter(|(key, _)| key == "expand" || key == "expand[]");
+    let properties = values.flat_map(|(_, value)| value.split(',')).filter(|property| !property.is_empty());
+    properties
+        .map(|property| {
+            if EXPAND_VALUES.contains(&property) {
+                Ok(property.to_owned())
+            } else {
+                Err(HfError::bad_request(format!(
+                    "invalid expand value {property:?}; allowed: {}",
+                    EXPAND_VALUES.join(", ")
+                )))
+            }
+        })
+        .collect()
+}
+
 /// An error in the Hub's envelope: `X-Error-Code` (when one applies) and `X-Error-Message` headers and an
 /// `{"error": …}` body. `huggingface_hub` picks its exception from `X-Error-Code`.
 #[derive(Debug)]
