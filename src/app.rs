@@ -17,9 +17,10 @@ use crate::catalog::Catalog;
 use crate::config::Settings;
 use crate::mirror::Mirror;
 use crate::mirror::store::MirrorStore;
-use crate::registry::store::SqlStore;
-use crate::registry::{self, RegistryStore};
-use crate::telemetry;
+use crate::registry::RegistryStore;
+use crate::registry::sql_store::SqlStore;
+use crate::replica::Replica;
+use crate::{store, telemetry};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -31,6 +32,7 @@ pub struct AppState {
     pub mirror: Mirror,
     /// The absolute base URL of `Link` headers (`public_base_url`); `None` uses the `Host` header.
     pub public_base_url: Option<String>,
+    pub replica: Replica,
 }
 
 /// A built, bound, not yet serving application.
@@ -39,6 +41,7 @@ pub struct Application {
     router: axum::Router,
     port: u16,
     catalog: Catalog,
+    replica: Replica,
 }
 
 impl Application {
@@ -47,15 +50,17 @@ impl Application {
         crate::install_crypto_provider();
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("cannot create data directory {}", settings.data_dir.display()))?;
-        let backend = registry::connect(&settings.database_url)
+        let backend = store::connect(&settings.database_url)
             .await
             .with_context(|| format!("cannot open the store at {}", redact(&settings.database_url)))?;
+        let replica = Replica::new(backend.clone(), settings.replication.clone(), &settings.data_dir)
+            .context("cannot read or create the replica id")?;
         let registry: Arc<dyn RegistryStore> = Arc::new(SqlStore::new(backend.clone()));
         let mirror = Mirror::open(MirrorStore::new(backend)).await.context("cannot load the Hub mirror")?;
-        let catalog = Catalog::start(settings.catalog.clone(), registry.clone(), mirror.clone())
+        let catalog = Catalog::start(settings.catalog.clone(), registry.clone(), mirror.clone(), replica.clone())
             .await
             .context("cannot start the catalog")?;
-        let registry = catalog.feed(registry);
+        tokio::spawn(replica.clone().run_housekeeping());
         let state = AppState {
             registry,
             catalog: catalog.clone(),
@@ -66,14 +71,21 @@ impl Application {
             metrics: telemetry::metrics_handle(),
             mirror,
             public_base_url: settings.public_base_url.clone(),
+            replica: replica.clone(),
         };
         let router = api::router(state, settings.api, settings.reset_endpoint);
         let listener = TcpListener::bind(&settings.listen)
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let port = listener.local_addr()?.port();
-        tracing::info!(listen = %settings.listen, port, database = %redact(&settings.database_url), "modelcat ready");
-        Ok(Application { listener, router, port, catalog })
+        tracing::info!(
+            listen = %settings.listen,
+            port,
+            database = %redact(&settings.database_url),
+            replica = replica.id(),
+            "modelcat ready"
+        );
+        Ok(Application { listener, router, port, catalog, replica })
     }
 
     /// The catalog this application serves.
@@ -94,6 +106,8 @@ impl Application {
     /// Serves until `shutdown` completes, then finishes in-flight requests.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let served = axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await;
+        // Hand leases over first, so another replica resumes syncing while this one finishes.
+        self.replica.shutdown().await;
         self.catalog.close().await;
         served
     }

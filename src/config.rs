@@ -29,6 +29,47 @@ pub struct Settings {
     /// The absolute URL clients reach this server at (e.g. `https://modelcat.example.com`), used for the
     /// Hub API's `Link` headers; without it they are built from the request's `Host` header.
     pub public_base_url: Option<String>,
+    pub replication: crate::replica::ReplicationSettings,
+}
+
+/// The `replication` section as written (times in milliseconds, the retention in seconds).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct ReplicationFileSettings {
+    replica_id: Option<String>,
+    lease_ttl_ms: u64,
+    log_retention_secs: u64,
+    heartbeat_ms: u64,
+    replica_timeout_ms: u64,
+    poll_interval_ms: u64,
+}
+
+impl Default for ReplicationFileSettings {
+    fn default() -> Self {
+        let defaults = crate::replica::ReplicationSettings::default();
+        ReplicationFileSettings {
+            replica_id: None,
+            lease_ttl_ms: defaults.lease_ttl.as_millis() as u64,
+            log_retention_secs: defaults.log_retention.as_secs(),
+            heartbeat_ms: defaults.heartbeat.as_millis() as u64,
+            replica_timeout_ms: defaults.replica_timeout.as_millis() as u64,
+            poll_interval_ms: defaults.poll_interval.as_millis() as u64,
+        }
+    }
+}
+
+impl ReplicationFileSettings {
+    fn settings(self) -> crate::replica::ReplicationSettings {
+        use std::time::Duration;
+        crate::replica::ReplicationSettings {
+            replica_id: self.replica_id,
+            lease_ttl: Duration::from_millis(self.lease_ttl_ms),
+            log_retention: Duration::from_secs(self.log_retention_secs),
+            heartbeat: Duration::from_millis(self.heartbeat_ms),
+            replica_timeout: Duration::from_millis(self.replica_timeout_ms),
+            poll_interval: Duration::from_millis(self.poll_interval_ms),
+        }
+    }
 }
 
 /// The `catalog` section as written.
@@ -109,6 +150,8 @@ struct FileSettings {
     log: LogSettings,
     #[serde(default)]
     catalog: CatalogFileSettings,
+    #[serde(default)]
+    replication: ReplicationFileSettings,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -191,6 +234,7 @@ impl Settings {
                 .public_base_url
                 .or(file.public_base_url)
                 .map(|url| url.trim_end_matches('/').to_owned()),
+            replication: file.replication.settings(),
         };
         settings.validate()?;
         Ok(settings)
@@ -207,6 +251,19 @@ impl Settings {
         }
         if self.api.max_body_bytes < 1024 {
             problems.push("api.max_body_bytes must be at least 1024".to_owned());
+        }
+        let replication = &self.replication;
+        if replication.lease_ttl < std::time::Duration::from_secs(1) {
+            problems.push("replication.lease_ttl_ms must be at least 1000".to_owned());
+        }
+        if replication.heartbeat.is_zero() || replication.poll_interval.is_zero() {
+            problems.push("replication.heartbeat_ms and replication.poll_interval_ms must be at least 1".to_owned());
+        }
+        if replication.replica_timeout <= replication.heartbeat * 2 {
+            problems.push("replication.replica_timeout_ms must exceed twice replication.heartbeat_ms".to_owned());
+        }
+        if replication.replica_id.as_deref().is_some_and(|id| id.trim().is_empty()) {
+            problems.push("replication.replica_id must not be empty".to_owned());
         }
         if self.api.request_timeout_secs == 0 {
             problems.push("api.request_timeout_secs must be at least 1".to_owned());

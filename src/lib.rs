@@ -1,6 +1,7 @@
 //! modelcat: a federated catalog and registry for ML models, in one binary.
 //!
-//! This crate is the server: the registry store ([`registry`]), its HTTP APIs ([`api`]), configuration
+//! This crate is the server: the shared persistence layer ([`store`]: SQLite or PostgreSQL, migrations,
+//! the change log and leases), this process as one of several replicas ([`replica`]), the registry store ([`registry`]), its HTTP APIs ([`api`]), configuration
 //! ([`config`]), the catalog service ([`catalog`]), the Hugging Face mirror ([`mirror`], served by
 //! [`api::hf`]) and the application skeleton ([`app`]). [`fake_hub`] is a faithful stand-in for the Hub,
 //! for tests and benchmarks. Catalog sources live in `modelcat-sources` and the
@@ -16,6 +17,8 @@ pub mod mirror;
 pub use modelcat_index::filter;
 pub mod pagination;
 pub mod registry;
+pub mod replica;
+pub mod store;
 pub mod telemetry;
 
 pub use app::{AppState, Application};

@@ -11,6 +11,8 @@
 //! - The index lives in a directory with a schema version stamp; one that is missing, unreadable or of
 //!   another version is recreated empty and [`CatalogIndex::open`] says so, so the caller reloads it.
 //! - Every change bumps a generation number, which callers use to key caches.
+//! - A [`Change::Checkpoint`] is stored in the commit payload, so it is durable exactly when the changes
+//!   queued before it are.
 
 pub mod document;
 pub mod filter;
@@ -77,6 +79,10 @@ pub enum Change {
     Delete(DocKey),
     /// Removes every model of a source.
     DeleteSource(String),
+    /// Records an opaque checkpoint (what the caller has applied, e.g. a change-log position) in this
+    /// and every later commit, so it moves together with the documents; [`CatalogIndex::checkpoint`]
+    /// reads it back after a restart.
+    Checkpoint(String),
 }
 
 /// The order of search results.
@@ -156,6 +162,8 @@ struct Writer {
     reader: IndexReader,
     fields: Fields,
     generation: Arc<AtomicU64>,
+    /// The latest checkpoint, written as the payload of every commit.
+    checkpoint: Option<String>,
 }
 
 /// The catalog index: a reader for searches and a channel to the writer thread.
@@ -188,9 +196,15 @@ impl CatalogIndex {
         let writer: IndexWriter = index.writer(256 * 1024 * 1024)?;
         let (sender, receiver) = mpsc::unbounded_channel();
         let generation = Arc::new(AtomicU64::new(1));
-        let worker = Writer { reader: reader.clone(), fields, generation: generation.clone() };
+        let checkpoint = index.load_metas()?.payload;
+        let worker = Writer { reader: reader.clone(), fields, generation: generation.clone(), checkpoint };
         std::thread::Builder::new().name("index-writer".into()).spawn(move || worker.run(writer, receiver))?;
         Ok((CatalogIndex { index, reader, fields, writer: sender, generation }, fresh))
+    }
+
+    /// The checkpoint of the last commit (see [`Change::Checkpoint`]), if any.
+    pub fn checkpoint(&self) -> Result<Option<String>, IndexError> {
+        Ok(self.index.load_metas()?.payload)
     }
 
     /// How many segments readers search (each one adds a fixed cost to every search).
@@ -424,7 +438,7 @@ impl CatalogIndex {
 }
 
 impl Writer {
-    fn run(self, mut writer: IndexWriter, mut receiver: mpsc::UnboundedReceiver<Message>) {
+    fn run(mut self, mut writer: IndexWriter, mut receiver: mpsc::UnboundedReceiver<Message>) {
         let mut closed = None;
         while let Some(first) = receiver.blocking_recv() {
             let mut batches = Vec::new();
@@ -485,7 +499,9 @@ impl Writer {
         }
     }
 
-    fn write(&self, writer: &mut IndexWriter, batches: &[Batch]) -> Result<u64, IndexError> {
+    fn write(&mut self, writer: &mut IndexWriter, batches: &[Batch]) -> Result<u64, IndexError> {
+        // Taken only once the commit succeeded: a rolled-back batch must not advance the checkpoint.
+        let mut checkpoint = self.checkpoint.clone();
         for change in batches.iter().flat_map(|batch| &batch.changes) {
             match change {
                 Change::Upsert { source_id, record, hash } => {
@@ -501,9 +517,15 @@ impl Writer {
                 Change::DeleteSource(source_id) => {
                     writer.delete_term(Term::from_field_text(self.fields.source, source_id));
                 }
+                Change::Checkpoint(next) => checkpoint = Some(next.clone()),
             }
         }
-        writer.commit()?;
+        let mut commit = writer.prepare_commit()?;
+        if let Some(checkpoint) = &checkpoint {
+            commit.set_payload(checkpoint);
+        }
+        commit.commit()?;
+        self.checkpoint = checkpoint;
         self.reader.reload()?;
         Ok(self.generation.fetch_add(1, Ordering::AcqRel) + 1)
     }

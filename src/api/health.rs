@@ -1,7 +1,8 @@
 //! Liveness, readiness and metrics routes, outside the API base paths.
 //!
 //! `/healthz` answers while the process runs; `/readyz` and Kubeflow's `/readyz/health` check that the
-//! store answers (503 otherwise); `/readyz/isDirty` answers `false` (Kubeflow's schema-dirty flag: modelcat
+//! store answers and that this replica's index has caught up with the change log at start (503
+//! otherwise); `/readyz/isDirty` answers `false` (Kubeflow's schema-dirty flag: modelcat
 //! migrates in one transaction per version, so a started server is never dirty). `GET /` is a 404, which
 //! Kubeflow's Python suite polls for.
 
@@ -23,6 +24,9 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn ready(State(state): State<AppState>) -> impl IntoResponse {
+    if !state.replica.follow_state().caught_up {
+        return (StatusCode::SERVICE_UNAVAILABLE, "the search index is catching up with the change log".to_owned());
+    }
     match state.registry.ping().await {
         Ok(()) => (StatusCode::OK, "ok".to_owned()),
         Err(error) => {

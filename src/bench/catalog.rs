@@ -302,6 +302,7 @@ async fn run_in(bench: &CatalogBench, temp: &Path) -> anyhow::Result<()> {
         catalog.registry_source = None;
         Settings {
             public_base_url: None,
+            replication: Default::default(),
             listen: "127.0.0.1:0".into(),
             database_url: format!("sqlite://{}", temp.join("registry.db").display()),
             data_dir: temp.join("data"),

@@ -84,7 +84,7 @@ async fn run_in(bench: &HfBench, temp: &std::path::Path) -> anyhow::Result<()> {
     let (hub_url, _hub_task) = hub.serve(tokio::net::TcpListener::bind("127.0.0.1:0").await?).await?;
 
     let database_url = format!("sqlite://{}", temp.join("registry.db").display());
-    let backend = crate::registry::connect(&database_url).await?;
+    let backend = crate::store::connect(&database_url).await?;
     let mirror = Mirror::open(MirrorStore::new(backend)).await?;
     let properties = [
         ("url".to_owned(), serde_json::Value::from(hub_url.as_str())),
@@ -100,14 +100,14 @@ async fn run_in(bench: &HfBench, temp: &std::path::Path) -> anyhow::Result<()> {
         "\nsync from the fake Hub ({} ms added per request; {} requests in flight; SQLite store):",
         bench.hub_latency_ms, bench.sync_concurrency
     );
-    let report = mirror.sync("bench", &params, &filter, RetryPolicy::default(), &|_| {}).await?;
+    let report = mirror.sync("bench", &params, &filter, RetryPolicy::default(), &|_| {}, None).await?;
     println!("  full sync: {}", report.summary());
     println!("  Hub requests per model: {:.1}", report.requests as f64 / report.listed.max(1) as f64);
     let touched = bench.models / 100;
     for n in 0..touched {
         hub.touch(&format!("gen/model-{:05}", n * 100));
     }
-    let report = mirror.sync("bench", &params, &filter, RetryPolicy::default(), &|_| {}).await?;
+    let report = mirror.sync("bench", &params, &filter, RetryPolicy::default(), &|_| {}, None).await?;
     println!("  re-sync after {touched} models changed: {}", report.summary());
     println!("  resident memory after the sync: {}", super::catalog::resident());
 
@@ -124,6 +124,7 @@ async fn run_in(bench: &HfBench, temp: &std::path::Path) -> anyhow::Result<()> {
     )?;
     let settings = Settings {
         public_base_url: None,
+        replication: Default::default(),
         listen: "127.0.0.1:0".into(),
         database_url,
         data_dir: temp.join("data"),

@@ -2,14 +2,17 @@
 //!
 //! - [`Catalog::start`] opens the index (rebuilding it when needed), loads the sources config and every
 //!   source, then hands the sources to one reloader task ([`reload`]) fed by the file watcher
-//!   ([`watch`]) and registry writes ([`registry_source`]). Only that task changes sources, so reloads
-//!   never race; each source reload is one index batch, seen whole by readers.
+//!   ([`watch`]) and by the change-log follower ([`follower`]), which brings in what any replica wrote
+//!   to the store (registered models, Hub mirrors). Only that task changes sources, so reloads never
+//!   race; each source reload is one index batch, seen whole by readers. `start` returns once the index
+//!   has caught up with the log.
 //! - What the API shows about sources (status, error, counts, labels, named queries) is published by the
 //!   reloader as an immutable [`View`]; readers never wait for a reload.
 //! - Searches run on the blocking pool. Filter options and facet counts are cached (moka) under the index
 //!   generation, so any committed change invalidates them.
 
 pub mod artifacts;
+pub mod follower;
 pub mod perf;
 pub mod registry_source;
 mod reload;
@@ -27,7 +30,7 @@ use tokio::sync::{mpsc, watch as channel};
 
 use crate::mirror::Mirror;
 use crate::registry::RegistryStore;
-pub use registry_source::{NotifyingStore, RegistryChange};
+use crate::replica::Replica;
 
 /// Catalog settings (from `config/modelcat.yaml`).
 #[derive(Debug, Clone)]
@@ -98,8 +101,6 @@ pub struct Catalog {
     options: moka::sync::Cache<u64, Arc<BTreeMap<String, PropertyOptions>>>,
     facets: moka::sync::Cache<(u64, String), Arc<Facets>>,
     commands: mpsc::UnboundedSender<reload::Command>,
-    /// Whether registered models are a source (and registry writes must be reported).
-    fed: bool,
 }
 
 /// Why the catalog cannot start.
@@ -114,40 +115,40 @@ pub enum CatalogError {
 }
 
 impl Catalog {
-    /// Opens the index, loads every source, and starts watching files and registry writes.
-    /// `registry` is the store whose models join the catalog when `settings.registry_source` names a
-    /// source; pass its writes through [`Catalog::feed`] so the catalog hears of them.
+    /// Opens the index, loads every source, catches up with the change log, and starts watching files
+    /// and following the log. `registry` is the store whose models join the catalog when
+    /// `settings.registry_source` names a source.
     pub async fn start(
         settings: CatalogSettings,
         registry: Arc<dyn RegistryStore>,
         mirror: Mirror,
+        replica: Replica,
     ) -> Result<Catalog, CatalogError> {
         let storage = settings.index_dir.clone().map_or(Storage::Memory, Storage::Directory);
         let (index, fresh) = CatalogIndex::open(&storage)?;
         if fresh {
             tracing::info!(index = ?storage, "search index is new: loading every source into it");
         }
+        let plan = follower::plan(&replica, &index, fresh).await.map_err(CatalogError::Other)?;
         let (commands, receiver) = mpsc::unbounded_channel();
-        let fed = settings.registry_source.is_some();
-        let (view, reloader) =
-            reload::Reloader::start(settings, index.clone(), registry, mirror, commands.clone()).await?;
+        let (view, reloader) = reload::Reloader::start(
+            settings,
+            index.clone(),
+            registry,
+            mirror,
+            commands.clone(),
+            replica.clone(),
+            plan.resume,
+        )
+        .await?;
         tokio::spawn(reloader.run(receiver));
+        let mut follower = follower::Follower::new(replica, commands.clone(), &plan);
+        follower.catch_up().await;
+        tokio::spawn(follower.run());
         let idle = Duration::from_secs(600);
         let options = moka::sync::Cache::builder().max_capacity(4).time_to_idle(idle).build();
         let facets = moka::sync::Cache::builder().max_capacity(1000).time_to_idle(idle).build();
-        Ok(Catalog { index, view, options, facets, commands, fed })
-    }
-
-    /// Wraps the registry store so each successful write updates the catalog; the store itself when
-    /// registered models are not part of the catalog.
-    pub fn feed(&self, store: Arc<dyn RegistryStore>) -> Arc<dyn RegistryStore> {
-        if !self.fed {
-            return store;
-        }
-        let commands = self.commands.clone();
-        Arc::new(NotifyingStore::new(store, move |change| {
-            let _ = commands.send(reload::Command::Registry(change));
-        }))
+        Ok(Catalog { index, view, options, facets, commands })
     }
 
     /// How many index segments searches visit.

@@ -5,9 +5,8 @@
 //! versions as artifacts. Archiving a model removes it from the catalog; restoring it brings it back;
 //! deleting it removes it.
 //!
-//! [`NotifyingStore`] wraps the store and reports which registered model each successful write touched,
-//! so the catalog can update that one model right away; writes it cannot attribute cheaply (artifact
-//! updates and deletes, resets) ask for a full, diffed resync.
+//! The catalog hears of registry writes through the change log (each logs the registered model it
+//! touched, see [`crate::registry::sql_store`]), on this replica and every other one alike.
 
 use std::sync::Arc;
 
@@ -19,116 +18,13 @@ use modelcat_sources::{
 
 use crate::filter::{CompareOp, Expr, Literal, Property};
 use crate::registry::schema::{Kind, MODEL_ARTIFACT, MODEL_VERSION, REGISTERED_MODEL};
-use crate::registry::{Attach, Draft, ListQuery, MetaValue, Page, Record, RegistryError, RegistryStore, Scalar};
-
-/// Which part of the catalog a registry write touched.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RegistryChange {
-    /// One registered model (by id).
-    Model(i64),
-    /// A model version (by id): its registered model changed.
-    Version(i64),
-    /// Unknown: resync everything.
-    All,
-}
-
-/// A [`RegistryStore`] that reports its successful writes.
-pub struct NotifyingStore {
-    inner: Arc<dyn RegistryStore>,
-    notify: Box<dyn Fn(RegistryChange) + Send + Sync>,
-}
-
-impl NotifyingStore {
-    pub fn new(
-        inner: Arc<dyn RegistryStore>,
-        notify: impl Fn(RegistryChange) + Send + Sync + 'static,
-    ) -> NotifyingStore {
-        NotifyingStore { inner, notify: Box::new(notify) }
-    }
-
-    fn notify(&self, change: RegistryChange) {
-        (self.notify)(change);
-    }
-
-    /// What a write of `kind` (the record as stored, or just its id) touched.
-    fn touched(kind: &'static Kind, id: i64, record: Option<&Record>) -> Option<RegistryChange> {
-        if std::ptr::eq(kind, &REGISTERED_MODEL) {
-            Some(RegistryChange::Model(id))
-        } else if std::ptr::eq(kind, &MODEL_VERSION) {
-            Some(
-                record
-                    .and_then(|record| record.int("registeredModelId"))
-                    .map_or(RegistryChange::All, RegistryChange::Model),
-            )
-        } else if kind.artifact_type.is_some() || kind.table == "artifact" {
-            Some(RegistryChange::All)
-        } else {
-            None
-        }
-    }
-}
-
-#[async_trait]
-impl RegistryStore for NotifyingStore {
-    async fn create(&self, kind: &'static Kind, draft: Draft, attach: Attach) -> Result<Record, RegistryError> {
-        let record = self.inner.create(kind, draft, attach).await?;
-        let change = match attach {
-            Attach::Parent(version) if kind.table == "artifact" => Some(RegistryChange::Version(version)),
-            _ => Self::touched(kind, record.id, Some(&record)),
-        };
-        change.into_iter().for_each(|change| self.notify(change));
-        Ok(record)
-    }
-
-    async fn get(&self, kind: &'static Kind, id: i64) -> Result<Record, RegistryError> {
-        self.inner.get(kind, id).await
-    }
-
-    async fn update(
-        &self,
-        kind: &'static Kind,
-        id: i64,
-        draft: Draft,
-        expected: Option<i64>,
-    ) -> Result<Record, RegistryError> {
-        let record = self.inner.update(kind, id, draft, expected).await?;
-        Self::touched(kind, id, Some(&record)).into_iter().for_each(|change| self.notify(change));
-        Ok(record)
-    }
-
-    async fn list(&self, kind: &'static Kind, query: &ListQuery) -> Result<Page, RegistryError> {
-        self.inner.list(kind, query).await
-    }
-
-    async fn delete(&self, kind: &'static Kind, id: i64) -> Result<(), RegistryError> {
-        self.inner.delete(kind, id).await?;
-        let change = if std::ptr::eq(kind, &REGISTERED_MODEL) {
-            Some(RegistryChange::Model(id))
-        } else {
-            Self::touched(kind, id, None)
-        };
-        change.into_iter().for_each(|change| self.notify(change));
-        Ok(())
-    }
-
-    async fn ping(&self) -> Result<(), RegistryError> {
-        self.inner.ping().await
-    }
-
-    async fn reset(&self) -> Result<(), RegistryError> {
-        self.inner.reset().await?;
-        self.notify(RegistryChange::All);
-        Ok(())
-    }
-}
+use crate::registry::{ListQuery, MetaValue, Record, RegistryError, RegistryStore, Scalar};
 
 /// Reads registered models as catalog records.
 #[derive(Clone)]
 pub struct RegistrySource {
     id: SourceId,
     store: Arc<dyn RegistryStore>,
-    /// The catalog name each registered model id was last served under (to follow renames and deletes).
-    names: Arc<std::sync::Mutex<std::collections::HashMap<i64, String>>>,
 }
 
 impl std::fmt::Debug for RegistrySource {
@@ -141,29 +37,13 @@ const PAGE: u32 = 1000;
 
 impl RegistrySource {
     pub fn new(id: SourceId, store: Arc<dyn RegistryStore>) -> RegistrySource {
-        RegistrySource { id, store, names: Arc::default() }
+        RegistrySource { id, store }
     }
 
-    /// The catalog record of one registered model (`None` when it is gone or archived), and the name it
-    /// was served under before, if that differs.
-    pub async fn model(&self, id: i64) -> Result<(Option<ModelRecord>, Option<String>), RegistryError> {
-        let record = match self.store.get(&REGISTERED_MODEL, id).await {
-            Ok(model) => self.record(&model).await?,
-            Err(RegistryError::NotFound(_)) => None,
-            Err(error) => return Err(error),
-        };
-        let mut names = self.names.lock().expect("names lock");
-        let previous = match &record {
-            Some(record) => names.insert(id, record.name.clone()).filter(|name| *name != record.name),
-            None => names.remove(&id),
-        };
-        Ok((record, previous))
-    }
-
-    /// The registered model a version belongs to.
-    pub async fn model_of_version(&self, version: i64) -> Result<Option<i64>, RegistryError> {
-        match self.store.get(&MODEL_VERSION, version).await {
-            Ok(record) => Ok(record.int("registeredModelId")),
+    /// The catalog record of one registered model; `None` when it is gone or archived.
+    pub async fn model(&self, id: i64) -> Result<Option<ModelRecord>, RegistryError> {
+        match self.store.get(&REGISTERED_MODEL, id).await {
+            Ok(model) => self.record(&model).await,
             Err(RegistryError::NotFound(_)) => Ok(None),
             Err(error) => Err(error),
         }
@@ -267,7 +147,6 @@ impl Source for RegistrySource {
         };
         let mut query = ListQuery { filter: Some(live), ..ListQuery::all(PAGE) };
         let mut snapshot = SourceSnapshot::default();
-        let mut names = std::collections::HashMap::new();
         loop {
             let page = self
                 .store
@@ -277,16 +156,12 @@ impl Source for RegistrySource {
             for model in &page.items {
                 let record = self.record(model).await.map_err(|error| SourceError::Fetch(error.to_string()))?;
                 if let Some(record) = record {
-                    names.insert(model.id, record.name.clone());
                     snapshot.records.insert(record.name.clone(), RecordOutcome::Changed(Box::new(record)));
                 }
             }
             match page.next {
                 Some(cursor) => query.after = Some(cursor),
-                None => {
-                    *self.names.lock().expect("names lock") = names;
-                    return Ok(Some(snapshot));
-                }
+                None => return Ok(Some(snapshot)),
             }
         }
     }

@@ -5,6 +5,10 @@
 //! patterns, diffs record hashes, and sends only what changed (upserts and deletions) to the index as one
 //! batch. A failing fetch keeps the last good records and shows the error. A sources config that fails
 //! validation is rejected whole; the previous one stays active and the error is shown.
+//!
+//! Store-backed sources (registered models, Hub mirrors) change through the change log: the follower
+//! ([`super::follower`]) hands over each page of entries, the reloader re-reads what they name and applies
+//! it, then records the page's position as the index checkpoint, in a commit after the changes.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -18,11 +22,15 @@ use modelcat_sources::{
 };
 use tokio::sync::{mpsc, watch as channel};
 
-use super::registry_source::{RegistryChange, RegistrySource};
+use super::follower::Checkpoint;
+use super::registry_source::RegistrySource;
 use super::watch::Watcher;
 use super::{CatalogError, CatalogSettings, SourceView, View};
 use crate::mirror::{HfSource, Mirror};
-use crate::registry::{RegistryStore, now_millis};
+use crate::registry::RegistryStore;
+use crate::replica::Replica;
+use crate::store::changes::{self, Domain};
+use crate::store::now_millis;
 
 /// A fetched snapshot with the content hash of each changed record.
 type Hashed = (SourceSnapshot, HashMap<String, u64>);
@@ -30,14 +38,18 @@ type Hashed = (SourceSnapshot, HashMap<String, u64>);
 /// A queued index batch.
 type Pending = std::pin::Pin<Box<dyn std::future::Future<Output = Result<u64, modelcat_index::IndexError>> + Send>>;
 
+/// How an applied command is acknowledged.
+pub type Ack = tokio::sync::oneshot::Sender<Result<(), String>>;
+
 /// What the reloader is asked to do.
 #[derive(Debug)]
 pub enum Command {
     /// Files changed in these directories.
     Changed(Vec<PathBuf>),
-    Registry(RegistryChange),
-    /// A Hub source finished a sync into the mirror.
-    Synced(String),
+    /// Change-log entries to apply, then `to` to record as the index checkpoint.
+    Log { changes: Vec<changes::Change>, to: Checkpoint, ack: Ack },
+    /// Reload every store-backed source whole (the log cannot be followed), then record `to`.
+    Rebuild { to: Checkpoint, ack: Ack },
     /// Stop watching and reloading (shutdown).
     Stop,
 }
@@ -84,17 +96,22 @@ pub struct Reloader {
     view: channel::Sender<Arc<View>>,
     watcher: Option<Watcher>,
     mirror: Mirror,
-    commands: mpsc::UnboundedSender<Command>,
+    replica: Replica,
+    /// Whether the index already holds the registry up to the follower's start (no initial reload).
+    registry_indexed: bool,
 }
 
 impl Reloader {
-    /// Loads the config and every source, synchronously, and returns the first view.
+    /// Loads the config and every source, synchronously, and returns the first view. With
+    /// `registry_indexed`, the registry is not re-read: the index holds it up to the follower's start.
     pub async fn start(
         settings: CatalogSettings,
         index: CatalogIndex,
         registry: Arc<dyn RegistryStore>,
         mirror: Mirror,
         commands: mpsc::UnboundedSender<Command>,
+        replica: Replica,
+        registry_indexed: bool,
     ) -> Result<(channel::Receiver<Arc<View>>, Reloader), CatalogError> {
         let (config, config_hash) = read_config(&settings, None)?.expect("read without a previous hash");
         let (view, receiver) = channel::channel(Arc::new(View::default()));
@@ -119,7 +136,8 @@ impl Reloader {
             view,
             watcher: watcher.ok(),
             mirror,
-            commands,
+            replica,
+            registry_indexed,
         };
         reloader.remove_unknown_sources(&config).await;
         reloader.install(config).await;
@@ -150,17 +168,25 @@ impl Reloader {
                 batch.push(next);
             }
             let mut dirs = HashSet::new();
-            let mut models = Vec::new();
-            let mut registry_all = false;
-            let mut synced = Vec::new();
+            let mut log = Vec::new();
+            let mut rebuild = false;
+            let mut checkpoint = None;
+            let mut acks = Vec::new();
             let mut stop = false;
             for command in batch {
                 match command {
                     Command::Stop => stop = true,
                     Command::Changed(paths) => dirs.extend(paths),
-                    Command::Registry(RegistryChange::All) => registry_all = true,
-                    Command::Registry(change) => models.push(change),
-                    Command::Synced(id) => synced.push(id),
+                    Command::Log { changes, to, ack } => {
+                        log.extend(changes);
+                        checkpoint = Some(to);
+                        acks.push(ack);
+                    }
+                    Command::Rebuild { to, ack } => {
+                        rebuild = true;
+                        checkpoint = Some(to);
+                        acks.push(ack);
+                    }
                 }
             }
             if stop {
@@ -174,18 +200,78 @@ impl Reloader {
                 .iter()
                 .filter(|(_, runtime)| runtime.yaml_path().and_then(Path::parent).is_some_and(|dir| dirs.contains(dir)))
                 .map(|(id, _)| id.clone())
-                .chain(synced)
                 .collect();
-            self.refresh_all(yaml).await;
-            if registry_all {
-                if let Some(id) = self.registry_id() {
-                    self.refresh(&id).await;
+            let _ = self.refresh_all(yaml).await;
+            if !acks.is_empty() {
+                let mut applied = self.apply_log(log, rebuild).await;
+                if let (Ok(()), Some(checkpoint)) = (&applied, checkpoint) {
+                    applied = self
+                        .index
+                        .apply(vec![Change::Checkpoint(checkpoint.encode())])
+                        .await
+                        .map(drop)
+                        .map_err(|error| error.to_string());
                 }
-            } else if !models.is_empty() {
-                self.registry_models(models).await;
+                for ack in acks {
+                    let _ = ack.send(applied.clone());
+                }
             }
             self.publish();
         }
+    }
+
+    /// Re-reads what change-log entries name (or, for a rebuild, every store-backed source) and applies
+    /// it; fails when the store could not be read, so the entries are applied again later.
+    async fn apply_log(&mut self, log: Vec<changes::Change>, rebuild: bool) -> Result<(), String> {
+        let mut registry_all = rebuild;
+        let mut models = Vec::new();
+        let mut hf_sources: HashSet<String> = HashSet::new();
+        let mut repos = Vec::new();
+        let mut listing_all = rebuild;
+        for change in log {
+            match (change.domain, change.name) {
+                (Domain::Registry, Some(name)) if name == changes::ALL => registry_all = true,
+                (Domain::Registry, Some(name)) => models.extend(change.entity_id.map(|id| (id, name))),
+                (Domain::Registry, None) => {}
+                (Domain::Hf, name) => {
+                    match name {
+                        Some(name) if name == changes::ALL => listing_all = true,
+                        Some(name) => repos.push(name),
+                        None => {}
+                    }
+                    hf_sources.insert(change.source_id);
+                }
+            }
+        }
+        if rebuild {
+            hf_sources.extend(self.hf_ids());
+        }
+        let followed = if listing_all {
+            self.mirror.reload_listing().await.map(drop)
+        } else if !repos.is_empty() {
+            repos.sort_unstable();
+            repos.dedup();
+            self.mirror.follow(&repos).await
+        } else {
+            Ok(())
+        };
+        followed.map_err(|error| error.to_string())?;
+        let hf: Vec<String> = hf_sources.into_iter().filter(|id| self.hf_ids().contains(id)).collect();
+        self.refresh_all(hf).await?;
+        if registry_all {
+            if let Some(id) = self.registry_id() {
+                self.refresh_all(vec![id]).await?;
+            }
+        } else if !models.is_empty() {
+            self.registry_models(models).await?;
+        }
+        Ok(())
+    }
+
+    /// The configured Hub sources.
+    fn hf_ids(&self) -> Vec<String> {
+        let hf = self.runtimes.iter().filter(|(_, runtime)| matches!(runtime.config.kind, Ok(SourceKind::Hf(_))));
+        hf.map(|(id, _)| id.clone()).collect()
     }
 
     fn registry_id(&self) -> Option<String> {
@@ -238,7 +324,7 @@ impl Reloader {
                 }
             }
         }
-        self.apply("removed", removed.into_iter().map(Change::DeleteSource).collect()).await;
+        let _ = self.apply("removed", removed.into_iter().map(Change::DeleteSource).collect()).await;
         let mut refresh = Vec::new();
         for source in &config.sources {
             let id = source.id.to_string();
@@ -261,13 +347,16 @@ impl Reloader {
                 excluded_models: Vec::new(),
                 kind: Ok(SourceKind::Registry),
             };
-            refresh.push(id.to_string());
+            // A resumed index holds the registry already; the change log brings it up to date.
+            if !std::mem::take(&mut self.registry_indexed) {
+                refresh.push(id.to_string());
+            }
             let runtime = self.runtime(config);
             self.runtimes.insert(id.to_string(), runtime);
         }
         self.config = config;
         self.watch();
-        self.refresh_all(refresh).await;
+        let _ = self.refresh_all(refresh).await;
         self.publish();
     }
 
@@ -288,17 +377,12 @@ impl Reloader {
                 (Some(Arc::new(YamlSource::new(config.id.clone(), path.clone()))), SourceStatus::Available, None)
             }
             Ok(SourceKind::Hf(params)) => {
-                let commands = self.commands.clone();
-                let id = config.id.to_string();
-                let on_synced = Arc::new(move || {
-                    let _ = commands.send(Command::Synced(id.clone()));
-                });
                 let source = HfSource::start(
                     config.id.clone(),
                     params.clone(),
                     config.name_filter(),
                     self.mirror.clone(),
-                    on_synced,
+                    self.replica.clone(),
                 );
                 (Some(Arc::new(source)), SourceStatus::Available, None)
             }
@@ -323,13 +407,10 @@ impl Reloader {
         }
     }
 
-    async fn refresh(&mut self, id: &str) {
-        self.refresh_all(vec![id.to_owned()]).await;
-    }
-
     /// Fetches sources in parallel (parsing runs on the blocking pool) and applies each one's changes as
-    /// its fetch completes.
-    async fn refresh_all(&mut self, ids: Vec<String>) {
+    /// its fetch completes. Fails when a source could not be fetched or its changes not indexed (the
+    /// source shows the error and keeps its last good models).
+    async fn refresh_all(&mut self, ids: Vec<String>) -> Result<(), String> {
         let mut fetches = tokio::task::JoinSet::new();
         for id in ids {
             let Some(runtime) = self.runtimes.get_mut(&id) else { continue };
@@ -355,7 +436,7 @@ impl Reloader {
                 _ if !runtime.hashes.is_empty() => {
                     // A disabled or unbuildable source serves nothing.
                     runtime.hashes.clear();
-                    self.apply(&id, vec![Change::DeleteSource(id.clone())]).await;
+                    self.apply(&id, vec![Change::DeleteSource(id.clone())]).await?;
                 }
                 _ => {}
             }
@@ -363,17 +444,28 @@ impl Reloader {
         // Queue each source's changes as its fetch completes; batches queued while the writer commits
         // share its next commit. Wait for all of them before the new state is published.
         let mut pending = Vec::new();
+        let mut failures = Vec::new();
         while let Some(joined) = fetches.join_next().await {
             match joined {
-                Ok((id, fetched, started)) => pending.extend(self.absorb(&id, fetched, started)),
-                Err(error) => tracing::error!(%error, "a source fetch panicked"),
+                Ok((id, fetched, started)) => {
+                    if let Err(error) = &fetched {
+                        failures.push(format!("{id}: {error}"));
+                    }
+                    pending.extend(self.absorb(&id, fetched, started));
+                }
+                Err(error) => {
+                    tracing::error!(%error, "a source fetch panicked");
+                    failures.push(error.to_string());
+                }
             }
         }
         for (id, done) in pending {
             if let Err(error) = done.await {
                 tracing::error!(source = %id, %error, "index update failed");
+                failures.push(format!("{id}: {error}"));
             }
         }
+        if failures.is_empty() { Ok(()) } else { Err(failures.join("; ")) }
     }
 
     /// Takes one fetch's outcome: queues the changed records (returning the pending commit), or shows the
@@ -442,54 +534,44 @@ impl Reloader {
         Some((id.to_owned(), Box::pin(self.index.submit(changes))))
     }
 
-    /// Updates single registered models (or, for versions, their models).
-    async fn registry_models(&mut self, changes: Vec<RegistryChange>) {
-        let (Some(registry), Some(id)) = (self.registry.clone(), self.registry_id()) else { return };
-        let mut models = Vec::new();
-        for change in changes {
-            match change {
-                RegistryChange::Model(model) => models.push(model),
-                RegistryChange::Version(version) => match registry.model_of_version(version).await {
-                    Ok(Some(model)) => models.push(model),
-                    Ok(None) => {}
-                    Err(error) => tracing::warn!(%error, "cannot resolve a model version for the catalog"),
-                },
-                RegistryChange::All => {}
-            }
-        }
+    /// Updates single registered models, each named by its id and the catalog name it was logged under.
+    async fn registry_models(&mut self, mut models: Vec<(i64, String)>) -> Result<(), String> {
+        let (Some(registry), Some(id)) = (self.registry.clone(), self.registry_id()) else { return Ok(()) };
         models.sort_unstable();
         models.dedup();
-        let mut updates = Vec::new();
-        for model in models {
-            match registry.model(model).await {
-                Ok(update) => updates.push(update),
-                Err(error) => {
-                    tracing::warn!(%error, model, "cannot read a registered model for the catalog; resyncing");
-                    return self.refresh(&id).await;
-                }
-            }
+        let mut updates = Vec::with_capacity(models.len());
+        for (model, name) in models {
+            let record = registry.model(model).await.map_err(|error| {
+                tracing::warn!(%error, model, "cannot read a registered model for the catalog");
+                error.to_string()
+            })?;
+            updates.push((name, record));
         }
-        let Some(runtime) = self.runtimes.get_mut(&id) else { return };
+        let Some(runtime) = self.runtimes.get_mut(&id) else { return Ok(()) };
         let mut batch = Vec::new();
-        for (record, previous) in updates {
-            if let Some(previous) = previous {
-                runtime.hashes.remove(&previous);
-                batch.push(Change::Delete(DocKey { source_id: id.clone(), name: previous }));
-            }
-            if let Some(record) = record {
-                let hash = record.content_hash();
-                if runtime.hashes.insert(record.name.clone(), hash) != Some(hash) {
-                    batch.push(Change::Upsert { source_id: id.clone(), record: Arc::new(record), hash });
+        for (logged, record) in updates {
+            match record {
+                Some(record) => {
+                    let hash = record.content_hash();
+                    if runtime.hashes.insert(record.name.clone(), hash) != Some(hash) {
+                        batch.push(Change::Upsert { source_id: id.clone(), record: Arc::new(record), hash });
+                    }
+                }
+                None => {
+                    if runtime.hashes.remove(&logged).is_some() {
+                        batch.push(Change::Delete(DocKey { source_id: id.clone(), name: logged }));
+                    }
                 }
             }
         }
-        self.apply(&id, batch).await;
+        self.apply(&id, batch).await
     }
 
-    async fn apply(&self, id: &str, changes: Vec<Change>) {
-        if let Err(error) = self.index.apply(changes).await {
+    async fn apply(&self, id: &str, changes: Vec<Change>) -> Result<(), String> {
+        self.index.apply(changes).await.map(drop).map_err(|error| {
             tracing::error!(source = %id, %error, "index update failed");
-        }
+            error.to_string()
+        })
     }
 
     /// Removes sources the index holds but the config does not name (changed while we were down).
@@ -501,7 +583,7 @@ impl Reloader {
             indexed.into_keys().filter(|id| !known.contains(id)).map(Change::DeleteSource).collect();
         if !stale.is_empty() {
             tracing::info!(count = stale.len(), "removing sources no longer configured from the index");
-            self.apply("*", stale).await;
+            let _ = self.apply("*", stale).await;
         }
     }
 

@@ -168,10 +168,10 @@ async fn write_batch(mirror: &Mirror, batch: &mut Vec<(MirroredRepo, Vec<String>
     }
     // Content first, then the memberships that refer to content written under another source.
     for (source, (repos, _)) in &by_source {
-        mirror.store.put(source, repos, &[]).await?;
+        mirror.store.put(source, repos, &[], None).await?;
     }
     for (source, (_, members)) in &by_source {
-        mirror.store.put(source, &[], members).await?;
+        mirror.store.put(source, &[], members, None).await?;
     }
     Ok(count)
 }

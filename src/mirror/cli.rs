@@ -48,7 +48,7 @@ impl StoreArgs {
         })?;
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("cannot create data directory {}", settings.data_dir.display()))?;
-        let backend = crate::registry::connect(&settings.database_url).await.context("cannot open the store")?;
+        let backend = crate::store::connect(&settings.database_url).await.context("cannot open the store")?;
         Ok(Mirror::open(MirrorStore::new(backend)).await?)
     }
 }
@@ -159,13 +159,20 @@ async fn sync_once(args: HfArgs) -> anyhow::Result<()> {
     let bar = counter(0, "syncing");
     bar.set_message(format!("listing {}", params.url));
     let report = mirror
-        .sync(&args.source_id, &params, &filter, RetryPolicy::default(), &|progress| match progress {
-            Progress::Listed(total) => {
-                bar.set_length(total as u64);
-                bar.set_message("fetching");
-            }
-            Progress::Done(done) => bar.set_position(done as u64),
-        })
+        .sync(
+            &args.source_id,
+            &params,
+            &filter,
+            RetryPolicy::default(),
+            &|progress| match progress {
+                Progress::Listed(total) => {
+                    bar.set_length(total as u64);
+                    bar.set_message("fetching");
+                }
+                Progress::Done(done) => bar.set_position(done as u64),
+            },
+            None,
+        )
         .await?;
     bar.finish_and_clear();
     println!("{}", report.summary());

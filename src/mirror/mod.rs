@@ -6,8 +6,9 @@
 //! - [`sync`]: one sync of an `hf` source (list, skip unchanged, fetch, write, forget).
 //! - [`listing`]: the in-memory listing `GET /api/models` searches.
 //! - [`bundle`]: export and import of the whole mirror as one verified, compressed file.
-//! - [`HfSource`]: an `hf` catalog source: a background task syncs on the source's `syncInterval`, and the
-//!   catalog reads the mirrored repos back as model records.
+//! - [`HfSource`]: an `hf` catalog source: a background task syncs on the source's `syncInterval` on the
+//!   one replica holding the source's lease, and every replica's catalog reads the mirrored repos back
+//!   as model records.
 //!
 //! The store is the truth; the listing is rebuilt from it at start and follows every write.
 
@@ -15,19 +16,21 @@ pub mod bundle;
 pub mod cli;
 pub mod hub;
 pub mod listing;
+mod source;
 pub mod store;
 pub mod sync;
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use modelcat_sources::hf::{HfParams, model_record};
-use modelcat_sources::{NameFilter, RecordOutcome, Source, SourceError, SourceId, SourceSnapshot, SyncState};
+use modelcat_sources::NameFilter;
+use modelcat_sources::hf::HfParams;
 use serde_json::Value as Json;
 
+use crate::store::lease::Lease;
 use hub::{HubClient, RetryPolicy};
 use listing::{Entry, Listing};
+pub use source::HfSource;
 use store::{MirrorStore, StoreError};
 use sync::{Progress, SyncJob, SyncReport};
 
@@ -115,6 +118,22 @@ impl Mirror {
         Ok(count)
     }
 
+    /// Brings the listing and the document cache in step with repos written or removed by another
+    /// replica or process (what the change log names).
+    pub async fn follow(&self, repo_ids: &[String]) -> Result<(), StoreError> {
+        let ids: Vec<&str> = repo_ids.iter().map(String::as_str).collect();
+        let infos = self.store.infos(&ids).await?;
+        for repo_id in repo_ids {
+            self.repos.invalidate(repo_id.as_str());
+            match infos.get(repo_id).and_then(|info| Entry::from_info(&serde_json::from_str(info).ok()?)) {
+                Some(entry) => self.listing.stage(entry),
+                None => self.listing.stage_removal(repo_id),
+            }
+        }
+        self.listing.publish();
+        Ok(())
+    }
+
     /// Syncs one source once, keeping the listing in step (published at most about once a second).
     /// `on_progress` sees the sync's progress.
     pub async fn sync(
@@ -124,6 +143,7 @@ impl Mirror {
         filter: &NameFilter,
         retry: RetryPolicy,
         on_progress: &(dyn Fn(Progress) + Send + Sync),
+        fence: Option<&Lease>,
     ) -> Result<SyncReport, SyncError> {
         let client = HubClient::new(&params.url, params.api_key(), retry)?;
         let last_publish = Mutex::new(Instant::now());
@@ -138,7 +158,8 @@ impl Mirror {
             }
             on_progress(progress);
         };
-        let job = SyncJob { source_id, params, filter, store: &self.store, client: &client, on_progress: &stage };
+        let job =
+            SyncJob { source_id, params, filter, store: &self.store, client: &client, fence, on_progress: &stage };
         let report = sync::sync(job).await;
         self.listing.publish();
         let report = report?;
@@ -146,97 +167,5 @@ impl Mirror {
             self.reload_listing().await?;
         }
         Ok(report)
-    }
-}
-
-/// An `hf` catalog source. Creating one starts its sync task; dropping it stops the task.
-#[derive(Debug)]
-pub struct HfSource {
-    id: SourceId,
-    mirror: Mirror,
-    last: Arc<Mutex<Option<SyncReport>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl HfSource {
-    /// Starts syncing now and then every `syncInterval`; `on_synced` is called after each sync.
-    pub fn start(
-        id: SourceId,
-        params: HfParams,
-        filter: NameFilter,
-        mirror: Mirror,
-        on_synced: Arc<dyn Fn() + Send + Sync>,
-    ) -> HfSource {
-        let last = Arc::new(Mutex::new(None));
-        let task = tokio::spawn({
-            let (id, mirror, last) = (id.clone(), mirror.clone(), last.clone());
-            async move {
-                loop {
-                    // Long syncs (hours against the real Hub's quotas) report progress every ten seconds.
-                    let progress = Mutex::new((Instant::now(), 0usize));
-                    let log_progress = |step: Progress| {
-                        let mut progress = progress.lock().expect("progress");
-                        match step {
-                            Progress::Listed(total) => progress.1 = total,
-                            Progress::Done(done) if progress.0.elapsed() >= Duration::from_secs(10) => {
-                                tracing::info!(source = %id, done, total = progress.1, "Hub sync in progress");
-                                progress.0 = Instant::now();
-                            }
-                            Progress::Done(_) => {}
-                        }
-                    };
-                    let outcome =
-                        mirror.sync(id.as_str(), &params, &filter, RetryPolicy::default(), &log_progress).await;
-                    let report = outcome.unwrap_or_else(|error| SyncReport {
-                        problem: Some(format!("sync failed: {error}")),
-                        ..SyncReport::default()
-                    });
-                    tracing::info!(source = %id, "Hub sync: {}", report.summary());
-                    *last.lock().expect("sync report") = Some(report);
-                    on_synced();
-                    tokio::time::sleep(params.sync_interval).await;
-                }
-            }
-        });
-        HfSource { id, mirror, last, task }
-    }
-}
-
-impl Drop for HfSource {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-#[async_trait::async_trait]
-impl Source for HfSource {
-    fn id(&self) -> &SourceId {
-        &self.id
-    }
-
-    /// The mirrored repos of this source as records: those whose `sha` moved since `previous` are read and
-    /// mapped, the rest are unchanged; repos the last sync could not fetch are reported as failed.
-    async fn fetch(&self, previous: &SyncState) -> Result<Option<SourceSnapshot>, SourceError> {
-        let failed = |error: StoreError| SourceError::Fetch(error.to_string());
-        let versions = self.mirror.store.source_versions(self.id.as_str()).await.map_err(failed)?;
-        let changed: Vec<&str> = versions
-            .iter()
-            .filter(|(repo_id, sha)| previous.get(*repo_id) != Some(*sha))
-            .map(|(repo_id, _)| repo_id.as_str())
-            .collect();
-        let mut records: BTreeMap<String, RecordOutcome> =
-            versions.keys().map(|repo_id| (repo_id.clone(), RecordOutcome::Unchanged)).collect();
-        for (info, readme, synced_at) in self.mirror.store.cards(&changed).await.map_err(failed)? {
-            let Ok(info) = serde_json::from_str::<Json>(&info) else { continue };
-            if let Some(record) = model_record(&info, readme.as_deref(), synced_at) {
-                records.insert(record.name.clone(), RecordOutcome::Changed(Box::new(record)));
-            }
-        }
-        let report = self.last.lock().expect("sync report").clone();
-        let problem = report.as_ref().and_then(|report| report.problem.clone());
-        for (repo_id, error) in report.map(|report| report.failed).unwrap_or_default() {
-            records.insert(repo_id, RecordOutcome::Failed(error));
-        }
-        Ok(Some(SourceSnapshot { records, state: versions.into_iter().collect(), problem }))
     }
 }

@@ -5,12 +5,19 @@
 //! readers see the old or the new revision of a repo, never a mix. Repos belong to the sources that mirror
 //! them; a repo leaves the store only when no source keeps it ([`MirrorStore::retain`]), never because a
 //! sync failed.
+//!
+//! Every write appends what it changed to the change log in its transaction ([`crate::store::changes`]):
+//! a written repo, a repo a source newly mirrors, a repo it no longer mirrors, a forgotten source, and a
+//! sync's report ([`MirrorStore::record_sync`]), so every replica's catalog follows. Writes made by a
+//! sync under a lease take its fence ([`crate::store::lease`]) and are refused once the lease is lost.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::registry::now_millis;
-use crate::registry::sql::{Backend, Col, DbError, Row, Sql, Transaction, Value};
+use crate::store::changes::{self, ALL, Entry};
+use crate::store::lease::{self, Lease, LeaseError};
+use crate::store::now_millis;
+use crate::store::sql::{Backend, Col, DbError, Row, Sql, Transaction, Value};
 
 /// One repo as synced: its Hub documents and mirrored files.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,8 +43,38 @@ pub struct StoredRepo {
 
 /// Why a mirror store call failed.
 #[derive(Debug, thiserror::Error)]
-#[error("mirror store: {0}")]
-pub struct StoreError(#[from] DbError);
+pub enum StoreError {
+    #[error("mirror store: {0}")]
+    Db(#[from] DbError),
+    /// The sync's lease was lost: another replica syncs this source now.
+    #[error(transparent)]
+    Fenced(LeaseError),
+}
+
+impl From<LeaseError> for StoreError {
+    fn from(error: LeaseError) -> Self {
+        match error {
+            LeaseError::Db(error) => StoreError::Db(error),
+            fenced => StoreError::Fenced(fenced),
+        }
+    }
+}
+
+/// The outcome of a source's last sync, as every replica shows it.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SyncRecord {
+    /// When the last sync started (ms since the epoch).
+    #[serde(skip)]
+    pub started_at: i64,
+    /// When the last complete sync finished (ms since the epoch).
+    #[serde(skip)]
+    pub finished_at: i64,
+    /// Repos that could not be fetched, with why.
+    pub failed: Vec<(String, String)>,
+    /// A listing that failed.
+    pub problem: Option<String>,
+    pub summary: String,
+}
 
 /// The mirror's storage.
 #[derive(Clone)]
@@ -61,6 +98,76 @@ impl MirrorStore {
 
     fn sql(&self) -> Sql {
         Sql::new(self.backend.dialect())
+    }
+
+    /// Starts a write, checking `fence` first when the write is made under a lease.
+    async fn begin(&self, fence: Option<&Lease>) -> Result<Box<dyn Transaction>, StoreError> {
+        let mut transaction = self.backend.begin().await?;
+        if let Some(lease) = fence {
+            lease::check(&mut *transaction, self.backend.dialect(), lease).await?;
+        }
+        Ok(transaction)
+    }
+
+    async fn log(&self, transaction: &mut Box<dyn Transaction>, entries: &[Entry]) -> Result<(), StoreError> {
+        Ok(changes::append(&mut **transaction, self.backend.dialect(), entries).await?)
+    }
+
+    /// Records that a source's sync started (under its lease's `fence`): until it finishes, the sync
+    /// counts as interrupted.
+    pub async fn record_sync_start(&self, source: &str, fence: Option<&Lease>) -> Result<(), StoreError> {
+        let mut transaction = self.begin(fence).await?;
+        let mut sql = self.sql();
+        sql.push("INSERT INTO source_sync (source_id, started_at, finished_at, report) VALUES (")
+            .arg(Value::Text(source.to_owned()))
+            .push(", ")
+            .arg(Value::Int(now_millis()))
+            .push(", 0, '{}') ON CONFLICT (source_id) DO UPDATE SET started_at = excluded.started_at");
+        transaction.execute(&sql).await?;
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    /// Records a source's sync outcome (under its lease's `fence`), announcing it to every replica.
+    pub async fn record_sync(
+        &self,
+        source: &str,
+        record: &SyncRecord,
+        fence: Option<&Lease>,
+    ) -> Result<(), StoreError> {
+        let mut transaction = self.begin(fence).await?;
+        let mut sql = self.sql();
+        sql.push("INSERT INTO source_sync (source_id, started_at, finished_at, report) VALUES (")
+            .arg(Value::Text(source.to_owned()))
+            .push(", ")
+            .arg(Value::Int(record.started_at))
+            .push(", ")
+            .arg(Value::Int(record.finished_at))
+            .push(", ")
+            .arg(Value::Text(serde_json::to_string(record).unwrap_or_default()))
+            .push(
+                ") ON CONFLICT (source_id) DO UPDATE SET started_at = excluded.started_at, \
+                 finished_at = excluded.finished_at, report = excluded.report",
+            );
+        transaction.execute(&sql).await?;
+        self.log(&mut transaction, &[Entry::hf(source, None)]).await?;
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    /// A source's last recorded sync, by whichever replica ran it.
+    pub async fn last_sync(&self, source: &str) -> Result<Option<SyncRecord>, StoreError> {
+        let mut sql = self.sql();
+        sql.push("SELECT started_at, finished_at, report FROM source_sync WHERE source_id = ")
+            .arg(Value::Text(source.to_owned()));
+        let row = self.backend.read(&sql, &[Col::Int, Col::Int, Col::Text]).await?.into_iter().next();
+        Ok(row.map(|row| {
+            let mut row = row.into_iter();
+            let started_at = row.next().and_then(|value| value.as_int()).unwrap_or_default();
+            let finished_at = row.next().and_then(|value| value.as_int()).unwrap_or_default();
+            let report = row.next().and_then(Value::into_text).unwrap_or_default();
+            SyncRecord { started_at, finished_at, ..serde_json::from_str(&report).unwrap_or_default() }
+        }))
     }
 
     /// The mirrored revision (`sha`, `lastModified`) of every repo in the store.
@@ -88,9 +195,16 @@ impl MirrorStore {
     }
 
     /// Stores changed repos (replacing their documents and files) and records that `source` mirrors them
-    /// and the `unchanged` ones, in one transaction.
-    pub async fn put(&self, source: &str, repos: &[MirroredRepo], unchanged: &[String]) -> Result<(), StoreError> {
-        let mut transaction = self.backend.begin().await?;
+    /// and the `unchanged` ones, in one transaction (under `fence` when a sync holds a lease).
+    pub async fn put(
+        &self,
+        source: &str,
+        repos: &[MirroredRepo],
+        unchanged: &[String],
+        fence: Option<&Lease>,
+    ) -> Result<(), StoreError> {
+        let mut transaction = self.begin(fence).await?;
+        let mut logged: Vec<Entry> = repos.iter().map(|repo| Entry::hf(source, Some(&repo.repo_id))).collect();
         let now = now_millis();
         for repo in repos {
             let mut sql = self.sql();
@@ -134,21 +248,30 @@ impl MirrorStore {
                 .push(", ")
                 .arg(Value::Text(repo_id.clone()))
                 .push(") ON CONFLICT DO NOTHING");
-            transaction.execute(&sql).await?;
+            let added = transaction.execute(&sql).await? > 0;
+            if added && unchanged.contains(repo_id) {
+                logged.push(Entry::hf(source, Some(repo_id)));
+            }
         }
+        self.log(&mut transaction, &logged).await?;
         transaction.commit().await?;
         Ok(())
     }
 
     /// After a complete, successful listing: `source` no longer mirrors the repos outside `keep`, and repos
     /// no source mirrors leave the store. Returns the repos removed from `source`.
-    pub async fn retain(&self, source: &str, keep: &std::collections::HashSet<String>) -> Result<usize, StoreError> {
+    pub async fn retain(
+        &self,
+        source: &str,
+        keep: &std::collections::HashSet<String>,
+        fence: Option<&Lease>,
+    ) -> Result<usize, StoreError> {
         let current = self.source_versions(source).await?;
         let gone: Vec<&String> = current.keys().filter(|repo| !keep.contains(*repo)).collect();
         if gone.is_empty() {
             return Ok(0);
         }
-        let mut transaction = self.backend.begin().await?;
+        let mut transaction = self.begin(fence).await?;
         for repo_id in &gone {
             let mut sql = self.sql();
             sql.push("DELETE FROM hf_source_repo WHERE source_id = ")
@@ -158,6 +281,8 @@ impl MirrorStore {
             transaction.execute(&sql).await?;
         }
         delete_orphans(&mut *transaction, self.sql()).await?;
+        let logged: Vec<Entry> = gone.iter().map(|repo_id| Entry::hf(source, Some(repo_id))).collect();
+        self.log(&mut transaction, &logged).await?;
         transaction.commit().await?;
         Ok(gone.len())
     }
@@ -169,6 +294,10 @@ impl MirrorStore {
         sql.push("DELETE FROM hf_source_repo WHERE source_id = ").arg(Value::Text(source.to_owned()));
         transaction.execute(&sql).await?;
         delete_orphans(&mut *transaction, self.sql()).await?;
+        let mut sql = self.sql();
+        sql.push("DELETE FROM source_sync WHERE source_id = ").arg(Value::Text(source.to_owned()));
+        transaction.execute(&sql).await?;
+        self.log(&mut transaction, &[Entry::hf(source, Some(ALL))]).await?;
         transaction.commit().await?;
         Ok(())
     }

@@ -82,12 +82,15 @@ pub struct SyncJob<'a> {
     pub filter: &'a NameFilter,
     pub store: &'a MirrorStore,
     pub client: &'a HubClient,
+    /// The lease the sync runs under (every write checks it); `None` for a one-off CLI sync.
+    pub fence: Option<&'a crate::store::lease::Lease>,
     /// Called after listing and after every written batch, with the listing entries of the repos just
     /// written.
     pub on_progress: &'a (dyn Fn(Progress, &[Entry]) + Send + Sync),
 }
 
-/// Runs one sync. Only a store failure fails it as a whole; Hub failures land in the report.
+/// Runs one sync. Only a store failure (or a lost lease) fails it as a whole; Hub failures land in the
+/// report.
 pub async fn sync(job: SyncJob<'_>) -> Result<SyncReport, StoreError> {
     let started = Instant::now();
     let requests_before = job.client.requests();
@@ -145,7 +148,7 @@ pub async fn sync(job: SyncJob<'_>) -> Result<SyncReport, StoreError> {
             }
         }
         if batch.len() >= BATCH || (finished && (!batch.is_empty() || !pending_unchanged.is_empty())) {
-            job.store.put(job.source_id, &batch, &pending_unchanged).await?;
+            job.store.put(job.source_id, &batch, &pending_unchanged, job.fence).await?;
             report.changed += batch.len();
             (job.on_progress)(Progress::Done(done), &entries);
             batch.clear();
@@ -160,7 +163,7 @@ pub async fn sync(job: SyncJob<'_>) -> Result<SyncReport, StoreError> {
 
     if report.problem.is_none() {
         let keep: HashSet<String> = candidates.into_keys().collect();
-        report.removed = job.store.retain(job.source_id, &keep).await?;
+        report.removed = job.store.retain(job.source_id, &keep, job.fence).await?;
     }
     report.requests = job.client.requests() - requests_before;
     report.elapsed = started.elapsed();

@@ -1,8 +1,9 @@
 //! The core metadata store: registered models, versions, artifacts, serving and experiments.
 //!
-//! [`RegistryStore`] is the contract every backend meets; [`open`] picks one from the database URL
-//! (`sqlite:` → [`sqlite::SqliteBackend`], `postgres:` → [`postgres::PostgresBackend`]), both driven by the
-//! same [`store::SqlStore`]. Entities are [`Record`]s shaped by their [`schema::Kind`]; the API turns them
+//! [`RegistryStore`] is the contract every backend meets; [`open`] connects to the database named by a
+//! URL ([`crate::store::connect`]: SQLite or PostgreSQL), both driven by the same [`sql_store::SqlStore`].
+//! Every write that changes what the catalog shows (a registered model, its versions or their model
+//! artifacts) appends to the change log ([`crate::store::changes`]) in the same transaction. Entities are [`Record`]s shaped by their [`schema::Kind`]; the API turns them
 //! into Kubeflow wire JSON. The conformance suite in `tests/api` runs unchanged against both backends.
 //!
 //! Rules the store enforces for every backend:
@@ -15,17 +16,12 @@
 //! - deletes cascade to owned children (a model's versions, a version's artifacts) and are refused with
 //!   [`RegistryError::Conflict`] while an inference service or serve still references the entity.
 
-pub mod migrate;
-pub mod postgres;
 pub mod schema;
-pub mod sql;
 mod sql_filter;
-pub mod sqlite;
-pub mod store;
+pub mod sql_store;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 
@@ -172,14 +168,12 @@ pub enum RegistryError {
     Invalid(String),
     #[error("{0}")]
     PreconditionFailed(String),
-    #[error("invalid database configuration: {0}")]
-    Config(String),
-    #[error("migration {0}")]
-    Migration(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("database error: {0}")]
-    Backend(#[source] sql::DbError),
+    Backend(#[source] crate::store::DbError),
+    #[error("cannot open the store: {0}")]
+    Open(#[from] crate::store::OpenError),
 }
 
 /// The registry's storage contract; see the module docs for the rules every implementation keeps.
@@ -216,22 +210,7 @@ pub trait RegistryStore: Send + Sync + 'static {
 
 /// Opens the store for a database URL, creating and migrating it as needed.
 pub async fn open(url: &str) -> Result<Arc<dyn RegistryStore>, RegistryError> {
-    Ok(Arc::new(store::SqlStore::new(connect(url).await?)))
+    Ok(Arc::new(sql_store::SqlStore::new(crate::store::connect(url).await?)))
 }
 
-/// Connects to the database at `url` (`sqlite:` or `postgres:`), creating and migrating it as needed. The
-/// registry store and the Hub mirror share this connection.
-pub async fn connect(url: &str) -> Result<Arc<dyn sql::Backend>, RegistryError> {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(postgres::PostgresBackend::connect(url).await?))
-    } else if url.starts_with("sqlite:") {
-        Ok(Arc::new(sqlite::SqliteBackend::connect(url).await?))
-    } else {
-        Err(RegistryError::Config(format!("unsupported database URL {url:?}: use sqlite://PATH or postgres://…")))
-    }
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_millis() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis() as i64)
-}
+pub use crate::store::now_millis;

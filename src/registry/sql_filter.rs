@@ -12,7 +12,7 @@ use crate::filter::{CompareOp, Expr, Literal, Property, ValueType};
 
 use super::RegistryError;
 use super::schema::{ARTIFACT_KINDS, FieldType, Kind};
-use super::sql::{Sql, Value};
+use crate::store::sql::{Sql, Value};
 
 /// How a filter property is stored.
 enum Target {

@@ -49,17 +49,13 @@ impl TestApp {
         let (database_url, database) = match backend {
             Backend::Sqlite => (format!("sqlite://{}", data_dir.path().join("registry.db").display()), None),
             Backend::Postgres => {
-                let Ok(server_url) = std::env::var("MODELCAT_TEST_POSTGRES_URL") else {
-                    assert!(std::env::var_os("CI").is_none(), "MODELCAT_TEST_POSTGRES_URL must be set under CI");
-                    eprintln!("skipped: MODELCAT_TEST_POSTGRES_URL is not set");
-                    return None;
-                };
-                let database = PostgresDatabase::create(&server_url).await;
+                let database = PostgresDatabase::from_env().await?;
                 (database.url.clone(), Some(database))
             }
         };
         let settings = Settings {
             public_base_url: None,
+            replication: Default::default(),
             listen: "127.0.0.1:0".into(),
             database_url,
             data_dir: data_dir.path().join("data"),
@@ -155,15 +151,26 @@ impl Drop for TestApp {
     }
 }
 
-/// A throwaway database on the test PostgreSQL server.
-struct PostgresDatabase {
+/// A throwaway database on the test PostgreSQL server, dropped with [`PostgresDatabase::drop_blocking`].
+pub struct PostgresDatabase {
     server_url: String,
-    name: String,
-    url: String,
+    pub name: String,
+    pub url: String,
 }
 
 impl PostgresDatabase {
-    async fn create(server_url: &str) -> PostgresDatabase {
+    /// A new database on `MODELCAT_TEST_POSTGRES_URL`'s server; `None` (after saying why) when it is not
+    /// set outside CI.
+    pub async fn from_env() -> Option<PostgresDatabase> {
+        let Ok(server_url) = std::env::var("MODELCAT_TEST_POSTGRES_URL") else {
+            assert!(std::env::var_os("CI").is_none(), "MODELCAT_TEST_POSTGRES_URL must be set under CI");
+            eprintln!("skipped: MODELCAT_TEST_POSTGRES_URL is not set");
+            return None;
+        };
+        Some(PostgresDatabase::create(&server_url).await)
+    }
+
+    pub async fn create(server_url: &str) -> PostgresDatabase {
         let name = format!("modelcat_test_{}", uuid::Uuid::new_v4().simple());
         let pool = sqlx::PgPool::connect(server_url).await.expect("connect to MODELCAT_TEST_POSTGRES_URL");
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
@@ -176,7 +183,7 @@ impl PostgresDatabase {
     }
 
     /// Drops the database from a fresh runtime (Drop cannot await).
-    fn drop_blocking(self) {
+    pub fn drop_blocking(self) {
         let _ = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
             runtime.block_on(async {

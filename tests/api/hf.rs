@@ -249,7 +249,7 @@ async fn postgres_mirror_serves_the_hub_api() {
 
 /// A mirror on a fresh SQLite file, and the settings of a source mirroring `patterns` from `url`.
 async fn mirror_at(dir: &Path, url: &str, patterns: &[&str]) -> (Mirror, HfParams, NameFilter) {
-    let backend = modelcat::registry::connect(&format!("sqlite://{}", dir.join("mirror.db").display())).await.unwrap();
+    let backend = modelcat::store::connect(&format!("sqlite://{}", dir.join("mirror.db").display())).await.unwrap();
     let mirror = Mirror::open(MirrorStore::new(backend)).await.unwrap();
     let properties = [("url".to_owned(), Value::from(url)), ("maxConcurrency".to_owned(), Value::from(4))].into();
     let patterns: Vec<String> = patterns.iter().map(|pattern| (*pattern).to_owned()).collect();
@@ -273,7 +273,7 @@ async fn sync_retries_429_and_5xx_and_resyncs_incrementally() {
     hub.faults().server_error_every.store(6, Ordering::Relaxed);
     hub.faults().rate_limit_every.store(35, Ordering::Relaxed);
     let started = std::time::Instant::now();
-    let report = mirror.sync("hub", &params, &filter, quick_retries(), &|_| {}).await.unwrap();
+    let report = mirror.sync("hub", &params, &filter, quick_retries(), &|_| {}, None).await.unwrap();
     assert!(report.failed.is_empty() && report.problem.is_none(), "{report:?}");
     assert_eq!((report.listed, report.changed), (31, 31));
     // Each injected 429 said Retry-After: 1, and the sync waited for it.
@@ -294,7 +294,7 @@ async fn sync_retries_429_and_5xx_and_resyncs_incrementally() {
     let new_sha = hub.touch("gen/model-00007").unwrap();
     hub.touch("org/m1");
     let before = hub.requests();
-    let report = mirror.sync("hub", &params, &filter, quick_retries(), &|_| {}).await.unwrap();
+    let report = mirror.sync("hub", &params, &filter, quick_retries(), &|_| {}, None).await.unwrap();
     assert_eq!((report.changed, report.unchanged, report.removed), (2, 29, 0), "{report:?}");
     assert!(hub.requests() - before < 20, "re-sync sent {} requests", hub.requests() - before);
     assert_eq!(mirror.store.versions().await.unwrap()["gen/model-00007"].0, new_sha);
@@ -303,7 +303,7 @@ async fn sync_retries_429_and_5xx_and_resyncs_incrementally() {
 
     // A model upstream deleted leaves the mirror after a complete listing.
     hub.remove("gen/model-00009");
-    let report = mirror.sync("hub", &params, &filter, quick_retries(), &|_| {}).await.unwrap();
+    let report = mirror.sync("hub", &params, &filter, quick_retries(), &|_| {}, None).await.unwrap();
     assert_eq!(report.removed, 1);
     assert!(!mirror.listing.contains("gen/model-00009") && mirror.listing.contains("gen/model-00008"));
 }
@@ -317,7 +317,7 @@ async fn sync_paces_itself_within_the_announced_quota() {
     let dir = tempfile::tempdir().unwrap();
     let (mirror, params, filter) = mirror_at(dir.path(), &url, &["gen/*"]).await;
     let started = std::time::Instant::now();
-    let report = mirror.sync("hub", &params, &filter, quick_retries(), &|_| {}).await.unwrap();
+    let report = mirror.sync("hub", &params, &filter, quick_retries(), &|_| {}, None).await.unwrap();
     assert!(report.failed.is_empty() && report.changed == 6, "{report:?}");
     assert!(hub.requests() > 20, "{} requests", hub.requests());
     // Spread over the budget instead of bursting into 429s: it took more than one window.
@@ -333,7 +333,7 @@ async fn failures_never_lose_mirrored_data() {
 
     // The Hub fails for good part-way through the first sync: what was fetched is kept and reported.
     hub.faults().down_after.store(60, Ordering::Relaxed);
-    let report = mirror.sync("hub", &params, &filter, quick_retries(), &|_| {}).await.unwrap();
+    let report = mirror.sync("hub", &params, &filter, quick_retries(), &|_| {}, None).await.unwrap();
     assert!(!report.failed.is_empty() && report.changed > 0, "{report:?}");
     assert_eq!(report.changed + report.failed.len(), 30);
     let partial = mirror.store.versions().await.unwrap();
@@ -344,14 +344,14 @@ async fn failures_never_lose_mirrored_data() {
     // The failing model must be one the first sync did not get (a mirrored one is skipped, unchanged).
     let missing = (0..30).map(|n| format!("gen/model-{n:05}")).find(|id| !partial.contains_key(id)).unwrap();
     hub.faults().failing.lock().unwrap().insert(missing);
-    let report = mirror.sync("hub", &params, &filter, quick_retries(), &|_| {}).await.unwrap();
+    let report = mirror.sync("hub", &params, &filter, quick_retries(), &|_| {}, None).await.unwrap();
     assert_eq!(report.failed.len(), 1, "{report:?}");
     let full = mirror.store.versions().await.unwrap();
     assert_eq!(full.len(), 29);
 
     // The Hub down entirely: the listing fails, and nothing is removed.
     hub.faults().down.store(true, Ordering::Relaxed);
-    let report = mirror.sync("hub", &params, &filter, quick_retries(), &|_| {}).await.unwrap();
+    let report = mirror.sync("hub", &params, &filter, quick_retries(), &|_| {}, None).await.unwrap();
     assert!(report.problem.as_deref().unwrap_or_default().contains("listing gen/*"), "{report:?}");
     assert_eq!((report.removed, mirror.store.versions().await.unwrap().len()), (0, full.len()));
     assert_eq!(mirror.listing.len(), full.len());
@@ -410,7 +410,7 @@ async fn cli_syncs_exports_and_imports() {
     assert!(String::from_utf8_lossy(&imported.stdout).contains("verified and imported 15 repos"));
 
     let open = |url: String| async move {
-        Mirror::open(MirrorStore::new(modelcat::registry::connect(&url).await.unwrap())).await.unwrap()
+        Mirror::open(MirrorStore::new(modelcat::store::connect(&url).await.unwrap())).await.unwrap()
     };
     let (original, copy) = (open(first.clone()).await, open(second.clone()).await);
     assert_eq!(original.store.versions().await.unwrap(), copy.store.versions().await.unwrap());

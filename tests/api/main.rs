@@ -1,7 +1,9 @@
 //! HTTP integration tests: one binary, each test against a real server over HTTP.
 
 mod catalog;
+mod cluster;
 mod helpers;
 mod hf;
 mod registry;
+mod replicas;
 mod service;

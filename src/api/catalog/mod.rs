@@ -302,7 +302,30 @@ async fn status(State(state): State<AppState>) -> ApiResult {
                    "models": source.models, "lastLoadedSinceEpoch": source.last_loaded.map(|time| time.to_string())})
         })
         .collect();
-    Ok(json(json!({"configFiles": view.config_files, "configError": view.config_error, "sources": sources})))
+    let follow = state.replica.follow_state();
+    let leases: Vec<Json> = state
+        .replica
+        .leases()
+        .iter()
+        .map(|lease| json!({"name": lease.name, "fence": lease.fence, "expiresAtSinceEpoch": lease.expires_at.to_string()}))
+        .collect();
+    let replica = json!({
+        "id": state.replica.id(),
+        "position": follow.position,
+        "head": follow.head,
+        "lag": follow.head - follow.position,
+        "caughtUp": follow.caught_up,
+        "resumedFromCheckpoint": follow.resumed,
+        "rebuilds": follow.rebuilds,
+        "error": follow.error,
+        "leases": leases,
+    });
+    Ok(json(json!({
+        "configFiles": view.config_files,
+        "configError": view.config_error,
+        "sources": sources,
+        "replica": replica,
+    })))
 }
 
 /// `GET /sources/{id}/models/{name}`, `…/{name}/artifacts` and `…/{name}/artifacts/performance`.

@@ -25,8 +25,8 @@ use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OpenFlags, ToSql};
 use tokio::sync::{Mutex, Notify, OwnedMutexGuard, watch};
 
-use super::sql::{Backend, Col, DbError, Dialect, Row, Sql, Transaction, Value};
-use super::{RegistryError, migrate};
+use super::sql::{Backend, Col, CommitSignal, DbError, Dialect, Row, Sql, Transaction, Value};
+use super::{OpenError, migrate};
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const STATEMENT_CACHE: usize = 256;
@@ -52,16 +52,17 @@ pub struct SqliteBackend {
     writer: Arc<Mutex<WriterState>>,
     committer: Arc<Notify>,
     readers: Arc<ReadPool>,
+    commits: CommitSignal,
 }
 
 impl SqliteBackend {
     /// Opens (creating if missing) the database at `url` (`sqlite://PATH` or `sqlite:PATH`), applies
     /// pending migrations and starts the committer task.
-    pub async fn connect(url: &str) -> Result<Self, RegistryError> {
+    pub async fn connect(url: &str) -> Result<Self, OpenError> {
         let path = file_path(url)?;
         if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|error| {
-                RegistryError::Config(format!("cannot create database directory {}: {error}", parent.display()))
+                OpenError::Config(format!("cannot create database directory {}: {error}", parent.display()))
             })?;
         }
         let writer_path = path.clone();
@@ -72,11 +73,12 @@ impl SqliteBackend {
             Ok(connection)
         })
         .await
-        .map_err(|error| RegistryError::Migration(format!("sqlite: {error}")))?;
+        .map_err(|error| OpenError::Migration(format!("sqlite: {error}")))?;
         let backend = SqliteBackend {
             writer: Arc::new(Mutex::new(WriterState { connection, batch: None })),
             committer: Arc::new(Notify::new()),
             readers: Arc::new(ReadPool { path, idle: SyncMutex::new(Vec::new()) }),
+            commits: CommitSignal::default(),
         };
         tokio::spawn(run_committer(Arc::downgrade(&backend.writer), backend.committer.clone()));
         Ok(backend)
@@ -84,11 +86,11 @@ impl SqliteBackend {
 }
 
 /// Returns the file of a `sqlite:` URL (query parameters are ignored).
-fn file_path(url: &str) -> Result<PathBuf, RegistryError> {
+fn file_path(url: &str) -> Result<PathBuf, OpenError> {
     let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
     let path = rest.split('?').next().unwrap_or_default();
     if path.is_empty() || path.contains(":memory:") {
-        return Err(RegistryError::Config(format!(
+        return Err(OpenError::Config(format!(
             "SQLite needs a file ({url:?}): use e.g. sqlite://data/registry.db; in-memory databases are not supported"
         )));
     }
@@ -260,7 +262,15 @@ impl Backend for SqliteBackend {
             self.committer.notify_one();
             return Err(error.into());
         }
-        Ok(Box::new(SqliteTransaction { state: Some(state), committer: self.committer.clone() }))
+        Ok(Box::new(SqliteTransaction {
+            state: Some(state),
+            committer: self.committer.clone(),
+            commits: self.commits.clone(),
+        }))
+    }
+
+    fn commits(&self) -> watch::Receiver<u64> {
+        self.commits.subscribe()
     }
 }
 
@@ -268,6 +278,7 @@ impl Backend for SqliteBackend {
 struct SqliteTransaction {
     state: Option<OwnedMutexGuard<WriterState>>,
     committer: Arc<Notify>,
+    commits: CommitSignal,
 }
 
 impl SqliteTransaction {
@@ -301,7 +312,9 @@ impl Transaction for SqliteTransaction {
             Ok(result) => result.clone().unwrap_or(Ok(())),
             Err(_) => Err("the writer stopped before committing".to_owned()),
         };
-        result.map_err(|message| DbError::Backend(format!("batch commit failed: {message}")))
+        result.map_err(|message| DbError::Backend(format!("batch commit failed: {message}")))?;
+        self.commits.bump();
+        Ok(())
     }
 }
 

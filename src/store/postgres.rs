@@ -3,17 +3,25 @@
 //! One `PgPool` serves reads and writes; PostgreSQL's MVCC needs no writer serialization. Migrations run
 //! under a transaction-scoped advisory lock, so several modelcat processes starting against one database
 //! apply each migration once.
+//!
+//! A listener task holds one more connection, `LISTEN`ing on the change log's channel: each notification,
+//! and each reconnect after a lost connection (notifications sent meanwhile are lost), bumps the
+//! backend's [`CommitSignal`], so followers read the log. It retries every second while the server is
+//! unreachable and ends at its first wake-up after the backend is dropped.
 
 use std::str::FromStr;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::{PgPool, Postgres};
+use tokio::sync::watch;
 
-use super::RegistryError;
+use super::OpenError;
+use super::changes::CHANNEL;
 use super::migrate;
-use super::sql::{Backend, Col, DbError, Dialect, Row, Sql, Transaction, Value};
+use super::sql::{Backend, Col, CommitSignal, DbError, Dialect, Row, Sql, Transaction, Value};
 
 const POOL_CONNECTIONS: u32 = 8;
 /// Advisory lock key taken while migrating ("modelcat" in ASCII, truncated to fit an i64).
@@ -23,33 +31,80 @@ const MIGRATION_LOCK: i64 = 0x6d6f_6465_6c63_6174;
 #[derive(Debug, Clone)]
 pub struct PostgresBackend {
     pool: PgPool,
+    commits: CommitSignal,
+    /// Dropped with the last clone of the backend, which ends the listener task.
+    _alive: Arc<()>,
 }
 
 impl PostgresBackend {
     /// Connects to `url` and applies pending migrations.
-    pub async fn connect(url: &str) -> Result<Self, RegistryError> {
+    pub async fn connect(url: &str) -> Result<Self, OpenError> {
         let options = PgConnectOptions::from_str(url)
-            .map_err(|error| RegistryError::Config(format!("invalid PostgreSQL URL: {error}")))?;
+            .map_err(|error| OpenError::Config(format!("invalid PostgreSQL URL: {error}")))?;
         let pool = PgPoolOptions::new()
             .max_connections(POOL_CONNECTIONS)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await?;
         migrate_postgres(&pool).await?;
-        Ok(PostgresBackend { pool })
+        let alive = Arc::new(());
+        let commits = CommitSignal::default();
+        tokio::spawn(listen(pool.clone(), commits.clone(), Arc::downgrade(&alive)));
+        Ok(PostgresBackend { pool, commits, _alive: alive })
     }
 }
 
-async fn migrate_postgres(pool: &PgPool) -> Result<(), RegistryError> {
+/// Bumps `commits` on every notification on the change log's channel and after every reconnect.
+async fn listen(pool: PgPool, commits: CommitSignal, alive: Weak<()>) {
+    while alive.strong_count() > 0 {
+        let mut listener = match PgListener::connect_with(&pool).await {
+            Ok(listener) => listener,
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for change-log notifications; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        listener.ignore_pool_close_event(true);
+        if let Err(error) = listener.listen(CHANNEL).await {
+            tracing::warn!(%error, "cannot listen for change-log notifications; retrying");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        // Whatever was missed before this connection listened is read now.
+        commits.bump();
+        loop {
+            let received = listener.try_recv().await;
+            if alive.strong_count() == 0 {
+                return;
+            }
+            match received {
+                Ok(Some(_notification)) => commits.bump(),
+                Ok(None) => {
+                    tracing::warn!("change-log listener reconnected; reading what it missed");
+                    commits.bump();
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "change-log listener failed; reconnecting");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    break;
+                }
+            }
+        }
+    }
+}
+
+async fn migrate_postgres(pool: &PgPool) -> Result<(), OpenError> {
     let mut transaction = pool.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(MIGRATION_LOCK).execute(&mut *transaction).await?;
     sqlx::query(migrate::CREATE_BOOKKEEPING).execute(&mut *transaction).await?;
     let applied: Vec<i64> =
         sqlx::query_scalar("SELECT version FROM modelcat_migrations").fetch_all(&mut *transaction).await?;
     for migration in migrate::pending(migrate::POSTGRES, &applied) {
-        sqlx::raw_sql(migration.sql).execute(&mut *transaction).await.map_err(|error| {
-            RegistryError::Migration(format!("{} ({}): {error}", migration.version, migration.name))
-        })?;
+        sqlx::raw_sql(migration.sql)
+            .execute(&mut *transaction)
+            .await
+            .map_err(|error| OpenError::Migration(format!("{} ({}): {error}", migration.version, migration.name)))?;
         sqlx::query("INSERT INTO modelcat_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
             .bind(migration.version)
             .bind(migration.name)
@@ -74,11 +129,15 @@ impl Backend for PostgresBackend {
     }
 
     async fn begin(&self) -> Result<Box<dyn Transaction>, DbError> {
-        Ok(Box::new(PostgresTransaction(self.pool.begin().await?)))
+        Ok(Box::new(PostgresTransaction(self.pool.begin().await?, self.commits.clone())))
+    }
+
+    fn commits(&self) -> watch::Receiver<u64> {
+        self.commits.subscribe()
     }
 }
 
-struct PostgresTransaction(sqlx::Transaction<'static, Postgres>);
+struct PostgresTransaction(sqlx::Transaction<'static, Postgres>, CommitSignal);
 
 #[async_trait]
 impl Transaction for PostgresTransaction {
@@ -92,7 +151,9 @@ impl Transaction for PostgresTransaction {
     }
 
     async fn commit(self: Box<Self>) -> Result<(), DbError> {
-        Ok(self.0.commit().await?)
+        self.0.commit().await?;
+        self.1.bump();
+        Ok(())
     }
 }
 

@@ -5,7 +5,9 @@
 //! row carries its custom properties serialized in its `properties` column, written in the same
 //! transaction as their typed, indexed copies in `custom_property`, which filters use. Lists use keyset
 //! pagination on `(sort column, id)`, fetching one row more than the page to know whether another follows.
-//! Typed artifact kinds only ever see rows of their own `artifact_type`.
+//! Typed artifact kinds only ever see rows of their own `artifact_type`. A write that changes what the
+//! catalog shows (a registered model, a model version, an artifact of a version) appends the registered
+//! model it touched to the change log as its transaction's last statement.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, LazyLock};
@@ -16,12 +18,13 @@ use super::schema::{
     self, EXPERIMENT_RUN, FieldType, INFERENCE_SERVICE, KINDS, Kind, METRIC, METRIC_HISTORY, MODEL_VERSION,
     REGISTERED_MODEL, SERVE_MODEL,
 };
-use super::sql::{Backend, Col, DbError, Row, Sql, Transaction, Value};
 use super::sql_filter::{equality_driver, push_condition, push_driven_from};
 use super::{
     Attach, Cursor, CursorValue, Draft, ListQuery, MetaValue, OrderField, Page, Properties, Record, RegistryError,
     RegistryStore, Scalar, now_millis,
 };
+use crate::store::changes::{self, ModelOf};
+use crate::store::sql::{Backend, Col, DbError, Row, Sql, Transaction, Value};
 
 /// The registry over a SQL backend.
 pub struct SqlStore {
@@ -49,6 +52,32 @@ impl SqlStore {
 
     fn sql(&self) -> Sql {
         Sql::new(self.db.dialect())
+    }
+
+    /// The change-log entry for a write to `kind` `id`, if the catalog shows what it touched; read before
+    /// a delete removes the rows it is found through.
+    async fn catalog_entry(
+        &self,
+        tx: &mut Box<dyn Transaction>,
+        kind: &Kind,
+        id: i64,
+    ) -> Result<Option<changes::Entry>, RegistryError> {
+        let model = if kind == &REGISTERED_MODEL {
+            ModelOf::Model(id)
+        } else if kind == &MODEL_VERSION {
+            ModelOf::Version(id)
+        } else if kind.table == "artifact" {
+            ModelOf::Artifact(id)
+        } else {
+            return Ok(None);
+        };
+        changes::registry_entry(&mut **tx, self.db.dialect(), model).await.map_err(db_error)
+    }
+
+    /// Appends `entry` to the change log (the transaction's last statement before commit).
+    async fn log(&self, tx: &mut Box<dyn Transaction>, entry: Option<changes::Entry>) -> Result<(), RegistryError> {
+        let entries: Vec<_> = entry.into_iter().collect();
+        changes::append(&mut **tx, self.db.dialect(), &entries).await.map_err(db_error)
     }
 }
 
@@ -549,6 +578,8 @@ impl RegistryStore for SqlStore {
             self.append_history(&mut tx, &values, &properties, now, experiment_id, run_id).await?;
         }
         let record = Record { id, kind, create_time: now, update_time: now, version: 1, values, properties };
+        let entry = self.catalog_entry(&mut tx, kind, id).await?;
+        self.log(&mut tx, entry).await?;
         tx.commit().await.map_err(|error| write_error(kind, None, error))?;
         Ok(record)
     }
@@ -583,6 +614,8 @@ impl RegistryStore for SqlStore {
                 expected_version.unwrap_or_default()
             )));
         }
+        let entry = self.catalog_entry(&mut tx, kind, id).await?;
+        self.log(&mut tx, entry).await?;
         tx.commit().await.map_err(|error| write_error(kind, None, error))?;
         self.get(kind, id).await
     }
@@ -673,6 +706,7 @@ impl RegistryStore for SqlStore {
         if tx.read(&sql, &[Col::Int]).await.map_err(db_error)?.is_empty() {
             return Err(not_found(kind, id));
         }
+        let entry = self.catalog_entry(&mut tx, kind, id).await?;
         if kind == &REGISTERED_MODEL {
             let versions = "model_version_id IN (SELECT id FROM model_version WHERE registered_model_id = {id})";
             self.refuse_if_referenced(&mut tx, kind, id, &INFERENCE_SERVICE, "registered_model_id = {id}").await?;
@@ -688,6 +722,7 @@ impl RegistryStore for SqlStore {
             return Err(RegistryError::Invalid(format!("{}s cannot be deleted", kind.label)));
         }
         self.delete_rows(&mut tx, kind, "id = {id}", id).await?;
+        self.log(&mut tx, entry).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(())
     }
@@ -708,6 +743,8 @@ impl RegistryStore for SqlStore {
             sql.push(&statement);
             tx.execute(&sql).await.map_err(db_error)?;
         }
+        let everything = changes::registry_entry(&mut *tx, self.db.dialect(), ModelOf::All).await.map_err(db_error)?;
+        self.log(&mut tx, everything).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(())
     }

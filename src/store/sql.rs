@@ -1,7 +1,7 @@
-//! The narrow seam between the registry's SQL and a concrete database.
+//! The narrow seam between modelcat's SQL and a concrete database.
 //!
-//! The registry store ([`super::store::SqlStore`]) writes portable SQL once and runs it through a
-//! [`Backend`]: [`super::sqlite::SqliteBackend`] (rusqlite: one group-committing writer connection and a
+//! The registry store ([`crate::registry::sql_store::SqlStore`]), the mirror store, the change log and the
+//! leases write portable SQL once and run it through a [`Backend`]: [`super::sqlite::SqliteBackend`] (rusqlite: one group-committing writer connection and a
 //! read pool) or [`super::postgres::PostgresBackend`] (sqlx `PgPool`). A backend binds [`Value`]s, decodes
 //! rows into [`Value`]s by the expected [`Col`] types, owns its connections, pragmas and migrations, and
 //! classifies constraint violations. Each backend uses its native driver, and no query has to be generic
@@ -10,7 +10,10 @@
 //! Placeholders are written by [`Sql::arg`] in the backend's own style (`?1` for SQLite, `$1` for
 //! PostgreSQL), so no SQL text is ever built from user input.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
+use tokio::sync::watch;
 
 /// A bound parameter or a decoded column value.
 #[derive(Debug, Clone, PartialEq)]
@@ -97,6 +100,38 @@ impl Sql {
     pub fn dialect(&self) -> Dialect {
         self.dialect
     }
+
+    /// Appends the database clock, in milliseconds since the Unix epoch (leases compare against it, so
+    /// replicas on machines whose clocks disagree still agree on who holds what).
+    pub fn now(&mut self) -> &mut Self {
+        self.push(match self.dialect {
+            Dialect::Sqlite => "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)",
+            Dialect::Postgres => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
+        })
+    }
+}
+
+/// Counts commits that may have appended to the change log: this process's write commits and, on
+/// PostgreSQL, other processes' commits announced by `NOTIFY` (and every reconnect of the listener, since
+/// notifications sent while it was disconnected are lost). It only wakes followers, which then read the
+/// log itself.
+#[derive(Debug, Clone)]
+pub struct CommitSignal(Arc<watch::Sender<u64>>);
+
+impl Default for CommitSignal {
+    fn default() -> Self {
+        CommitSignal(Arc::new(watch::channel(0).0))
+    }
+}
+
+impl CommitSignal {
+    pub fn bump(&self) {
+        self.0.send_modify(|count| *count = count.wrapping_add(1));
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.0.subscribe()
+    }
 }
 
 /// A row decoded in the order of the requested columns.
@@ -161,6 +196,9 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Starts a write transaction (on SQLite, `BEGIN IMMEDIATE` on the single writer connection).
     async fn begin(&self) -> Result<Box<dyn Transaction>, DbError>;
+
+    /// Signals commits that may have changed the change log (see [`CommitSignal`]).
+    fn commits(&self) -> watch::Receiver<u64>;
 }
 
 /// An open write transaction; dropping it without [`Transaction::commit`] rolls back.

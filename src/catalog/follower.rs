@@ -1,0 +1,168 @@
+//! The index follower: keeps this replica's search index in step with the store's change log.
+//!
+//! It reads the log after its applied position and hands each page of entries to the reloader (the one
+//! task that changes the index), which re-reads what they name from the store and applies it; the
+//! reloader then records the new position as the index commit's checkpoint, so position and documents
+//! are durable together. The follower wakes on the backend's commit signal (this process's writes, and
+//! on PostgreSQL every `NOTIFY` and listener reconnect) and, as a safety net, every `poll_interval`.
+//!
+//! At start ([`plan`]) the index's checkpoint decides: if it names the log's epoch and a position the
+//! log still covers, the follower resumes there and the registry is not re-read; otherwise (a new or
+//! rebuilt index, a pruned position, another epoch) every store-backed source is loaded whole and
+//! following starts from the head read before that load. The same check runs on every wake, so a
+//! replica that falls behind the pruned part, or a database replaced underneath it, rebuilds rather
+//! than skips.
+
+use std::time::Instant;
+
+use modelcat_index::CatalogIndex;
+use tokio::sync::{mpsc, oneshot};
+
+use super::reload::Command;
+use crate::replica::Replica;
+use crate::store::changes::{self, Bounds};
+
+/// Entries read and applied per batch.
+const PAGE: i64 = 1000;
+
+/// What the index holds: the log epoch and the position it has applied.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Checkpoint {
+    pub epoch: String,
+    pub position: i64,
+}
+
+impl Checkpoint {
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// Where following starts, decided before the initial load.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub start: Checkpoint,
+    /// Whether the index's checkpoint is usable (store-backed sources need not be re-read).
+    pub resume: bool,
+}
+
+/// Reads the log's bounds and the index's checkpoint.
+pub async fn plan(replica: &Replica, index: &CatalogIndex, fresh: bool) -> Result<Plan, String> {
+    let bounds = changes::bounds(&**replica.backend()).await.map_err(|error| error.to_string())?;
+    let stored: Option<Checkpoint> =
+        index.checkpoint().map_err(|error| error.to_string())?.and_then(|payload| serde_json::from_str(&payload).ok());
+    let plan = match stored {
+        Some(stored) if !fresh && bounds.covers(&stored.epoch, stored.position) => Plan { start: stored, resume: true },
+        stored => {
+            if let Some(stored) = stored.filter(|_| !fresh) {
+                tracing::warn!(
+                    position = stored.position,
+                    head = bounds.head,
+                    pruned_through = bounds.pruned_through,
+                    same_epoch = stored.epoch == bounds.epoch,
+                    "the change log no longer covers the index's position: rebuilding from the store"
+                );
+            }
+            Plan { start: Checkpoint { epoch: bounds.epoch.clone(), position: bounds.head }, resume: false }
+        }
+    };
+    Ok(plan)
+}
+
+/// Follows the log; see the module docs.
+pub struct Follower {
+    replica: Replica,
+    reloader: mpsc::UnboundedSender<Command>,
+    at: Checkpoint,
+}
+
+impl Follower {
+    /// A follower at `plan`'s start; `run` first records that start in the index.
+    pub fn new(replica: Replica, reloader: mpsc::UnboundedSender<Command>, plan: &Plan) -> Follower {
+        replica.set_follow_state(|state| {
+            state.position = plan.start.position;
+            state.resumed = plan.resume;
+        });
+        Follower { replica, reloader, at: plan.start.clone() }
+    }
+
+    /// Records the starting checkpoint and applies everything up to the head; returns once caught up
+    /// (or the store failed, which the follower state shows).
+    pub async fn catch_up(&mut self) {
+        let recorded = self.send(|ack| Command::Log { changes: Vec::new(), to: self.at.clone(), ack }).await;
+        if let Err(error) = recorded.and(self.step().await) {
+            tracing::warn!(%error, "cannot catch up with the change log yet");
+        }
+        self.replica.set_follow_state(|state| state.caught_up = true);
+    }
+
+    /// Follows until the reloader stops.
+    pub async fn run(mut self) {
+        let mut commits = self.replica.backend().commits();
+        let poll = self.replica.settings().poll_interval;
+        loop {
+            tokio::select! {
+                changed = commits.changed() => if changed.is_err() { return },
+                () = tokio::time::sleep(poll) => {}
+            }
+            if self.reloader.is_closed() {
+                return;
+            }
+            if let Err(error) = self.step().await {
+                tracing::warn!(%error, "cannot follow the change log; retrying");
+                self.replica.set_follow_state(|state| state.error = Some(error));
+            }
+        }
+    }
+
+    /// Applies every entry after the current position, or rebuilds when the log cannot be followed.
+    async fn step(&mut self) -> Result<(), String> {
+        let backend = self.replica.backend().clone();
+        let bounds: Bounds = changes::bounds(&*backend).await.map_err(|error| error.to_string())?;
+        if !bounds.covers(&self.at.epoch, self.at.position) {
+            tracing::warn!(
+                position = self.at.position,
+                head = bounds.head,
+                pruned_through = bounds.pruned_through,
+                "the change log no longer covers this replica's position: rebuilding from the store"
+            );
+            let to = Checkpoint { epoch: bounds.epoch.clone(), position: bounds.head };
+            self.send(|ack| Command::Rebuild { to: to.clone(), ack }).await?;
+            self.at = to;
+            self.replica.set_follow_state(|state| state.rebuilds += 1);
+        }
+        loop {
+            let page =
+                changes::read_after(&*backend, self.at.position, PAGE).await.map_err(|error| error.to_string())?;
+            let Some(last) = page.last().map(|change| change.seq) else { break };
+            let started = Instant::now();
+            let size = page.len();
+            let to = Checkpoint { epoch: self.at.epoch.clone(), position: last };
+            self.send(|ack| Command::Log { changes: page, to: to.clone(), ack }).await?;
+            self.at = to;
+            metrics::histogram!("modelcat_follower_batch_entries").record(size as f64);
+            metrics::histogram!("modelcat_follower_apply_seconds").record(started.elapsed().as_secs_f64());
+            self.publish(bounds.head);
+        }
+        self.publish(bounds.head);
+        Ok(())
+    }
+
+    fn publish(&self, head: i64) {
+        let (position, head) = (self.at.position, head.max(self.at.position));
+        metrics::gauge!("modelcat_follower_position").set(position as f64);
+        metrics::gauge!("modelcat_follower_lag_entries").set((head - position) as f64);
+        self.replica.set_follow_state(|state| {
+            state.position = position;
+            state.head = head;
+            state.error = None;
+        });
+    }
+
+    /// Sends a command to the reloader and waits for it to be applied.
+    async fn send(&self, command: impl FnOnce(oneshot::Sender<Result<(), String>>) -> Command) -> Result<(), String> {
+        let (ack, done) = oneshot::channel();
+        self.reloader.send(command(ack)).map_err(|_| "the catalog stopped".to_owned())?;
+        done.await.map_err(|_| "the catalog stopped".to_owned())?
+    }
+}

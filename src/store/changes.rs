@@ -1,0 +1,309 @@
+//! The change log: every change to what the catalog shows, in commit order.
+//!
+//! Writers append entries inside the transaction that makes the change ([`append`]; [`registry_entry`] finds
+//! a registry write's model),
+//! so an entry exists exactly when its change committed. Readers ask for everything after a position
+//! ([`read_after`]) and must never skip an entry that commits late. That needs sequence order to equal
+//! commit order, which a sequence or identity column alone does not give: its value is drawn at insert,
+//! so with concurrent writers `seq = 11` can commit before `seq = 10`, and a reader that saw 11 moves past
+//! 10 for good.
+//!
+//! - **PostgreSQL:** an append first takes a transaction-scoped advisory lock
+//!   (`pg_advisory_xact_lock`) and only then draws `nextval`; the lock is held until commit (appends are
+//!   the last statement of their transaction, so the lock is held for the commit only), and PostgreSQL
+//!   releases it after the commit is visible. A later `seq` is therefore drawn only after every earlier
+//!   one committed or rolled back; rolled-back draws leave gaps, which readers ignore. The same
+//!   transaction sends `NOTIFY` on [`CHANNEL`] to wake followers in other processes (PostgreSQL already
+//!   serializes commits that notify, so the lock costs little more). The other known fix, bounding reads
+//!   by the oldest running transaction (`pg_snapshot_xmin`), never blocks writers but stalls every
+//!   follower behind any long transaction in the cluster.
+//! - **SQLite:** one writer at a time, so insert order is commit order; `AUTOINCREMENT` never reuses a
+//!   `seq`, even after the log was pruned to empty.
+//!
+//! The log has an **epoch** (a random id created with the database) and a **pruned-through** position:
+//! a follower whose position belongs to another epoch, lies before the pruned part, or lies ahead of the
+//! head cannot continue from the log and rebuilds from the store's current state instead.
+
+use super::now_millis;
+use super::sql::{Backend, Col, DbError, Dialect, Row, Sql, Transaction, Value};
+
+/// The `NOTIFY` channel appends announce themselves on.
+pub const CHANNEL: &str = "modelcat_changes";
+/// The advisory lock appends serialize on ("chg_log" in ASCII).
+const APPEND_LOCK: i64 = 0x0063_6867_5f6c_6f67;
+const EPOCH: &str = "log_epoch";
+const PRUNED_THROUGH: &str = "log_pruned_through";
+
+/// What a change is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Domain {
+    /// A registered model.
+    Registry,
+    /// A Hub source's mirrored repo.
+    Hf,
+}
+
+impl Domain {
+    fn as_str(self) -> &'static str {
+        match self {
+            Domain::Registry => "registry",
+            Domain::Hf => "hf",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Domain> {
+        match text {
+            "registry" => Some(Domain::Registry),
+            "hf" => Some(Domain::Hf),
+            _ => None,
+        }
+    }
+}
+
+/// The catalog name of an entry that stands for everything in its domain or source.
+pub const ALL: &str = "*";
+
+/// One entry to append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub domain: Domain,
+    /// The Hub source (empty for the registry).
+    pub source_id: String,
+    /// The catalog name that changed, [`ALL`], or `None` for a source-level change (a sync's status).
+    pub name: Option<String>,
+    /// The registered model, for registry entries.
+    pub entity_id: Option<i64>,
+}
+
+impl Entry {
+    /// A change to a Hub source's repo (`Some`), to all of its repos ([`ALL`]), or to its status (`None`).
+    pub fn hf(source_id: &str, name: Option<&str>) -> Entry {
+        Entry { domain: Domain::Hf, source_id: source_id.to_owned(), name: name.map(str::to_owned), entity_id: None }
+    }
+}
+
+/// One committed entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub seq: i64,
+    pub domain: Domain,
+    pub source_id: String,
+    pub name: Option<String>,
+    /// The registered model, for registry entries.
+    pub entity_id: Option<i64>,
+    /// When it was appended (ms since the epoch).
+    pub at: i64,
+}
+
+/// The registered model a registry write touched, found inside the write's transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelOf {
+    Model(i64),
+    Version(i64),
+    /// An artifact; nothing is logged unless it belongs to a model version.
+    Artifact(i64),
+    /// Every registered model (a reset).
+    All,
+}
+
+/// Starts `INSERT INTO change_log (…) SELECT <seq>`, taking the append lock first on PostgreSQL.
+async fn insert_prefix(transaction: &mut dyn Transaction, dialect: Dialect) -> Result<Sql, DbError> {
+    let mut sql = Sql::new(dialect);
+    match dialect {
+        Dialect::Postgres => {
+            let mut lock = Sql::new(dialect);
+            lock.push("SELECT pg_advisory_xact_lock(").arg(Value::Int(APPEND_LOCK)).push(")");
+            transaction.execute(&lock).await?;
+            sql.push("INSERT INTO change_log (seq, domain, source_id, name, entity_id, at) SELECT nextval('change_log_seq'), ");
+        }
+        Dialect::Sqlite => {
+            sql.push("INSERT INTO change_log (domain, source_id, name, entity_id, at) SELECT ");
+        }
+    }
+    Ok(sql)
+}
+
+/// Wakes followers in other processes when the transaction commits.
+async fn notify(transaction: &mut dyn Transaction, dialect: Dialect) -> Result<(), DbError> {
+    if dialect == Dialect::Postgres {
+        let mut sql = Sql::new(dialect);
+        sql.push("SELECT pg_notify(").arg(Value::Text(CHANNEL.to_owned())).push(", '')");
+        transaction.execute(&sql).await?;
+    }
+    Ok(())
+}
+
+/// Appends entries in the caller's transaction; make it the transaction's last statement (on PostgreSQL
+/// it holds the append lock until commit).
+pub async fn append(transaction: &mut dyn Transaction, dialect: Dialect, entries: &[Entry]) -> Result<(), DbError> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let now = now_millis();
+    for chunk in entries.chunks(200) {
+        let mut sql = insert_prefix(transaction, dialect).await?;
+        // `SELECT … UNION ALL SELECT …` rather than a VALUES list, so nextval is drawn per row.
+        for (position, entry) in chunk.iter().enumerate() {
+            if position > 0 {
+                sql.push(if dialect == Dialect::Postgres {
+                    " UNION ALL SELECT nextval('change_log_seq'), "
+                } else {
+                    " UNION ALL SELECT "
+                });
+            }
+            sql.arg(Value::Text(entry.domain.as_str().to_owned()))
+                .push(", ")
+                .arg(Value::Text(entry.source_id.clone()))
+                .push(", ")
+                .arg(entry.name.clone().map_or(Value::Null(Col::Text), Value::Text))
+                .push(", ")
+                .arg(entry.entity_id.map_or(Value::Null(Col::Int), Value::Int))
+                .push(", ")
+                .arg(Value::Int(now));
+        }
+        transaction.execute(&sql).await?;
+    }
+    notify(transaction, dialect).await
+}
+
+/// The registry entry for the registered model `model` names, read in the caller's transaction (before
+/// a delete removes the rows); `None` when it names no registered model (an experiment run's artifact).
+pub async fn registry_entry(
+    transaction: &mut dyn Transaction,
+    dialect: Dialect,
+    model: ModelOf,
+) -> Result<Option<Entry>, DbError> {
+    let mut sql = Sql::new(dialect);
+    sql.push("SELECT m.id, m.name FROM registered_model m WHERE m.id = ");
+    match model {
+        ModelOf::All => {
+            return Ok(Some(Entry {
+                domain: Domain::Registry,
+                source_id: String::new(),
+                name: Some(ALL.to_owned()),
+                entity_id: None,
+            }));
+        }
+        ModelOf::Model(id) => sql.arg(Value::Int(id)),
+        ModelOf::Version(id) => {
+            sql.push("(SELECT registered_model_id FROM model_version WHERE id = ").arg(Value::Int(id)).push(")")
+        }
+        ModelOf::Artifact(id) => sql
+            .push("(SELECT v.registered_model_id FROM artifact a JOIN model_version v ON v.id = a.model_version_id WHERE a.id = ")
+            .arg(Value::Int(id))
+            .push(")"),
+    };
+    let row = transaction.read(&sql, &[Col::Int, Col::Text]).await?.into_iter().next();
+    Ok(row.map(|row| {
+        let mut row = row.into_iter();
+        let entity_id = row.next().and_then(|value| value.as_int());
+        Entry {
+            domain: Domain::Registry,
+            source_id: String::new(),
+            name: row.next().and_then(Value::into_text),
+            entity_id,
+        }
+    }))
+}
+
+/// Up to `limit` entries after position `after`, in order.
+pub async fn read_after(backend: &dyn Backend, after: i64, limit: i64) -> Result<Vec<Change>, DbError> {
+    let mut sql = Sql::new(backend.dialect());
+    sql.push("SELECT seq, domain, source_id, name, entity_id, at FROM change_log WHERE seq > ")
+        .arg(Value::Int(after))
+        .push(" ORDER BY seq LIMIT ")
+        .arg(Value::Int(limit));
+    let rows = backend.read(&sql, &[Col::Int, Col::Text, Col::Text, Col::Text, Col::Int, Col::Int]).await?;
+    Ok(rows.into_iter().filter_map(change_from_row).collect())
+}
+
+fn change_from_row(row: Row) -> Option<Change> {
+    let mut row = row.into_iter();
+    let seq = row.next()?.as_int()?;
+    let domain = Domain::parse(&row.next()?.into_text()?)?;
+    let source_id = row.next()?.into_text().unwrap_or_default();
+    let name = row.next()?.into_text();
+    let entity_id = row.next()?.as_int();
+    let at = row.next()?.as_int().unwrap_or_default();
+    Some(Change { seq, domain, source_id, name, entity_id, at })
+}
+
+/// Where the log stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bounds {
+    pub epoch: String,
+    /// The last committed position (never below `pruned_through`).
+    pub head: i64,
+    /// Entries up to here were pruned.
+    pub pruned_through: i64,
+}
+
+impl Bounds {
+    /// Whether a follower at `position` of `epoch` can continue from the log.
+    pub fn covers(&self, epoch: &str, position: i64) -> bool {
+        epoch == self.epoch && position >= self.pruned_through && position <= self.head
+    }
+}
+
+/// The log's epoch, head and pruned part.
+pub async fn bounds(backend: &dyn Backend) -> Result<Bounds, DbError> {
+    let mut sql = Sql::new(backend.dialect());
+    sql.push("SELECT (SELECT value FROM store_meta WHERE name = ")
+        .arg(Value::Text(EPOCH.to_owned()))
+        .push("), (SELECT value FROM store_meta WHERE name = ")
+        .arg(Value::Text(PRUNED_THROUGH.to_owned()))
+        .push("), (SELECT MAX(seq) FROM change_log)");
+    let row = backend.read(&sql, &[Col::Text, Col::Text, Col::Int]).await?.into_iter().next().unwrap_or_default();
+    let mut row = row.into_iter();
+    let epoch = row.next().and_then(Value::into_text).unwrap_or_default();
+    let pruned_through = row.next().and_then(Value::into_text).and_then(|text| text.parse().ok()).unwrap_or(0);
+    let max = row.next().and_then(|value| value.as_int()).unwrap_or(0);
+    Ok(Bounds { epoch, head: max.max(pruned_through), pruned_through })
+}
+
+/// Creates the log's epoch the first time a database is opened.
+pub(super) async fn ensure_epoch(backend: &dyn Backend) -> Result<(), DbError> {
+    let mut transaction = backend.begin().await?;
+    let mut sql = Sql::new(backend.dialect());
+    sql.push("INSERT INTO store_meta (name, value) VALUES (")
+        .arg(Value::Text(EPOCH.to_owned()))
+        .push(", ")
+        .arg(Value::Text(uuid::Uuid::new_v4().simple().to_string()))
+        .push(") ON CONFLICT (name) DO NOTHING");
+    transaction.execute(&sql).await?;
+    transaction.commit().await
+}
+
+/// Deletes entries older than `older_than_ms` (ms since the epoch) but never past `keep_after` (the
+/// lowest position a live replica still needs); returns the new pruned-through position.
+pub async fn prune(backend: &dyn Backend, older_than_ms: i64, keep_after: Option<i64>) -> Result<i64, DbError> {
+    let dialect = backend.dialect();
+    let mut transaction = backend.begin().await?;
+    let mut sql = Sql::new(dialect);
+    sql.push("SELECT MAX(seq) FROM change_log WHERE at < ").arg(Value::Int(older_than_ms));
+    let old = transaction.read(&sql, &[Col::Int]).await?;
+    let mut through = old.first().and_then(|row| row[0].as_int()).unwrap_or(0);
+    if let Some(keep_after) = keep_after {
+        through = through.min(keep_after);
+    }
+    let mut sql = Sql::new(dialect);
+    sql.push("SELECT value FROM store_meta WHERE name = ").arg(Value::Text(PRUNED_THROUGH.to_owned()));
+    let previous = transaction.read(&sql, &[Col::Text]).await?;
+    let previous = previous.into_iter().next().and_then(|row| row.into_iter().next()?.into_text());
+    let previous: i64 = previous.and_then(|text| text.parse().ok()).unwrap_or(0);
+    if through <= previous {
+        return Ok(previous);
+    }
+    let mut sql = Sql::new(dialect);
+    sql.push("DELETE FROM change_log WHERE seq <= ").arg(Value::Int(through));
+    transaction.execute(&sql).await?;
+    let mut sql = Sql::new(dialect);
+    sql.push("INSERT INTO store_meta (name, value) VALUES (")
+        .arg(Value::Text(PRUNED_THROUGH.to_owned()))
+        .push(", ")
+        .arg(Value::Text(through.to_string()))
+        .push(") ON CONFLICT (name) DO UPDATE SET value = excluded.value");
+    transaction.execute(&sql).await?;
+    transaction.commit().await?;
+    Ok(through)
+}

@@ -1,0 +1,61 @@
+//! The persistence layer every part of modelcat shares: one SQL database, SQLite or PostgreSQL.
+//!
+//! - [`sql`]: the narrow [`Backend`](sql::Backend) seam (neutral values, placeholders, constraint errors).
+//! - [`sqlite`] and [`postgres`]: the two backends; [`connect`] picks one from the database URL.
+//! - [`migrate`]: one ordered migration set per backend, applied at connect.
+//! - [`changes`]: the change log (what the catalog shows changed, in commit order) that replicas and
+//!   peers follow.
+//! - [`lease`]: leases with fencing numbers, so one replica at a time syncs an external source.
+//! - [`replicas`]: replica heartbeats and applied positions, which bound log pruning.
+//!
+//! The registry ([`crate::registry`]) and the Hub mirror ([`crate::mirror`]) depend on this module; it
+//! depends on neither.
+
+pub mod changes;
+pub mod lease;
+pub mod migrate;
+pub mod postgres;
+pub mod replicas;
+pub mod sql;
+pub mod sqlite;
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub use sql::{Backend, DbError};
+
+/// Why the store cannot be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("invalid database configuration: {0}")]
+    Config(String),
+    #[error("migration {0}")]
+    Migration(String),
+    #[error("database error: {0}")]
+    Db(#[from] DbError),
+}
+
+impl From<sqlx::Error> for OpenError {
+    fn from(error: sqlx::Error) -> Self {
+        OpenError::Db(error.into())
+    }
+}
+
+/// Connects to the database at `url` (`sqlite:` or `postgres:`), creating and migrating it as needed.
+/// Everything that persists shares this connection.
+pub async fn connect(url: &str) -> Result<Arc<dyn Backend>, OpenError> {
+    let backend: Arc<dyn Backend> = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Arc::new(postgres::PostgresBackend::connect(url).await?)
+    } else if url.starts_with("sqlite:") {
+        Arc::new(sqlite::SqliteBackend::connect(url).await?)
+    } else {
+        return Err(OpenError::Config(format!("unsupported database URL {url:?}: use sqlite://PATH or postgres://…")));
+    };
+    changes::ensure_epoch(&*backend).await?;
+    Ok(backend)
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_millis() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis() as i64)
+}
