@@ -7,3 +7,4 @@ mod hf;
 mod registry;
 mod replicas;
 mod service;
+mod store;
