@@ -65,6 +65,7 @@ impl Node {
             sources = dir.join("sources.yaml").display(),
         );
         std::fs::write(dir.join("modelcat.yaml"), config).expect("config file");
+        modelcat::install_crypto_provider();
         let port = free_port();
         let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
         let mut node = Node {
