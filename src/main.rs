@@ -59,6 +59,9 @@ enum Bench {
     Catalog(modelcat::bench::catalog::CatalogBench),
     /// Syncs models from the fake Hub and measures sync throughput and the Hub-compatible API.
     Hf(modelcat::bench::hf::HfBench),
+    /// Runs several replicas on one PostgreSQL database and measures convergence lag, register
+    /// throughput and lease failover.
+    Replicas(modelcat::bench::replicas::ReplicasBench),
 }
 
 #[derive(clap::Args)]
@@ -115,6 +118,10 @@ async fn main() -> anyhow::Result<()> {
         Command::Bench(Bench::Hf(bench)) => {
             modelcat::telemetry::init_tracing(LogFormat::Text);
             modelcat::bench::hf::run_hf(bench).await?;
+        }
+        Command::Bench(Bench::Replicas(bench)) => {
+            modelcat::telemetry::init_tracing(LogFormat::Text);
+            modelcat::bench::replicas::run_replicas(bench).await?;
         }
         Command::Mirror(command) => {
             modelcat::telemetry::init_tracing(LogFormat::Text);

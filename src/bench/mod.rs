@@ -1,11 +1,14 @@
 //! `modelcat bench …`: benchmarks that print figures (nothing is asserted).
 //!
-//! [`registry`] measures the registry API, [`catalog`] the catalog, [`hf`] the Hub mirror (sync and API). Both run the server in this process on
-//! a loopback port and drive it with HTTP clients in the same process, so client cost is included.
+//! [`registry`] measures the registry API, [`catalog`] the catalog, [`hf`] the Hub mirror (sync and API):
+//! they run the server in this process on a loopback port and drive it with HTTP clients in the same
+//! process, so client cost is included. [`replicas`] runs several servers as child processes on one
+//! PostgreSQL database and measures convergence, throughput and failover.
 
 pub mod catalog;
 pub mod hf;
 pub mod registry;
+pub mod replicas;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -60,8 +63,13 @@ impl Outcome {
         self.latencies[index].as_secs_f64() * 1000.0
     }
 
+    /// Successful operations per second.
+    pub fn rate(&self) -> f64 {
+        self.latencies.len() as f64 / self.elapsed.as_secs_f64()
+    }
+
     pub fn print(&self) {
-        let rate = self.latencies.len() as f64 / self.elapsed.as_secs_f64();
+        let rate = self.rate();
         println!(
             "{:<34} {:>10.0} {:>10.2} {:>10.2} {:>10.2} {:>8}",
             self.name,

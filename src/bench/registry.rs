@@ -220,7 +220,8 @@ async fn seed(store: &Arc<dyn RegistryStore>, bench: &RegistryBench) -> anyhow::
     Ok((bench.models * (1 + bench.versions), started.elapsed()))
 }
 
-async fn post(client: &reqwest::Client, url: &str, body: serde_json::Value) -> anyhow::Result<String> {
+/// POSTs `body` and returns the created entity's id.
+pub(super) async fn post(client: &reqwest::Client, url: &str, body: serde_json::Value) -> anyhow::Result<String> {
     let response = client.post(url).json(&body).send().await?;
     let status = response.status();
     let body: serde_json::Value = response.json().await?;

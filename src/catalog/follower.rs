@@ -1,10 +1,12 @@
 //! The index follower: keeps this replica's search index in step with the store's change log.
 //!
-//! It reads the log after its applied position and hands each page of entries to the reloader (the one
+//! It numbers what was committed since it last looked ([`changes::sequence`]), reads the log after its
+//! applied position and hands each page of entries to the reloader (the one
 //! task that changes the index), which re-reads what they name from the store and applies it; the
 //! reloader then records the new position as the index commit's checkpoint, so position and documents
 //! are durable together. The follower wakes on the backend's commit signal (this process's writes, and
-//! on PostgreSQL every `NOTIFY` and listener reconnect) and, as a safety net, every `poll_interval`.
+//! on PostgreSQL every `NOTIFY` and listener reconnect) and, as a safety net, every `poll_interval`
+//! (which also numbers what a process that died after committing left unnumbered).
 //!
 //! At start ([`plan`]) the index's checkpoint decides: if it names the log's epoch and a position the
 //! log still covers, the follower resumes there and the registry is not re-read; otherwise (a new or
@@ -13,7 +15,7 @@
 //! replica that falls behind the pruned part, or a database replaced underneath it, rebuilds rather
 //! than skips.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use modelcat_index::CatalogIndex;
 use tokio::sync::{mpsc, oneshot};
@@ -24,6 +26,11 @@ use crate::store::changes::{self, Bounds};
 
 /// Entries read and applied per batch.
 const PAGE: i64 = 1000;
+/// The shortest time between the starts of two steps: under a stream of writes, each step (one index
+/// commit) takes what arrived meanwhile, instead of committing once per write; an idle follower answers
+/// at once. A step that took longer spaces the next one as far apart, so batches grow with the load
+/// while an index commit's fixed cost is paid at most about once per step's time.
+const MIN_STEP_INTERVAL: Duration = Duration::from_millis(50);
 
 /// What the index holds: the log epoch and the position it has applied.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -100,6 +107,8 @@ impl Follower {
     pub async fn run(mut self) {
         let mut commits = self.replica.backend().commits();
         let poll = self.replica.settings().poll_interval;
+        let mut last_step = Instant::now();
+        let mut spacing = MIN_STEP_INTERVAL;
         loop {
             tokio::select! {
                 changed = commits.changed() => if changed.is_err() { return },
@@ -108,7 +117,12 @@ impl Follower {
             if self.reloader.is_closed() {
                 return;
             }
-            if let Err(error) = self.step().await {
+            tokio::time::sleep(spacing.saturating_sub(last_step.elapsed())).await;
+            commits.borrow_and_update();
+            last_step = Instant::now();
+            let stepped = self.step().await;
+            spacing = last_step.elapsed().max(MIN_STEP_INTERVAL);
+            if let Err(error) = stepped {
                 tracing::warn!(%error, "cannot follow the change log; retrying");
                 self.replica.set_follow_state(|state| state.error = Some(error));
             }
@@ -118,6 +132,7 @@ impl Follower {
     /// Applies every entry after the current position, or rebuilds when the log cannot be followed.
     async fn step(&mut self) -> Result<(), String> {
         let backend = self.replica.backend().clone();
+        changes::sequence(&*backend).await.map_err(|error| error.to_string())?;
         let bounds: Bounds = changes::bounds(&*backend).await.map_err(|error| error.to_string())?;
         if !bounds.covers(&self.at.epoch, self.at.position) {
             tracing::warn!(
@@ -131,6 +146,8 @@ impl Follower {
             self.at = to;
             self.replica.set_follow_state(|state| state.rebuilds += 1);
         }
+        // Pages follow one another only while catching up on a backlog; a partial page ends the step, so
+        // what arrives meanwhile waits for the next one (see `MIN_STEP_INTERVAL`).
         loop {
             let page =
                 changes::read_after(&*backend, self.at.position, PAGE).await.map_err(|error| error.to_string())?;
@@ -142,7 +159,9 @@ impl Follower {
             self.at = to;
             metrics::histogram!("modelcat_follower_batch_entries").record(size as f64);
             metrics::histogram!("modelcat_follower_apply_seconds").record(started.elapsed().as_secs_f64());
-            self.publish(bounds.head);
+            if size < PAGE as usize {
+                break;
+            }
         }
         self.publish(bounds.head);
         Ok(())

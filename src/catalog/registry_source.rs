@@ -8,6 +8,7 @@
 //! The catalog hears of registry writes through the change log (each logs the registered model it
 //! touched, see [`crate::registry::sql_store`]), on this replica and every other one alike.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -40,67 +41,100 @@ impl RegistrySource {
         RegistrySource { id, store }
     }
 
-    /// The catalog record of one registered model; `None` when it is gone or archived.
-    pub async fn model(&self, id: i64) -> Result<Option<ModelRecord>, RegistryError> {
-        match self.store.get(&REGISTERED_MODEL, id).await {
-            Ok(model) => self.record(&model).await,
-            Err(RegistryError::NotFound(_)) => Ok(None),
-            Err(error) => Err(error),
+    /// The catalog records of registered models by id, read in three queries per thousand models; ids
+    /// that are gone or archived are absent.
+    pub async fn models(&self, ids: &[i64]) -> Result<HashMap<i64, ModelRecord>, RegistryError> {
+        let mut records = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(PAGE as usize) {
+            let id_in = Expr::In {
+                property: Property { path: vec!["id".into()], suffix: None },
+                values: chunk.iter().map(|id| Literal::Int(*id)).collect(),
+                negated: false,
+            };
+            let query = ListQuery { filter: Some(id_in), ..ListQuery::all(PAGE) };
+            let models = all(&*self.store, &REGISTERED_MODEL, query).await?;
+            records.extend(self.records(models).await?);
         }
+        Ok(records)
     }
 
-    async fn record(&self, model: &Record) -> Result<Option<ModelRecord>, RegistryError> {
-        if model.text("state") == Some("ARCHIVED") {
-            return Ok(None);
-        }
-        let text = |field: &str| model.text(field).map(str::to_owned);
-        let list = |field: &str| match model.values.get(field) {
-            Some(Scalar::List(items)) => items.clone(),
-            _ => Vec::new(),
-        };
-        let mut artifacts = Vec::new();
-        for version in all(&*self.store, &MODEL_VERSION, Some(("registered_model_id", model.id))).await? {
-            if version.text("state") == Some("ARCHIVED") {
-                continue;
-            }
-            for artifact in all(&*self.store, &MODEL_ARTIFACT, Some(("model_version_id", version.id))).await? {
-                let Some(uri) = artifact.text("uri").filter(|uri| !uri.is_empty()) else { continue };
-                let mut properties = properties(&artifact);
-                properties.insert(
-                    "model_version".to_owned(),
-                    MetadataValue::String(version.text("name").unwrap_or_default().to_owned()),
-                );
-                artifacts.push(ArtifactRecord {
-                    kind: ArtifactKind::Model { uri: uri.to_owned() },
-                    common: ArtifactCommon {
-                        name: artifact.text("name").map(str::to_owned),
-                        description: artifact.text("description").map(str::to_owned),
-                        external_id: artifact.text("externalId").map(str::to_owned),
-                        create_time: Some(artifact.create_time),
-                        update_time: Some(artifact.update_time),
-                        properties,
-                    },
-                });
+    /// The catalog records of `models` (the archived ones left out), with the model artifacts of their
+    /// live versions.
+    async fn records(&self, models: Vec<Record>) -> Result<HashMap<i64, ModelRecord>, RegistryError> {
+        let live: Vec<Record> = models.into_iter().filter(|model| model.text("state") != Some("ARCHIVED")).collect();
+        let model_ids = live.iter().map(|model| model.id).collect();
+        let versions = ListQuery { parents: Some(("registered_model_id", model_ids)), ..ListQuery::all(PAGE) };
+        let versions: Vec<Record> = all(&*self.store, &MODEL_VERSION, versions)
+            .await?
+            .into_iter()
+            .filter(|version| version.text("state") != Some("ARCHIVED"))
+            .collect();
+        let version_ids = versions.iter().map(|version| version.id).collect();
+        let artifacts = ListQuery { parents: Some(("model_version_id", version_ids)), ..ListQuery::all(PAGE) };
+        let mut artifacts_by_version: HashMap<i64, Vec<Record>> = HashMap::new();
+        for artifact in all(&*self.store, &MODEL_ARTIFACT, artifacts).await? {
+            if let Some(version) = artifact.parent {
+                artifacts_by_version.entry(version).or_default().push(artifact);
             }
         }
-        Ok(Some(ModelRecord {
-            name: text("name").unwrap_or_default(),
-            description: text("description"),
-            readme: text("readme"),
-            provider: text("provider"),
-            license: text("license"),
-            license_link: text("licenseLink"),
-            library_name: text("libraryName"),
-            maturity: text("maturity"),
-            logo: text("logo"),
-            language: list("language"),
-            tasks: list("tasks"),
-            external_id: text("externalId"),
-            create_time: Some(model.create_time),
-            update_time: Some(model.update_time),
-            properties: properties(model),
-            artifacts,
-        }))
+        let mut artifacts_by_model: HashMap<i64, Vec<ArtifactRecord>> = HashMap::new();
+        for version in &versions {
+            let Some(model) = version.parent.or(version.int("registeredModelId")) else { continue };
+            let entry = artifacts_by_model.entry(model).or_default();
+            for artifact in artifacts_by_version.remove(&version.id).unwrap_or_default() {
+                entry.extend(artifact_record(version, &artifact));
+            }
+        }
+        Ok(live
+            .iter()
+            .map(|model| (model.id, model_record(model, artifacts_by_model.remove(&model.id).unwrap_or_default())))
+            .collect())
+    }
+}
+
+/// A model artifact of a version as a catalog artifact; `None` without a URI.
+fn artifact_record(version: &Record, artifact: &Record) -> Option<ArtifactRecord> {
+    let uri = artifact.text("uri").filter(|uri| !uri.is_empty())?;
+    let mut properties = properties(artifact);
+    properties
+        .insert("model_version".to_owned(), MetadataValue::String(version.text("name").unwrap_or_default().to_owned()));
+    Some(ArtifactRecord {
+        kind: ArtifactKind::Model { uri: uri.to_owned() },
+        common: ArtifactCommon {
+            name: artifact.text("name").map(str::to_owned),
+            description: artifact.text("description").map(str::to_owned),
+            external_id: artifact.text("externalId").map(str::to_owned),
+            create_time: Some(artifact.create_time),
+            update_time: Some(artifact.update_time),
+            properties,
+        },
+    })
+}
+
+/// A registered model as a catalog record.
+fn model_record(model: &Record, artifacts: Vec<ArtifactRecord>) -> ModelRecord {
+    let text = |field: &str| model.text(field).map(str::to_owned);
+    let list = |field: &str| match model.values.get(field) {
+        Some(Scalar::List(items)) => items.clone(),
+        _ => Vec::new(),
+    };
+    ModelRecord {
+        name: text("name").unwrap_or_default(),
+        description: text("description"),
+        readme: text("readme"),
+        provider: text("provider"),
+        license: text("license"),
+        license_link: text("licenseLink"),
+        library_name: text("libraryName"),
+        maturity: text("maturity"),
+        logo: text("logo"),
+        language: list("language"),
+        tasks: list("tasks"),
+        external_id: text("externalId"),
+        create_time: Some(model.create_time),
+        update_time: Some(model.update_time),
+        properties: properties(model),
+        artifacts,
     }
 }
 
@@ -115,14 +149,13 @@ fn properties(record: &Record) -> std::collections::BTreeMap<String, MetadataVal
     record.properties.iter().filter_map(|(name, meta)| Some((name.clone(), value(meta)?))).collect()
 }
 
-/// Every row of a kind (optionally under one parent), page by page.
+/// Every row of a kind that `query` selects, page by page.
 async fn all(
     store: &dyn RegistryStore,
     kind: &'static Kind,
-    parent: Option<(&'static str, i64)>,
+    mut query: ListQuery,
 ) -> Result<Vec<Record>, RegistryError> {
     let mut rows = Vec::new();
-    let mut query = ListQuery { parent, ..ListQuery::all(PAGE) };
     loop {
         let page = store.list(kind, &query).await?;
         rows.extend(page.items);
@@ -153,11 +186,9 @@ impl Source for RegistrySource {
                 .list(&REGISTERED_MODEL, &query)
                 .await
                 .map_err(|error| SourceError::Fetch(error.to_string()))?;
-            for model in &page.items {
-                let record = self.record(model).await.map_err(|error| SourceError::Fetch(error.to_string()))?;
-                if let Some(record) = record {
-                    snapshot.records.insert(record.name.clone(), RecordOutcome::Changed(Box::new(record)));
-                }
+            let records = self.records(page.items).await.map_err(|error| SourceError::Fetch(error.to_string()))?;
+            for record in records.into_values() {
+                snapshot.records.insert(record.name.clone(), RecordOutcome::Changed(Box::new(record)));
             }
             match page.next {
                 Some(cursor) => query.after = Some(cursor),

@@ -203,15 +203,15 @@ impl Reloader {
                 .collect();
             let _ = self.refresh_all(yaml).await;
             if !acks.is_empty() {
-                let mut applied = self.apply_log(log, rebuild).await;
-                if let (Ok(()), Some(checkpoint)) = (&applied, checkpoint) {
-                    applied = self
-                        .index
-                        .apply(vec![Change::Checkpoint(checkpoint.encode())])
-                        .await
-                        .map(drop)
-                        .map_err(|error| error.to_string());
-                }
+                let applied = match (self.apply_log(log, rebuild).await, checkpoint) {
+                    (Ok(mut batch), Some(checkpoint)) => {
+                        // The checkpoint shares the commit of the changes it covers.
+                        batch.push(Change::Checkpoint(checkpoint.encode()));
+                        self.commit_registry(batch).await
+                    }
+                    (Ok(batch), None) => self.commit_registry(batch).await,
+                    (Err(error), _) => Err(error),
+                };
                 for ack in acks {
                     let _ = ack.send(applied.clone());
                 }
@@ -220,9 +220,10 @@ impl Reloader {
         }
     }
 
-    /// Re-reads what change-log entries name (or, for a rebuild, every store-backed source) and applies
-    /// it; fails when the store could not be read, so the entries are applied again later.
-    async fn apply_log(&mut self, log: Vec<changes::Change>, rebuild: bool) -> Result<(), String> {
+    /// Re-reads what change-log entries name (or, for a rebuild, every store-backed source): Hub sources
+    /// are refreshed and applied, and the registered models' changes are returned for the caller to
+    /// commit. Fails when the store could not be read, so the entries are applied again later.
+    async fn apply_log(&mut self, log: Vec<changes::Change>, rebuild: bool) -> Result<Vec<Change>, String> {
         let mut registry_all = rebuild;
         let mut models = Vec::new();
         let mut hf_sources: HashSet<String> = HashSet::new();
@@ -262,10 +263,25 @@ impl Reloader {
             if let Some(id) = self.registry_id() {
                 self.refresh_all(vec![id]).await?;
             }
-        } else if !models.is_empty() {
-            self.registry_models(models).await?;
+            Ok(Vec::new())
+        } else {
+            self.registry_models(models).await
         }
-        Ok(())
+    }
+
+    /// Commits registered models' changes; when the commit fails, forgets their hashes, so applying the
+    /// same entries again rewrites them.
+    async fn commit_registry(&mut self, batch: Vec<Change>) -> Result<(), String> {
+        let Err(error) = self.index.apply(batch.clone()).await else { return Ok(()) };
+        tracing::error!(%error, "index update failed");
+        if let Some(runtime) = self.registry_id().and_then(|id| self.runtimes.get_mut(&id)) {
+            for change in &batch {
+                if let Change::Upsert { record, .. } = change {
+                    runtime.hashes.remove(&record.name);
+                }
+            }
+        }
+        Err(error.to_string())
     }
 
     /// The configured Hub sources.
@@ -534,20 +550,19 @@ impl Reloader {
         Some((id.to_owned(), Box::pin(self.index.submit(changes))))
     }
 
-    /// Updates single registered models, each named by its id and the catalog name it was logged under.
-    async fn registry_models(&mut self, mut models: Vec<(i64, String)>) -> Result<(), String> {
-        let (Some(registry), Some(id)) = (self.registry.clone(), self.registry_id()) else { return Ok(()) };
+    /// The index changes for single registered models, each named by its id and the catalog name it was
+    /// logged under.
+    async fn registry_models(&mut self, mut models: Vec<(i64, String)>) -> Result<Vec<Change>, String> {
+        let (Some(registry), Some(id)) = (self.registry.clone(), self.registry_id()) else { return Ok(Vec::new()) };
         models.sort_unstable();
         models.dedup();
-        let mut updates = Vec::with_capacity(models.len());
-        for (model, name) in models {
-            let record = registry.model(model).await.map_err(|error| {
-                tracing::warn!(%error, model, "cannot read a registered model for the catalog");
-                error.to_string()
-            })?;
-            updates.push((name, record));
-        }
-        let Some(runtime) = self.runtimes.get_mut(&id) else { return Ok(()) };
+        let ids: Vec<i64> = models.iter().map(|(model, _)| *model).collect();
+        let mut records = registry.models(&ids).await.map_err(|error| {
+            tracing::warn!(%error, "cannot read registered models for the catalog");
+            error.to_string()
+        })?;
+        let updates: Vec<_> = models.into_iter().map(|(model, name)| (name, records.remove(&model))).collect();
+        let Some(runtime) = self.runtimes.get_mut(&id) else { return Ok(Vec::new()) };
         let mut batch = Vec::new();
         for (logged, record) in updates {
             match record {
@@ -558,13 +573,13 @@ impl Reloader {
                     }
                 }
                 None => {
-                    if runtime.hashes.remove(&logged).is_some() {
-                        batch.push(Change::Delete(DocKey { source_id: id.clone(), name: logged }));
-                    }
+                    // Deleted even when not known to be indexed: a retried entry must still remove it.
+                    runtime.hashes.remove(&logged);
+                    batch.push(Change::Delete(DocKey { source_id: id.clone(), name: logged }));
                 }
             }
         }
-        self.apply(&id, batch).await
+        Ok(batch)
     }
 
     async fn apply(&self, id: &str, changes: Vec<Change>) -> Result<(), String> {

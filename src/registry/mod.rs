@@ -63,6 +63,9 @@ pub struct Record {
     pub id: i64,
     /// The concrete kind; for artifacts, the kind named by the row's `artifact_type`.
     pub kind: &'static Kind,
+    /// The entity it is attached to through its kind's [`schema::Parent`] column (a version's model, a
+    /// model artifact's version), if any.
+    pub parent: Option<i64>,
     pub create_time: i64,
     pub update_time: i64,
     /// Incremented by every update; rendered as the ETag.
@@ -137,6 +140,8 @@ pub struct ListQuery {
     pub filter: Option<Expr>,
     /// Restricts rows to children of one parent: the column and the parent id.
     pub parent: Option<(&'static str, i64)>,
+    /// Restricts rows to children of any of several parents: the column and the parent ids.
+    pub parents: Option<(&'static str, Vec<i64>)>,
     pub order: OrderField,
     pub descending: bool,
     pub page_size: u32,
@@ -146,7 +151,15 @@ pub struct ListQuery {
 impl ListQuery {
     /// The first page of everything, in id order.
     pub fn all(page_size: u32) -> Self {
-        ListQuery { filter: None, parent: None, order: OrderField::Id, descending: false, page_size, after: None }
+        ListQuery {
+            filter: None,
+            parent: None,
+            parents: None,
+            order: OrderField::Id,
+            descending: false,
+            page_size,
+            after: None,
+        }
     }
 }
 

@@ -108,9 +108,10 @@ static LAYOUTS: LazyLock<HashMap<&'static str, Layout>> = LazyLock::new(|| {
             }
             Layout { columns, cols: Vec::new(), select_list: String::new(), index: HashMap::new() }
         });
-        for field in kind.fields {
-            if !layout.columns.iter().any(|(column, _)| *column == field.column) {
-                layout.columns.push((field.column, column_col(field.ty)));
+        let parent = kind.parent.map(|parent| (parent.column, Col::Int));
+        for (column, col) in kind.fields.iter().map(|field| (field.column, column_col(field.ty))).chain(parent) {
+            if !layout.columns.iter().any(|(known, _)| *known == column) {
+                layout.columns.push((column, col));
             }
         }
     }
@@ -186,8 +187,10 @@ fn record_from_row(kind: &'static Kind, mut row: Row) -> Result<Record, Registry
         Value::Text(json) => parse_properties(json),
         _ => Properties::new(),
     };
+    let parent = kind.parent.and_then(|parent| row[layout.index[parent.column]].as_int());
     Ok(Record {
         id: row[0].as_int().unwrap_or_default(),
+        parent,
         kind,
         create_time: row[1].as_int().unwrap_or_default(),
         update_time: row[2].as_int().unwrap_or_default(),
@@ -577,7 +580,17 @@ impl RegistryStore for SqlStore {
         if let (Some((experiment_id, run_id)), true) = (run, kind == &METRIC) {
             self.append_history(&mut tx, &values, &properties, now, experiment_id, run_id).await?;
         }
-        let record = Record { id, kind, create_time: now, update_time: now, version: 1, values, properties };
+        let parent = match attach {
+            Attach::Parent(parent_id) => Some(parent_id),
+            _ => kind
+                .parent
+                .and_then(|parent| kind.fields.iter().find(|field| field.column == parent.column))
+                .and_then(|field| match values.get(field.wire) {
+                    Some(Scalar::Int(id)) => Some(*id),
+                    _ => None,
+                }),
+        };
+        let record = Record { id, kind, parent, create_time: now, update_time: now, version: 1, values, properties };
         let entry = self.catalog_entry(&mut tx, kind, id).await?;
         self.log(&mut tx, entry).await?;
         tx.commit().await.map_err(|error| write_error(kind, None, error))?;
@@ -641,6 +654,13 @@ impl RegistryStore for SqlStore {
         }
         if let Some((column, parent_id)) = query.parent {
             sql.push(&format!(" AND t.{column} = ")).arg(Value::Int(parent_id));
+        }
+        if let Some((column, parent_ids)) = &query.parents {
+            sql.push(&format!(" AND t.{column} IN (NULL"));
+            for parent_id in parent_ids {
+                sql.push(", ").arg(Value::Int(*parent_id));
+            }
+            sql.push(")");
         }
         if let Some(filter) = &query.filter {
             sql.push(" AND ");

@@ -16,9 +16,9 @@ async fn sqlite(dir: &tempfile::TempDir) -> Arc<dyn Backend> {
     modelcat::store::connect(&format!("sqlite://{}", dir.path().join("store.db").display())).await.expect("sqlite")
 }
 
-/// Concurrent writers append while a reader follows "everything after my position" as fast as it can;
-/// in the end the reader has seen every committed entry. Each writer holds its transaction open a while
-/// after appending, which is when a later `seq` could otherwise commit first.
+/// Concurrent writers append while a reader numbers and follows "everything after my position" as fast
+/// as it can; in the end the reader has seen every committed entry. Each writer holds its transaction
+/// open a while after appending, which is when a later entry could otherwise be numbered and read first.
 async fn readers_never_skip_late_commits(backend: Arc<dyn Backend>) {
     let done = Arc::new(AtomicBool::new(false));
     let reader = tokio::spawn({
@@ -28,6 +28,7 @@ async fn readers_never_skip_late_commits(backend: Arc<dyn Backend>) {
             let mut seen = BTreeSet::new();
             loop {
                 let finished = done.load(Ordering::Acquire);
+                changes::sequence(&*backend).await.expect("sequence");
                 for change in changes::read_after(&*backend, position, 1000).await.expect("read") {
                     position = change.seq;
                     seen.insert(change.name.expect("name"));
@@ -83,14 +84,17 @@ async fn stale_fences_are_refused(backend: Arc<dyn Backend>) {
     tokio::time::sleep(ttl + Duration::from_millis(100)).await;
     let new = lease::acquire(&*backend, "hf:hub", "r2", ttl).await.unwrap().expect("expired lease is taken");
     assert!(new.fence > old.fence);
+    changes::sequence(&*backend).await.unwrap();
     let head = changes::bounds(&*backend).await.unwrap().head;
     let refused = store.put("hub", &[repo("a/two")], &[], Some(&old)).await;
     assert!(matches!(refused, Err(StoreError::Fenced(_))), "{refused:?}");
     assert!(store.repo("a/two").await.unwrap().is_none(), "a fenced write left data behind");
+    changes::sequence(&*backend).await.unwrap();
     assert_eq!(changes::bounds(&*backend).await.unwrap().head, head, "a fenced write was logged");
     let mut renewed = old.clone();
     assert!(!lease::renew(&*backend, &mut renewed, ttl).await.unwrap(), "a lost lease cannot be renewed");
     store.put("hub", &[repo("a/two")], &[], Some(&new)).await.expect("the new holder writes");
+    changes::sequence(&*backend).await.unwrap();
     let logged = changes::read_after(&*backend, head, 10).await.unwrap();
     assert_eq!(logged.iter().map(|change| change.name.clone()).collect::<Vec<_>>(), [Some("a/two".to_owned())]);
     // A released lease is free at once.

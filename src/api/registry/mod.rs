@@ -374,14 +374,7 @@ async fn find_one(state: &AppState, kind: &'static Kind, params: &Params, versio
         _ => scopes.push(None),
     }
     for parent in scopes {
-        let query = ListQuery {
-            filter: filter.clone(),
-            parent,
-            order: OrderField::Id,
-            descending: false,
-            page_size: 2,
-            after: None,
-        };
+        let query = ListQuery { filter: filter.clone(), parent, ..ListQuery::all(2) };
         let page = state.registry.list(kind, &query).await?;
         if let [record] = page.items.as_slice() {
             return Ok(respond(StatusCode::OK, record, version));

@@ -1,12 +1,13 @@
 -- Scale-out: the change log replicas and peers follow, store-wide settings, source leases, sync state and
 -- replica heartbeats.
 
--- Everything that changed what the catalog shows, in commit order. Appends take a transaction-scoped
--- advisory lock before drawing the next seq and hold it until commit, so seq order equals commit order
--- (see src/store/changes.rs).
+-- Everything that changed what the catalog shows. Writers insert entries without a seq; a sequencer
+-- numbers committed entries afterwards, one sequencer at a time, so an entry that commits late gets a
+-- later seq (see src/store/changes.rs).
 CREATE SEQUENCE change_log_seq;
 CREATE TABLE change_log (
-    seq BIGINT PRIMARY KEY,
+    id BIGSERIAL PRIMARY KEY,
+    seq BIGINT UNIQUE,
     -- 'registry' (registered models) or 'hf' (a Hub source's mirrored repos).
     domain TEXT NOT NULL,
     -- The hf source; '' for the registry.
@@ -19,6 +20,7 @@ CREATE TABLE change_log (
     at BIGINT NOT NULL
 );
 CREATE INDEX change_log_at ON change_log (at);
+CREATE INDEX change_log_unsequenced ON change_log (id) WHERE seq IS NULL;
 
 -- Store-wide values: the log epoch, how far the log was pruned.
 CREATE TABLE store_meta (
