@@ -241,7 +241,12 @@ impl HeldLease {
                     tokio::time::sleep(ttl / 3).await;
                     let renewed_at = Instant::now();
                     match lease::renew(&*replica.0.backend, &mut lease, ttl).await {
-                        Ok(true) => valid_until = renewed_at + ttl,
+                        Ok(true) => {
+                            valid_until = renewed_at + ttl;
+                            if let Some(held) = replica.0.leases.lock().expect("leases").get_mut(&lease.name) {
+                                held.expires_at = lease.expires_at;
+                            }
+                        }
                         Ok(false) => break,
                         Err(error) if Instant::now() < valid_until => {
                             tracing::warn!(lease = %lease.name, %error, "cannot renew a lease; retrying");
