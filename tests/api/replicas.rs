@@ -97,7 +97,12 @@ async fn hf_cluster(database: &PostgresDatabase, root: &std::path::Path, timing:
     (hub, nodes)
 }
 
+/// The position of the node holding the `hub` source's lease.
 async fn holder(nodes: &[Node]) -> Option<usize> {
+    holder_among(&nodes.iter().collect::<Vec<_>>()).await
+}
+
+async fn holder_among(nodes: &[&Node]) -> Option<usize> {
     for (position, node) in nodes.iter().enumerate() {
         if node.leases().await.contains(&"hf:hub".to_owned()) {
             return Some(position);
@@ -136,16 +141,8 @@ async fn killed_lease_holder_is_replaced_and_the_sync_continues() {
     assert!(done_before_kill < 300, "the sync finished before the kill ({done_before_kill} models)");
     let requests_before = hub.requests();
     let survivors: Vec<&Node> = nodes.iter().enumerate().filter(|(n, _)| *n != first).map(|(_, node)| node).collect();
-    let next = eventually(Duration::from_secs(10), || async {
-        for node in &survivors {
-            if node.leases().await.contains(&"hf:hub".to_owned()) {
-                return Some(node.id.clone());
-            }
-        }
-        None
-    })
-    .await
-    .expect("another replica takes the lease");
+    let next = eventually(Duration::from_secs(10), || holder_among(&survivors)).await;
+    let next = survivors[next.expect("another replica takes the lease")].id.clone();
     let failover = killed_at.elapsed();
     assert!(
         failover < Duration::from_millis(timing.lease_ttl_ms) + Duration::from_secs(3),
@@ -174,15 +171,7 @@ async fn paused_lease_holder_cannot_write_after_takeover() {
         .expect("the sync makes progress");
     nodes[first].pause();
     let others: Vec<&Node> = nodes.iter().enumerate().filter(|(n, _)| *n != first).map(|(_, node)| node).collect();
-    let taken = eventually(Duration::from_secs(15), || async {
-        for node in &others {
-            if node.leases().await.contains(&"hf:hub".to_owned()) {
-                return Some(());
-            }
-        }
-        None
-    })
-    .await;
+    let taken = eventually(Duration::from_secs(15), || holder_among(&others)).await;
     nodes[first].resume();
     assert!(taken.is_some(), "nobody took over from the paused holder");
     // The woken ex-holder's next write is refused by its stale fence, and it stops syncing.
@@ -212,16 +201,10 @@ async fn graceful_stop_hands_the_lease_over_at_once() {
     nodes[first].stop();
     let stopped_at = Instant::now();
     let survivors: Vec<&Node> = nodes.iter().enumerate().filter(|(n, _)| *n != first).map(|(_, node)| node).collect();
-    let taken = eventually(Duration::from_secs(10), || async {
-        for node in &survivors {
-            if node.leases().await.contains(&"hf:hub".to_owned()) {
-                return Some(stopped_at.elapsed());
-            }
-        }
-        None
-    })
-    .await
-    .expect("another replica takes the released lease");
+    eventually(Duration::from_secs(10), || holder_among(&survivors))
+        .await
+        .expect("another replica takes the released lease");
+    let taken = stopped_at.elapsed();
     assert!(taken < Duration::from_secs(5), "hand-over took {taken:?} with a 30 s lease");
     drop(nodes);
     database.drop_blocking();
