@@ -130,11 +130,6 @@ impl Replica {
         self.0.follow.borrow().clone()
     }
 
-    /// Watches the follower's state.
-    pub fn watch_follow(&self) -> watch::Receiver<FollowState> {
-        self.0.follow.subscribe()
-    }
-
     /// Publishes the follower's state (the follower calls this).
     pub fn set_follow_state(&self, update: impl FnOnce(&mut FollowState)) {
         self.0.follow.send_modify(update);
@@ -165,21 +160,25 @@ impl Replica {
         }
     }
 
-    /// Gives up a lease this replica holds, recording why.
-    async fn release(&self, lease: &Lease, change: &'static str) {
+    /// Stops counting `lease` as held; `false` when it was not (already released or lost).
+    fn forget(&self, lease: &Lease, change: &'static str) -> bool {
         let held = self.0.leases.lock().expect("leases").remove(&lease.name);
-        if held.is_none_or(|held| held.fence != lease.fence) {
+        let was_held = held.is_some_and(|held| held.fence == lease.fence);
+        if was_held {
+            metrics::counter!("modelcat_lease_changes_total", "lease" => lease.name.clone(), "change" => change)
+                .increment(1);
+        }
+        was_held
+    }
+
+    /// Gives up a lease this replica holds, so another replica can take it at once.
+    async fn release(&self, lease: &Lease) {
+        if !self.forget(lease, "released") {
             return;
         }
-        metrics::counter!("modelcat_lease_changes_total", "lease" => lease.name.clone(), "change" => change)
-            .increment(1);
-        if change == "released" {
-            match lease::release(&*self.0.backend, lease).await {
-                Ok(()) => tracing::info!(lease = %lease.name, fence = lease.fence, "lease released"),
-                Err(error) => tracing::warn!(lease = %lease.name, %error, "cannot release a lease; it will expire"),
-            }
-        } else {
-            tracing::warn!(lease = %lease.name, fence = lease.fence, "lease lost");
+        match lease::release(&*self.0.backend, lease).await {
+            Ok(()) => tracing::info!(lease = %lease.name, fence = lease.fence, "lease released"),
+            Err(error) => tracing::warn!(lease = %lease.name, %error, "cannot release a lease; it will expire"),
         }
     }
 
@@ -188,7 +187,7 @@ impl Replica {
     pub async fn shutdown(&self) {
         self.0.stopping.send_replace(true);
         for lease in self.leases() {
-            self.release(&lease, "released").await;
+            self.release(&lease).await;
         }
     }
 
@@ -257,7 +256,9 @@ impl HeldLease {
                         }
                     }
                 }
-                replica.release(&lease, "lost").await;
+                if replica.forget(&lease, "lost") {
+                    tracing::warn!(lease = %lease.name, fence = lease.fence, "lease lost");
+                }
                 let _ = lost_sender.send(true);
             }
         });
@@ -282,7 +283,7 @@ impl Drop for HeldLease {
         self.renewer.abort();
         let (replica, lease) = (self.replica.clone(), self.lease.clone());
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move { replica.release(&lease, "released").await });
+            runtime.spawn(async move { replica.release(&lease).await });
         }
     }
 }

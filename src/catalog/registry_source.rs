@@ -79,7 +79,7 @@ impl RegistrySource {
         }
         let mut artifacts_by_model: HashMap<i64, Vec<ArtifactRecord>> = HashMap::new();
         for version in &versions {
-            let Some(model) = version.parent.or(version.int("registeredModelId")) else { continue };
+            let Some(model) = version.parent else { continue };
             let entry = artifacts_by_model.entry(model).or_default();
             for artifact in artifacts_by_version.remove(&version.id).unwrap_or_default() {
                 entry.extend(artifact_record(version, &artifact));

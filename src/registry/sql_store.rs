@@ -176,6 +176,8 @@ fn record_from_row(kind: &'static Kind, mut row: Row) -> Result<Record, Registry
     } else {
         kind
     };
+    // Read before the fields take their values out of the row: the parent column may be a field too.
+    let parent = kind.parent.and_then(|parent| row[layout.index[parent.column]].as_int());
     let mut values = BTreeMap::new();
     for field in kind.fields {
         let value = std::mem::replace(&mut row[layout.index[field.column]], Value::Null(Col::Int));
@@ -187,7 +189,6 @@ fn record_from_row(kind: &'static Kind, mut row: Row) -> Result<Record, Registry
         Value::Text(json) => parse_properties(json),
         _ => Properties::new(),
     };
-    let parent = kind.parent.and_then(|parent| row[layout.index[parent.column]].as_int());
     Ok(Record {
         id: row[0].as_int().unwrap_or_default(),
         parent,

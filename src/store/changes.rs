@@ -108,6 +108,10 @@ pub enum ModelOf {
 
 /// Appends entries in the caller's transaction.
 pub async fn append(transaction: &mut dyn Transaction, dialect: Dialect, entries: &[Entry]) -> Result<(), DbError> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    transaction.wake_followers_on_commit();
     let now = now_millis();
     for chunk in entries.chunks(200) {
         let mut sql = Sql::new(dialect);

@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use super::sql::{Backend, Col, DbError, Dialect, Row, Sql, Transaction, Value};
+use super::sql::{Backend, Col, DbError, Dialect, Sql, Transaction, Value};
 
 /// A held lease.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,22 +120,4 @@ fn push_held(sql: &mut Sql, lease: &Lease) {
         .arg(Value::Int(lease.fence))
         .push(" AND expires_at > ")
         .now();
-}
-
-/// Every lease row, held or not.
-pub async fn all(backend: &dyn Backend) -> Result<Vec<Lease>, DbError> {
-    let mut sql = Sql::new(backend.dialect());
-    sql.push("SELECT name, holder, fence, expires_at FROM lease ORDER BY name");
-    let rows = backend.read(&sql, &[Col::Text, Col::Text, Col::Int, Col::Int]).await?;
-    Ok(rows.into_iter().filter_map(lease_from_row).collect())
-}
-
-fn lease_from_row(row: Row) -> Option<Lease> {
-    let mut row = row.into_iter();
-    Some(Lease {
-        name: row.next()?.into_text()?,
-        holder: row.next()?.into_text()?,
-        fence: row.next()?.as_int()?,
-        expires_at: row.next()?.as_int()?,
-    })
 }

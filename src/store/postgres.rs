@@ -129,7 +129,8 @@ impl Backend for PostgresBackend {
     }
 
     async fn begin(&self) -> Result<Box<dyn Transaction>, DbError> {
-        Ok(Box::new(PostgresTransaction(self.pool.begin().await?, self.commits.clone())))
+        let transaction = self.pool.begin().await?;
+        Ok(Box::new(PostgresTransaction { transaction, commits: self.commits.clone(), wake_followers: false }))
     }
 
     fn commits(&self) -> watch::Receiver<u64> {
@@ -137,23 +138,34 @@ impl Backend for PostgresBackend {
     }
 }
 
-struct PostgresTransaction(sqlx::Transaction<'static, Postgres>, CommitSignal);
+struct PostgresTransaction {
+    transaction: sqlx::Transaction<'static, Postgres>,
+    commits: CommitSignal,
+    /// Whether the commit wakes followers (the transaction appended to the change log).
+    wake_followers: bool,
+}
 
 #[async_trait]
 impl Transaction for PostgresTransaction {
     async fn read(&mut self, sql: &Sql, cols: &[Col]) -> Result<Vec<Row>, DbError> {
-        let rows = bind_all(sql).fetch_all(&mut *self.0).await?;
+        let rows = bind_all(sql).fetch_all(&mut *self.transaction).await?;
         Ok(rows.iter().map(|row| decode_row(row, cols)).collect::<Result<_, _>>()?)
     }
 
     async fn execute(&mut self, sql: &Sql) -> Result<u64, DbError> {
-        Ok(bind_all(sql).execute(&mut *self.0).await?.rows_affected())
+        Ok(bind_all(sql).execute(&mut *self.transaction).await?.rows_affected())
     }
 
     async fn commit(self: Box<Self>) -> Result<(), DbError> {
-        self.0.commit().await?;
-        self.1.bump();
+        self.transaction.commit().await?;
+        if self.wake_followers {
+            self.commits.bump();
+        }
         Ok(())
+    }
+
+    fn wake_followers_on_commit(&mut self) {
+        self.wake_followers = true;
     }
 }
 

@@ -111,7 +111,8 @@ impl Sql {
     }
 }
 
-/// Counts commits that may have appended to the change log: this process's write commits and, on
+/// Counts commits that appended to the change log: this process's transactions that say so
+/// ([`Transaction::wake_followers_on_commit`]) and, on
 /// PostgreSQL, other processes' commits announced by `NOTIFY` (and every reconnect of the listener, since
 /// notifications sent while it was disconnected are lost). It only wakes followers, which then read the
 /// log itself.
@@ -210,4 +211,8 @@ pub trait Transaction: Send {
     async fn execute(&mut self, sql: &Sql) -> Result<u64, DbError>;
 
     async fn commit(self: Box<Self>) -> Result<(), DbError>;
+
+    /// Marks the transaction as having appended to the change log: its commit wakes this process's
+    /// followers (see [`CommitSignal`]).
+    fn wake_followers_on_commit(&mut self);
 }

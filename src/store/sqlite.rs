@@ -266,6 +266,7 @@ impl Backend for SqliteBackend {
             state: Some(state),
             committer: self.committer.clone(),
             commits: self.commits.clone(),
+            wake_followers: false,
         }))
     }
 
@@ -279,6 +280,8 @@ struct SqliteTransaction {
     state: Option<OwnedMutexGuard<WriterState>>,
     committer: Arc<Notify>,
     commits: CommitSignal,
+    /// Whether the commit wakes followers (the transaction appended to the change log).
+    wake_followers: bool,
 }
 
 impl SqliteTransaction {
@@ -313,8 +316,14 @@ impl Transaction for SqliteTransaction {
             Err(_) => Err("the writer stopped before committing".to_owned()),
         };
         result.map_err(|message| DbError::Backend(format!("batch commit failed: {message}")))?;
-        self.commits.bump();
+        if self.wake_followers {
+            self.commits.bump();
+        }
         Ok(())
+    }
+
+    fn wake_followers_on_commit(&mut self) {
+        self.wake_followers = true;
     }
 }
 

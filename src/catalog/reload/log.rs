@@ -49,8 +49,9 @@ impl Reloader {
                 }
             }
         }
+        let configured_hf = self.hf_ids();
         if rebuild {
-            hf_sources.extend(self.hf_ids());
+            hf_sources.extend(configured_hf.iter().cloned());
         }
         let followed = if listing_all {
             self.mirror.reload_listing().await.map(drop)
@@ -62,7 +63,7 @@ impl Reloader {
             Ok(())
         };
         followed.map_err(|error| error.to_string())?;
-        let hf: Vec<String> = hf_sources.into_iter().filter(|id| self.hf_ids().contains(id)).collect();
+        let hf: Vec<String> = hf_sources.into_iter().filter(|id| configured_hf.contains(id)).collect();
         self.refresh_all(hf).await?;
         if registry_all {
             if let Some(id) = self.registry_id() {
