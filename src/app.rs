@@ -53,7 +53,8 @@ impl Application {
         let backend = store::connect(&settings.database_url)
             .await
             .with_context(|| format!("cannot open the store at {}", redact(&settings.database_url)))?;
-        let replica = Replica::new(backend.clone(), settings.replication.clone(), &settings.data_dir)
+        let instance = store::instance_id(&*backend).await.context("cannot read the instance id")?;
+        let replica = Replica::new(backend.clone(), instance, settings.replication.clone(), &settings.data_dir)
             .context("cannot read or create the replica id")?;
         let registry: Arc<dyn RegistryStore> = Arc::new(SqlStore::new(backend.clone()));
         let mirror = Mirror::open(MirrorStore::new(backend)).await.context("cannot load the Hub mirror")?;
@@ -83,6 +84,7 @@ impl Application {
             port,
             database = %redact(&settings.database_url),
             replica = replica.id(),
+            instance = replica.instance(),
             "modelcat ready"
         );
         Ok(Application { listener, router, port, catalog, replica })

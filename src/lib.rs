@@ -13,6 +13,7 @@ pub mod bench;
 pub mod catalog;
 pub mod config;
 pub mod fake_hub;
+pub mod federation;
 pub mod mirror;
 pub use modelcat_index::filter;
 pub mod pagination;

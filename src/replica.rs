@@ -53,6 +53,8 @@ impl Default for ReplicationSettings {
 /// How far this replica's index follows the change log.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FollowState {
+    /// The log epoch `position` belongs to.
+    pub epoch: String,
     /// The last applied log position.
     pub position: i64,
     /// The log's head when last read.
@@ -69,6 +71,8 @@ pub struct FollowState {
 
 struct Inner {
     id: String,
+    /// The deployment's id, shared by every replica of the store ([`crate::store::instance_id`]).
+    instance: String,
     backend: Arc<dyn Backend>,
     settings: ReplicationSettings,
     started_at: i64,
@@ -91,14 +95,20 @@ impl std::fmt::Debug for Replica {
 const LEASE_POLL: Duration = Duration::from_millis(500);
 
 impl Replica {
-    /// The replica for a store, its id from `settings` or the data directory.
-    pub fn new(backend: Arc<dyn Backend>, settings: ReplicationSettings, data_dir: &Path) -> std::io::Result<Replica> {
+    /// The replica for a store of deployment `instance`, its id from `settings` or the data directory.
+    pub fn new(
+        backend: Arc<dyn Backend>,
+        instance: String,
+        settings: ReplicationSettings,
+        data_dir: &Path,
+    ) -> std::io::Result<Replica> {
         let id = match &settings.replica_id {
             Some(id) => id.clone(),
             None => persistent_id(data_dir)?,
         };
         Ok(Replica(Arc::new(Inner {
             id,
+            instance,
             backend,
             settings,
             started_at: now_millis(),
@@ -110,6 +120,11 @@ impl Replica {
 
     pub fn id(&self) -> &str {
         &self.0.id
+    }
+
+    /// The deployment this replica belongs to (what peers know it by).
+    pub fn instance(&self) -> &str {
+        &self.0.instance
     }
 
     pub fn backend(&self) -> &Arc<dyn Backend> {
@@ -128,6 +143,11 @@ impl Replica {
     /// The follower's latest state.
     pub fn follow_state(&self) -> FollowState {
         self.0.follow.borrow().clone()
+    }
+
+    /// Waits on the follower's state (the change feed wakes on each applied position).
+    pub fn watch_follow(&self) -> watch::Receiver<FollowState> {
+        self.0.follow.subscribe()
     }
 
     /// Publishes the follower's state (the follower calls this).

@@ -179,6 +179,28 @@ pub struct CatalogIndex {
     generation: Arc<AtomicU64>,
 }
 
+/// A point-in-time walk over models (see [`CatalogIndex::scan`]).
+pub struct ModelScan {
+    index: CatalogIndex,
+    searcher: Searcher,
+    /// What is left, in reverse order.
+    addresses: Vec<tantivy::DocAddress>,
+}
+
+impl ModelScan {
+    /// How many models are left.
+    pub fn remaining(&self) -> usize {
+        self.addresses.len()
+    }
+
+    /// Up to `count` more models; empty at the end (call from a blocking context).
+    pub fn next_chunk(&mut self, count: usize) -> Result<Vec<StoredModel>, IndexError> {
+        let take = count.min(self.addresses.len());
+        let chunk = self.addresses.split_off(self.addresses.len() - take);
+        chunk.into_iter().rev().map(|address| self.index.stored(&self.searcher, address)).collect()
+    }
+}
+
 /// Where an index lives.
 #[derive(Debug, Clone)]
 pub enum Storage {
@@ -320,6 +342,36 @@ impl CatalogIndex {
         }
     }
 
+    /// Several models by key, read from one point-in-time view; absent keys are left out.
+    pub fn get_many(&self, keys: &[DocKey]) -> Result<HashMap<DocKey, StoredModel>, IndexError> {
+        let searcher = self.searcher();
+        let mut found = HashMap::with_capacity(keys.len());
+        for key in keys {
+            let query = self.by_key(key);
+            if let Some((_, address)) = searcher.search(&query, &TopDocs::with_limit(1).order_by_score())?.first() {
+                found.insert(key.clone(), self.stored(&searcher, *address)?);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Every model of the given sources, in one point-in-time view that later commits do not change
+    /// (a consistent snapshot); read it in chunks with [`ModelScan::next_chunk`].
+    pub fn scan(&self, source_ids: &[String]) -> Result<ModelScan, IndexError> {
+        let searcher = self.searcher();
+        let sources = source_ids.iter().map(|id| (Occur::Should, self.term(self.fields.source, id))).collect();
+        let query = BooleanQuery::new(vec![
+            (Occur::Must, self.term(self.fields.kind, MODEL)),
+            (Occur::Must, Box::new(BooleanQuery::new(sources))),
+        ]);
+        let mut addresses: Vec<tantivy::DocAddress> = matches_by_segment(&searcher, &query)?
+            .into_iter()
+            .flat_map(|(segment, docs)| docs.into_iter().map(move |doc| tantivy::DocAddress::new(segment, doc)))
+            .collect();
+        addresses.reverse();
+        Ok(ModelScan { index: self.clone(), searcher, addresses })
+    }
+
     /// The content hash of every model of a source, by name (what a reload diffs against).
     pub fn source_hashes(&self, source_id: &str) -> Result<HashMap<String, u64>, IndexError> {
         let searcher = self.searcher();
@@ -412,9 +464,11 @@ impl CatalogIndex {
             .map(|name| match name.as_str() {
                 "source_id" => Ok("source".to_owned()),
                 name if schema::FACETS.contains(&name) => Ok(schema::value_path("s", name)),
+                name if schema::PROPERTY_FACETS.contains(&name) => Ok(schema::value_path("ps", name)),
                 other => Err(IndexError::Query(format!(
-                    "cannot facet on {other:?}: use source_id or one of {}",
-                    schema::FACETS.join(", ")
+                    "cannot facet on {other:?}: use source_id or one of {}, {}",
+                    schema::FACETS.join(", "),
+                    schema::PROPERTY_FACETS.join(", ")
                 ))),
             })
             .collect::<Result<Vec<_>, _>>()?;

@@ -41,6 +41,9 @@ pub const MODEL_STRINGS: &[&str] = &[
 ];
 /// Well-known model fields that `filter_options` lists and `/models?facets=` counts (besides `source_id`).
 pub const FACETS: &[&str] = &["license", "provider", "tasks", "language", "libraryName", "maturity"];
+/// String properties `/models?facets=` also counts: where a peer's record originated (see
+/// `modelcat_sources::peer`).
+pub const PROPERTY_FACETS: &[&str] = &["origin_instance", "origin_source"];
 /// Well-known array fields of models.
 pub const MODEL_ARRAYS: &[&str] = &["tasks", "language"];
 /// Well-known integer fields of models and artifacts.

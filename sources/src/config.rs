@@ -59,8 +59,8 @@ pub enum SourceKind {
     Yaml { path: PathBuf },
     /// The Hugging Face Hub, mirrored into the store.
     Hf(crate::hf::HfParams),
-    /// Another modelcat or Kubeflow catalog (its provider arrives with federation).
-    Peer { properties: BTreeMap<String, Json> },
+    /// Another registry: a modelcat, a Kubeflow Model Catalog or a Kubeflow Model Registry.
+    Peer(crate::peer::PeerParams),
     /// modelcat's own registered models: built in, never read from a sources file.
     Registry,
 }
@@ -224,7 +224,7 @@ fn validate(raw: RawSource) -> Result<SourceConfig, String> {
     let kind = match raw.kind.as_deref() {
         Some("yaml") => yaml_kind(&properties, &raw.base_dir),
         Some("hf") => hf.expect("parsed above").map(SourceKind::Hf),
-        Some("peer") => Ok(SourceKind::Peer { properties }),
+        Some("peer") => crate::peer::PeerParams::parse(&properties, &raw.base_dir).map(SourceKind::Peer),
         Some(other) => Err(format!("unknown source type {other:?} (expected yaml, hf or peer)")),
         None => Err("the source has no `type` (expected yaml, hf or peer)".to_owned()),
     };

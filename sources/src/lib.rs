@@ -14,13 +14,15 @@
 //! - [`NameFilter`] applies Kubeflow's `includedModels` / `excludedModels` semantics.
 //!
 //! Also here: [`config`], the sources file (Kubeflow's `sources.yaml`, layered and strict), and
-//! [`YamlSource`], the YAML catalog provider, and [`hf`], the Hub source's settings and record mapping.
+//! [`YamlSource`], the YAML catalog provider, [`hf`], the Hub source's settings and record mapping, and
+//! [`peer`], the peer source's settings and the origin chain peer records carry.
 //!
 //! This crate knows nothing about HTTP servers, SQL or the search index.
 
 pub mod config;
 pub mod hf;
 mod name_filter;
+pub mod peer;
 mod record;
 mod yaml;
 
@@ -29,7 +31,7 @@ use std::fmt;
 
 pub use name_filter::{NameFilter, PatternError};
 pub use record::{ArtifactCommon, ArtifactKind, ArtifactRecord, MetadataValue, ModelRecord};
-pub use yaml::{YamlSource, parse_catalog};
+pub use yaml::{YamlSource, parse_catalog, record_from_api};
 
 /// The id of a configured source (`id` in the sources file).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]

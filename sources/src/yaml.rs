@@ -85,6 +85,48 @@ pub fn parse_catalog(bytes: &[u8]) -> Result<Vec<ModelRecord>, String> {
     Ok(records)
 }
 
+/// A model as the Kubeflow catalog or registry APIs answer it (the fields a catalog file has, plus ids and
+/// server fields, which are ignored), with its artifacts from a separate call.
+pub fn record_from_api(model: &serde_json::Value, artifacts: &[serde_json::Value]) -> Result<ModelRecord, String> {
+    const MODEL: &[&str] = &[
+        "name",
+        "description",
+        "readme",
+        "maturity",
+        "language",
+        "tasks",
+        "provider",
+        "logo",
+        "license",
+        "licenseLink",
+        "libraryName",
+        "externalId",
+        "createTimeSinceEpoch",
+        "lastUpdateTimeSinceEpoch",
+        "customProperties",
+    ];
+    const ARTIFACT: &[&str] = &[
+        "artifactType",
+        "metricsType",
+        "name",
+        "description",
+        "uri",
+        "externalId",
+        "createTimeSinceEpoch",
+        "lastUpdateTimeSinceEpoch",
+        "customProperties",
+    ];
+    let known = |value: &serde_json::Value, keys: &[&str]| -> serde_json::Value {
+        let object = value.as_object().into_iter().flatten();
+        let kept = object.filter(|(key, value)| keys.contains(&key.as_str()) && !value.is_null());
+        serde_json::Value::Object(kept.map(|(key, value)| (key.clone(), value.clone())).collect())
+    };
+    let mut raw = known(model, MODEL);
+    raw["artifacts"] = serde_json::Value::Array(artifacts.iter().map(|artifact| known(artifact, ARTIFACT)).collect());
+    let raw: RawModel = serde_json::from_value(raw).map_err(|error| error.to_string())?;
+    raw.into_record()
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawCatalog {

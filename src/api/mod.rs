@@ -8,6 +8,7 @@
 
 pub mod catalog;
 pub mod error;
+pub mod federation;
 pub mod health;
 pub mod hf;
 pub mod params;
@@ -37,6 +38,7 @@ pub fn router(state: AppState, api: ApiSettings, reset_endpoint: bool) -> Router
         .nest(registry::V1_BASE_PATH, registry::router(registry::WireVersion::V1, reset_endpoint))
         .route(&format!("{}/openapi.yaml", registry::BASE_PATH), axum::routing::get(openapi))
         .nest(catalog::BASE_PATH, catalog::router())
+        .nest(federation::BASE_PATH, federation::router())
         .merge(health::router())
         .merge(hf::router())
         .fallback(unknown_path)

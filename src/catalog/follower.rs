@@ -87,6 +87,7 @@ impl Follower {
     /// A follower at `plan`'s start; `run` first records that start in the index.
     pub fn new(replica: Replica, reloader: mpsc::UnboundedSender<Command>, plan: &Plan) -> Follower {
         replica.set_follow_state(|state| {
+            state.epoch = plan.start.epoch.clone();
             state.position = plan.start.position;
             state.resumed = plan.resume;
         });
@@ -171,7 +172,9 @@ impl Follower {
         let (position, head) = (self.at.position, head.max(self.at.position));
         metrics::gauge!("modelcat_follower_position").set(position as f64);
         metrics::gauge!("modelcat_follower_lag_entries").set((head - position) as f64);
+        let epoch = self.at.epoch.clone();
         self.replica.set_follow_state(|state| {
+            state.epoch = epoch;
             state.position = position;
             state.head = head;
             state.error = None;

@@ -23,7 +23,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use modelcat_index::{CatalogIndex, DocKey, Hits, IndexError, PropertyOptions, Search, Storage, StoredModel};
+use modelcat_index::{
+    CatalogIndex, DocKey, Hits, IndexError, ModelScan, PropertyOptions, Search, Storage, StoredModel,
+};
 use modelcat_sources::SourceStatus;
 use modelcat_sources::config::{NamedQueries, SourceConfig, SourcesConfig};
 use tokio::sync::{mpsc, watch as channel};
@@ -184,6 +186,21 @@ impl Catalog {
         let index = self.index.clone();
         let key = DocKey { source_id: source_id.to_owned(), name: name.to_owned() };
         run_blocking(move || index.get(&key)).await
+    }
+
+    /// Several models by key, from one point-in-time view.
+    pub async fn models(
+        &self,
+        keys: Vec<DocKey>,
+    ) -> Result<std::collections::HashMap<DocKey, StoredModel>, IndexError> {
+        let index = self.index.clone();
+        run_blocking(move || index.get_many(&keys)).await
+    }
+
+    /// A point-in-time walk over the models of `sources` (read its chunks on the blocking pool).
+    pub async fn scan(&self, sources: Vec<String>) -> Result<ModelScan, IndexError> {
+        let index = self.index.clone();
+        run_blocking(move || index.scan(&sources)).await
     }
 
     /// Filter options with counts, cached until the index changes.

@@ -15,9 +15,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::store::changes::{self, ALL, Entry};
-use crate::store::lease::{self, Lease, LeaseError};
+use crate::store::lease::{Lease, LeaseError};
 use crate::store::now_millis;
 use crate::store::sql::{Backend, Col, DbError, Row, Sql, Transaction, Value};
+use crate::store::syncs;
+pub use crate::store::syncs::SyncRecord;
 
 /// One repo as synced: its Hub documents and mirrored files.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,22 +62,6 @@ impl From<LeaseError> for StoreError {
     }
 }
 
-/// The outcome of a source's last sync, as every replica shows it.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct SyncRecord {
-    /// When the last sync started (ms since the epoch).
-    #[serde(skip)]
-    pub started_at: i64,
-    /// When the last complete sync finished (ms since the epoch).
-    #[serde(skip)]
-    pub finished_at: i64,
-    /// Repos that could not be fetched, with why.
-    pub failed: Vec<(String, String)>,
-    /// A listing that failed.
-    pub problem: Option<String>,
-    pub summary: String,
-}
-
 /// The mirror's storage.
 #[derive(Clone)]
 pub struct MirrorStore {
@@ -102,30 +88,16 @@ impl MirrorStore {
 
     /// Starts a write, checking `fence` first when the write is made under a lease.
     async fn begin(&self, fence: Option<&Lease>) -> Result<Box<dyn Transaction>, StoreError> {
-        let mut transaction = self.backend.begin().await?;
-        if let Some(lease) = fence {
-            lease::check(&mut *transaction, self.backend.dialect(), lease).await?;
-        }
-        Ok(transaction)
+        Ok(syncs::begin(&*self.backend, fence).await?)
     }
 
     async fn log(&self, transaction: &mut Box<dyn Transaction>, entries: &[Entry]) -> Result<(), StoreError> {
         Ok(changes::append(&mut **transaction, self.backend.dialect(), entries).await?)
     }
 
-    /// Records that a source's sync started (under its lease's `fence`): until it finishes, the sync
-    /// counts as interrupted.
+    /// Records that a source's sync started (under its lease's `fence`).
     pub async fn record_sync_start(&self, source: &str, fence: Option<&Lease>) -> Result<(), StoreError> {
-        let mut transaction = self.begin(fence).await?;
-        let mut sql = self.sql();
-        sql.push("INSERT INTO source_sync (source_id, started_at, finished_at, report) VALUES (")
-            .arg(Value::Text(source.to_owned()))
-            .push(", ")
-            .arg(Value::Int(now_millis()))
-            .push(", 0, '{}') ON CONFLICT (source_id) DO UPDATE SET started_at = excluded.started_at");
-        transaction.execute(&sql).await?;
-        transaction.commit().await?;
-        Ok(())
+        Ok(syncs::record_start(&*self.backend, source, fence).await?)
     }
 
     /// Records a source's sync outcome (under its lease's `fence`), announcing it to every replica.
@@ -135,39 +107,12 @@ impl MirrorStore {
         record: &SyncRecord,
         fence: Option<&Lease>,
     ) -> Result<(), StoreError> {
-        let mut transaction = self.begin(fence).await?;
-        let mut sql = self.sql();
-        sql.push("INSERT INTO source_sync (source_id, started_at, finished_at, report) VALUES (")
-            .arg(Value::Text(source.to_owned()))
-            .push(", ")
-            .arg(Value::Int(record.started_at))
-            .push(", ")
-            .arg(Value::Int(record.finished_at))
-            .push(", ")
-            .arg(Value::Text(serde_json::to_string(record).unwrap_or_default()))
-            .push(
-                ") ON CONFLICT (source_id) DO UPDATE SET started_at = excluded.started_at, \
-                 finished_at = excluded.finished_at, report = excluded.report",
-            );
-        transaction.execute(&sql).await?;
-        self.log(&mut transaction, &[Entry::hf(source, None)]).await?;
-        transaction.commit().await?;
-        Ok(())
+        Ok(syncs::record(&*self.backend, Entry::hf(source, None), record, fence).await?)
     }
 
     /// A source's last recorded sync, by whichever replica ran it.
     pub async fn last_sync(&self, source: &str) -> Result<Option<SyncRecord>, StoreError> {
-        let mut sql = self.sql();
-        sql.push("SELECT started_at, finished_at, report FROM source_sync WHERE source_id = ")
-            .arg(Value::Text(source.to_owned()));
-        let row = self.backend.read(&sql, &[Col::Int, Col::Int, Col::Text]).await?.into_iter().next();
-        Ok(row.map(|row| {
-            let mut row = row.into_iter();
-            let started_at = row.next().and_then(|value| value.as_int()).unwrap_or_default();
-            let finished_at = row.next().and_then(|value| value.as_int()).unwrap_or_default();
-            let report = row.next().and_then(Value::into_text).unwrap_or_default();
-            SyncRecord { started_at, finished_at, ..serde_json::from_str(&report).unwrap_or_default() }
-        }))
+        Ok(syncs::last(&*self.backend, source).await?)
     }
 
     /// The mirrored revision (`sha`, `lastModified`) of every repo in the store.

@@ -41,6 +41,8 @@ pub enum Domain {
     Registry,
     /// A Hub source's mirrored repo.
     Hf,
+    /// A record a peer source took from another registry.
+    Peer,
 }
 
 impl Domain {
@@ -48,6 +50,7 @@ impl Domain {
         match self {
             Domain::Registry => "registry",
             Domain::Hf => "hf",
+            Domain::Peer => "peer",
         }
     }
 
@@ -55,6 +58,7 @@ impl Domain {
         match text {
             "registry" => Some(Domain::Registry),
             "hf" => Some(Domain::Hf),
+            "peer" => Some(Domain::Peer),
             _ => None,
         }
     }
@@ -67,7 +71,7 @@ pub const ALL: &str = "*";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     pub domain: Domain,
-    /// The Hub source (empty for the registry).
+    /// The Hub or peer source (empty for the registry).
     pub source_id: String,
     /// The catalog name that changed, [`ALL`], or `None` for a source-level change (a sync's status).
     pub name: Option<String>,
@@ -79,6 +83,11 @@ impl Entry {
     /// A change to a Hub source's repo (`Some`), to all of its repos ([`ALL`]), or to its status (`None`).
     pub fn hf(source_id: &str, name: Option<&str>) -> Entry {
         Entry { domain: Domain::Hf, source_id: source_id.to_owned(), name: name.map(str::to_owned), entity_id: None }
+    }
+
+    /// A change to a peer source's record (`Some`), to all of them ([`ALL`]), or to its status (`None`).
+    pub fn peer(source_id: &str, name: Option<&str>) -> Entry {
+        Entry { domain: Domain::Peer, source_id: source_id.to_owned(), name: name.map(str::to_owned), entity_id: None }
     }
 }
 

@@ -18,6 +18,7 @@ pub const SQLITE: &[Migration] = &[
     Migration { version: 1, name: "registry", sql: include_str!("migrations/sqlite/0001_registry.sql") },
     Migration { version: 2, name: "hf_mirror", sql: include_str!("migrations/sqlite/0002_hf_mirror.sql") },
     Migration { version: 3, name: "replication", sql: include_str!("migrations/sqlite/0003_replication.sql") },
+    Migration { version: 4, name: "federation", sql: include_str!("migrations/sqlite/0004_federation.sql") },
 ];
 
 /// Migrations for PostgreSQL, in order.
@@ -25,6 +26,7 @@ pub const POSTGRES: &[Migration] = &[
     Migration { version: 1, name: "registry", sql: include_str!("migrations/postgres/0001_registry.sql") },
     Migration { version: 2, name: "hf_mirror", sql: include_str!("migrations/postgres/0002_hf_mirror.sql") },
     Migration { version: 3, name: "replication", sql: include_str!("migrations/postgres/0003_replication.sql") },
+    Migration { version: 4, name: "federation", sql: include_str!("migrations/postgres/0004_federation.sql") },
 ];
 
 /// Creates the bookkeeping table; portable across both backends.

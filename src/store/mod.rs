@@ -7,6 +7,8 @@
 //!   peers follow.
 //! - [`lease`]: leases with fencing numbers, so one replica at a time syncs an external source.
 //! - [`replicas`]: replica heartbeats and applied positions, which bound log pruning.
+//! - [`syncs`]: the last sync of each external source (Hub, peer), whichever replica ran it.
+//! - [`instance_id`]: this deployment's persistent id, shared by its replicas (federation's loop guard).
 //!
 //! The registry ([`crate::registry`]) and the Hub mirror ([`crate::mirror`]) depend on this module; it
 //! depends on neither.
@@ -18,6 +20,7 @@ pub mod postgres;
 pub mod replicas;
 pub mod sql;
 pub mod sqlite;
+pub mod syncs;
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -58,4 +61,26 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Backend>, OpenError> {
 /// Milliseconds since the Unix epoch.
 pub fn now_millis() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis() as i64)
+}
+
+/// This deployment's persistent id, created with the database (every replica of one store shares it):
+/// peers use it to keep records from travelling back to where they came from.
+pub async fn instance_id(backend: &dyn Backend) -> Result<String, DbError> {
+    use sql::{Col, Sql, Value};
+    let name = || Value::Text("instance_id".to_owned());
+    let mut transaction = backend.begin().await?;
+    let mut insert = Sql::new(backend.dialect());
+    let fresh = format!("mc-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    insert
+        .push("INSERT INTO store_meta (name, value) VALUES (")
+        .arg(name())
+        .push(", ")
+        .arg(Value::Text(fresh))
+        .push(") ON CONFLICT (name) DO NOTHING");
+    transaction.execute(&insert).await?;
+    let mut select = Sql::new(backend.dialect());
+    select.push("SELECT value FROM store_meta WHERE name = ").arg(name());
+    let row = transaction.read(&select, &[Col::Text]).await?.into_iter().next();
+    transaction.commit().await?;
+    Ok(row.and_then(|row| row.into_iter().next()?.into_text()).unwrap_or_default())
 }

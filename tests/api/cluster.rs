@@ -111,6 +111,16 @@ impl Node {
         self.dir.join("modelcat.log")
     }
 
+    /// Replaces the node's sources file (the catalog reloads it).
+    pub fn set_sources(&self, sources: &str) {
+        std::fs::write(self.dir.join("sources.yaml"), sources).expect("sources file");
+    }
+
+    /// Where the node keeps its files.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Everything the process logged.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
@@ -161,6 +171,11 @@ impl Node {
         let response = self.client.post(format!("{}{path}", self.address)).json(&body).send().await.expect("sent");
         assert!(response.status().is_success(), "POST {path} on {}: {}", self.id, response.status());
         response.json().await.expect("json")
+    }
+
+    pub async fn delete(&self, path: &str) {
+        let response = self.client.delete(format!("{}{path}", self.address)).send().await.expect("sent");
+        assert!(response.status().is_success(), "DELETE {path} on {}: {}", self.id, response.status());
     }
 
     pub async fn patch(&self, path: &str, body: Value) -> Value {

@@ -2,6 +2,7 @@
 
 mod catalog;
 mod cluster;
+mod federation;
 mod helpers;
 mod hf;
 mod registry;

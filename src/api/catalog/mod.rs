@@ -311,6 +311,7 @@ async fn status(State(state): State<AppState>) -> ApiResult {
         .collect();
     let replica = json!({
         "id": state.replica.id(),
+        "instance": state.replica.instance(),
         "position": follow.position,
         "head": follow.head,
         "lag": follow.head - follow.position,

@@ -1,5 +1,6 @@
 //! Applying change-log entries: what each names is read back from the store and turned into index
-//! changes (registered models, read in bulk) or source refreshes (Hub sources).
+//! changes (registered models, read in bulk) or source refreshes (Hub and peer sources: each re-reads
+//! only what changed since its last fetch).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -32,6 +33,7 @@ impl Reloader {
         let mut registry_all = rebuild;
         let mut models = Vec::new();
         let mut hf_sources: HashSet<String> = HashSet::new();
+        let mut peer_sources: HashSet<String> = HashSet::new();
         let mut repos = Vec::new();
         let mut listing_all = rebuild;
         for change in log {
@@ -39,6 +41,9 @@ impl Reloader {
                 (Domain::Registry, Some(name)) if name == changes::ALL => registry_all = true,
                 (Domain::Registry, Some(name)) => models.extend(change.entity_id.map(|id| (id, name))),
                 (Domain::Registry, None) => {}
+                (Domain::Peer, _) => {
+                    peer_sources.insert(change.source_id);
+                }
                 (Domain::Hf, name) => {
                     match name {
                         Some(name) if name == changes::ALL => listing_all = true,
@@ -63,8 +68,16 @@ impl Reloader {
             Ok(())
         };
         followed.map_err(|error| error.to_string())?;
-        let hf: Vec<String> = hf_sources.into_iter().filter(|id| configured_hf.contains(id)).collect();
-        self.refresh_all(hf).await?;
+        let configured_peers = self.ids_of(|kind| matches!(kind, SourceKind::Peer(_)));
+        if rebuild {
+            peer_sources.extend(configured_peers.iter().cloned());
+        }
+        let refresh: Vec<String> = hf_sources
+            .into_iter()
+            .filter(|id| configured_hf.contains(id))
+            .chain(peer_sources.into_iter().filter(|id| configured_peers.contains(id)))
+            .collect();
+        self.refresh_all(refresh).await?;
         if registry_all {
             if let Some(id) = self.registry_id() {
                 self.refresh_all(vec![id]).await?;
@@ -92,8 +105,13 @@ impl Reloader {
 
     /// The configured Hub sources.
     fn hf_ids(&self) -> Vec<String> {
-        let hf = self.runtimes.iter().filter(|(_, runtime)| matches!(runtime.config.kind, Ok(SourceKind::Hf(_))));
-        hf.map(|(id, _)| id.clone()).collect()
+        self.ids_of(|kind| matches!(kind, SourceKind::Hf(_)))
+    }
+
+    /// The configured sources of a kind.
+    fn ids_of(&self, kind: impl Fn(&SourceKind) -> bool) -> Vec<String> {
+        let matching = self.runtimes.iter().filter(|(_, runtime)| runtime.config.kind.as_ref().is_ok_and(&kind));
+        matching.map(|(id, _)| id.clone()).collect()
     }
 
     /// The index changes for single registered models, each named by its id and the catalog name it was

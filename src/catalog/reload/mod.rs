@@ -26,6 +26,7 @@ use super::follower::Checkpoint;
 use super::registry_source::RegistrySource;
 use super::watch::Watcher;
 use super::{CatalogError, CatalogSettings, SourceView, View};
+use crate::federation::PeerSource;
 use crate::mirror::{HfSource, Mirror};
 use crate::registry::RegistryStore;
 use crate::replica::Replica;
@@ -326,8 +327,9 @@ impl Reloader {
                 );
                 (Some(Arc::new(source)), SourceStatus::Available, None)
             }
-            Ok(SourceKind::Peer { .. }) => {
-                (None, SourceStatus::Error, Some("source type \"peer\" is not available in this build yet".to_owned()))
+            Ok(SourceKind::Peer(params)) => {
+                let source = PeerSource::start(config.id.clone(), params.clone(), self.replica.clone());
+                (Some(Arc::new(source)), SourceStatus::Available, None)
             }
             Ok(SourceKind::Registry) => match &self.registry {
                 Some(registry) => (Some(Arc::new(registry.clone())), SourceStatus::Available, None),

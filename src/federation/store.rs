@@ -1,0 +1,194 @@
+//! What peer sources took from other registries (`peer_record`) and where each feed stands
+//! (`peer_cursor`), in the shared store.
+//!
+//! Every write is one transaction, fenced by the syncing replica's lease, that also appends a change-log
+//! entry for each record that really changed (an unchanged upsert or a delete of nothing appends none,
+//! so two registries following each other settle) and moves the cursor: a batch from a peer is applied
+//! whole or not at all, and a restart resumes exactly after the last applied batch.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use modelcat_sources::ModelRecord;
+
+use crate::store::changes::{self, ALL, Entry};
+use crate::store::lease::{Lease, LeaseError};
+use crate::store::sql::{Backend, Col, DbError, Sql, Transaction, Value};
+use crate::store::syncs;
+
+/// A peer record's key in its source: the peer's source it came from, and its name.
+pub type Key = (String, String);
+
+/// One change to a peer source's records.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write {
+    /// The record as the peer has it now, origin properties included.
+    Upsert {
+        peer_source: String,
+        record: Box<ModelRecord>,
+    },
+    Delete {
+        peer_source: String,
+        name: String,
+    },
+    /// Drop every record that came from `peer_source`.
+    Reset {
+        peer_source: String,
+    },
+}
+
+/// The peer records of every peer source.
+#[derive(Clone)]
+pub struct PeerStore {
+    backend: Arc<dyn Backend>,
+}
+
+impl std::fmt::Debug for PeerStore {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("PeerStore").finish_non_exhaustive()
+    }
+}
+
+fn text(value: &str) -> Value {
+    Value::Text(value.to_owned())
+}
+
+impl PeerStore {
+    pub fn new(backend: Arc<dyn Backend>) -> PeerStore {
+        PeerStore { backend }
+    }
+
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    fn sql(&self) -> Sql {
+        Sql::new(self.backend.dialect())
+    }
+
+    /// Where `source` left off in its peer's feed.
+    pub async fn cursor(&self, source: &str) -> Result<Option<String>, DbError> {
+        let mut sql = self.sql();
+        sql.push("SELECT cursor FROM peer_cursor WHERE source_id = ").arg(text(source));
+        let row = self.backend.read(&sql, &[Col::Text]).await?.into_iter().next();
+        Ok(row.and_then(|row| row.into_iter().next()?.into_text()))
+    }
+
+    /// Applies `writes` and moves the cursor (when given) in one fenced transaction; returns how many
+    /// records changed.
+    pub async fn apply(
+        &self,
+        source: &str,
+        writes: &[Write],
+        cursor: Option<&str>,
+        fence: Option<&Lease>,
+    ) -> Result<usize, LeaseError> {
+        let mut transaction = syncs::begin(&*self.backend, fence).await?;
+        let mut entries = Vec::new();
+        for write in writes {
+            if self.write(&mut *transaction, source, write).await? {
+                entries.push(match write {
+                    Write::Upsert { record, .. } => Entry::peer(source, Some(&record.name)),
+                    Write::Delete { name, .. } => Entry::peer(source, Some(name)),
+                    Write::Reset { .. } => Entry::peer(source, Some(ALL)),
+                });
+            }
+        }
+        if let Some(cursor) = cursor {
+            let mut sql = self.sql();
+            sql.push("INSERT INTO peer_cursor (source_id, cursor) VALUES (")
+                .arg(text(source))
+                .push(", ")
+                .arg(text(cursor))
+                .push(") ON CONFLICT (source_id) DO UPDATE SET cursor = excluded.cursor");
+            transaction.execute(&sql).await?;
+        }
+        changes::append(&mut *transaction, self.backend.dialect(), &entries).await?;
+        transaction.commit().await?;
+        Ok(entries.len())
+    }
+
+    /// One write; whether it changed anything.
+    async fn write(&self, transaction: &mut dyn Transaction, source: &str, write: &Write) -> Result<bool, DbError> {
+        let mut sql = self.sql();
+        match write {
+            Write::Upsert { peer_source, record } => {
+                let hash = format!("{:016x}", record.content_hash());
+                let json = serde_json::to_string(record).map_err(|error| DbError::Backend(error.to_string()))?;
+                sql.push("INSERT INTO peer_record (source_id, peer_source, name, hash, record) VALUES (")
+                    .arg(text(source))
+                    .push(", ")
+                    .arg(text(peer_source))
+                    .push(", ")
+                    .arg(text(&record.name))
+                    .push(", ")
+                    .arg(Value::Text(hash))
+                    .push(", ")
+                    .arg(Value::Text(json))
+                    .push(
+                        ") ON CONFLICT (source_id, peer_source, name) DO UPDATE SET hash = excluded.hash, \
+                         record = excluded.record WHERE peer_record.hash <> excluded.hash",
+                    );
+            }
+            Write::Delete { peer_source, name } => {
+                sql.push("DELETE FROM peer_record WHERE source_id = ")
+                    .arg(text(source))
+                    .push(" AND peer_source = ")
+                    .arg(text(peer_source))
+                    .push(" AND name = ")
+                    .arg(text(name));
+            }
+            Write::Reset { peer_source } => {
+                sql.push("DELETE FROM peer_record WHERE source_id = ")
+                    .arg(text(source))
+                    .push(" AND peer_source = ")
+                    .arg(text(peer_source));
+            }
+        }
+        Ok(transaction.execute(&sql).await? > 0)
+    }
+
+    /// The key and content hash of every record of `source`.
+    pub async fn versions(&self, source: &str) -> Result<BTreeMap<Key, String>, DbError> {
+        let mut sql = self.sql();
+        sql.push("SELECT peer_source, name, hash FROM peer_record WHERE source_id = ").arg(text(source));
+        let rows = self.backend.read(&sql, &[Col::Text, Col::Text, Col::Text]).await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|row| {
+                let mut row = row.into_iter();
+                let key = (row.next()?.into_text()?, row.next()?.into_text()?);
+                Some((key, row.next()?.into_text()?))
+            })
+            .collect())
+    }
+
+    /// The keys of every record of `source`.
+    pub async fn keys(&self, source: &str) -> Result<HashSet<Key>, DbError> {
+        Ok(self.versions(source).await?.into_keys().collect())
+    }
+
+    /// The records of `source` with these keys (those still there).
+    pub async fn records(&self, source: &str, keys: &[&Key]) -> Result<Vec<ModelRecord>, DbError> {
+        let mut records = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(500) {
+            let mut sql = self.sql();
+            sql.push("SELECT record FROM peer_record WHERE source_id = ").arg(text(source)).push(" AND (");
+            for (position, (peer_source, name)) in chunk.iter().enumerate() {
+                if position > 0 {
+                    sql.push(" OR ");
+                }
+                sql.push("(peer_source = ").arg(text(peer_source)).push(" AND name = ").arg(text(name)).push(")");
+            }
+            sql.push(")");
+            for row in self.backend.read(&sql, &[Col::Text]).await? {
+                let Some(json) = row.into_iter().next().and_then(Value::into_text) else { continue };
+                match serde_json::from_str(&json) {
+                    Ok(record) => records.push(record),
+                    Err(error) => tracing::warn!(source, %error, "skipping an unreadable peer record"),
+                }
+            }
+        }
+        Ok(records)
+    }
+}
