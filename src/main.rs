@@ -62,6 +62,9 @@ enum Bench {
     /// Runs several replicas on one PostgreSQL database and measures convergence lag, register
     /// throughput and lease failover.
     Replicas(modelcat::bench::replicas::ReplicasBench),
+    /// Runs two instances, one following the other's change feed, and measures initial sync, lag and
+    /// catch-up after a restart.
+    Peers(modelcat::bench::peers::PeersBench),
 }
 
 #[derive(clap::Args)]
@@ -122,6 +125,10 @@ async fn main() -> anyhow::Result<()> {
         Command::Bench(Bench::Replicas(bench)) => {
             modelcat::telemetry::init_tracing(LogFormat::Text);
             modelcat::bench::replicas::run_replicas(bench).await?;
+        }
+        Command::Bench(Bench::Peers(bench)) => {
+            modelcat::telemetry::init_tracing(LogFormat::Text);
+            modelcat::bench::peers::run_peers(bench).await?;
         }
         Command::Mirror(command) => {
             modelcat::telemetry::init_tracing(LogFormat::Text);

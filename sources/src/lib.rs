@@ -122,6 +122,13 @@ pub trait Source: fmt::Debug + Send + Sync + 'static {
     /// Fetches a complete snapshot, given the state the previous fetch returned; `None` means nothing
     /// changed since that fetch.
     async fn fetch(&self, previous: &SyncState) -> Result<Option<SourceSnapshot>, SourceError>;
+
+    /// The state to hand the first fetch when the index already holds records of this source (their
+    /// content hashes by name): a source whose state is derived from content hashes skips re-reading
+    /// what the index holds. The default starts from nothing.
+    fn resume_state(&self, _indexed: &std::collections::HashMap<String, u64>) -> SyncState {
+        SyncState::new()
+    }
 }
 
 /// Why a source or its configuration failed.

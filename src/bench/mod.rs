@@ -7,8 +7,10 @@
 
 pub mod catalog;
 pub mod hf;
+pub mod peers;
 pub mod registry;
 pub mod replicas;
+pub mod server;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -21,4 +21,4 @@ mod peer;
 pub mod store;
 pub mod wire;
 
-pub use peer::PeerSource;
+pub use peer::{PeerSource, content_hash_text};

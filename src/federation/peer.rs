@@ -16,7 +16,7 @@
 //!
 //! On every replica, [`Source::fetch`] reads the stored records back (only those whose hash moved).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use modelcat_sources::peer::{PeerParams, Protocol, set_origin};
@@ -321,23 +321,33 @@ impl Source for PeerSource {
 
     /// The stored records of this source: those whose hash moved since `previous` are read, the rest are
     /// unchanged; the last recorded problem makes the source partially available (or an error while it
-    /// holds nothing).
+    /// holds nothing). Records are named as the catalog names them: should two of the peer's sources hold
+    /// the same name, the one from the source sorted last is served.
     async fn fetch(&self, previous: &SyncState) -> Result<Option<SourceSnapshot>, SourceError> {
         let failed = |error: crate::store::DbError| SourceError::Fetch(error.to_string());
         let versions = self.store.versions(self.id.as_str()).await.map_err(failed)?;
-        let state_key = |(peer_source, name): &Key| format!("{peer_source}\n{name}");
-        let changed: Vec<&Key> = versions
+        let state: SyncState = versions.into_iter().map(|((_, name), hash)| (name, hash)).collect();
+        let changed: Vec<&str> = state
             .iter()
-            .filter(|(key, hash)| previous.get(&state_key(key)) != Some(*hash))
-            .map(|(key, _)| key)
+            .filter(|(name, hash)| previous.get(*name) != Some(*hash))
+            .map(|(name, _)| name.as_str())
             .collect();
         let mut records: BTreeMap<String, RecordOutcome> =
-            versions.keys().map(|(_, name)| (name.clone(), RecordOutcome::Unchanged)).collect();
-        for record in self.store.records(self.id.as_str(), &changed).await.map_err(failed)? {
+            state.keys().map(|name| (name.clone(), RecordOutcome::Unchanged)).collect();
+        for (_, record) in self.store.named(self.id.as_str(), &changed).await.map_err(failed)? {
             records.insert(record.name.clone(), RecordOutcome::Changed(Box::new(record)));
         }
         let last = syncs::last(&**self.store.backend(), self.id.as_str()).await.map_err(failed)?.unwrap_or_default();
-        let state = versions.iter().map(|(key, hash)| (state_key(key), hash.clone())).collect();
         Ok(Some(SourceSnapshot { records, state, problem: last.problem }))
     }
+
+    /// The state is every record's content hash by name, so what the index holds need not be read again.
+    fn resume_state(&self, indexed: &HashMap<String, u64>) -> SyncState {
+        indexed.iter().map(|(name, hash)| (name.clone(), content_hash_text(*hash))).collect()
+    }
+}
+
+/// How a content hash is written in the store.
+pub fn content_hash_text(hash: u64) -> String {
+    format!("{hash:016x}")
 }

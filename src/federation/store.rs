@@ -6,7 +6,7 @@
 //! so two registries following each other settle) and moves the cursor: a batch from a peer is applied
 //! whole or not at all, and a restart resumes exactly after the last applied batch.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use modelcat_sources::ModelRecord;
@@ -113,7 +113,7 @@ impl PeerStore {
         let mut sql = self.sql();
         match write {
             Write::Upsert { peer_source, record } => {
-                let hash = format!("{:016x}", record.content_hash());
+                let hash = super::peer::content_hash_text(record.content_hash());
                 let json = serde_json::to_string(record).map_err(|error| DbError::Backend(error.to_string()))?;
                 sql.push("INSERT INTO peer_record (source_id, peer_source, name, hash, record) VALUES (")
                     .arg(text(source))
@@ -149,7 +149,7 @@ impl PeerStore {
     }
 
     /// The key and content hash of every record of `source`.
-    pub async fn versions(&self, source: &str) -> Result<BTreeMap<Key, String>, DbError> {
+    pub async fn versions(&self, source: &str) -> Result<Vec<(Key, String)>, DbError> {
         let mut sql = self.sql();
         sql.push("SELECT peer_source, name, hash FROM peer_record WHERE source_id = ").arg(text(source));
         let rows = self.backend.read(&sql, &[Col::Text, Col::Text, Col::Text]).await?;
@@ -165,26 +165,33 @@ impl PeerStore {
 
     /// The keys of every record of `source`.
     pub async fn keys(&self, source: &str) -> Result<HashSet<Key>, DbError> {
-        Ok(self.versions(source).await?.into_keys().collect())
+        Ok(self.versions(source).await?.into_iter().map(|(key, _)| key).collect())
     }
 
-    /// The records of `source` with these keys (those still there).
-    pub async fn records(&self, source: &str, keys: &[&Key]) -> Result<Vec<ModelRecord>, DbError> {
-        let mut records = Vec::with_capacity(keys.len());
-        for chunk in keys.chunks(500) {
+    /// The records of `source` with these names (those still there), with their content hashes.
+    pub async fn named(&self, source: &str, names: &[&str]) -> Result<Vec<(String, ModelRecord)>, DbError> {
+        let mut records = Vec::with_capacity(names.len());
+        for chunk in names.chunks(500) {
             let mut sql = self.sql();
-            sql.push("SELECT record FROM peer_record WHERE source_id = ").arg(text(source)).push(" AND (");
-            for (position, (peer_source, name)) in chunk.iter().enumerate() {
+            sql.push("SELECT hash, record FROM peer_record WHERE source_id = ")
+                .arg(text(source))
+                .push(" AND name IN (");
+            for (position, name) in chunk.iter().enumerate() {
                 if position > 0 {
-                    sql.push(" OR ");
+                    sql.push(", ");
                 }
-                sql.push("(peer_source = ").arg(text(peer_source)).push(" AND name = ").arg(text(name)).push(")");
+                sql.arg(text(name));
             }
-            sql.push(")");
-            for row in self.backend.read(&sql, &[Col::Text]).await? {
-                let Some(json) = row.into_iter().next().and_then(Value::into_text) else { continue };
+            sql.push(") ORDER BY peer_source");
+            for row in self.backend.read(&sql, &[Col::Text, Col::Text]).await? {
+                let mut row = row.into_iter();
+                let (Some(hash), Some(json)) =
+                    (row.next().and_then(Value::into_text), row.next().and_then(Value::into_text))
+                else {
+                    continue;
+                };
                 match serde_json::from_str(&json) {
-                    Ok(record) => records.push(record),
+                    Ok(record) => records.push((hash, record)),
                     Err(error) => tracing::warn!(source, %error, "skipping an unreadable peer record"),
                 }
             }

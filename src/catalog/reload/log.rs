@@ -2,13 +2,14 @@
 //! changes (registered models, read in bulk) or source refreshes (Hub and peer sources: each re-reads
 //! only what changed since its last fetch).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use modelcat_index::{Change, DocKey};
 use modelcat_sources::config::SourceKind;
 
 use super::Reloader;
+use super::peers::PeerEntries;
 use crate::catalog::follower::Checkpoint;
 use crate::store::changes::{self, Domain};
 
@@ -27,13 +28,13 @@ impl Reloader {
     }
 
     /// Re-reads what change-log entries name (or, for a rebuild, every store-backed source): Hub sources
-    /// are refreshed and applied, and the registered models' changes are returned for the caller to
-    /// commit. Fails when the store could not be read, so the entries are applied again later.
+    /// are refreshed and applied, and the registered models' and peer records' changes are returned for
+    /// the caller to commit. Fails when the store could not be read, so the entries are applied again later.
     async fn apply_log(&mut self, log: Vec<changes::Change>, rebuild: bool) -> Result<Vec<Change>, String> {
         let mut registry_all = rebuild;
         let mut models = Vec::new();
         let mut hf_sources: HashSet<String> = HashSet::new();
-        let mut peer_sources: HashSet<String> = HashSet::new();
+        let mut peers: HashMap<String, PeerEntries> = HashMap::new();
         let mut repos = Vec::new();
         let mut listing_all = rebuild;
         for change in log {
@@ -41,9 +42,7 @@ impl Reloader {
                 (Domain::Registry, Some(name)) if name == changes::ALL => registry_all = true,
                 (Domain::Registry, Some(name)) => models.extend(change.entity_id.map(|id| (id, name))),
                 (Domain::Registry, None) => {}
-                (Domain::Peer, _) => {
-                    peer_sources.insert(change.source_id);
-                }
+                (Domain::Peer, name) => peers.entry(change.source_id).or_default().add(name),
                 (Domain::Hf, name) => {
                     match name {
                         Some(name) if name == changes::ALL => listing_all = true,
@@ -68,36 +67,37 @@ impl Reloader {
             Ok(())
         };
         followed.map_err(|error| error.to_string())?;
-        let configured_peers = self.ids_of(|kind| matches!(kind, SourceKind::Peer(_)));
-        if rebuild {
-            peer_sources.extend(configured_peers.iter().cloned());
+        let mut refresh: Vec<String> = hf_sources.into_iter().filter(|id| configured_hf.contains(id)).collect();
+        let mut batch = Vec::new();
+        for id in self.ids_of(|kind| matches!(kind, SourceKind::Peer(_))) {
+            match peers.remove(&id) {
+                _ if rebuild => refresh.push(id),
+                Some(entries) if entries.all => refresh.push(id),
+                Some(entries) => batch.extend(self.peer_changes(&id, entries).await?),
+                None => {}
+            }
         }
-        let refresh: Vec<String> = hf_sources
-            .into_iter()
-            .filter(|id| configured_hf.contains(id))
-            .chain(peer_sources.into_iter().filter(|id| configured_peers.contains(id)))
-            .collect();
         self.refresh_all(refresh).await?;
         if registry_all {
             if let Some(id) = self.registry_id() {
                 self.refresh_all(vec![id]).await?;
             }
-            Ok(Vec::new())
         } else {
-            self.registry_models(models).await
+            batch.extend(self.registry_models(models).await?);
         }
+        Ok(batch)
     }
 
-    /// Commits registered models' changes; when the commit fails, forgets their hashes, so applying the
-    /// same entries again rewrites them.
+    /// Commits registered models' and peer records' changes; when the commit fails, forgets their
+    /// hashes, so applying the same entries again rewrites them.
     async fn commit_registry(&mut self, batch: Vec<Change>) -> Result<(), String> {
         let Err(error) = self.index.apply(batch.clone()).await else { return Ok(()) };
         tracing::error!(%error, "index update failed");
-        if let Some(runtime) = self.registry_id().and_then(|id| self.runtimes.get_mut(&id)) {
-            for change in &batch {
-                if let Change::Upsert { record, .. } = change {
-                    runtime.hashes.remove(&record.name);
-                }
+        for change in &batch {
+            if let Change::Upsert { source_id, record, .. } = change
+                && let Some(runtime) = self.runtimes.get_mut(source_id)
+            {
+                runtime.hashes.remove(&record.name);
             }
         }
         Err(error.to_string())

@@ -34,6 +34,7 @@ use crate::store::changes;
 use crate::store::now_millis;
 
 mod log;
+mod peers;
 
 /// A fetched snapshot with the content hash of each changed record.
 type Hashed = (SourceSnapshot, HashMap<String, u64>);
@@ -337,16 +338,8 @@ impl Reloader {
             },
             Err(message) => (None, SourceStatus::Error, Some(message.clone())),
         };
-        Runtime {
-            filter: config.name_filter(),
-            config,
-            source,
-            sync: SyncState::new(),
-            hashes,
-            status,
-            error,
-            last_loaded: None,
-        }
+        let sync = source.as_ref().map_or_else(SyncState::new, |source| source.resume_state(&hashes));
+        Runtime { filter: config.name_filter(), config, source, sync, hashes, status, error, last_loaded: None }
     }
 
     /// Fetches sources in parallel (parsing runs on the blocking pool) and applies each one's changes as

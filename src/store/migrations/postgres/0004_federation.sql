@@ -11,6 +11,8 @@ CREATE TABLE peer_record (
     record TEXT NOT NULL,
     PRIMARY KEY (source_id, peer_source, name)
 );
+-- The change log names records by source and name only.
+CREATE INDEX peer_record_name ON peer_record (source_id, name);
 
 -- The feed cursor of each `modelcat` peer source: a restart resumes here.
 CREATE TABLE peer_cursor (

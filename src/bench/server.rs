@@ -1,0 +1,112 @@
+//! A `modelcat serve` child process of a benchmark (this binary's `serve`), so the load generator and
+//! the servers are separate processes, as users run them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use serde_json::Value;
+
+/// One child `modelcat serve` with its data under `root/id`.
+pub struct Server {
+    pub id: String,
+    pub address: String,
+    pub dir: PathBuf,
+    database_url: String,
+    child: Option<Child>,
+}
+
+impl Server {
+    pub fn start(
+        root: &Path,
+        id: &str,
+        database_url: &str,
+        sources: &str,
+        lease_ttl_ms: u64,
+    ) -> anyhow::Result<Server> {
+        let dir = root.join(id);
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join("sources.yaml"), sources)?;
+        let config = format!(
+            "catalog:\n  sources: [{}]\nreplication:\n  replica_id: {id}\n  lease_ttl_ms: {lease_ttl_ms}\n",
+            dir.join("sources.yaml").display()
+        );
+        std::fs::write(dir.join("modelcat.yaml"), config)?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let mut replica = Server {
+            id: id.to_owned(),
+            address: format!("http://127.0.0.1:{port}"),
+            dir,
+            database_url: database_url.to_owned(),
+            child: None,
+        };
+        replica.launch()?;
+        Ok(replica)
+    }
+
+    pub fn launch(&mut self) -> anyhow::Result<()> {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("modelcat.log"))?;
+        let listen = self.address.trim_start_matches("http://").to_owned();
+        let child = Command::new(std::env::current_exe()?)
+            .args(["serve", "--listen", &listen, "--database-url", &self.database_url])
+            .arg("--config")
+            .arg(self.dir.join("modelcat.yaml"))
+            .arg("--data-dir")
+            .arg(self.dir.join("data"))
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .context("starting a replica")?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    pub async fn ready(&self, client: &reqwest::Client) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(response) = client.get(format!("{}/readyz", self.address)).send().await
+                && response.status().is_success()
+            {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        bail!("replica {} did not get ready (see {})", self.id, self.dir.join("modelcat.log").display())
+    }
+
+    /// Whether the process runs (it was not killed or stopped).
+    pub fn running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn terminate(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+            let _ = child.wait();
+        }
+    }
+
+    pub async fn holds(&self, client: &reqwest::Client, lease: &str) -> bool {
+        let Ok(response) = client.get(format!("{}/api/model_catalog/v1alpha1/status", self.address)).send().await
+        else {
+            return false;
+        };
+        let status: Value = response.json().await.unwrap_or_default();
+        let leases = status["replica"]["leases"].as_array().cloned().unwrap_or_default();
+        leases.iter().any(|held| held["name"] == lease)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
