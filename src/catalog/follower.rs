@@ -24,8 +24,10 @@ use super::reload::Command;
 use crate::replica::Replica;
 use crate::store::changes::{self, Bounds};
 
-/// Entries read and applied per batch.
+/// Entries read per page.
 const PAGE: i64 = 1000;
+/// Pages handed to the reloader before waiting for them while catching up.
+const PAGES_IN_FLIGHT: usize = 10;
 /// The shortest time between the starts of two steps: under a stream of writes, each step (one index
 /// commit) takes what arrived meanwhile, instead of committing once per write; an idle follower answers
 /// at once. A step that took longer spaces the next one as far apart, so batches grow with the load
@@ -148,19 +150,35 @@ impl Follower {
             self.replica.set_follow_state(|state| state.rebuilds += 1);
         }
         // Pages follow one another only while catching up on a backlog; a partial page ends the step, so
-        // what arrives meanwhile waits for the next one (see `MIN_STEP_INTERVAL`).
+        // what arrives meanwhile waits for the next one (see `MIN_STEP_INTERVAL`). A backlog's pages are
+        // handed over up to `PAGES_IN_FLIGHT` at a time: the reloader takes every page queued when it is
+        // free in one index commit, so a long catch-up pays a commit per few thousand entries, not per
+        // page.
         loop {
-            let page =
-                changes::read_after(&*backend, self.at.position, PAGE).await.map_err(|error| error.to_string())?;
-            let Some(last) = page.last().map(|change| change.seq) else { break };
+            let mut in_flight = Vec::new();
+            let mut full = true;
+            let mut read = self.at.clone();
+            while full && in_flight.len() < PAGES_IN_FLIGHT {
+                let page =
+                    changes::read_after(&*backend, read.position, PAGE).await.map_err(|error| error.to_string())?;
+                let Some(last) = page.last().map(|change| change.seq) else { break };
+                full = page.len() == PAGE as usize;
+                metrics::histogram!("modelcat_follower_batch_entries").record(page.len() as f64);
+                let to = Checkpoint { epoch: read.epoch.clone(), position: last };
+                in_flight.push(self.dispatch(|ack| Command::Log { changes: page, to: to.clone(), ack })?);
+                read = to;
+            }
             let started = Instant::now();
-            let size = page.len();
-            let to = Checkpoint { epoch: self.at.epoch.clone(), position: last };
-            self.send(|ack| Command::Log { changes: page, to: to.clone(), ack }).await?;
-            self.at = to;
-            metrics::histogram!("modelcat_follower_batch_entries").record(size as f64);
+            if in_flight.is_empty() {
+                break;
+            }
+            // The position moves only once every page handed over was applied.
+            for done in in_flight {
+                done.await.map_err(|_| "the catalog stopped".to_owned())??;
+            }
+            self.at = read;
             metrics::histogram!("modelcat_follower_apply_seconds").record(started.elapsed().as_secs_f64());
-            if size < PAGE as usize {
+            if !full {
                 break;
             }
         }
@@ -183,8 +201,16 @@ impl Follower {
 
     /// Sends a command to the reloader and waits for it to be applied.
     async fn send(&self, command: impl FnOnce(oneshot::Sender<Result<(), String>>) -> Command) -> Result<(), String> {
+        self.dispatch(command)?.await.map_err(|_| "the catalog stopped".to_owned())?
+    }
+
+    /// Sends a command to the reloader; the receiver resolves once it is applied.
+    fn dispatch(
+        &self,
+        command: impl FnOnce(oneshot::Sender<Result<(), String>>) -> Command,
+    ) -> Result<oneshot::Receiver<Result<(), String>>, String> {
         let (ack, done) = oneshot::channel();
         self.reloader.send(command(ack)).map_err(|_| "the catalog stopped".to_owned())?;
-        done.await.map_err(|_| "the catalog stopped".to_owned())?
+        Ok(done)
     }
 }
