@@ -19,7 +19,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use modelcat_sources::peer::{PeerParams, Protocol, set_origin};
+use modelcat_sources::peer::{Hop, PeerParams, Protocol, set_origin};
 use modelcat_sources::{RecordOutcome, Source, SourceError, SourceId, SourceSnapshot, SyncState};
 
 use super::client::{PeerClient, PeerError};
@@ -154,8 +154,10 @@ impl Sync {
                 let records = super::kubeflow::list(client, &self.params).await?;
                 let count = records.len();
                 let (mut batch, mut seen) = (Vec::new(), HashSet::new());
-                for (peer_source, record) in records {
+                let instance = kubeflow_instance(&self.params.url);
+                for (peer_source, mut record) in records {
                     seen.insert((peer_source.clone(), record.name.clone()));
+                    set_origin(&mut record, &[Hop { instance: instance.clone(), source: peer_source.clone() }]);
                     batch.push(Write::Upsert { peer_source, record: Box::new(record) });
                 }
                 let existing = self.store.keys(&self.id).await?;
@@ -305,6 +307,12 @@ fn write(event: Event) -> Write {
         Event::Delete { source, name } => Write::Delete { peer_source: source, name },
         Event::Reset { source } => Write::Reset { peer_source: source },
     }
+}
+
+/// How a Kubeflow peer (which has no instance id) appears in origin chains: its host and port.
+fn kubeflow_instance(url: &str) -> String {
+    let host = url.split_once("://").map_or(url, |(_, rest)| rest);
+    host.chars().map(|c| if c == ':' || c == '/' || c.is_whitespace() { '_' } else { c }).collect()
 }
 
 /// `delay` scaled by a random factor in [0.5, 1.5), so retries from many replicas spread out.

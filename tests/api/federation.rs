@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::cluster::{CATALOG, Node, REGISTRY, Timing};
-use crate::helpers::eventually;
+use crate::helpers::{PostgresDatabase, eventually};
 
 const FEED: &str = "/api/modelcat/v1";
 const SETTLED: Duration = Duration::from_secs(20);
@@ -456,4 +456,38 @@ async fn kubeflow_catalog_and_registry_peers_are_polled() {
         .expect("catalog file");
     shows(&b, "kf-registry", &set(&["churn", "fraud-detector"])).await;
     shows(&b, "kf-catalog", &set(&["org/granite"])).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_replica_syncs_a_peer_and_another_takes_over_from_the_cursor_after_kill_9() {
+    let Some(database) = PostgresDatabase::from_env().await else { return };
+    let root = tempfile::tempdir().expect("temp dir");
+    let timing = Timing::default();
+    let a = instance(root.path(), "a", &timing).await;
+    let sources = peers(&[("team-a", &a, "")]);
+    let mut replicas = vec![
+        Node::start(root.path(), "b1", &database.url, &sources, &timing).await,
+        Node::start(root.path(), "b2", &database.url, &sources, &timing).await,
+    ];
+    register(&a, "first").await;
+    for replica in &replicas {
+        shows(replica, "team-a", &set(&["first"])).await;
+    }
+    let lease = "peer:team-a".to_owned();
+    let mut holders = Vec::new();
+    for (position, replica) in replicas.iter().enumerate() {
+        if replica.leases().await.contains(&lease) {
+            holders.push(position);
+        }
+    }
+    assert_eq!(holders.len(), 1, "exactly one replica syncs the peer");
+    let survivor = 1 - holders[0];
+    replicas[holders[0]].kill();
+
+    register(&a, "second").await;
+    shows(&replicas[survivor], "team-a", &set(&["first", "second"])).await;
+    assert!(replicas[survivor].leases().await.contains(&lease));
+    assert!(!replicas[survivor].log().contains("snapshot of"), "the new holder took a snapshot instead of resuming");
+    drop(replicas);
+    database.drop_blocking();
 }
