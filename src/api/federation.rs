@@ -9,7 +9,8 @@
 //! - Both take `sources` (comma-separated source ids, or `*`; default: the sources that originated
 //!   here), `exclude` (the consumer's instance id) and `maxHops`.
 //!
-//! Errors use one envelope, `{"code": "<machine code>", "message": "…"}`: 400 `bad_request`, 410
+//! Errors use one envelope, `{"code": "<machine code>", "message": "…"}`: 400 `bad_request`, 404
+//! `not_found`, 410
 //! `cursor_expired` / `cursor_epoch` / `cursor_ahead` (take a snapshot), 503 `unavailable`.
 
 use std::convert::Infallible;
@@ -26,7 +27,8 @@ use futures_util::stream::{self, Stream, StreamExt};
 
 use super::params::Params;
 use crate::app::AppState;
-use crate::federation::feed::{self, DEFAULT_LIMIT, Feed, FeedError, Selection};
+pub use crate::federation::feed::FeedError;
+use crate::federation::feed::{self, DEFAULT_LIMIT, Feed, Selection};
 use crate::federation::wire::{Cursor, Event, SnapshotEnd, SnapshotLine};
 
 pub const BASE_PATH: &str = "/api/modelcat/v1";
@@ -42,13 +44,18 @@ impl IntoResponse for FeedError {
         let (status, code) = match &self {
             FeedError::Gone { code, .. } => (StatusCode::GONE, *code),
             FeedError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            FeedError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             FeedError::Unavailable(message) => {
                 tracing::warn!(error = %message, "change feed unavailable");
                 (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
             }
         };
         let body = serde_json::json!({ "code": code, "message": self.to_string() });
-        (status, [(header::RETRY_AFTER, "1")], axum::Json(body)).into_response()
+        let mut response = (status, axum::Json(body)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        }
+        response
     }
 }
 

@@ -3,8 +3,8 @@
 //! Layers, outermost first: panic catching (500), request ids (`x-request-id`, generated when absent and
 //! echoed back), a request span per call, a per-request timeout, a body size limit, and request metrics
 //! (`http_requests_total` by method, route and status; `http_request_duration_seconds` by route).
-//! Unknown paths answer 404: in the Hub's envelope under `/api/` outside the Kubeflow families, in
-//! Kubeflow's elsewhere.
+//! Unknown paths answer 404: in modelcat's envelope under `/api/modelcat/`, in the Hub's elsewhere under
+//! `/api/` outside the Kubeflow families, in Kubeflow's elsewhere.
 
 pub mod catalog;
 pub mod error;
@@ -55,9 +55,13 @@ pub fn router(state: AppState, api: ApiSettings, reset_endpoint: bool) -> Router
         .with_state(state)
 }
 
-/// Unknown paths: the Hub's envelope under `/api/` (outside the Kubeflow families), Kubeflow's elsewhere.
+/// Unknown paths: modelcat's envelope under its family, the Hub's under `/api/` (outside the Kubeflow
+/// families), Kubeflow's elsewhere.
 async fn unknown_path(uri: axum::http::Uri) -> Response {
     let path = uri.path();
+    if path.starts_with(federation::BASE_PATH) {
+        return federation::FeedError::NotFound(format!("no route {path}")).into_response();
+    }
     let kubeflow = path.starts_with("/api/model_registry/") || path.starts_with("/api/model_catalog/");
     if path.starts_with("/api/") && !kubeflow {
         hf::unknown_api_path(path)

@@ -41,6 +41,8 @@ pub enum FeedError {
     Gone { code: &'static str, message: String },
     #[error("{0}")]
     BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
     /// Not ready yet, or the store or index failed (logged; the consumer retries).
     #[error("{0}")]
     Unavailable(String),

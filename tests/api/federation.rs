@@ -193,6 +193,9 @@ async fn the_feed_serves_changes_snapshots_and_refuses_cursors_it_cannot_continu
         assert_eq!((got, body["code"].as_str()), (status, Some(code)), "{query}: {body}");
         assert!(body["message"].as_str().is_some_and(|message| !message.is_empty()));
     }
+    let unknown = reqwest::get(format!("{}{FEED}/nothing-here", a.address)).await.expect("sent");
+    assert_eq!(unknown.status(), 404);
+    assert_eq!(unknown.json::<Value>().await.expect("json")["code"], "not_found");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
