@@ -2,15 +2,19 @@
 //!
 //! - `kubeflow-catalog` (`/api/model_catalog/v1alpha1`): every model of the peer's sources (those named
 //!   in `sources`, or all), with its artifacts. Kubeflow catalog ids do not survive a restart, so records
-//!   are keyed by the peer's source and the model's name.
+//!   are keyed by the peer's source and the model's name. Listing the models is what finds deletions,
+//!   so every poll lists them all; the artifacts (one request per model) are fetched only for models
+//!   whose `lastUpdateTimeSinceEpoch` moved, except in a periodic full sweep.
 //! - `kubeflow-registry` (`/api/model_registry/v1alpha3`): every registered model that is not archived,
 //!   with the model artifacts of its live versions, as modelcat's own registry source maps them; the
 //!   records' peer source is `registry`.
 //!
 //! The caller applies the listing as a snapshot: what it no longer holds is removed (guarded).
 
+use std::collections::HashMap;
+
 use modelcat_sources::peer::{PeerParams, Protocol};
-use modelcat_sources::{ModelRecord, record_from_api};
+use modelcat_sources::{ArtifactRecord, ModelRecord, record_from_api};
 use serde_json::Value as Json;
 
 use super::client::{PeerClient, PeerError};
@@ -19,11 +23,20 @@ const CATALOG: &str = "/api/model_catalog/v1alpha1";
 const REGISTRY: &str = "/api/model_registry/v1alpha3";
 const PAGE_SIZE: &str = "200";
 
-/// Every record the peer offers, with the peer source it belongs to.
-pub async fn list(client: &PeerClient, params: &PeerParams) -> Result<Vec<(String, ModelRecord)>, PeerError> {
+/// What the previous listing brought, by peer source and name: a catalog model whose
+/// `lastUpdateTimeSinceEpoch` did not move keeps these artifacts instead of fetching them again.
+pub type Known = HashMap<(String, String), (Option<i64>, Vec<ArtifactRecord>)>;
+
+/// Every record the peer offers, with the peer source it belongs to. `known` (empty for a full sweep)
+/// spares the artifact requests of unchanged catalog models.
+pub async fn list(
+    client: &PeerClient,
+    params: &PeerParams,
+    known: &Known,
+) -> Result<Vec<(String, ModelRecord)>, PeerError> {
     match params.protocol {
         Protocol::KubeflowRegistry => registry(client).await,
-        _ => catalog(client, params).await,
+        _ => catalog(client, params, known).await,
     }
 }
 
@@ -56,7 +69,11 @@ fn unreadable(what: &str, error: String) -> PeerError {
     PeerError::Invalid(format!("the peer sent an unreadable {what}: {error}"))
 }
 
-async fn catalog(client: &PeerClient, params: &PeerParams) -> Result<Vec<(String, ModelRecord)>, PeerError> {
+async fn catalog(
+    client: &PeerClient,
+    params: &PeerParams,
+    known: &Known,
+) -> Result<Vec<(String, ModelRecord)>, PeerError> {
     let sources = all_items(client, &format!("{CATALOG}/sources"), &[]).await?;
     let wanted =
         |id: &str| params.sources.as_ref().is_none_or(|ids| ids.iter().any(|wanted| wanted == "*" || wanted == id));
@@ -65,9 +82,17 @@ async fn catalog(client: &PeerClient, params: &PeerParams) -> Result<Vec<(String
         let models = all_items(client, &format!("{CATALOG}/models"), &[("source", source.to_owned())]).await?;
         for model in models {
             let Some(name) = text(&model, "name") else { continue };
-            let path = format!("{CATALOG}/sources/{}/models/{}/artifacts", encode(source), encode(name));
-            let artifacts = all_items(client, &path, &[]).await?;
-            let record = record_from_api(&model, &artifacts).map_err(|error| unreadable("model", error))?;
+            let mut record = record_from_api(&model, &[]).map_err(|error| unreadable("model", error))?;
+            match known.get(&(source.to_owned(), name.to_owned())) {
+                Some((updated, artifacts)) if record.update_time.is_some() && *updated == record.update_time => {
+                    record.artifacts = artifacts.clone();
+                }
+                _ => {
+                    let path = format!("{CATALOG}/sources/{}/models/{}/artifacts", encode(source), encode(name));
+                    let artifacts = all_items(client, &path, &[]).await?;
+                    record = record_from_api(&model, &artifacts).map_err(|error| unreadable("model", error))?;
+                }
+            }
             records.push((source.to_owned(), record));
         }
     }

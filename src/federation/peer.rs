@@ -6,7 +6,8 @@
 //!   it takes a snapshot: records are applied in batches as they stream in, then whatever the snapshot
 //!   no longer holds is removed together with the new cursor.
 //! - `kubeflow-catalog` / `kubeflow-registry`: every `syncInterval`, a full listing
-//!   ([`super::kubeflow`]) applied the same way as a snapshot.
+//!   ([`super::kubeflow`]; a catalog's unchanged models keep their stored artifacts between full sweeps)
+//!   applied the same way as a snapshot.
 //!
 //! A failure (peer down, 401/403, 5xx, timeout, unreadable answer) keeps the records, is recorded as the
 //! source's problem (once per distinct message, so a flapping peer does not grow the change log) and is
@@ -37,6 +38,8 @@ const POLL_WAIT: Duration = Duration::from_secs(25);
 const PAGE: usize = 2000;
 /// The first retry delay after a failure.
 const FIRST_RETRY: Duration = Duration::from_secs(1);
+/// Every this many polls of a Kubeflow catalog, every model's artifacts are fetched again.
+const FULL_SWEEP_EVERY: u64 = 12;
 
 /// A `peer` catalog source; dropping it stops its sync task.
 #[derive(Debug)]
@@ -50,7 +53,14 @@ impl PeerSource {
     /// Starts the source's sync task on `replica`.
     pub fn start(id: SourceId, params: PeerParams, replica: Replica) -> PeerSource {
         let store = PeerStore::new(replica.backend().clone());
-        let sync = Sync { id: id.to_string(), params, store: store.clone(), replica: replica.clone(), recorded: None };
+        let sync = Sync {
+            id: id.to_string(),
+            params,
+            store: store.clone(),
+            replica: replica.clone(),
+            recorded: None,
+            polls: 0,
+        };
         PeerSource { id, store, task: tokio::spawn(sync.run()) }
     }
 }
@@ -92,6 +102,8 @@ struct Sync {
     replica: Replica,
     /// The problem last recorded in the store (`Some(None)`: recorded healthy).
     recorded: Option<Option<String>>,
+    /// Polls of a Kubeflow peer so far.
+    polls: u64,
 }
 
 impl Sync {
@@ -111,13 +123,19 @@ impl Sync {
     async fn sync_while_held(&mut self, held: &HeldLease) {
         let cap = self.params.sync_interval.max(FIRST_RETRY);
         let mut retry = FIRST_RETRY;
+        let mut client = None;
         loop {
             let started = now_millis();
-            let outcome = match PeerClient::new(&self.params) {
-                Ok(client) => self.step(&client, held).await,
+            // One client (and its connections) per holding; rebuilt only until it can be built.
+            let outcome = match client.clone().map_or_else(|| PeerClient::new(&self.params), Ok) {
+                Ok(ready) => {
+                    let outcome = self.step(&ready, held).await;
+                    client = Some(ready);
+                    outcome
+                }
                 Err(error) => Err(Failure::Peer(error)),
             };
-            let problem = match outcome {
+            let held_on = match outcome {
                 Ok(summary) => {
                     retry = FIRST_RETRY;
                     self.record(None, summary, started, held).await
@@ -129,7 +147,7 @@ impl Sync {
                     self.record(Some(problem), None, started, held).await
                 }
             };
-            if problem.is_err() {
+            if !held_on {
                 return;
             }
             let wait = match (&self.recorded, self.params.protocol) {
@@ -146,12 +164,22 @@ impl Sync {
     }
 
     /// One step: a feed page or snapshot, or a full listing. Returns a summary worth recording, if any.
-    async fn step(&self, client: &PeerClient, held: &HeldLease) -> Result<Option<String>, Failure> {
+    async fn step(&mut self, client: &PeerClient, held: &HeldLease) -> Result<Option<String>, Failure> {
         match self.params.protocol {
             Protocol::Modelcat => self.follow(client, held).await,
             Protocol::KubeflowCatalog | Protocol::KubeflowRegistry => {
                 let started = Instant::now();
-                let records = super::kubeflow::list(client, &self.params).await?;
+                self.polls += 1;
+                let known = if self.polls % FULL_SWEEP_EVERY == 1 {
+                    super::kubeflow::Known::new()
+                } else {
+                    let records = self.store.all(&self.id).await?;
+                    let known = records.into_iter().map(|((peer_source, name), record)| {
+                        ((peer_source, name), (record.update_time, record.artifacts))
+                    });
+                    known.collect()
+                };
+                let records = super::kubeflow::list(client, &self.params, &known).await?;
                 let count = records.len();
                 let (mut batch, mut seen) = (Vec::new(), HashSet::new());
                 let instance = kubeflow_instance(&self.params.url);
@@ -178,6 +206,7 @@ impl Sync {
         query.push(("since", cursor.clone()));
         query.push(("limit", PAGE.to_string()));
         query.push(("wait", POLL_WAIT.as_secs().to_string()));
+        let asked = Instant::now();
         let page = match client.changes(&query, POLL_WAIT).await {
             Err(PeerError::Gone(why)) => {
                 tracing::info!(source = %self.id, %why, "the peer cannot continue from our cursor: taking a snapshot");
@@ -186,6 +215,10 @@ impl Sync {
             page => page?,
         };
         if page.changes.is_empty() && page.cursor == cursor {
+            // A peer that answers an idle long poll at once (it ignores `wait`) is not asked in a loop.
+            if asked.elapsed() < Duration::from_secs(1) {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
             return Ok(None);
         }
         let writes: Vec<Write> = page.changes.into_iter().map(write).collect();
@@ -262,16 +295,16 @@ impl Sync {
     }
 
     /// Records the step's outcome when it differs from what the store shows (or a summary is worth
-    /// showing); `Err` once the lease is lost.
+    /// showing); `false` once the lease is lost.
     async fn record(
         &mut self,
         problem: Option<String>,
         summary: Option<String>,
         started_at: i64,
         held: &HeldLease,
-    ) -> Result<(), ()> {
+    ) -> bool {
         if summary.is_none() && self.recorded.as_ref() == Some(&problem) {
-            return Ok(());
+            return true;
         }
         let record = SyncRecord {
             started_at,
@@ -285,13 +318,13 @@ impl Sync {
         match syncs::record(&**self.store.backend(), status, &record, Some(held.lease())).await {
             Ok(()) => {
                 self.recorded = Some(problem);
-                Ok(())
+                true
             }
             Err(LeaseError::Db(error)) => {
                 tracing::warn!(source = %self.id, %error, "cannot record the peer's status");
-                Ok(())
+                true
             }
-            Err(_) => Err(()),
+            Err(_) => false,
         }
     }
 }

@@ -148,6 +148,18 @@ impl PeerStore {
         Ok(transaction.execute(&sql).await? > 0)
     }
 
+    /// Forgets a source removed from the config: its records and its cursor.
+    pub async fn forget(&self, source: &str) -> Result<(), DbError> {
+        let mut transaction = self.backend.begin().await?;
+        for table in ["peer_record", "peer_cursor"] {
+            let mut sql = self.sql();
+            sql.push(&format!("DELETE FROM {table} WHERE source_id = ")).arg(text(source));
+            transaction.execute(&sql).await?;
+        }
+        changes::append(&mut *transaction, self.backend.dialect(), &[Entry::peer(source, Some(ALL))]).await?;
+        transaction.commit().await
+    }
+
     /// The key and content hash of every record of `source`.
     pub async fn versions(&self, source: &str) -> Result<Vec<(Key, String)>, DbError> {
         let mut sql = self.sql();
@@ -159,6 +171,21 @@ impl PeerStore {
                 let mut row = row.into_iter();
                 let key = (row.next()?.into_text()?, row.next()?.into_text()?);
                 Some((key, row.next()?.into_text()?))
+            })
+            .collect())
+    }
+
+    /// Every record of `source`, by key.
+    pub async fn all(&self, source: &str) -> Result<Vec<(Key, ModelRecord)>, DbError> {
+        let mut sql = self.sql();
+        sql.push("SELECT peer_source, name, record FROM peer_record WHERE source_id = ").arg(text(source));
+        let rows = self.backend.read(&sql, &[Col::Text, Col::Text, Col::Text]).await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|row| {
+                let mut row = row.into_iter();
+                let key = (row.next()?.into_text()?, row.next()?.into_text()?);
+                Some((key, serde_json::from_str(&row.next()?.into_text()?).ok()?))
             })
             .collect())
     }

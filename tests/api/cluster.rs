@@ -173,6 +173,20 @@ impl Node {
         response.json().await.expect("json")
     }
 
+    /// Registers model `name` (description `first`) with version `v1` and a model artifact
+    /// `s3://bucket/<name>`; returns its id.
+    pub async fn register(&self, name: &str) -> String {
+        let body = serde_json::json!({"name": name, "description": "first"});
+        let model = self.post(&format!("{REGISTRY}/registered_models"), body).await;
+        let id = model["id"].as_str().expect("id").to_owned();
+        let version = serde_json::json!({"name": "v1", "registeredModelId": id});
+        let version = self.post(&format!("{REGISTRY}/registered_models/{id}/versions"), version).await;
+        let version_id = version["id"].as_str().expect("id");
+        let artifact = serde_json::json!({"artifactType": "model-artifact", "name": "weights", "uri": format!("s3://bucket/{name}")});
+        self.post(&format!("{REGISTRY}/model_versions/{version_id}/artifacts"), artifact).await;
+        id
+    }
+
     pub async fn delete(&self, path: &str) {
         let response = self.client.delete(format!("{}{path}", self.address)).send().await.expect("sent");
         assert!(response.status().is_success(), "DELETE {path} on {}: {}", self.id, response.status());

@@ -43,23 +43,6 @@ async fn instance_id(node: &Node) -> String {
     node.status().await["replica"]["instance"].as_str().expect("instance id").to_owned()
 }
 
-/// Registers a model with a version and a model artifact; returns its id.
-async fn register(node: &Node, name: &str) -> String {
-    let model =
-        node.post(&format!("{REGISTRY}/registered_models"), json!({"name": name, "description": "first"})).await;
-    let id = model["id"].as_str().expect("id").to_owned();
-    let version = node
-        .post(&format!("{REGISTRY}/registered_models/{id}/versions"), json!({"name": "v1", "registeredModelId": id}))
-        .await;
-    let version_id = version["id"].as_str().expect("id");
-    node.post(
-        &format!("{REGISTRY}/model_versions/{version_id}/artifacts"),
-        json!({"artifactType": "model-artifact", "name": "weights", "uri": format!("s3://bucket/{name}")}),
-    )
-    .await;
-    id
-}
-
 fn set(names: &[&str]) -> BTreeSet<String> {
     names.iter().map(|name| (*name).to_owned()).collect()
 }
@@ -68,7 +51,13 @@ fn set(names: &[&str]) -> BTreeSet<String> {
 async fn shows(node: &Node, source: &str, expected: &BTreeSet<String>) {
     let seen = eventually(SETTLED, || async { (node.catalog_names(source).await? == *expected).then_some(()) }).await;
     let now = node.catalog_names(source).await;
-    assert!(seen.is_some(), "{} source {source}: expected {expected:?}, serves {now:?}; log:\n{}", node.id, tail(node));
+    let status = source_status(node, source).await;
+    assert!(
+        seen.is_some(),
+        "{} source {source}: expected {expected:?}, serves {now:?} ({status}); log:\n{}",
+        node.id,
+        tail(node)
+    );
 }
 
 fn tail(node: &Node) -> String {
@@ -86,6 +75,43 @@ async fn source_status(node: &Node, source: &str) -> Value {
 async fn feed(node: &Node, query: &str) -> (u16, Value) {
     let response = reqwest::get(format!("{}{FEED}/changes?{query}", node.address)).await.expect("sent");
     (response.status().as_u16(), response.json().await.unwrap_or_default())
+}
+
+/// Waits until A's log no longer covers the cursor B (stopped) stored for `source`.
+async fn until_pruned_past(a: &Node, root: &Path, b: &str, source: &str) {
+    let store = rusqlite::Connection::open(root.join(format!("{b}.db"))).expect("B's store");
+    let cursor: String = store
+        .query_row("SELECT cursor FROM peer_cursor WHERE source_id = ?1", [source], |row| row.get(0))
+        .expect("B stored a cursor");
+    let gone = eventually(SETTLED, || async { (feed(a, &format!("since={cursor}")).await.0 == 410).then_some(()) });
+    assert!(gone.await.is_some(), "A's log was never pruned past B's cursor {cursor}");
+}
+
+/// Reads `node`'s feed from `cursor` until a change matches; returns it and the cursor after its page.
+async fn next_change(node: &Node, cursor: &str, query: &str, wanted: impl Fn(&Value) -> bool) -> (Value, String) {
+    let mut cursor = cursor.to_owned();
+    for _ in 0..20 {
+        let (status, page) = feed(node, &format!("since={cursor}&wait=2{query}")).await;
+        assert_eq!(status, 200, "{page}");
+        let found =
+            page["changes"].as_array().and_then(|changes| changes.iter().find(|change| wanted(change)).cloned());
+        cursor = page["cursor"].as_str().expect("cursor").to_owned();
+        if let Some(change) = found {
+            return (change, cursor);
+        }
+    }
+    panic!("no such change in {}'s feed", node.id)
+}
+
+/// Reads `node`'s feed from `cursor` until a page waits a second and stays empty; returns the head.
+async fn head(node: &Node, mut cursor: String) -> String {
+    loop {
+        let (_, page) = feed(node, &format!("since={cursor}&wait=1")).await;
+        if page["changes"].as_array().is_some_and(Vec::is_empty) {
+            return page["cursor"].as_str().expect("cursor").to_owned();
+        }
+        cursor = page["cursor"].as_str().expect("cursor").to_owned();
+    }
 }
 
 /// The log head of `node`, once it stays put for two seconds.
@@ -115,20 +141,17 @@ async fn the_feed_serves_changes_snapshots_and_refuses_cursors_it_cannot_continu
     assert_eq!(end["end"]["count"], 0, "{text}");
     let cursor = end["end"]["cursor"].as_str().expect("cursor").to_owned();
 
-    let id = register(&a, "m1").await;
-    let page = eventually(SETTLED, || async {
-        let (status, page) = feed(&a, &format!("since={cursor}&wait=5")).await;
-        (status == 200 && !page["changes"].as_array()?.is_empty()).then_some(page)
+    let id = a.register("m1").await;
+    // The registration is three writes; read pages until the last one's change arrived.
+    let (change, cursor) = next_change(&a, &cursor, "", |change| {
+        change["name"] == "m1" && change["record"]["artifacts"].as_array().is_some_and(|items| items.len() == 1)
     })
-    .await
-    .expect("the registration appears in the feed");
-    let change = page["changes"].as_array().unwrap().last().unwrap().clone();
-    assert_eq!(change["op"], "upsert", "{page}");
-    assert_eq!(change["name"], "m1");
+    .await;
+    assert_eq!(change["op"], "upsert", "{change}");
     assert_eq!(change["source"], "registry");
     assert_eq!(change["origin"], json!([{"instance": me, "source": "registry"}]));
-    assert_eq!(change["record"]["artifacts"].as_array().map(Vec::len), Some(1), "{change}");
-    let cursor = page["cursor"].as_str().unwrap().to_owned();
+    assert_eq!(change["record"]["artifacts"][0]["kind"]["Model"]["uri"], "s3://bucket/m1", "{change}");
+    let cursor = head(&a, cursor).await;
 
     // A long poll answers as soon as something changes.
     let waiting = {
@@ -141,21 +164,16 @@ async fn the_feed_serves_changes_snapshots_and_refuses_cursors_it_cannot_continu
     let page = waiting.await.expect("long poll");
     assert!(started.elapsed() < Duration::from_secs(10), "the long poll waited for its timeout");
     assert_eq!(page["changes"][0], json!({"op": "delete", "source": "registry", "name": "m1"}), "{page}");
-    let cursor = page["cursor"].as_str().unwrap().to_owned();
+    let cursor = head(&a, page["cursor"].as_str().unwrap().to_owned()).await;
 
     // Nothing new: an empty page whose cursor is the head.
     let (status, page) = feed(&a, &format!("since={cursor}")).await;
     assert_eq!((status, page["changes"].clone(), page["cursor"].as_str()), (200, json!([]), Some(cursor.as_str())));
 
     // A consumer never gets back what passed through it.
-    register(&a, "m2").await;
-    let page = eventually(SETTLED, || async {
-        let (_, page) = feed(&a, &format!("since={cursor}&wait=5&exclude={me}")).await;
-        (!page["changes"].as_array()?.is_empty()).then_some(page)
-    })
-    .await
-    .expect("m2 in the feed");
-    assert_eq!(page["changes"][0]["op"], "delete", "{page}");
+    a.register("m2").await;
+    let (change, _) = next_change(&a, &cursor, &format!("&exclude={me}"), |change| change["name"] == "m2").await;
+    assert_eq!(change["op"], "delete", "{change}");
 
     // Server-Sent Events from Last-Event-ID.
     let client = reqwest::Client::new();
@@ -206,9 +224,9 @@ async fn a_peer_follows_creates_updates_archives_and_deletes_and_catches_up_from
     let mut b = instance(root.path(), "b", &timing).await;
     b.set_sources(&peers(&[("team-a", &a, "")]));
 
-    let keep = register(&a, "keep").await;
-    let archive = register(&a, "archive-me").await;
-    let delete = register(&a, "delete-me").await;
+    let keep = a.register("keep").await;
+    let archive = a.register("archive-me").await;
+    let delete = a.register("delete-me").await;
     shows(&b, "team-a", &set(&["keep", "archive-me", "delete-me"])).await;
 
     a.patch(&format!("{REGISTRY}/registered_models/{keep}"), json!({"description": "second"})).await;
@@ -235,7 +253,7 @@ async fn a_peer_follows_creates_updates_archives_and_deletes_and_catches_up_from
     let mut expected = set(&["keep"]);
     for number in 0..100 {
         let name = format!("batch-{number:03}");
-        register(&a, &name).await;
+        a.register(&name).await;
         expected.insert(name);
     }
     b.restart().await;
@@ -253,7 +271,7 @@ async fn a_cursor_past_the_pruned_log_takes_a_snapshot_and_mass_removals_are_ref
     b.set_sources(&peers(&[("team-a", &a, "")]));
     let mut ids = Vec::new();
     for number in 0..10 {
-        ids.push(register(&a, &format!("m{number}")).await);
+        ids.push(a.register(&format!("m{number}")).await);
     }
     let all: BTreeSet<String> = (0..10).map(|number| format!("m{number}")).collect();
     shows(&b, "team-a", &all).await;
@@ -263,7 +281,7 @@ async fn a_cursor_past_the_pruned_log_takes_a_snapshot_and_mass_removals_are_ref
     for id in &ids[..3] {
         a.delete(&format!("{REGISTRY}/registered_models/{id}")).await;
     }
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    until_pruned_past(&a, root.path(), "b", "team-a").await;
     b.restart().await;
     let rest: BTreeSet<String> = (3..10).map(|number| format!("m{number}")).collect();
     shows(&b, "team-a", &rest).await;
@@ -274,7 +292,7 @@ async fn a_cursor_past_the_pruned_log_takes_a_snapshot_and_mass_removals_are_ref
     for id in &ids[3..9] {
         a.delete(&format!("{REGISTRY}/registered_models/{id}")).await;
     }
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    until_pruned_past(&a, root.path(), "b", "team-a").await;
     b.restart().await;
     let refused = eventually(SETTLED, || async {
         let status = source_status(&b, "team-a").await;
@@ -285,8 +303,18 @@ async fn a_cursor_past_the_pruned_log_takes_a_snapshot_and_mass_removals_are_ref
     assert_eq!(b.catalog_names("team-a").await, Some(rest));
 
     // Allowed explicitly, it goes through.
-    b.set_sources(&peers(&[("team-a", &a, "allowMassRemoval: true")]));
+    let allowed = peers(&[("team-a", &a, "allowMassRemoval: true")]);
+    b.set_sources(&allowed);
     shows(&b, "team-a", &set(&["m9"])).await;
+
+    // A source removed from the config is forgotten with its cursor: added back, it starts over.
+    let snapshots = b.log().matches("snapshot of").count();
+    b.set_sources("");
+    let removed = eventually(SETTLED, || async { source_status(&b, "team-a").await.is_null().then_some(()) });
+    assert!(removed.await.is_some(), "the source was not removed");
+    b.set_sources(&allowed);
+    shows(&b, "team-a", &set(&["m9"])).await;
+    assert_eq!(b.log().matches("snapshot of").count(), snapshots + 1, "{}", tail(&b));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -300,9 +328,9 @@ async fn loops_settle_with_one_copy_of_each_record_and_logs_that_stop_growing() 
     // A ⇄ B.
     a.set_sources(&peers(&[("b", &b, "")]));
     b.set_sources(&peers(&[("a", &a, "")]));
-    register(&a, "a1").await;
-    register(&a, "a2").await;
-    register(&b, "b1").await;
+    a.register("a1").await;
+    a.register("a2").await;
+    b.register("b1").await;
     shows(&b, "a", &set(&["a1", "a2"])).await;
     shows(&a, "b", &set(&["b1"])).await;
     let heads = (settled_head(&a).await, settled_head(&b).await);
@@ -334,7 +362,7 @@ async fn a_peer_that_goes_down_keeps_its_records_shows_the_error_and_resumes() {
     let mut a = instance(root.path(), "a", &timing).await;
     let b = instance(root.path(), "b", &timing).await;
     b.set_sources(&peers(&[("team-a", &a, "")]));
-    register(&a, "before").await;
+    a.register("before").await;
     shows(&b, "team-a", &set(&["before"])).await;
 
     a.kill();
@@ -347,7 +375,7 @@ async fn a_peer_that_goes_down_keeps_its_records_shows_the_error_and_resumes() {
     assert_eq!(b.catalog_names("team-a").await, Some(set(&["before"])));
 
     a.restart().await;
-    register(&a, "after").await;
+    a.register("after").await;
     shows(&b, "team-a", &set(&["before", "after"])).await;
     let healed = eventually(SETTLED, || async { source_status(&b, "team-a").await["error"].is_null().then_some(()) });
     assert!(healed.await.is_some(), "{}", source_status(&b, "team-a").await);
@@ -383,7 +411,7 @@ async fn a_wrong_token_shows_401_on_the_source_and_never_in_a_log() {
     let root = tempfile::tempdir().expect("temp dir");
     let timing = Timing::default();
     let a = instance(root.path(), "a", &timing).await;
-    register(&a, "secret-model").await;
+    a.register("secret-model").await;
     let proxy = guarded(a.address.clone(), "right-token-1234").await;
     let b = instance(root.path(), "b", &timing).await;
     let token_file = b.dir().join("team-a.token");
@@ -432,8 +460,8 @@ async fn kubeflow_catalog_and_registry_peers_are_polled() {
         "model_catalogs:\n  - id: team\n    name: Team\n    type: yaml\n    properties:\n      yamlCatalogPath: {}\n",
         catalog.display()
     ));
-    let archived = register(&a, "fraud-detector").await;
-    register(&a, "churn").await;
+    let archived = a.register("fraud-detector").await;
+    a.register("churn").await;
     a.patch(&format!("{REGISTRY}/registered_models/{archived}"), json!({"state": "ARCHIVED"})).await;
     shows(&a, "team", &set(&["org/granite", "org/llama"])).await;
 
@@ -472,7 +500,7 @@ async fn one_replica_syncs_a_peer_and_another_takes_over_from_the_cursor_after_k
         Node::start(root.path(), "b1", &database.url, &sources, &timing).await,
         Node::start(root.path(), "b2", &database.url, &sources, &timing).await,
     ];
-    register(&a, "first").await;
+    a.register("first").await;
     for replica in &replicas {
         shows(replica, "team-a", &set(&["first"])).await;
     }
@@ -487,7 +515,7 @@ async fn one_replica_syncs_a_peer_and_another_takes_over_from_the_cursor_after_k
     let survivor = 1 - holders[0];
     replicas[holders[0]].kill();
 
-    register(&a, "second").await;
+    a.register("second").await;
     shows(&replicas[survivor], "team-a", &set(&["first", "second"])).await;
     assert!(replicas[survivor].leases().await.contains(&lease));
     assert!(!replicas[survivor].log().contains("snapshot of"), "the new holder took a snapshot instead of resuming");

@@ -21,22 +21,7 @@ const CONVERGED: Duration = Duration::from_secs(15);
 /// fifth model and deletes every seventh.
 async fn write_models(node: &Node, prefix: &str, count: usize) {
     for number in 0..count {
-        let name = format!("{prefix}-{number:03}");
-        let model =
-            node.post(&format!("{REGISTRY}/registered_models"), json!({"name": name, "description": "x"})).await;
-        let id = model["id"].as_str().expect("id").to_owned();
-        let version = node
-            .post(
-                &format!("{REGISTRY}/registered_models/{id}/versions"),
-                json!({"name": "v1", "registeredModelId": id}),
-            )
-            .await;
-        let version_id = version["id"].as_str().expect("id");
-        node.post(
-            &format!("{REGISTRY}/model_versions/{version_id}/artifacts"),
-            json!({"artifactType": "model-artifact", "name": "weights", "uri": format!("s3://bucket/{name}")}),
-        )
-        .await;
+        let id = node.register(&format!("{prefix}-{number:03}")).await;
         if number % 5 == 4 {
             node.patch(&format!("{REGISTRY}/registered_models/{id}"), json!({"state": "ARCHIVED"})).await;
         }

@@ -27,6 +27,7 @@ use super::registry_source::RegistrySource;
 use super::watch::Watcher;
 use super::{CatalogError, CatalogSettings, SourceView, View};
 use crate::federation::PeerSource;
+use crate::federation::store::PeerStore;
 use crate::mirror::{HfSource, Mirror};
 use crate::registry::RegistryStore;
 use crate::replica::Replica;
@@ -254,16 +255,19 @@ impl Reloader {
             .collect();
         for id in &removed {
             tracing::info!(source = %id, "source removed from the config");
-            let runtime = self.runtimes.remove(id);
-            if runtime.is_some_and(|runtime| matches!(runtime.config.kind, Ok(SourceKind::Hf(_)))) {
-                // A deliberate removal (never a failed sync): its mirrored repos go too.
-                let forgotten = match self.mirror.store.forget_source(id).await {
-                    Ok(()) => self.mirror.reload_listing().await.map(drop),
-                    Err(error) => Err(error),
-                };
-                if let Err(error) = forgotten {
-                    tracing::error!(source = %id, %error, "cannot forget a removed source's mirrored repos");
+            // A deliberate removal (never a failed sync): what the store holds for the source goes too.
+            let forgotten = match self.runtimes.remove(id).map(|runtime| runtime.config.kind) {
+                Some(Ok(SourceKind::Hf(_))) => match self.mirror.store.forget_source(id).await {
+                    Ok(()) => self.mirror.reload_listing().await.map(drop).map_err(|error| error.to_string()),
+                    Err(error) => Err(error.to_string()),
+                },
+                Some(Ok(SourceKind::Peer(_))) => {
+                    PeerStore::new(self.replica.backend().clone()).forget(id).await.map_err(|error| error.to_string())
                 }
+                _ => Ok(()),
+            };
+            if let Err(error) = forgotten {
+                tracing::error!(source = %id, %error, "cannot forget what the store holds for a removed source");
             }
         }
         let _ = self.apply("removed", removed.into_iter().map(Change::DeleteSource).collect()).await;
