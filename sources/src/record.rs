@@ -86,6 +86,29 @@ impl ModelRecord {
     }
 }
 
+impl ModelRecord {
+    /// The record as JSON with its [`ModelRecord::content_hash`] (the hash of exactly these bytes), for
+    /// callers that store the JSON anyway: one serialization instead of two.
+    pub fn to_json_with_hash(&self) -> (String, u64) {
+        let json = serde_json::to_string(self).expect("records serialize");
+        let hash = xxhash_rust::xxh3::xxh3_64(json.as_bytes());
+        (json, hash)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_json_hash_is_the_content_hash() {
+        let mut record =
+            ModelRecord { name: "org/model".into(), readme: Some("x".repeat(40_000)), ..ModelRecord::default() };
+        record.properties.insert("size".into(), MetadataValue::Double(7.5));
+        assert_eq!(record.to_json_with_hash().1, record.content_hash());
+    }
+}
+
 /// Feeds serialized bytes straight into the hash, without building them in memory first.
 struct HashWriter(xxhash_rust::xxh3::Xxh3);
 

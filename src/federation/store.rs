@@ -37,6 +37,9 @@ pub enum Write {
     },
 }
 
+/// An upsert's peer source and record.
+type Upsert<'a> = (&'a str, &'a ModelRecord);
+
 /// The peer records of every peer source.
 #[derive(Clone)]
 pub struct PeerStore {
@@ -74,8 +77,8 @@ impl PeerStore {
         Ok(row.and_then(|row| row.into_iter().next()?.into_text()))
     }
 
-    /// Applies `writes` and moves the cursor (when given) in one fenced transaction; returns how many
-    /// records changed.
+    /// Applies `writes` in order and moves the cursor (when given) in one fenced transaction; returns how
+    /// many records changed.
     pub async fn apply(
         &self,
         source: &str,
@@ -85,15 +88,19 @@ impl PeerStore {
     ) -> Result<usize, LeaseError> {
         let mut transaction = syncs::begin(&*self.backend, fence).await?;
         let mut entries = Vec::new();
+        let mut upserts: Vec<Upsert> = Vec::new();
         for write in writes {
-            if self.write(&mut *transaction, source, write).await? {
-                entries.push(match write {
-                    Write::Upsert { record, .. } => Entry::peer(source, Some(&record.name)),
-                    Write::Delete { name, .. } => Entry::peer(source, Some(name)),
-                    Write::Reset { .. } => Entry::peer(source, Some(ALL)),
-                });
+            if let Write::Upsert { peer_source, record } = write {
+                upserts.push((peer_source, record));
+                continue;
+            }
+            entries.extend(self.upsert(&mut *transaction, source, std::mem::take(&mut upserts)).await?);
+            let (sql, entry) = self.removal(source, write);
+            if transaction.execute(&sql).await? > 0 {
+                entries.push(entry);
             }
         }
+        entries.extend(self.upsert(&mut *transaction, source, upserts).await?);
         if let Some(cursor) = cursor {
             let mut sql = self.sql();
             sql.push("INSERT INTO peer_cursor (source_id, cursor) VALUES (")
@@ -108,44 +115,71 @@ impl PeerStore {
         Ok(entries.len())
     }
 
-    /// One write; whether it changed anything.
-    async fn write(&self, transaction: &mut dyn Transaction, source: &str, write: &Write) -> Result<bool, DbError> {
-        let mut sql = self.sql();
-        match write {
-            Write::Upsert { peer_source, record } => {
-                let hash = super::peer::content_hash_text(record.content_hash());
-                let json = serde_json::to_string(record).map_err(|error| DbError::Backend(error.to_string()))?;
-                sql.push("INSERT INTO peer_record (source_id, peer_source, name, hash, record) VALUES (")
+    /// Upserts records, a hundred per statement; returns the entries of those that changed (the
+    /// statement returns only rows it inserted or whose hash moved).
+    async fn upsert(
+        &self,
+        transaction: &mut dyn Transaction,
+        source: &str,
+        records: Vec<Upsert<'_>>,
+    ) -> Result<Vec<Entry>, DbError> {
+        // One statement may not touch a row twice: the last write of a key wins.
+        let mut last = std::collections::HashMap::new();
+        for (position, (peer_source, record)) in records.iter().enumerate() {
+            last.insert((*peer_source, record.name.as_str()), position);
+        }
+        let records: Vec<_> = records
+            .iter()
+            .enumerate()
+            .filter(|(position, (peer_source, record))| last[&(*peer_source, record.name.as_str())] == *position)
+            .map(|(_, write)| write)
+            .collect();
+        let mut entries = Vec::new();
+        for chunk in records.chunks(100) {
+            let mut sql = self.sql();
+            sql.push("INSERT INTO peer_record (source_id, peer_source, name, hash, record) VALUES ");
+            for (position, (peer_source, record)) in chunk.iter().enumerate() {
+                let (json, hash) = record.to_json_with_hash();
+                sql.push(if position == 0 { "(" } else { ", (" })
                     .arg(text(source))
                     .push(", ")
                     .arg(text(peer_source))
                     .push(", ")
                     .arg(text(&record.name))
                     .push(", ")
-                    .arg(Value::Text(hash))
+                    .arg(Value::Text(super::peer::content_hash_text(hash)))
                     .push(", ")
                     .arg(Value::Text(json))
-                    .push(
-                        ") ON CONFLICT (source_id, peer_source, name) DO UPDATE SET hash = excluded.hash, \
-                         record = excluded.record WHERE peer_record.hash <> excluded.hash",
-                    );
+                    .push(")");
             }
-            Write::Delete { peer_source, name } => {
-                sql.push("DELETE FROM peer_record WHERE source_id = ")
-                    .arg(text(source))
-                    .push(" AND peer_source = ")
-                    .arg(text(peer_source))
-                    .push(" AND name = ")
-                    .arg(text(name));
-            }
-            Write::Reset { peer_source } => {
-                sql.push("DELETE FROM peer_record WHERE source_id = ")
-                    .arg(text(source))
-                    .push(" AND peer_source = ")
-                    .arg(text(peer_source));
+            sql.push(
+                " ON CONFLICT (source_id, peer_source, name) DO UPDATE SET hash = excluded.hash, \
+                 record = excluded.record WHERE peer_record.hash <> excluded.hash RETURNING name",
+            );
+            for row in transaction.read(&sql, &[Col::Text]).await? {
+                if let Some(name) = row.into_iter().next().and_then(Value::into_text) {
+                    entries.push(Entry::peer(source, Some(&name)));
+                }
             }
         }
-        Ok(transaction.execute(&sql).await? > 0)
+        Ok(entries)
+    }
+
+    /// The statement of a delete or reset, and the entry it logs when it removed anything.
+    fn removal(&self, source: &str, write: &Write) -> (Sql, Entry) {
+        let mut sql = self.sql();
+        sql.push("DELETE FROM peer_record WHERE source_id = ").arg(text(source));
+        match write {
+            Write::Delete { peer_source, name } => {
+                sql.push(" AND peer_source = ").arg(text(peer_source)).push(" AND name = ").arg(text(name));
+                (sql, Entry::peer(source, Some(name)))
+            }
+            Write::Reset { peer_source } => {
+                sql.push(" AND peer_source = ").arg(text(peer_source));
+                (sql, Entry::peer(source, Some(ALL)))
+            }
+            Write::Upsert { .. } => unreachable!("upserts are batched"),
+        }
     }
 
     /// Forgets a source removed from the config: its records and its cursor.
