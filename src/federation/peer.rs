@@ -135,6 +135,7 @@ impl Sync {
                 }
                 Err(error) => Err(Failure::Peer(error)),
             };
+            let failed = outcome.is_err();
             let held_on = match outcome {
                 Ok(summary) => {
                     retry = FIRST_RETRY;
@@ -150,13 +151,14 @@ impl Sync {
             if !held_on {
                 return;
             }
-            let wait = match (&self.recorded, self.params.protocol) {
-                (Some(Some(_)), _) => {
+            let wait = match self.params.protocol {
+                _ if failed => {
                     let wait = jitter(retry);
                     retry = (retry * 2).min(cap);
                     wait
                 }
-                (_, Protocol::Modelcat) => Duration::ZERO,
+                // A long poll waits at the peer.
+                Protocol::Modelcat => Duration::ZERO,
                 _ => self.params.sync_interval,
             };
             tokio::time::sleep(wait).await;
@@ -188,9 +190,11 @@ impl Sync {
                     set_origin(&mut record, &[Hop { instance: instance.clone(), source: peer_source.clone() }]);
                     batch.push(Write::Upsert { peer_source, record: Box::new(record) });
                 }
-                let existing = self.store.keys(&self.id).await?;
-                let changed = self.store.apply(&self.id, &batch, None, Some(held.lease())).await?;
-                let removed = self.sweep(existing, &seen, None, held).await?;
+                let removals = self.removals(self.store.keys(&self.id).await?, &seen)?;
+                let removed = removals.len();
+                batch.extend(removals);
+                let changed =
+                    self.store.apply(&self.id, &batch, None, Some(held.lease())).await?.saturating_sub(removed);
                 Ok(Some(format!(
                     "listed {count} models in {} ms: {changed} changed, {removed} removed",
                     started.elapsed().as_millis()
@@ -227,7 +231,8 @@ impl Sync {
     }
 
     /// Takes a snapshot: applies its records in batches as they stream in, then removes what it no
-    /// longer holds and stores its cursor, in one transaction.
+    /// longer holds and stores its cursor, in one transaction (a refused mass removal stores no cursor,
+    /// so the next attempt snapshots again).
     async fn snapshot(&self, client: &PeerClient, held: &HeldLease) -> Result<Option<String>, Failure> {
         let started = Instant::now();
         let existing = self.store.keys(&self.id).await?;
@@ -247,7 +252,9 @@ impl Sync {
             changed += self.store.apply(&self.id, &writes, None, Some(held.lease())).await?;
         }
         let cursor = reader.end().map(|end| end.cursor.clone());
-        let removed = self.sweep(existing, &seen, cursor.as_deref(), held).await?;
+        let removals = self.removals(existing, &seen)?;
+        let removed = removals.len();
+        self.store.apply(&self.id, &removals, cursor.as_deref(), Some(held.lease())).await?;
         let summary = format!(
             "snapshot of {} records in {} ms: {changed} changed, {removed} removed",
             seen.len(),
@@ -257,15 +264,9 @@ impl Sync {
         Ok(Some(summary))
     }
 
-    /// Removes the records a complete listing no longer holds (guarded against mass removal) and stores
-    /// `cursor`; returns how many were removed.
-    async fn sweep(
-        &self,
-        existing: HashSet<Key>,
-        seen: &HashSet<Key>,
-        cursor: Option<&str>,
-        held: &HeldLease,
-    ) -> Result<usize, Failure> {
+    /// The deletions of the records a complete listing no longer holds, unless they are a mass removal
+    /// the source does not allow.
+    fn removals(&self, existing: HashSet<Key>, seen: &HashSet<Key>) -> Result<Vec<Write>, Failure> {
         let gone: Vec<Write> = existing
             .iter()
             .filter(|key| !seen.contains(*key))
@@ -280,8 +281,7 @@ impl Sync {
                 existing.len()
             )));
         }
-        self.store.apply(&self.id, &gone, cursor, Some(held.lease())).await?;
-        Ok(gone.len())
+        Ok(gone)
     }
 
     /// What this instance asks a modelcat feed for.
