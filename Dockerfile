@@ -34,5 +34,7 @@ ENV MODELCAT_CONFIG=/etc/modelcat/modelcat.yaml \
     MODELCAT_LISTEN=0.0.0.0:8080
 VOLUME ["/data"]
 EXPOSE 8080
+# Liveness: /healthz answers from the first second; readiness (/readyz) waits for the catalog to load.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=5s --retries=3 CMD ["modelcat", "healthcheck"]
 ENTRYPOINT ["modelcat"]
 CMD ["serve"]

@@ -57,7 +57,8 @@ impl Application {
         let replica = Replica::new(backend.clone(), instance, settings.replication.clone(), &settings.data_dir)
             .context("cannot read or create the replica id")?;
         let registry: Arc<dyn RegistryStore> = Arc::new(SqlStore::new(backend.clone()));
-        let mirror = Mirror::open(MirrorStore::new(backend)).await.context("cannot load the Hub mirror")?;
+        // The mirror's listing and the catalog load in the background (the catalog's progress).
+        let mirror = Mirror::new(MirrorStore::new(backend));
         let catalog = Catalog::start(settings.catalog.clone(), registry.clone(), mirror.clone(), replica.clone())
             .await
             .context("cannot start the catalog")?;
@@ -85,7 +86,7 @@ impl Application {
             database = %redact(&settings.database_url),
             replica = replica.id(),
             instance = replica.instance(),
-            "modelcat ready"
+            "modelcat listening (the catalog loads in the background; see /readyz)"
         );
         Ok(Application { listener, router, port, catalog, replica })
     }

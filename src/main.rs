@@ -30,6 +30,12 @@ enum Command {
     Bench(Bench),
     /// Serves a fake Hugging Face Hub (deterministic models, injectable faults) for tests and benchmarks.
     FakeHub(FakeHubArgs),
+    /// Exits 0 when a server's `/healthz` answers 200 (a container's HEALTHCHECK: the image has no curl).
+    Healthcheck {
+        /// The URL to probe.
+        #[arg(long, default_value = "http://127.0.0.1:8080/healthz")]
+        url: String,
+    },
 }
 
 #[derive(clap::Args)]
@@ -109,6 +115,11 @@ async fn main() -> anyhow::Result<()> {
             })?;
             modelcat::telemetry::init_tracing(settings.log_format);
             Application::build(settings).await?.run_until_stopped().await?;
+        }
+        Command::Healthcheck { url } => {
+            let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(3)).build()?;
+            let status = client.get(&url).send().await?.status();
+            anyhow::ensure!(status.is_success(), "{url} answered {status}");
         }
         Command::Bench(Bench::Registry(bench)) => {
             modelcat::telemetry::init_tracing(LogFormat::Text);

@@ -11,6 +11,7 @@ pub mod error;
 pub mod federation;
 pub mod health;
 pub mod hf;
+pub mod loading;
 pub mod params;
 pub mod registry;
 
@@ -37,10 +38,16 @@ pub fn router(state: AppState, api: ApiSettings, reset_endpoint: bool) -> Router
         .nest(registry::BASE_PATH, registry::router(registry::WireVersion::V1Alpha3, reset_endpoint))
         .nest(registry::V1_BASE_PATH, registry::router(registry::WireVersion::V1, reset_endpoint))
         .route(&format!("{}/openapi.yaml", registry::BASE_PATH), axum::routing::get(openapi))
-        .nest(catalog::BASE_PATH, catalog::router())
-        .nest(federation::BASE_PATH, federation::router())
+        .nest(
+            catalog::BASE_PATH,
+            catalog::router().route_layer(middleware::from_fn_with_state(state.clone(), loading::catalog)),
+        )
+        .nest(
+            federation::BASE_PATH,
+            federation::router().route_layer(middleware::from_fn_with_state(state.clone(), loading::feed)),
+        )
         .merge(health::router())
-        .merge(hf::router())
+        .merge(hf::router().route_layer(middleware::from_fn_with_state(state.clone(), loading::hub)))
         .fallback(unknown_path)
         .layer(middleware::from_fn(record_metrics))
         .layer(DefaultBodyLimit::max(api.max_body_bytes))

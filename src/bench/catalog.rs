@@ -314,6 +314,7 @@ async fn run_in(bench: &CatalogBench, temp: &Path) -> anyhow::Result<()> {
     };
     let started = Instant::now();
     let application = Application::build(settings()).await?;
+    application.catalog().progress().wait().await;
     println!(
         "full load into an empty index (parse + index + commit): {:.2}s; resident memory {}",
         started.elapsed().as_secs_f64(),
@@ -387,6 +388,7 @@ async fn run_in(bench: &CatalogBench, temp: &Path) -> anyhow::Result<()> {
     server.await??;
     let started = Instant::now();
     let application = Application::build(settings()).await?;
+    application.catalog().progress().wait().await;
     println!(
         "restart on the intact index (every source re-read, nothing rewritten): {:.2}s",
         started.elapsed().as_secs_f64()

@@ -139,6 +139,7 @@ async fn run_in(bench: &HfBench, temp: &std::path::Path) -> anyhow::Result<()> {
     };
     let started = Instant::now();
     let application = Application::build(settings).await?;
+    application.catalog().progress().wait().await;
     println!(
         "\nserver start (listing the mirror, indexing its {} models into the catalog): {:.2}s",
         bench.models,

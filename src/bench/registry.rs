@@ -102,6 +102,7 @@ async fn run_against(bench: &RegistryBench, database_url: &str, temp: &std::path
         catalog: crate::catalog::CatalogSettings::new(&temp.join("data"), Vec::new()),
     };
     let application = Application::build(settings).await?;
+    application.catalog().progress().wait().await;
     let base = format!("http://127.0.0.1:{}/api/model_registry/v1alpha3", application.port());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(application.run_until(async {

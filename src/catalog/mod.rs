@@ -1,11 +1,12 @@
 //! The catalog service: configured sources feeding the search index, and the reads the catalog API makes.
 //!
-//! - [`Catalog::start`] opens the index (rebuilding it when needed), loads the sources config and every
-//!   source, then hands the sources to one reloader task ([`reload`]) fed by the file watcher
-//!   ([`watch`]) and by the change-log follower ([`follower`]), which brings in what any replica wrote
-//!   to the store (registered models, Hub mirrors). Only that task changes sources, so reloads never
-//!   race; each source reload is one index batch, seen whole by readers. `start` returns once the index
-//!   has caught up with the log.
+//! - [`Catalog::start`] opens the index (rebuilding it when needed) and reads the sources config, and
+//!   returns at once; in the background it loads every source, then hands the sources to one reloader
+//!   task ([`reload`]) fed by the file watcher ([`watch`]) and by the change-log follower ([`follower`]),
+//!   which brings in what any replica wrote to the store (registered models, Hub mirrors, peers). Only
+//!   that task changes sources, so reloads never race; each source reload is one index batch, seen
+//!   whole by readers. The catalog counts as loaded ([`progress`]) once the index has caught up with
+//!   the log; until then the APIs that read it answer 503.
 //! - What the API shows about sources (status, error, counts, labels, named queries) is published by the
 //!   reloader as an immutable [`View`]; readers never wait for a reload.
 //! - Searches run on the blocking pool. Filter options and facet counts are cached (moka) under the index
@@ -14,6 +15,7 @@
 pub mod artifacts;
 pub mod follower;
 pub mod perf;
+pub mod progress;
 pub mod registry_source;
 mod reload;
 mod watch;
@@ -33,6 +35,7 @@ use tokio::sync::{mpsc, watch as channel};
 use crate::mirror::Mirror;
 use crate::registry::RegistryStore;
 use crate::replica::Replica;
+use progress::LoadProgress;
 
 /// Catalog settings (from `config/modelcat.yaml`).
 #[derive(Debug, Clone)]
@@ -103,6 +106,48 @@ pub struct Catalog {
     options: moka::sync::Cache<u64, Arc<BTreeMap<String, PropertyOptions>>>,
     facets: moka::sync::Cache<(u64, String), Arc<Facets>>,
     commands: mpsc::UnboundedSender<reload::Command>,
+    progress: Arc<LoadProgress>,
+}
+
+/// The background half of [`Catalog::start`].
+struct Loading {
+    reloader: reload::Reloader,
+    receiver: mpsc::UnboundedReceiver<reload::Command>,
+    index: CatalogIndex,
+    fresh: bool,
+    mirror: Mirror,
+    replica: Replica,
+    commands: mpsc::UnboundedSender<reload::Command>,
+}
+
+impl Loading {
+    /// Loads everything, retrying what the store could not answer, then hands over to the reloader and
+    /// the follower and marks the catalog loaded.
+    async fn run(mut self, progress: Arc<LoadProgress>) {
+        let retry = || tokio::time::sleep(Duration::from_secs(1));
+        while let Err(error) = self.mirror.reload_listing().await {
+            tracing::warn!(%error, "cannot load the Hub mirror's listing yet; retrying");
+            progress.set_error(Some(format!("cannot load the Hub mirror's listing: {error}")));
+            retry().await;
+        }
+        let plan = loop {
+            match follower::plan(&self.replica, &self.index, self.fresh).await {
+                Ok(plan) => break plan,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot read the change log yet; retrying");
+                    progress.set_error(Some(format!("cannot read the change log: {error}")));
+                    retry().await;
+                }
+            }
+        };
+        progress.set_error(None);
+        self.reloader.load(plan.resume).await;
+        tokio::spawn(self.reloader.run(self.receiver));
+        let mut follower = follower::Follower::new(self.replica, self.commands, &plan);
+        follower.catch_up().await;
+        progress.finish();
+        follower.run().await;
+    }
 }
 
 /// Why the catalog cannot start.
@@ -117,9 +162,10 @@ pub enum CatalogError {
 }
 
 impl Catalog {
-    /// Opens the index, loads every source, catches up with the change log, and starts watching files
-    /// and following the log. `registry` is the store whose models join the catalog when
-    /// `settings.registry_source` names a source.
+    /// Opens the index and reads the sources config (a bad one fails here), then loads in the
+    /// background: the Hub mirror's listing, every source, and the change log up to its head, before
+    /// watching files and following the log ([`Catalog::progress`] tells when it is done). `registry` is
+    /// the store whose models join the catalog when `settings.registry_source` names a source.
     pub async fn start(
         settings: CatalogSettings,
         registry: Arc<dyn RegistryStore>,
@@ -131,26 +177,30 @@ impl Catalog {
         if fresh {
             tracing::info!(index = ?storage, "search index is new: loading every source into it");
         }
-        let plan = follower::plan(&replica, &index, fresh).await.map_err(CatalogError::Other)?;
         let (commands, receiver) = mpsc::unbounded_channel();
-        let (view, reloader) = reload::Reloader::start(
+        let progress = Arc::new(LoadProgress::default());
+        let (view, reloader) = reload::Reloader::new(
             settings,
             index.clone(),
             registry,
-            mirror,
+            mirror.clone(),
             commands.clone(),
             replica.clone(),
-            plan.resume,
-        )
-        .await?;
-        tokio::spawn(reloader.run(receiver));
-        let mut follower = follower::Follower::new(replica, commands.clone(), &plan);
-        follower.catch_up().await;
-        tokio::spawn(follower.run());
+            progress.clone(),
+        )?;
+        tokio::spawn(progress.clone().report());
+        let loading =
+            Loading { reloader, receiver, index: index.clone(), fresh, mirror, replica, commands: commands.clone() };
+        tokio::spawn(loading.run(progress.clone()));
         let idle = Duration::from_secs(600);
         let options = moka::sync::Cache::builder().max_capacity(4).time_to_idle(idle).build();
         let facets = moka::sync::Cache::builder().max_capacity(1000).time_to_idle(idle).build();
-        Ok(Catalog { index, view, options, facets, commands })
+        Ok(Catalog { index, view, options, facets, commands, progress })
+    }
+
+    /// The initial load's progress.
+    pub fn progress(&self) -> &Arc<LoadProgress> {
+        &self.progress
     }
 
     /// How many index segments searches visit.

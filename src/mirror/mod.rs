@@ -81,10 +81,15 @@ const REPO_CACHE_TTL: Duration = Duration::from_secs(5);
 impl Mirror {
     /// Opens the mirror over `store`, loading the listing from it.
     pub async fn open(store: MirrorStore) -> Result<Mirror, StoreError> {
-        let repos = moka::sync::Cache::builder().max_capacity(20_000).time_to_live(REPO_CACHE_TTL).build();
-        let mirror = Mirror { store, listing: Listing::default(), repos };
+        let mirror = Mirror::new(store);
         mirror.reload_listing().await?;
         Ok(mirror)
+    }
+
+    /// The mirror over `store` with an empty listing ([`Mirror::reload_listing`] fills it).
+    pub fn new(store: MirrorStore) -> Mirror {
+        let repos = moka::sync::Cache::builder().max_capacity(20_000).time_to_live(REPO_CACHE_TTL).build();
+        Mirror { store, listing: Listing::default(), repos }
     }
 
     /// A repo's documents, from the cache or the store.

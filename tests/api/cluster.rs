@@ -50,6 +50,13 @@ impl Node {
     /// Starts replica `id` with its data under `root/id`, serving `sources` (a sources file, may be
     /// empty), and waits until it is ready.
     pub async fn start(root: &Path, id: &str, database_url: &str, sources: &str, timing: &Timing) -> Node {
+        let mut node = Node::spawn(root, id, database_url, sources, timing);
+        node.wait_ready().await;
+        node
+    }
+
+    /// Starts the process like [`Node::start`] without waiting for anything.
+    pub fn spawn(root: &Path, id: &str, database_url: &str, sources: &str, timing: &Timing) -> Node {
         let dir = root.join(id);
         std::fs::create_dir_all(&dir).expect("node dir");
         std::fs::write(dir.join("sources.yaml"), sources).expect("sources file");
@@ -77,11 +84,11 @@ impl Node {
             child: None,
             client,
         };
-        node.launch().await;
+        node.launch();
         node
     }
 
-    async fn launch(&mut self) {
+    fn launch(&mut self) {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_modelcat"))
             .arg("serve")
@@ -99,6 +106,10 @@ impl Node {
             .spawn()
             .expect("modelcat serve starts");
         self.child = Some(child);
+    }
+
+    /// Waits until `/readyz` answers 200.
+    pub async fn wait_ready(&mut self) {
         let ready = eventually(Duration::from_secs(60), || async {
             let response = self.client.get(format!("{}/readyz", self.address)).send().await.ok()?;
             response.status().is_success().then_some(())
@@ -158,7 +169,8 @@ impl Node {
     /// Starts the process again on the same data directory and port.
     pub async fn restart(&mut self) {
         assert!(self.child.is_none(), "stop the replica first");
-        self.launch().await;
+        self.launch();
+        self.wait_ready().await;
     }
 
     pub async fn get(&self, path: &str) -> Option<Value> {

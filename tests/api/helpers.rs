@@ -67,6 +67,7 @@ impl TestApp {
         let mut settings = settings;
         configure(&mut settings);
         let application = Application::build(settings).await.expect("application builds");
+        application.catalog().progress().wait().await;
         let address = format!("http://127.0.0.1:{}", application.port());
         let (shutdown, stopped) = oneshot::channel::<()>();
         tokio::spawn(application.run_until(async {

@@ -8,4 +8,5 @@ mod hf;
 mod registry;
 mod replicas;
 mod service;
+mod startup;
 mod store;

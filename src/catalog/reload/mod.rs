@@ -23,6 +23,7 @@ use modelcat_sources::{
 use tokio::sync::{mpsc, watch as channel};
 
 use super::follower::Checkpoint;
+use super::progress::LoadProgress;
 use super::registry_source::RegistrySource;
 use super::watch::Watcher;
 use super::{CatalogError, CatalogSettings, SourceView, View};
@@ -104,19 +105,23 @@ pub struct Reloader {
     replica: Replica,
     /// Whether the index already holds the registry up to the follower's start (no initial reload).
     registry_indexed: bool,
+    /// The initial load's figures.
+    progress: Arc<LoadProgress>,
+    /// The config read at start, installed by the initial load.
+    pending_config: Option<SourcesConfig>,
 }
 
 impl Reloader {
-    /// Loads the config and every source, synchronously, and returns the first view. With
-    /// `registry_indexed`, the registry is not re-read: the index holds it up to the follower's start.
-    pub async fn start(
+    /// Reads and validates the sources config (a bad one fails here, before anything serves) and
+    /// returns the reloader with its view; [`Reloader::load`] then loads every source.
+    pub fn new(
         settings: CatalogSettings,
         index: CatalogIndex,
         registry: Arc<dyn RegistryStore>,
         mirror: Mirror,
         commands: mpsc::UnboundedSender<Command>,
         replica: Replica,
-        registry_indexed: bool,
+        progress: Arc<LoadProgress>,
     ) -> Result<(channel::Receiver<Arc<View>>, Reloader), CatalogError> {
         let (config, config_hash) = read_config(&settings, None)?.expect("read without a previous hash");
         let (view, receiver) = channel::channel(Arc::new(View::default()));
@@ -130,7 +135,7 @@ impl Reloader {
         let watcher = Watcher::start(settings.debounce, commands.clone()).map_err(|error| {
             tracing::warn!(%error, "cannot watch files: hot reload is off");
         });
-        let mut reloader = Reloader {
+        let reloader = Reloader {
             index,
             settings,
             config: SourcesConfig::default(),
@@ -142,12 +147,22 @@ impl Reloader {
             watcher: watcher.ok(),
             mirror,
             replica,
-            registry_indexed,
+            registry_indexed: false,
+            progress,
+            pending_config: Some(config),
         };
-        reloader.remove_unknown_sources(&config).await;
-        reloader.install(config).await;
+        Ok((receiver, reloader))
+    }
+
+    /// Loads every source (the initial load). With `registry_indexed`, the registry is not re-read:
+    /// the index holds it up to the follower's start.
+    pub async fn load(&mut self, registry_indexed: bool) {
+        self.registry_indexed = registry_indexed;
+        let config = self.pending_config.take().unwrap_or_default();
+        self.remove_unknown_sources(&config).await;
+        self.install(config).await;
         // The initial load leaves many segments; merge them in the background.
-        let index = reloader.index.clone();
+        let index = self.index.clone();
         tokio::spawn(async move {
             let started = Instant::now();
             match index.compact().await {
@@ -162,7 +177,6 @@ impl Reloader {
                 Err(error) => tracing::warn!(%error, "search index compaction failed"),
             }
         });
-        Ok((receiver, reloader))
     }
 
     pub async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
@@ -302,6 +316,9 @@ impl Reloader {
         }
         self.config = config;
         self.watch();
+        if !self.progress.is_loaded() {
+            self.progress.expect_sources(refresh.len());
+        }
         let _ = self.refresh_all(refresh).await;
         self.publish();
     }
@@ -420,6 +437,7 @@ impl Reloader {
             Ok(None) => {
                 runtime.status = SourceStatus::Available;
                 runtime.error = None;
+                self.progress.source_loaded(runtime.hashes.len());
                 return None;
             }
             Ok(Some((snapshot, content))) => (snapshot, content),
@@ -427,6 +445,7 @@ impl Reloader {
                 tracing::error!(source = %id, %error, "source failed to load; keeping its last good models");
                 runtime.status = SourceStatus::Error;
                 runtime.error = Some(error.to_string());
+                self.progress.source_loaded(runtime.hashes.len());
                 return None;
             }
         };
@@ -470,6 +489,7 @@ impl Reloader {
         runtime.last_loaded = Some(now_millis());
         let models = runtime.hashes.len();
         tracing::info!(source = %id, models, written, elapsed_ms = started.elapsed().as_millis() as u64, "source loaded");
+        self.progress.source_loaded(models);
         Some((id.to_owned(), Box::pin(self.index.submit(changes))))
     }
 

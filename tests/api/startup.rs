@@ -1,0 +1,84 @@
+//! Serving from the first second: a real `modelcat serve` on a catalog large enough that loading takes
+//! seconds answers `/healthz` at once, `/readyz` 503 with the load's figures, the catalog and Hub APIs 503
+//! with `Retry-After` in their envelopes, and takes registry writes that become searchable once loaded.
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::cluster::{CATALOG, Node, REGISTRY, Timing};
+use crate::helpers::eventually;
+
+/// A catalog of `count` models with short readmes.
+fn catalog(count: usize) -> String {
+    let mut text = String::from("source: Generated\nmodels:\n");
+    for number in 0..count {
+        let _ = write!(
+            text,
+            "  - name: gen/model-{number:06}\n    provider: provider-{}\n    license: apache-2.0\n    tasks: [text-generation]\n    \
+             description: Generated model {number} for the startup test.\n    readme: A generated model card for model {number}, \
+             with a few words to index and search.\n    artifacts:\n      - uri: oci://registry.example.com/gen/model-{number}:1\n",
+            number % 40
+        );
+    }
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn it_listens_at_once_serves_the_registry_and_answers_503_until_the_catalog_is_loaded() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let models = 40_000;
+    std::fs::write(root.path().join("generated.yaml"), catalog(models)).expect("catalog");
+    let sources = format!(
+        "model_catalogs:\n  - id: generated\n    name: Generated\n    type: yaml\n    properties:\n      yamlCatalogPath: {}\n",
+        root.path().join("generated.yaml").display()
+    );
+    let database = format!("sqlite://{}", root.path().join("registry.db").display());
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
+    let started = Instant::now();
+    let mut node = Node::spawn(root.path(), "s", &database, &sources, &Timing::default());
+
+    let live = eventually(Duration::from_secs(5), || async {
+        let response = client.get(format!("{}/healthz", node.address)).send().await.ok()?;
+        response.status().is_success().then(|| started.elapsed())
+    })
+    .await
+    .expect("/healthz answers");
+    assert!(live < Duration::from_secs(1), "/healthz took {live:?}");
+
+    let ready = client.get(format!("{}/readyz", node.address)).send().await.expect("readyz");
+    assert_eq!(ready.status(), 503, "the load was over before it could be observed");
+    let body: Value = ready.json().await.expect("json");
+    assert_eq!(body["status"], "loading", "{body}");
+    assert_eq!(body["progress"]["sourcesTotal"].as_u64().map(|total| total >= 1), Some(true), "{body}");
+
+    let listing = client.get(format!("{}{CATALOG}/models?source=generated", node.address)).send().await.expect("sent");
+    assert_eq!(listing.status(), 503);
+    assert!(listing.headers().contains_key("retry-after"));
+    let body: Value = listing.json().await.expect("json");
+    assert_eq!(body["code"], "Service Unavailable", "{body}");
+    assert!(body["message"].as_str().is_some_and(|message| message.contains("loading")), "{body}");
+
+    let hub = client.get(format!("{}/api/models", node.address)).send().await.expect("sent");
+    assert_eq!(hub.status(), 503);
+    assert!(hub.headers().contains_key("retry-after"));
+    assert!(hub.json::<Value>().await.expect("json")["error"].is_string());
+
+    // The registry serves during the load; its write is searchable once the catalog is.
+    let created = client
+        .post(format!("{}{REGISTRY}/registered_models", node.address))
+        .json(&json!({"name": "written-during-the-load"}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(created.status(), 201);
+
+    node.wait_ready().await;
+    let found = node.get(&format!("{CATALOG}/sources/registry/models/written-during-the-load")).await;
+    assert!(found.is_some(), "the registration made during the load is not in the catalog");
+    let status = node.status().await;
+    let generated = status["sources"].as_array().unwrap().iter().find(|source| source["id"] == "generated").cloned();
+    assert_eq!(generated.map(|source| source["models"].clone()), Some(json!(models)), "{status}");
+    assert!(node.log().contains("catalog loaded: serving"), "the load's end is not logged");
+}
