@@ -71,6 +71,8 @@ enum Bench {
     /// Runs two instances, one following the other's change feed, and measures initial sync, lag and
     /// catch-up after a restart.
     Peers(modelcat::bench::peers::PeersBench),
+    /// Generates YAML catalogs and measures time to the first /healthz and to ready, fresh and restarted.
+    Startup(modelcat::bench::startup::StartupBench),
 }
 
 #[derive(clap::Args)]
@@ -136,6 +138,10 @@ async fn main() -> anyhow::Result<()> {
         Command::Bench(Bench::Replicas(bench)) => {
             modelcat::telemetry::init_tracing(LogFormat::Text);
             modelcat::bench::replicas::run_replicas(bench).await?;
+        }
+        Command::Bench(Bench::Startup(bench)) => {
+            modelcat::telemetry::init_tracing(LogFormat::Text);
+            modelcat::bench::startup::run_startup(bench).await?;
         }
         Command::Bench(Bench::Peers(bench)) => {
             modelcat::telemetry::init_tracing(LogFormat::Text);

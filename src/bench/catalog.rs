@@ -268,9 +268,9 @@ const WORDS: &[&str] = &[
 ];
 
 /// A generated catalog corpus.
-struct Corpus {
+pub(super) struct Corpus {
     files: Vec<PathBuf>,
-    bytes: u64,
+    pub(super) bytes: u64,
 }
 
 /// Runs the benchmark and prints its figures.
@@ -465,7 +465,7 @@ async fn edit_latencies(
     Ok((edits, options))
 }
 
-fn generate(bench: &CatalogBench, dir: &Path) -> anyhow::Result<Corpus> {
+pub(super) fn generate(bench: &CatalogBench, dir: &Path) -> anyhow::Result<Corpus> {
     let sources = bench.sources.max(1);
     let mut config = String::from("model_catalogs:\n");
     let mut files = Vec::new();

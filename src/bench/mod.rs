@@ -3,7 +3,9 @@
 //! [`registry`] measures the registry API, [`catalog`] the catalog, [`hf`] the Hub mirror (sync and API):
 //! they run the server in this process on a loopback port and drive it with HTTP clients in the same
 //! process, so client cost is included. [`replicas`] runs several servers as child processes on one
-//! PostgreSQL database and measures convergence, throughput and failover.
+//! PostgreSQL database and measures convergence, throughput and failover; [`peers`] runs two instances,
+//! one following the other's change feed; [`startup`] times a server's first answer and its readiness
+//! on a large catalog. Child processes are started by [`server`].
 
 pub mod catalog;
 pub mod hf;
@@ -11,6 +13,7 @@ pub mod peers;
 pub mod registry;
 pub mod replicas;
 pub mod server;
+pub mod startup;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
