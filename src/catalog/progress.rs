@@ -5,8 +5,9 @@
 //! in and the index has caught up with the change log. Until then the catalog and Hub-compatible APIs
 //! answer 503 and `/readyz` shows the figures; the registry serves from the first second.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
@@ -19,8 +20,8 @@ const REPORT_EVERY: Duration = Duration::from_secs(5);
 pub struct LoadProgress {
     started: Instant,
     sources_total: AtomicUsize,
-    sources_loaded: AtomicUsize,
-    models: AtomicU64,
+    /// Models per source loaded so far (a source reloaded during the load counts once).
+    sources: Mutex<HashMap<String, usize>>,
     loaded: watch::Sender<bool>,
     /// Why the load could not finish (the store was unreachable, say); the load retries.
     error: Mutex<Option<String>>,
@@ -43,8 +44,7 @@ impl Default for LoadProgress {
         LoadProgress {
             started: Instant::now(),
             sources_total: AtomicUsize::new(0),
-            sources_loaded: AtomicUsize::new(0),
-            models: AtomicU64::new(0),
+            sources: Mutex::default(),
             loaded: watch::channel(false).0,
             error: Mutex::new(None),
         }
@@ -57,11 +57,10 @@ impl LoadProgress {
         self.sources_total.store(count, Ordering::Relaxed);
     }
 
-    /// One source finished loading with `models` models.
-    pub fn source_loaded(&self, models: usize) {
+    /// Source `id` finished loading with `models` models.
+    pub fn source_loaded(&self, id: &str, models: usize) {
         if !self.is_loaded() {
-            self.sources_loaded.fetch_add(1, Ordering::Relaxed);
-            self.models.fetch_add(models as u64, Ordering::Relaxed);
+            self.sources.lock().expect("sources").insert(id.to_owned(), models);
         }
     }
 
@@ -92,11 +91,15 @@ impl LoadProgress {
     }
 
     pub fn figures(&self) -> Figures {
+        let (sources_loaded, models_indexed) = {
+            let sources = self.sources.lock().expect("sources");
+            (sources.len(), sources.values().sum::<usize>() as u64)
+        };
         Figures {
             loaded: self.is_loaded(),
-            sources_loaded: self.sources_loaded.load(Ordering::Relaxed),
-            sources_total: self.sources_total.load(Ordering::Relaxed),
-            models_indexed: self.models.load(Ordering::Relaxed),
+            sources_loaded,
+            sources_total: self.sources_total.load(Ordering::Relaxed).max(sources_loaded),
+            models_indexed,
             elapsed_ms: self.started.elapsed().as_millis() as u64,
             error: self.error.lock().expect("load error").clone(),
         }

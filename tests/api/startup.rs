@@ -35,6 +35,7 @@ async fn it_listens_at_once_serves_the_registry_and_answers_503_until_the_catalo
         root.path().join("generated.yaml").display()
     );
     let database = format!("sqlite://{}", root.path().join("registry.db").display());
+    modelcat::install_crypto_provider();
     let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
     let started = Instant::now();
     let mut node = Node::spawn(root.path(), "s", &database, &sources, &Timing::default());
@@ -80,5 +81,7 @@ async fn it_listens_at_once_serves_the_registry_and_answers_503_until_the_catalo
     let status = node.status().await;
     let generated = status["sources"].as_array().unwrap().iter().find(|source| source["id"] == "generated").cloned();
     assert_eq!(generated.map(|source| source["models"].clone()), Some(json!(models)), "{status}");
+    assert_eq!(status["load"]["loaded"], true, "{status}");
+    assert_eq!(status["load"]["sourcesLoaded"], status["load"]["sourcesTotal"], "{status}");
     assert!(node.log().contains("catalog loaded: serving"), "the load's end is not logged");
 }

@@ -326,6 +326,7 @@ async fn status(State(state): State<AppState>) -> ApiResult {
         "configError": view.config_error,
         "sources": sources,
         "replica": replica,
+        "load": state.catalog.progress().figures(),
     })))
 }
 

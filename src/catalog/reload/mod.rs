@@ -437,7 +437,7 @@ impl Reloader {
             Ok(None) => {
                 runtime.status = SourceStatus::Available;
                 runtime.error = None;
-                self.progress.source_loaded(runtime.hashes.len());
+                self.progress.source_loaded(id, runtime.hashes.len());
                 return None;
             }
             Ok(Some((snapshot, content))) => (snapshot, content),
@@ -445,7 +445,7 @@ impl Reloader {
                 tracing::error!(source = %id, %error, "source failed to load; keeping its last good models");
                 runtime.status = SourceStatus::Error;
                 runtime.error = Some(error.to_string());
-                self.progress.source_loaded(runtime.hashes.len());
+                self.progress.source_loaded(id, runtime.hashes.len());
                 return None;
             }
         };
@@ -489,7 +489,7 @@ impl Reloader {
         runtime.last_loaded = Some(now_millis());
         let models = runtime.hashes.len();
         tracing::info!(source = %id, models, written, elapsed_ms = started.elapsed().as_millis() as u64, "source loaded");
-        self.progress.source_loaded(models);
+        self.progress.source_loaded(id, models);
         Some((id.to_owned(), Box::pin(self.index.submit(changes))))
     }
 
