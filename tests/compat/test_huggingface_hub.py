@@ -36,6 +36,12 @@ def start_fake_hub(workdir: Path):
     return process, line.split()[-1]
 
 
+def listed(base_url: str) -> int:
+    from huggingface_hub import HfApi
+
+    return len(list(HfApi(endpoint=base_url, token=False).list_models()))
+
+
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def mirror(request):
     """Yields the base URL of a modelcat that has mirrored the fake Hub."""
@@ -57,7 +63,9 @@ def mirror(request):
         while True:
             with urllib.request.urlopen(f"{base_url}/api/model_catalog/v1alpha1/status") as response:
                 hub_source = next(s for s in json.load(response)["sources"] if s["id"] == "hub")
-            if hub_source["status"] == "available" and hub_source["models"] == EXPECTED:
+            # The catalog follows the store through the change log; the Hub listing publishes what a sync
+            # staged at most once a second: wait for both.
+            if hub_source["status"] == "available" and hub_source["models"] == EXPECTED and listed(base_url) == EXPECTED:
                 break
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the mirror did not sync: {hub_source}")
