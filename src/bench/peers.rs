@@ -160,11 +160,7 @@ pub async fn run_peers(bench: PeersBench) -> anyhow::Result<()> {
     let root = std::env::temp_dir().join(format!("modelcat_bench_peers_{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&root)?;
     let outcome = run_in(&bench, &root).await;
-    if std::env::var_os("KEEP").is_none() {
-        let _ = std::fs::remove_dir_all(&root);
-    } else {
-        println!("{}", root.display());
-    }
+    let _ = std::fs::remove_dir_all(&root);
     outcome
 }
 
