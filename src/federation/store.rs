@@ -196,8 +196,19 @@ impl PeerStore {
 
     /// The key and content hash of every record of `source`.
     pub async fn versions(&self, source: &str) -> Result<Vec<(Key, String)>, DbError> {
+        self.keyed(source, "hash").await
+    }
+
+    /// Every record of `source`, by key.
+    pub async fn all(&self, source: &str) -> Result<Vec<(Key, ModelRecord)>, DbError> {
+        let rows = self.keyed(source, "record").await?;
+        Ok(rows.into_iter().filter_map(|(key, json)| Some((key, serde_json::from_str(&json).ok()?))).collect())
+    }
+
+    /// The key and one text column (`hash` or `record`) of every record of `source`.
+    async fn keyed(&self, source: &str, column: &'static str) -> Result<Vec<(Key, String)>, DbError> {
         let mut sql = self.sql();
-        sql.push("SELECT peer_source, name, hash FROM peer_record WHERE source_id = ").arg(text(source));
+        sql.push(&format!("SELECT peer_source, name, {column} FROM peer_record WHERE source_id = ")).arg(text(source));
         let rows = self.backend.read(&sql, &[Col::Text, Col::Text, Col::Text]).await?;
         Ok(rows
             .into_iter()
@@ -205,21 +216,6 @@ impl PeerStore {
                 let mut row = row.into_iter();
                 let key = (row.next()?.into_text()?, row.next()?.into_text()?);
                 Some((key, row.next()?.into_text()?))
-            })
-            .collect())
-    }
-
-    /// Every record of `source`, by key.
-    pub async fn all(&self, source: &str) -> Result<Vec<(Key, ModelRecord)>, DbError> {
-        let mut sql = self.sql();
-        sql.push("SELECT peer_source, name, record FROM peer_record WHERE source_id = ").arg(text(source));
-        let rows = self.backend.read(&sql, &[Col::Text, Col::Text, Col::Text]).await?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|row| {
-                let mut row = row.into_iter();
-                let key = (row.next()?.into_text()?, row.next()?.into_text()?);
-                Some((key, serde_json::from_str(&row.next()?.into_text()?).ok()?))
             })
             .collect())
     }
