@@ -58,11 +58,12 @@ impl Application {
             .context("cannot read or create the replica id")?;
         let registry: Arc<dyn RegistryStore> = Arc::new(SqlStore::new(backend.clone()));
         // The mirror's listing and the catalog load in the background (the catalog's progress).
-        let mirror = Mirror::new(MirrorStore::new(backend));
+        let mirror = Mirror::new(MirrorStore::new(backend), settings.hub_cache_bytes);
         let catalog = Catalog::start(settings.catalog.clone(), registry.clone(), mirror.clone(), replica.clone())
             .await
             .context("cannot start the catalog")?;
         tokio::spawn(replica.clone().run_housekeeping());
+        telemetry::spawn_upkeep();
         let state = AppState {
             registry,
             catalog: catalog.clone(),

@@ -30,6 +30,27 @@ pub struct Settings {
     /// Hub API's `Link` headers; without it they are built from the request's `Host` header.
     pub public_base_url: Option<String>,
     pub replication: crate::replica::ReplicationSettings,
+    /// The byte budget of parsed Hub repo documents cached for the Hub-compatible API.
+    pub hub_cache_bytes: u64,
+}
+
+/// The `memory` section as written: budgets in MiB.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct MemoryFileSettings {
+    search_cache_mb: u64,
+    hub_cache_mb: u64,
+    index_writer_mb: usize,
+}
+
+impl Default for MemoryFileSettings {
+    fn default() -> Self {
+        MemoryFileSettings {
+            search_cache_mb: crate::catalog::DEFAULT_SEARCH_CACHE_BYTES >> 20,
+            hub_cache_mb: crate::mirror::DEFAULT_CACHE_BYTES >> 20,
+            index_writer_mb: modelcat_index::DEFAULT_WRITER_BYTES >> 20,
+        }
+    }
 }
 
 /// The `replication` section as written (times in milliseconds, the retention in seconds).
@@ -152,6 +173,8 @@ struct FileSettings {
     catalog: CatalogFileSettings,
     #[serde(default)]
     replication: ReplicationFileSettings,
+    #[serde(default)]
+    memory: MemoryFileSettings,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -221,6 +244,8 @@ impl Settings {
             index_dir: Some(file.catalog.index_dir.unwrap_or_else(|| data_dir.join("index"))),
             registry_source: file.catalog.registry_source,
             debounce: std::time::Duration::from_millis(file.catalog.reload_debounce_ms),
+            search_cache_bytes: file.memory.search_cache_mb << 20,
+            index_writer_bytes: file.memory.index_writer_mb << 20,
         };
         let settings = Settings {
             catalog,
@@ -235,6 +260,7 @@ impl Settings {
                 .or(file.public_base_url)
                 .map(|url| url.trim_end_matches('/').to_owned()),
             replication: file.replication.settings(),
+            hub_cache_bytes: file.memory.hub_cache_mb << 20,
         };
         settings.validate()?;
         Ok(settings)
@@ -264,6 +290,9 @@ impl Settings {
         }
         if replication.replica_id.as_deref().is_some_and(|id| id.trim().is_empty()) {
             problems.push("replication.replica_id must not be empty".to_owned());
+        }
+        if self.catalog.index_writer_bytes < modelcat_index::MIN_WRITER_BYTES {
+            problems.push("memory.index_writer_mb must be at least 15".to_owned());
         }
         if self.api.request_timeout_secs == 0 {
             problems.push("api.request_timeout_secs must be at least 1".to_owned());

@@ -23,13 +23,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use modelcat_sources::ModelRecord;
 use serde_json::{Value as Json, json};
 use tantivy::aggregation::agg_req::Aggregations;
 use tantivy::aggregation::{AggContextParams, AggregationCollector, AggregationLimitsGuard};
 use tantivy::collector::{DocSetCollector, TopDocs};
+use tantivy::directory::MmapDirectory;
 use tantivy::indexer::UserOperation;
 use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
 use tantivy::schema::{IndexRecordOption, Value as _};
@@ -137,6 +138,12 @@ pub enum PropertyOptions {
     },
 }
 
+/// The default indexing memory. Large documents (readmes) fill small budgets fast; fewer, larger
+/// segments mean fewer merges. It is allocated as documents arrive and freed at each commit.
+pub const DEFAULT_WRITER_BYTES: usize = 256 << 20;
+/// The least indexing memory tantivy accepts (one thread's minimum).
+pub const MIN_WRITER_BYTES: usize = 15_000_000;
+
 /// String properties with this many distinct values or more are not listed in filter options.
 pub const MAX_OPTION_VALUES: usize = 50;
 /// String values longer than this keep a property out of filter options.
@@ -165,6 +172,10 @@ struct Writer {
     reader: IndexReader,
     fields: Fields,
     generation: Arc<AtomicU64>,
+    /// The index directory's map of opened files, when on disk (see [`Writer::forget_deleted_files`]).
+    files: Option<MmapDirectory>,
+    /// How many files that map holds.
+    mapped_files: Arc<AtomicUsize>,
     /// The latest checkpoint, written as the payload of every commit.
     checkpoint: Option<String>,
 }
@@ -177,6 +188,7 @@ pub struct CatalogIndex {
     fields: Fields,
     writer: mpsc::UnboundedSender<Message>,
     generation: Arc<AtomicU64>,
+    mapped_files: Arc<AtomicUsize>,
 }
 
 /// A point-in-time walk over models (see [`CatalogIndex::scan`]).
@@ -210,22 +222,34 @@ pub enum Storage {
 
 impl CatalogIndex {
     /// Opens (or creates) the index; the flag says whether it was created empty and needs a full load.
-    pub fn open(storage: &Storage) -> Result<(CatalogIndex, bool), IndexError> {
+    /// `writer_bytes` is the indexing memory ([`DEFAULT_WRITER_BYTES`]), split over the writer's threads
+    /// (fewer threads when it is small; at least [`MIN_WRITER_BYTES`]).
+    pub fn open(storage: &Storage, writer_bytes: usize) -> Result<(CatalogIndex, bool), IndexError> {
         let (schema, fields) = Fields::build();
-        let (index, fresh) = match storage {
-            Storage::Memory => (Index::create_in_ram(schema), true),
-            Storage::Directory(dir) => open_dir(dir, schema)?,
+        let (index, fresh, files) = match storage {
+            Storage::Memory => (Index::create_in_ram(schema), true, None),
+            Storage::Directory(dir) => {
+                let (index, fresh, files) = open_dir(dir, schema)?;
+                (index, fresh, Some(files))
+            }
         };
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
-        // Large documents (readmes) fill small budgets fast; fewer, larger segments mean fewer merges.
-        let writer: IndexWriter = index.writer(256 * 1024 * 1024)?;
+        let writer: IndexWriter = index.writer(writer_bytes.max(MIN_WRITER_BYTES))?;
         writer.set_merge_policy(Box::new(merge_policy()));
         let (sender, receiver) = mpsc::unbounded_channel();
         let generation = Arc::new(AtomicU64::new(1));
         let checkpoint = index.load_metas()?.payload;
-        let worker = Writer { reader: reader.clone(), fields, generation: generation.clone(), checkpoint };
+        let mapped_files = Arc::new(AtomicUsize::new(0));
+        let worker = Writer {
+            reader: reader.clone(),
+            fields,
+            generation: generation.clone(),
+            files,
+            mapped_files: mapped_files.clone(),
+            checkpoint,
+        };
         std::thread::Builder::new().name("index-writer".into()).spawn(move || worker.run(writer, receiver))?;
-        Ok((CatalogIndex { index, reader, fields, writer: sender, generation }, fresh))
+        Ok((CatalogIndex { index, reader, fields, writer: sender, generation, mapped_files }, fresh))
     }
 
     /// The checkpoint of the last commit (see [`Change::Checkpoint`]), if any.
@@ -236,6 +260,11 @@ impl CatalogIndex {
     /// How many segments readers search (each one adds a fixed cost to every search).
     pub fn segments(&self) -> usize {
         self.reader.searcher().segment_readers().len()
+    }
+
+    /// How many index files the directory's map of opened files holds (after the last commit).
+    pub fn mapped_files(&self) -> usize {
+        self.mapped_files.load(Ordering::Relaxed)
     }
 
     /// Increases with every committed change.
@@ -594,7 +623,18 @@ impl Writer {
         commit.commit()?;
         self.checkpoint = checkpoint;
         self.reader.reload()?;
+        self.forget_deleted_files();
         Ok(self.generation.fetch_add(1, Ordering::AcqRel) + 1)
+    }
+
+    /// Drops the directory's entries for files no reader has open any more. tantivy's `MmapDirectory`
+    /// keeps an entry for every file it ever opened and prunes them only when asked for its cache info;
+    /// every commit and merge writes files with new names, so without this the map grew by about 8
+    /// entries per commit for as long as the server ran.
+    fn forget_deleted_files(&self) {
+        if let Some(files) = &self.files {
+            self.mapped_files.store(files.get_cache_info().mmapped.len(), Ordering::Relaxed);
+        }
     }
 }
 
@@ -734,12 +774,14 @@ fn merge_policy() -> tantivy::merge_policy::LogMergePolicy {
 }
 
 /// Opens an index directory, recreating it when it is missing, unreadable or of another schema version.
-fn open_dir(dir: &Path, schema: tantivy::schema::Schema) -> Result<(Index, bool), IndexError> {
+/// Also returns the directory, whose map of opened files the writer prunes.
+fn open_dir(dir: &Path, schema: tantivy::schema::Schema) -> Result<(Index, bool, MmapDirectory), IndexError> {
     let stamp = dir.join("modelcat-schema-version");
     let current = std::fs::read_to_string(&stamp).ok().and_then(|text| text.trim().parse::<u32>().ok());
     if current == Some(SCHEMA_VERSION) {
-        match Index::open_in_dir(dir) {
-            Ok(index) if index.schema() == schema => return Ok((index, false)),
+        let opened = MmapDirectory::open(dir).map_err(|error| IndexError::Internal(error.to_string()));
+        match opened.and_then(|files| Ok((Index::open(files.clone())?, files))) {
+            Ok((index, files)) if index.schema() == schema => return Ok((index, false, files)),
             Ok(_) => tracing::warn!(dir = %dir.display(), "search index schema differs; rebuilding"),
             Err(error) => tracing::warn!(dir = %dir.display(), %error, "search index unreadable; rebuilding"),
         }
@@ -750,9 +792,10 @@ fn open_dir(dir: &Path, schema: tantivy::schema::Schema) -> Result<(Index, bool)
         std::fs::remove_dir_all(dir)?;
     }
     std::fs::create_dir_all(dir)?;
-    let index = Index::create_in_dir(dir, schema)?;
+    let files = MmapDirectory::open(dir).map_err(|error| IndexError::Internal(error.to_string()))?;
+    let index = Index::create(files.clone(), schema, tantivy::IndexSettings::default())?;
     std::fs::write(&stamp, SCHEMA_VERSION.to_string())?;
-    Ok((index, true))
+    Ok((index, true, files))
 }
 
 #[cfg(test)]

@@ -31,7 +31,7 @@ fn perf(hardware: &str, ttft: f64, count: i64) -> ArtifactRecord {
 }
 
 async fn catalog() -> CatalogIndex {
-    let (index, fresh) = CatalogIndex::open(&Storage::Memory).unwrap();
+    let (index, fresh) = CatalogIndex::open(&Storage::Memory, DEFAULT_WRITER_BYTES).unwrap();
     assert!(fresh);
     let mut granite = model("ibm/granite-8b-code", "IBM", "apache-2.0", &["text-generation"]);
     granite.properties.insert("validated".into(), MetadataValue::String("yes".into()));
@@ -155,19 +155,19 @@ async fn a_directory_index_survives_reopening_and_rebuilds_on_version_change() {
     let dir = tempfile::tempdir().unwrap();
     let storage = Storage::Directory(dir.path().join("index"));
     {
-        let (index, fresh) = CatalogIndex::open(&storage).unwrap();
+        let (index, fresh) = CatalogIndex::open(&storage, DEFAULT_WRITER_BYTES).unwrap();
         assert!(fresh);
         let record = model("x", "X", "mit", &[]);
         index.apply(vec![Change::Upsert { source_id: "s".into(), hash: 1, record: Arc::new(record) }]).await.unwrap();
         index.close().await;
         assert!(index.apply(vec![Change::DeleteSource("s".into())]).await.is_err(), "closed");
     }
-    let (index, fresh) = CatalogIndex::open(&storage).unwrap();
+    let (index, fresh) = CatalogIndex::open(&storage, DEFAULT_WRITER_BYTES).unwrap();
     assert!(!fresh);
     assert_eq!(index.source_hashes("s").unwrap()["x"], 1);
     index.close().await;
     std::fs::write(dir.path().join("index/modelcat-schema-version"), "0").unwrap();
-    let (index, fresh) = CatalogIndex::open(&storage).unwrap();
+    let (index, fresh) = CatalogIndex::open(&storage, DEFAULT_WRITER_BYTES).unwrap();
     assert!(fresh && index.source_hashes("s").unwrap().is_empty());
 }
 
@@ -183,4 +183,21 @@ async fn compaction_merges_segments_and_keeps_every_model() {
     assert_eq!(index.segments(), 1);
     assert_eq!(names(&index, None, "").len(), 6);
     assert_eq!(index.compact().await.unwrap(), 1, "nothing left to merge");
+}
+
+#[tokio::test]
+async fn the_directory_forgets_files_of_deleted_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let (index, _) = CatalogIndex::open(&Storage::Directory(dir.path().join("index")), MIN_WRITER_BYTES).unwrap();
+    for round in 0..150u64 {
+        let record = model(&format!("m/{}", round % 5), "X", "mit", &[]);
+        index
+            .apply(vec![Change::Upsert { source_id: "s".into(), hash: round, record: Arc::new(record) }])
+            .await
+            .unwrap();
+    }
+    // 150 commits wrote about 1,000 files; the map holds only those of live segments (and merges').
+    let mapped = index.mapped_files();
+    assert!(mapped > 0 && mapped < 150, "{mapped} files mapped for {} segments", index.segments());
+    index.close().await;
 }

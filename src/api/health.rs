@@ -5,7 +5,8 @@
 //! loaded of total, models indexed, elapsed time) until the catalog has loaded and this replica's index
 //! has caught up with the change log, then check that the store answers; `/readyz/isDirty` answers `false` (Kubeflow's schema-dirty flag: modelcat
 //! migrates in one transaction per version, so a started server is never dirty). `GET /` is a 404, which
-//! Kubeflow's Python suite polls for.
+//! Kubeflow's Python suite polls for. `/metrics` renders the request metrics and, read at each scrape,
+//! the resource gauges (`modelcat_process_*`, `modelcat_cache_*`, segments, WAL, tasks).
 
 use axum::Router;
 use axum::extract::State;
@@ -41,5 +42,34 @@ async fn ready(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    record_resources(&state);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
+}
+
+/// Sets the resource gauges, read at each scrape: the process's memory and descriptors, tokio tasks,
+/// index segments, the SQLite WAL and the caches' estimated sizes.
+fn record_resources(state: &AppState) {
+    use metrics::gauge;
+    let process = crate::telemetry::resources::Process::read();
+    let optional = [
+        ("modelcat_process_heap_bytes", process.heap_bytes),
+        ("modelcat_process_file_bytes", process.file_bytes),
+        ("modelcat_process_open_fds", process.open_fds),
+        ("modelcat_sqlite_wal_bytes", state.replica.backend().wal_bytes()),
+    ];
+    for (name, value) in optional {
+        if let Some(value) = value {
+            gauge!(name).set(value as f64);
+        }
+    }
+    gauge!("modelcat_tokio_alive_tasks").set(tokio::runtime::Handle::current().metrics().num_alive_tasks() as f64);
+    gauge!("modelcat_index_segments").set(state.catalog.segments() as f64);
+    gauge!("modelcat_index_mapped_files").set(state.catalog.mapped_files() as f64);
+    gauge!("modelcat_hub_listing_repos").set(state.mirror.listing.len() as f64);
+    let (hub_bytes, hub_entries) = state.mirror.cache_size();
+    let caches = state.catalog.cache_sizes().into_iter().chain([("hub_repos", hub_bytes, hub_entries)]);
+    for (cache, bytes, entries) in caches {
+        gauge!("modelcat_cache_bytes", "cache" => cache).set(bytes as f64);
+        gauge!("modelcat_cache_entries", "cache" => cache).set(entries as f64);
+    }
 }

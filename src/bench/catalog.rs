@@ -303,6 +303,7 @@ async fn run_in(bench: &CatalogBench, temp: &Path) -> anyhow::Result<()> {
         Settings {
             public_base_url: None,
             replication: Default::default(),
+            hub_cache_bytes: crate::mirror::DEFAULT_CACHE_BYTES,
             listen: "127.0.0.1:0".into(),
             database_url: format!("sqlite://{}", temp.join("registry.db").display()),
             data_dir: temp.join("data"),

@@ -5,7 +5,8 @@
 //! process, so client cost is included. [`replicas`] runs several servers as child processes on one
 //! PostgreSQL database and measures convergence, throughput and failover; [`peers`] runs two instances,
 //! one following the other's change feed; [`startup`] times a server's first answer and its readiness
-//! on a large catalog. Child processes are started by [`server`].
+//! on a large catalog; [`soak`] runs a steady mixed load for many minutes and samples the server's
+//! resources. Child processes are started by [`server`].
 
 pub mod catalog;
 pub mod hf;
@@ -13,6 +14,7 @@ pub mod peers;
 pub mod registry;
 pub mod replicas;
 pub mod server;
+pub mod soak;
 pub mod startup;
 
 use std::sync::Arc;

@@ -93,6 +93,7 @@ async fn run_against(bench: &RegistryBench, database_url: &str, temp: &std::path
     let settings = Settings {
         public_base_url: None,
         replication: Default::default(),
+        hub_cache_bytes: crate::mirror::DEFAULT_CACHE_BYTES,
         listen: "127.0.0.1:0".into(),
         database_url: database_url.to_owned(),
         data_dir: temp.join("data"),

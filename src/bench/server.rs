@@ -1,12 +1,18 @@
 //! A `modelcat serve` child process of a benchmark (this binary's `serve`), so the load generator and
 //! the servers are separate processes, as users run them.
 
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use serde_json::Value;
+
+/// The environment variable naming the command that runs servers instead of this binary, for example a
+/// heap profiler wrapping it: `MODELCAT_BENCH_SERVER="heaptrack -o soak /path/to/modelcat"` (`serve …`
+/// is appended). The process figures benches read from `/proc` are then the wrapper's.
+pub const SERVER_COMMAND: &str = "MODELCAT_BENCH_SERVER";
 
 /// One child `modelcat serve` with its data under `root/id`.
 pub struct Server {
@@ -48,7 +54,16 @@ impl Server {
     pub fn launch(&mut self) -> anyhow::Result<()> {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("modelcat.log"))?;
         let listen = self.address.trim_start_matches("http://").to_owned();
-        let child = Command::new(std::env::current_exe()?)
+        let mut command = match std::env::var(SERVER_COMMAND) {
+            Ok(line) if !line.trim().is_empty() => {
+                let mut words = line.split_whitespace();
+                let mut command = Command::new(words.next().unwrap_or_default());
+                command.args(words);
+                command
+            }
+            _ => Command::new(std::env::current_exe()?),
+        };
+        let child = command
             .args(["serve", "--listen", &listen, "--database-url", &self.database_url])
             .arg("--config")
             .arg(self.dir.join("modelcat.yaml"))
@@ -56,6 +71,8 @@ impl Server {
             .arg(self.dir.join("data"))
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log))
+            // Its own process group, so stopping it stops a wrapper's children too.
+            .process_group(0)
             .spawn()
             .context("starting a replica")?;
         self.child = Some(child);
@@ -75,21 +92,28 @@ impl Server {
         bail!("replica {} did not get ready (see {})", self.id, self.dir.join("modelcat.log").display())
     }
 
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Whether the process runs (it was not killed or stopped).
     pub fn running(&self) -> bool {
         self.child.is_some()
     }
 
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.signal("-KILL");
     }
 
     pub fn terminate(&mut self) {
+        self.signal("-TERM");
+    }
+
+    /// Signals the server's process group and waits for the server.
+    fn signal(&mut self, signal: &str) {
         if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+            let _ = Command::new("kill").args([signal, "--", &format!("-{}", child.id())]).status();
             let _ = child.wait();
         }
     }

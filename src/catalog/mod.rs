@@ -13,6 +13,7 @@
 //!   generation, so any committed change invalidates them.
 
 pub mod artifacts;
+pub mod cache;
 pub mod follower;
 pub mod perf;
 pub mod progress;
@@ -35,6 +36,7 @@ use tokio::sync::{mpsc, watch as channel};
 use crate::mirror::Mirror;
 use crate::registry::RegistryStore;
 use crate::replica::Replica;
+use cache::GenerationCache;
 use progress::LoadProgress;
 
 /// Catalog settings (from `config/modelcat.yaml`).
@@ -50,7 +52,14 @@ pub struct CatalogSettings {
     pub registry_source: Option<String>,
     /// How long file events settle before a reload.
     pub debounce: Duration,
+    /// The byte budget of cached facet counts and filter options.
+    pub search_cache_bytes: u64,
+    /// The index writer's indexing memory, split over its threads.
+    pub index_writer_bytes: usize,
 }
+
+/// The default byte budget of the search caches.
+pub const DEFAULT_SEARCH_CACHE_BYTES: u64 = 64 << 20;
 
 impl CatalogSettings {
     /// The defaults under a data directory: the index in `<data_dir>/index`, registered models as source
@@ -62,6 +71,8 @@ impl CatalogSettings {
             index_dir: Some(data_dir.join("index")),
             registry_source: Some("registry".to_owned()),
             debounce: Duration::from_millis(100),
+            search_cache_bytes: DEFAULT_SEARCH_CACHE_BYTES,
+            index_writer_bytes: modelcat_index::DEFAULT_WRITER_BYTES,
         }
     }
 }
@@ -103,8 +114,8 @@ type Facets = BTreeMap<String, Vec<(String, u64)>>;
 pub struct Catalog {
     index: CatalogIndex,
     view: channel::Receiver<Arc<View>>,
-    options: moka::sync::Cache<u64, Arc<BTreeMap<String, PropertyOptions>>>,
-    facets: moka::sync::Cache<(u64, String), Arc<Facets>>,
+    options: GenerationCache<(), Arc<BTreeMap<String, PropertyOptions>>>,
+    facets: GenerationCache<String, Arc<Facets>>,
     commands: mpsc::UnboundedSender<reload::Command>,
     progress: Arc<LoadProgress>,
 }
@@ -173,10 +184,11 @@ impl Catalog {
         replica: Replica,
     ) -> Result<Catalog, CatalogError> {
         let storage = settings.index_dir.clone().map_or(Storage::Memory, Storage::Directory);
-        let (index, fresh) = CatalogIndex::open(&storage)?;
+        let (index, fresh) = CatalogIndex::open(&storage, settings.index_writer_bytes)?;
         if fresh {
             tracing::info!(index = ?storage, "search index is new: loading every source into it");
         }
+        let cache_bytes = settings.search_cache_bytes;
         let (commands, receiver) = mpsc::unbounded_channel();
         let progress = Arc::new(LoadProgress::default());
         let (view, reloader) = reload::Reloader::new(
@@ -192,9 +204,9 @@ impl Catalog {
         let loading =
             Loading { reloader, receiver, index: index.clone(), fresh, mirror, replica, commands: commands.clone() };
         tokio::spawn(loading.run(progress.clone()));
-        let idle = Duration::from_secs(600);
-        let options = moka::sync::Cache::builder().max_capacity(4).time_to_idle(idle).build();
-        let facets = moka::sync::Cache::builder().max_capacity(1000).time_to_idle(idle).build();
+        // Filter options are one answer per generation; facet counts take the rest of the budget.
+        let options = GenerationCache::new(cache_bytes / 8);
+        let facets = GenerationCache::new(cache_bytes - cache_bytes / 8);
         Ok(Catalog { index, view, options, facets, commands, progress })
     }
 
@@ -208,6 +220,19 @@ impl Catalog {
         self.index.segments()
     }
 
+    /// How many index files the index directory keeps mapped.
+    pub fn mapped_files(&self) -> usize {
+        self.index.mapped_files()
+    }
+
+    /// The search caches' estimated bytes and entries: (name, bytes, entries).
+    pub fn cache_sizes(&self) -> [(&'static str, u64, u64); 2] {
+        [
+            ("facets", self.facets.bytes(), self.facets.entries()),
+            ("filter_options", self.options.bytes(), self.options.entries()),
+        ]
+    }
+
     /// The sources as last published.
     pub fn view(&self) -> Arc<View> {
         self.view.borrow().clone()
@@ -219,8 +244,8 @@ impl Catalog {
         run_blocking(move || {
             let mut hits = this.index.search(&search.borrow(&[]))?;
             if !search.facets.is_empty() {
-                let key = (this.index.generation(), format!("{:?}", (search.cache_key(), &search.facets)));
-                let counted = this.facets.try_get_with(key, || {
+                let key = format!("{:?}", (search.cache_key(), &search.facets));
+                let counted = this.facets.get_or_compute(this.index.generation(), key, || {
                     let count_only = Search { limit: 0, ..search.borrow(&search.facets) };
                     this.index.search(&count_only).map(|hits| Arc::new(hits.facets))
                 });
@@ -258,7 +283,7 @@ impl Catalog {
         let this = self.clone();
         run_blocking(move || {
             this.options
-                .try_get_with(this.index.generation(), || this.index.filter_options().map(Arc::new))
+                .get_or_compute(this.index.generation(), (), || this.index.filter_options().map(Arc::new))
                 .map_err(unshare)
         })
         .await

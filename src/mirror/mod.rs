@@ -54,6 +54,9 @@ pub struct Mirror {
     repos: moka::sync::Cache<String, Arc<RepoDocs>>,
 }
 
+/// The default byte budget of parsed repo documents.
+pub const DEFAULT_CACHE_BYTES: u64 = 32 << 20;
+
 impl std::fmt::Debug for Mirror {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         formatter.debug_struct("Mirror").field("store", &self.store).field("repos", &self.listing.len()).finish()
@@ -66,6 +69,8 @@ pub struct RepoDocs {
     pub sha: String,
     pub info: serde_json::Map<String, Json>,
     pub refs: Json,
+    /// An estimate of the heap bytes held: parsed JSON takes about twice its text.
+    weight: u32,
 }
 
 impl RepoDocs {
@@ -81,14 +86,19 @@ const REPO_CACHE_TTL: Duration = Duration::from_secs(5);
 impl Mirror {
     /// Opens the mirror over `store`, loading the listing from it.
     pub async fn open(store: MirrorStore) -> Result<Mirror, StoreError> {
-        let mirror = Mirror::new(store);
+        let mirror = Mirror::new(store, DEFAULT_CACHE_BYTES);
         mirror.reload_listing().await?;
         Ok(mirror)
     }
 
-    /// The mirror over `store` with an empty listing ([`Mirror::reload_listing`] fills it).
-    pub fn new(store: MirrorStore) -> Mirror {
-        let repos = moka::sync::Cache::builder().max_capacity(20_000).time_to_live(REPO_CACHE_TTL).build();
+    /// The mirror over `store` with an empty listing ([`Mirror::reload_listing`] fills it), caching at
+    /// most `cache_bytes` of parsed repo documents.
+    pub fn new(store: MirrorStore, cache_bytes: u64) -> Mirror {
+        let repos = moka::sync::Cache::builder()
+            .max_capacity(cache_bytes)
+            .weigher(|id: &String, docs: &Arc<RepoDocs>| docs.weight.saturating_add(id.len() as u32))
+            .time_to_live(REPO_CACHE_TTL)
+            .build();
         Mirror { store, listing: Listing::default(), repos }
     }
 
@@ -98,13 +108,21 @@ impl Mirror {
             return Ok(Some(docs));
         }
         let Some(stored) = self.store.repo(repo_id).await? else { return Ok(None) };
+        let weight = 2 * (stored.info.len() + stored.refs.len()) + 128;
         let docs = Arc::new(RepoDocs {
+            weight: u32::try_from(weight).unwrap_or(u32::MAX),
             sha: stored.sha,
             info: serde_json::from_str(&stored.info).unwrap_or_default(),
             refs: serde_json::from_str(&stored.refs).unwrap_or(Json::Null),
         });
         self.repos.insert(repo_id.to_owned(), docs.clone());
         Ok(Some(docs))
+    }
+
+    /// The repo document cache's estimated bytes and entries.
+    pub fn cache_size(&self) -> (u64, u64) {
+        self.repos.run_pending_tasks();
+        (self.repos.weighted_size(), self.repos.entry_count())
     }
 
     /// Rebuilds the listing from the store.

@@ -200,6 +200,11 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Signals commits that may have changed the change log (see [`CommitSignal`]).
     fn commits(&self) -> watch::Receiver<u64>;
+
+    /// The size of the write-ahead log file, where the database keeps one this process can see.
+    fn wal_bytes(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// An open write transaction; dropping it without [`Transaction::commit`] rolls back.

@@ -56,6 +56,7 @@ impl TestApp {
         let settings = Settings {
             public_base_url: None,
             replication: Default::default(),
+            hub_cache_bytes: modelcat::mirror::DEFAULT_CACHE_BYTES,
             listen: "127.0.0.1:0".into(),
             database_url,
             data_dir: data_dir.path().join("data"),

@@ -463,3 +463,20 @@ async fn hf_hub_crate_reads_the_mirror() {
     assert!(info.siblings.iter().any(|sibling| sibling.rfilename == "config.json"));
     assert!(config.contains("BertForMaskedLM"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_repo_document_cache_stays_within_its_byte_budget() {
+    let (_hub, url) = start_hub(40, 100).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (mirror, params, filter) = mirror_at(dir.path(), &url, &["gen/*"]).await;
+    mirror.sync("hub", &params, &filter, quick_retries(), &|_| {}, None).await.unwrap();
+    let budget = 20_000;
+    let small = Mirror::new(mirror.store.clone(), budget);
+    for number in 0..40 {
+        let docs = small.repo(&format!("gen/model-{number:05}")).await.unwrap();
+        assert!(docs.is_some(), "gen/model-{number:05} is mirrored");
+    }
+    let (bytes, entries) = small.cache_size();
+    assert!(bytes <= budget, "{bytes} bytes cached, over the budget of {budget}");
+    assert!((1..40).contains(&entries), "a budget of a few documents holds some, not all 40: {entries}");
+}

@@ -41,6 +41,48 @@ async fn metrics_count_requests_by_route() {
     assert!(body.contains("http_request_duration_seconds_bucket"), "{body}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_report_resources_and_the_facet_cache_keeps_its_budget() {
+    let budget = 8 * 1024;
+    let app = TestApp::spawn_configured(Backend::Sqlite, |settings| settings.catalog.search_cache_bytes = budget)
+        .await
+        .expect("app");
+    let catalog = format!("{}/api/model_catalog/v1alpha1/models", app.address);
+    // Several index generations (each registration is one), each with many distinct faceted searches.
+    for round in 0..4 {
+        app.create("/registered_models", json!({"name": format!("model-{round}")})).await;
+        for query in 0..60 {
+            let q = format!("model-{round} query-{query}");
+            let response = app
+                .client
+                .get(&catalog)
+                .query(&[("q", q.as_str()), ("facets", "provider"), ("facets", "license")])
+                .send()
+                .await
+                .expect("sent");
+            assert_eq!(response.status(), StatusCode::OK);
+        }
+    }
+    let body =
+        app.client.get(format!("{}/metrics", app.address)).send().await.expect("sent").text().await.expect("text");
+    let gauge = |line_start: &str| -> f64 {
+        let line =
+            body.lines().find(|line| line.starts_with(line_start)).unwrap_or_else(|| panic!("{line_start}: {body}"));
+        line.rsplit(' ').next().and_then(|value| value.parse().ok()).expect("a number")
+    };
+    let facets = gauge("modelcat_cache_bytes{cache=\"facets\"}");
+    assert!(facets > 0.0 && facets <= budget as f64, "facet cache holds {facets} bytes of a {budget} budget");
+    assert!(gauge("modelcat_cache_entries{cache=\"facets\"}") >= 1.0);
+    assert!(gauge("modelcat_process_heap_bytes") > 1e6);
+    assert!(gauge("modelcat_process_open_fds") >= 3.0);
+    assert!(gauge("modelcat_index_segments") >= 1.0);
+    assert!(gauge("modelcat_sqlite_wal_bytes") > 0.0);
+    assert!(gauge("modelcat_tokio_alive_tasks") >= 1.0);
+    for cache in ["filter_options", "hub_repos"] {
+        gauge(&format!("modelcat_cache_bytes{{cache=\"{cache}\"}}"));
+    }
+}
+
 #[tokio::test]
 async fn default_page_size_is_bounded_and_max_is_enforced() {
     let api = ApiSettings { default_page_size: 3, max_page_size: 4, ..ApiSettings::default() };

@@ -1,6 +1,12 @@
 //! Logs and metrics: `tracing` to stderr (text or JSON, filtered by `RUST_LOG`, default `info`,
 //! with tantivy's own logs at `error`: it warns about benign races between merges and commits), and a
 //! process-wide Prometheus recorder whose handle renders `/metrics`.
+//!
+//! The recorder keeps every histogram sample until an upkeep drains it into the buckets: a scrape does,
+//! and so does the task [`spawn_upkeep`] starts, so an unscraped server does not grow by a few bytes per
+//! request. [`resources`] reads the process's own memory and descriptors for the resource gauges.
+
+pub mod resources;
 
 use std::sync::OnceLock;
 
@@ -17,6 +23,21 @@ pub fn init_tracing(format: LogFormat) {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),
     };
+}
+
+/// How often histogram samples are drained into their buckets without a scrape.
+const UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Starts the recorder's upkeep task on the current runtime (one per server; a second is harmless).
+pub fn spawn_upkeep() {
+    let handle = metrics_handle();
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(UPKEEP_INTERVAL);
+        loop {
+            ticks.tick().await;
+            handle.run_upkeep();
+        }
+    });
 }
 
 /// Returns the Prometheus handle, installing the global recorder on first use.
