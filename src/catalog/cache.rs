@@ -2,14 +2,14 @@
 //! bytes.
 //!
 //! Every index commit bumps the generation, and an answer is valid only for the generation it was
-//! computed at, so the generation is part of every key and a stale answer is never served. The first
-//! lookup at a newer generation also drops every older entry at once: they could never be hit again,
-//! and a write-heavy load would otherwise fill the cache with them. Entries are weighed by an estimate
+//! computed at. The first lookup at a newer generation replaces the cache with an empty one, so a stale
+//! answer is never served and older entries, which could never be hit again, do not fill the budget
+//! under a write-heavy load. Entries are weighed by an estimate
 //! of the heap bytes they hold ([`Weigh`]); the cache keeps at most its byte budget.
 
 use std::hash::Hash;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{PoisonError, RwLock};
 use std::time::Duration;
 
 /// An estimate of the heap bytes a cached value holds.
@@ -76,8 +76,10 @@ const IDLE: Duration = Duration::from_secs(600);
 /// Answers by key at the newest generation seen, at most `max_bytes` of them. Cheap to clone.
 #[derive(Clone)]
 pub struct GenerationCache<K, V> {
-    entries: moka::sync::Cache<(u64, K), V>,
-    newest: Arc<AtomicU64>,
+    /// The newest generation seen and its entries. A newer generation replaces the whole cache (moka's
+    /// `invalidate_all` is lazy and timestamp-based: entries inserted right after it were dropped too).
+    current: Arc<RwLock<Arc<(u64, moka::sync::Cache<K, V>)>>>,
+    max_bytes: u64,
 }
 
 impl<K, V> GenerationCache<K, V>
@@ -86,14 +88,16 @@ where
     V: Weigh + Clone + Send + Sync + 'static,
 {
     pub fn new(max_bytes: u64) -> GenerationCache<K, V> {
-        let entries = moka::sync::Cache::builder()
+        let current = Arc::new(RwLock::new(Arc::new((0, Self::entries(max_bytes)))));
+        GenerationCache { current, max_bytes }
+    }
+
+    fn entries(max_bytes: u64) -> moka::sync::Cache<K, V> {
+        moka::sync::Cache::builder()
             .max_capacity(max_bytes)
-            .weigher(|(_, key): &(u64, K), value: &V| {
-                u32::try_from(key.weigh() + value.weigh() + 64).unwrap_or(u32::MAX)
-            })
+            .weigher(|key: &K, value: &V| u32::try_from(key.weigh() + value.weigh() + 64).unwrap_or(u32::MAX))
             .time_to_idle(IDLE)
-            .build();
-        GenerationCache { entries, newest: Arc::new(AtomicU64::new(0)) }
+            .build()
     }
 
     /// The answer for `key` at `generation`, computed once by `compute` when missing. A lookup at an
@@ -104,26 +108,34 @@ where
         key: K,
         compute: impl FnOnce() -> Result<V, E>,
     ) -> Result<V, Arc<E>> {
-        let newest = self.newest.fetch_max(generation, Ordering::AcqRel);
-        if generation < newest {
+        let mut current = self.current.read().unwrap_or_else(PoisonError::into_inner).clone();
+        if current.0 < generation {
+            let mut slot = self.current.write().unwrap_or_else(PoisonError::into_inner);
+            if slot.0 < generation {
+                *slot = Arc::new((generation, Self::entries(self.max_bytes)));
+            }
+            current = slot.clone();
+        }
+        if current.0 > generation {
             return compute().map_err(Arc::new);
         }
-        if generation > newest {
-            self.entries.invalidate_all();
-        }
-        self.entries.try_get_with((generation, key), compute)
+        current.1.try_get_with(key, compute)
     }
 
-    /// The estimated bytes held, after pending evictions.
+    fn newest(&self) -> Arc<(u64, moka::sync::Cache<K, V>)> {
+        let current = self.current.read().unwrap_or_else(PoisonError::into_inner).clone();
+        current.1.run_pending_tasks();
+        current
+    }
+
+    /// The estimated bytes held by the newest generation's entries.
     pub fn bytes(&self) -> u64 {
-        self.entries.run_pending_tasks();
-        self.entries.weighted_size()
+        self.newest().1.weighted_size()
     }
 
-    /// Entries held, after pending evictions.
-    pub fn entries(&self) -> u64 {
-        self.entries.run_pending_tasks();
-        self.entries.entry_count()
+    /// The newest generation's entries.
+    pub fn entries_held(&self) -> u64 {
+        self.newest().1.entry_count()
     }
 }
 
@@ -150,7 +162,11 @@ mod tests {
             let _ = cache.get_or_compute(201, format!("query {key}"), || Ok::<_, ()>(value(1000)));
         }
         assert!(cache.bytes() <= 100_000, "{}", cache.bytes());
-        assert!(cache.entries() >= 50, "the budget holds about 90 entries of this size, not {}", cache.entries());
+        assert!(
+            cache.entries_held() >= 50,
+            "the budget holds about 90 entries of this size, not {}",
+            cache.entries_held()
+        );
     }
 
     #[test]
@@ -158,9 +174,9 @@ mod tests {
         let cache: GenerationCache<String, Arc<Vec<String>>> = GenerationCache::new(1_000_000);
         let _ = cache.get_or_compute(5, "a".into(), || Ok::<_, ()>(value(10)));
         let _ = cache.get_or_compute(5, "b".into(), || Ok::<_, ()>(value(10)));
-        assert_eq!(cache.entries(), 2);
+        assert_eq!(cache.entries_held(), 2);
         let _ = cache.get_or_compute(6, "a".into(), || Ok::<_, ()>(value(20)));
-        assert_eq!(cache.entries(), 1);
+        assert_eq!(cache.entries_held(), 1);
         let mut computed = false;
         let old = cache.get_or_compute(5, "a".into(), || {
             computed = true;
@@ -169,6 +185,6 @@ mod tests {
         assert!(computed, "an older generation's answer is computed, never served from the cache");
         assert_eq!(old.unwrap()[0].len(), 10);
         assert_eq!(cache.get_or_compute(6, "a".into(), || Err(())).unwrap()[0].len(), 20);
-        assert_eq!(cache.entries(), 1);
+        assert_eq!(cache.entries_held(), 1);
     }
 }

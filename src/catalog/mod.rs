@@ -228,8 +228,8 @@ impl Catalog {
     /// The search caches' estimated bytes and entries: (name, bytes, entries).
     pub fn cache_sizes(&self) -> [(&'static str, u64, u64); 2] {
         [
-            ("facets", self.facets.bytes(), self.facets.entries()),
-            ("filter_options", self.options.bytes(), self.options.entries()),
+            ("facets", self.facets.bytes(), self.facets.entries_held()),
+            ("filter_options", self.options.bytes(), self.options.entries_held()),
         ]
     }
 
