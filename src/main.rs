@@ -20,9 +20,9 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 ///
 /// The index writer starts new worker threads at every commit, and each allocates and frees several
 /// megabytes of tables. Under a steady write load, memory freed that way was not returned: the heap grew
-/// by about 8 MB a minute with nothing new to hold (`modelcat bench soak`; heaptrack showed the live
-/// heap flat under 40 MB meanwhile). With purging at once it stays flat. `MIMALLOC_PURGE_DELAY` in the
-/// environment overrides this.
+/// by about 8 MB a minute (`modelcat bench soak`) while heaptrack saw the live heap under 40 MB. Purging
+/// at once removed most of that growth, at a throughput cost on write-heavy loads (README, Memory and
+/// resources). `MIMALLOC_PURGE_DELAY` in the environment overrides this.
 #[cfg(feature = "mimalloc")]
 #[allow(unsafe_code)]
 fn purge_freed_memory_at_once() {

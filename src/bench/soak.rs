@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use super::server::Server;
 use super::{Random, expect_ok};
 use crate::fake_hub::FakeHub;
-use crate::telemetry::resources::status_bytes;
+use crate::telemetry::resources::Process;
 
 /// Parameters of a soak run.
 #[derive(Debug, Clone, clap::Args)]
@@ -274,15 +274,11 @@ async fn sample(
     seconds: f64,
 ) -> Sample {
     let mut figures = BTreeMap::new();
-    if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
-        for (field, name) in [("RssAnon:", "heap"), ("RssFile:", "file")] {
-            if let Some(bytes) = status_bytes(&status, field) {
-                figures.insert(name, bytes as f64);
-            }
+    let process = Process::of(pid);
+    for (name, value) in [("heap", process.heap_bytes), ("file", process.file_bytes), ("fds", process.open_fds)] {
+        if let Some(value) = value {
+            figures.insert(name, value as f64);
         }
-    }
-    if let Ok(entries) = std::fs::read_dir(format!("/proc/{pid}/fd")) {
-        figures.insert("fds", entries.count() as f64);
     }
     if let Ok(response) = client.get(format!("{base}/metrics")).send().await
         && let Ok(text) = response.text().await

@@ -94,17 +94,14 @@ async fn measure(client: &reqwest::Client, server: &Server, spawned: Instant, wh
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    let memory = server.pid().and_then(|pid| std::fs::read_to_string(format!("/proc/{pid}/status")).ok());
-    let megabytes = |field| {
-        let bytes = memory.as_deref().and_then(|status| crate::telemetry::resources::status_bytes(status, field));
-        bytes.map_or_else(|| "?".to_owned(), |bytes| format!("{}", bytes >> 20))
-    };
+    let process = server.pid().map(crate::telemetry::resources::Process::of).unwrap_or_default();
+    let megabytes = |bytes: Option<u64>| bytes.map_or_else(|| "?".to_owned(), |bytes| format!("{}", bytes >> 20));
     println!(
         "{what:<28} /healthz after {:>7.3} s, ready after {:>7.2} s; then heap {} MB, file-backed {} MB",
         live.as_secs_f64(),
         ready.as_secs_f64(),
-        megabytes("RssAnon:"),
-        megabytes("RssFile:"),
+        megabytes(process.heap_bytes),
+        megabytes(process.file_bytes),
     );
     Ok(())
 }

@@ -4,8 +4,8 @@
 //! Every index commit bumps the generation, and an answer is valid only for the generation it was
 //! computed at. The first lookup at a newer generation replaces the cache with an empty one, so a stale
 //! answer is never served and older entries, which could never be hit again, do not fill the budget
-//! under a write-heavy load. Entries are weighed by an estimate
-//! of the heap bytes they hold ([`Weigh`]); the cache keeps at most its byte budget.
+//! under a write-heavy load. Entries are weighed by an estimate of the heap bytes they hold
+//! ([`Weigh`]); the cache keeps at most its byte budget.
 
 use std::hash::Hash;
 use std::sync::Arc;

@@ -13,18 +13,24 @@ pub struct Process {
 }
 
 impl Process {
+    /// This process.
     pub fn read() -> Process {
-        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        Process::of("self")
+    }
+
+    /// The process with this id (`self` for this one), as benchmarks read their child servers.
+    pub fn of(pid: impl std::fmt::Display) -> Process {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
         Process {
             heap_bytes: status_bytes(&status, "RssAnon:"),
             file_bytes: status_bytes(&status, "RssFile:"),
-            open_fds: std::fs::read_dir("/proc/self/fd").ok().map(|entries| entries.count() as u64),
+            open_fds: std::fs::read_dir(format!("/proc/{pid}/fd")).ok().map(|entries| entries.count() as u64),
         }
     }
 }
 
 /// A `kB` field of `/proc/*/status`, in bytes.
-pub fn status_bytes(status: &str, field: &str) -> Option<u64> {
+fn status_bytes(status: &str, field: &str) -> Option<u64> {
     let line = status.lines().find(|line| line.starts_with(field))?;
     let kib: u64 = line[field.len()..].trim().trim_end_matches("kB").trim().parse().ok()?;
     Some(kib * 1024)
