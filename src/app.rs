@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 
 use crate::api;
 use crate::api::registry::PageLimits;
+use crate::auth::Authenticator;
 use crate::catalog::Catalog;
 use crate::config::Settings;
 use crate::mirror::Mirror;
@@ -33,6 +34,10 @@ pub struct AppState {
     /// The absolute base URL of `Link` headers (`public_base_url`); `None` uses the `Host` header.
     pub public_base_url: Option<String>,
     pub replica: Replica,
+    /// Who sends each request (tokens, proxy headers).
+    pub authenticator: Authenticator,
+    /// The shared store (tokens are read from it directly).
+    pub backend: Arc<dyn store::Backend>,
 }
 
 /// A built, bound, not yet serving application.
@@ -56,9 +61,10 @@ impl Application {
         let instance = store::instance_id(&*backend).await.context("cannot read the instance id")?;
         let replica = Replica::new(backend.clone(), instance, settings.replication.clone(), &settings.data_dir)
             .context("cannot read or create the replica id")?;
+        let authenticator = start_auth(&settings, backend.clone()).await?;
         let registry: Arc<dyn RegistryStore> = Arc::new(SqlStore::new(backend.clone()));
         // The mirror's listing and the catalog load in the background (the catalog's progress).
-        let mirror = Mirror::new(MirrorStore::new(backend), settings.hub_cache_bytes);
+        let mirror = Mirror::new(MirrorStore::new(backend.clone()), settings.hub_cache_bytes);
         let catalog = Catalog::start(settings.catalog.clone(), registry.clone(), mirror.clone(), replica.clone())
             .await
             .context("cannot start the catalog")?;
@@ -75,6 +81,8 @@ impl Application {
             mirror,
             public_base_url: settings.public_base_url.clone(),
             replica: replica.clone(),
+            authenticator,
+            backend,
         };
         let router = api::router(state, settings.api, settings.reset_endpoint);
         let listener = TcpListener::bind(&settings.listen)
@@ -109,12 +117,33 @@ impl Application {
 
     /// Serves until `shutdown` completes, then finishes in-flight requests.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        let served = axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await;
+        // Peer addresses reach the auth layer, which trusts proxy headers only from configured addresses.
+        let service = self.router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let served = axum::serve(self.listener, service).with_graceful_shutdown(shutdown).await;
         // Hand leases over first, so another replica resumes syncing while this one finishes.
         self.replica.shutdown().await;
         self.catalog.close().await;
         served
     }
+}
+
+/// Sets up authentication: says loudly when it is off, and on a fresh database writes the bootstrap admin
+/// token (unless `MODELCAT_ADMIN_TOKEN` gives one).
+async fn start_auth(settings: &Settings, backend: Arc<dyn store::Backend>) -> anyhow::Result<Authenticator> {
+    let auth = &settings.auth;
+    if let Some(warning) = auth.warning() {
+        tracing::warn!(listen = %settings.listen, "{warning}");
+    } else if auth.tokens && auth.admin_token.is_none() {
+        let written = crate::auth::tokens::bootstrap(&*backend, &settings.data_dir).await?;
+        if let Some(path) = written {
+            tracing::warn!(
+                path = %path.display(),
+                "created the bootstrap admin token (readable only by this user); use it to create more with \
+                 POST /api/modelcat/v1/tokens or `modelcat token create`"
+            );
+        }
+    }
+    Ok(Authenticator::new(auth.clone(), backend))
 }
 
 /// Hides the password of a database URL for logs.

@@ -32,6 +32,8 @@ pub struct Settings {
     pub replication: crate::replica::ReplicationSettings,
     /// The byte budget of parsed Hub repo documents cached for the Hub-compatible API.
     pub hub_cache_bytes: u64,
+    /// Who may do what (the `auth` section and `MODELCAT_ADMIN_TOKEN`).
+    pub auth: crate::auth::AuthSettings,
 }
 
 /// The `memory` section as written: budgets in MiB.
@@ -175,6 +177,8 @@ struct FileSettings {
     replication: ReplicationFileSettings,
     #[serde(default)]
     memory: MemoryFileSettings,
+    #[serde(default)]
+    auth: crate::auth::settings::AuthFileSettings,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -191,8 +195,9 @@ struct LogSettings {
     format: LogFormat,
 }
 
-/// Values given by environment or flags; `None` keeps the file's value.
-#[derive(Debug, Default, Clone)]
+/// Values given by environment or flags; `None` keeps the file's value. (No `Debug`: it may hold a
+/// secret.)
+#[derive(Default, Clone)]
 pub struct Overrides {
     pub config: Option<PathBuf>,
     pub listen: Option<String>,
@@ -202,6 +207,38 @@ pub struct Overrides {
     /// Sources files (`--sources`, repeatable; `MODELCAT_SOURCES`, comma-separated).
     pub sources: Option<Vec<PathBuf>>,
     pub public_base_url: Option<String>,
+    /// An admin token from the environment (`MODELCAT_ADMIN_TOKEN`), accepted and never stored.
+    pub admin_token: Option<String>,
+}
+
+/// Where the store is, for commands that open it without serving (`mirror`, `token`).
+#[derive(Debug, clap::Args)]
+pub struct StoreArgs {
+    /// Configuration file [default: config/modelcat.yaml, if present].
+    #[arg(long, env = "MODELCAT_CONFIG")]
+    config: Option<PathBuf>,
+    /// Database URL [default: the server's, sqlite://<data-dir>/registry.db].
+    #[arg(long, env = "MODELCAT_DATABASE_URL")]
+    database_url: Option<String>,
+    /// Directory for runtime data [default: data].
+    #[arg(long, env = "MODELCAT_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+impl StoreArgs {
+    /// Opens (and migrates) the database the server would use.
+    pub async fn connect(self) -> anyhow::Result<std::sync::Arc<dyn crate::store::Backend>> {
+        use anyhow::Context as _;
+        let settings = Settings::load(Overrides {
+            config: self.config,
+            database_url: self.database_url,
+            data_dir: self.data_dir,
+            ..Overrides::default()
+        })?;
+        std::fs::create_dir_all(&settings.data_dir)
+            .with_context(|| format!("cannot create data directory {}", settings.data_dir.display()))?;
+        crate::store::connect(&settings.database_url).await.context("cannot open the store")
+    }
 }
 
 /// A configuration that cannot be used.
@@ -247,7 +284,12 @@ impl Settings {
             search_cache_bytes: file.memory.search_cache_mb << 20,
             index_writer_bytes: file.memory.index_writer_mb << 20,
         };
+        let auth = file
+            .auth
+            .settings(overrides.admin_token.as_deref())
+            .map_err(|problems| ConfigError::Invalid(problems.join("; ")))?;
         let settings = Settings {
+            auth,
             catalog,
             listen: overrides.listen.or(file.listen).unwrap_or_else(|| "0.0.0.0:8080".to_owned()),
             database_url,

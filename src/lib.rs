@@ -1,7 +1,8 @@
 //! modelcat: a federated catalog and registry for ML models, in one binary.
 //!
 //! This crate is the server: the shared persistence layer ([`store`]: SQLite or PostgreSQL, migrations,
-//! the change log and leases), this process as one of several replicas ([`replica`]), the registry store ([`registry`]), its HTTP APIs ([`api`]), configuration
+//! the change log and leases), this process as one of several replicas ([`replica`]), who may do what
+//! ([`auth`]: identities, roles, API tokens), the registry store ([`registry`]), its HTTP APIs ([`api`]), configuration
 //! ([`config`]), the catalog service ([`catalog`]), the Hugging Face mirror ([`mirror`], served by
 //! [`api::hf`]) and the application skeleton ([`app`]). [`fake_hub`] is a faithful stand-in for the Hub,
 //! for tests and benchmarks. Catalog sources live in `modelcat-sources` and the
@@ -9,6 +10,7 @@
 
 pub mod api;
 pub mod app;
+pub mod auth;
 pub mod bench;
 pub mod catalog;
 pub mod config;

@@ -46,6 +46,9 @@ enum Command {
     /// Mirrors Hugging Face Hub metadata: sync once, export and import bundles.
     #[command(subcommand)]
     Mirror(modelcat::mirror::cli::MirrorCommand),
+    /// Creates, lists and revokes API tokens.
+    #[command(subcommand)]
+    Token(modelcat::auth::cli::TokenCommand),
     /// Measures modelcat and prints the figures.
     #[command(subcommand)]
     Bench(Bench),
@@ -140,6 +143,7 @@ async fn main() -> anyhow::Result<()> {
                 log_format: args.log_format,
                 sources: (!args.sources.is_empty()).then_some(args.sources),
                 public_base_url: args.public_base_url,
+                admin_token: std::env::var("MODELCAT_ADMIN_TOKEN").ok().filter(|token| !token.is_empty()),
             })?;
             modelcat::telemetry::init_tracing(settings.log_format);
             Application::build(settings).await?.run_until_stopped().await?;
@@ -177,6 +181,7 @@ async fn main() -> anyhow::Result<()> {
             modelcat::telemetry::init_tracing(LogFormat::Text);
             modelcat::bench::peers::run_peers(bench).await?;
         }
+        Command::Token(command) => modelcat::auth::cli::run(command).await?,
         Command::Mirror(command) => {
             modelcat::telemetry::init_tracing(LogFormat::Text);
             modelcat::mirror::cli::run(command).await?;

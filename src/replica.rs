@@ -222,6 +222,10 @@ impl Replica {
             if let Err(error) = self.prune().await {
                 tracing::warn!(%error, "cannot prune the change log");
             }
+            match changes::compact(&*self.0.backend).await {
+                Ok(deleted) => metrics::counter!("modelcat_change_log_compacted_total").increment(deleted),
+                Err(error) => tracing::warn!(%error, "cannot compact the change log"),
+            }
             tokio::select! {
                 () = tokio::time::sleep(self.0.settings.heartbeat) => {}
                 _ = stopping.changed() => return,

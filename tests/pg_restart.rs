@@ -47,7 +47,7 @@ async fn postmaster_start(url: &str) -> String {
 /// Registers a model, retrying while the server comes back (a request that was in flight on a dropped
 /// connection may fail; the client retries, as any would).
 async fn register(node: &Node, name: &str) {
-    let client = reqwest::Client::new();
+    let client = helpers::authorized_client(&cluster::ADMIN_TOKEN);
     let registered = eventually(Duration::from_secs(30), || async {
         let response = client
             .post(format!("{}{REGISTRY}/registered_models", node.address))

@@ -47,7 +47,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 /// Sets the resource gauges, read at each scrape: the process's memory and descriptors, tokio tasks,
-/// index segments, the SQLite WAL and the caches' estimated sizes.
+/// index segments, the SQLite database and WAL files and the caches' estimated sizes.
 fn record_resources(state: &AppState) {
     use metrics::gauge;
     let process = crate::telemetry::resources::Process::read();
@@ -56,6 +56,7 @@ fn record_resources(state: &AppState) {
         ("modelcat_process_file_bytes", process.file_bytes),
         ("modelcat_process_open_fds", process.open_fds),
         ("modelcat_sqlite_wal_bytes", state.replica.backend().wal_bytes()),
+        ("modelcat_sqlite_db_bytes", state.replica.backend().db_bytes()),
     ];
     for (name, value) in optional {
         if let Some(value) = value {

@@ -1,11 +1,12 @@
 //! The HTTP surface: every API family's router merged under one set of layers.
 //!
 //! Layers, outermost first: panic catching (500), request ids (`x-request-id`, generated when absent and
-//! echoed back), a request span per call, a per-request timeout, a body size limit, and request metrics
-//! (`http_requests_total` by method, route and status; `http_request_duration_seconds` by route).
-//! Unknown paths answer 404: in modelcat's envelope under `/api/modelcat/`, in the Hub's elsewhere under
-//! `/api/` outside the Kubeflow families, in Kubeflow's elsewhere.
+//! echoed back), a request span per call, a per-request timeout, a body size limit, request metrics
+//! (`http_requests_total` by method, route and status; `http_request_duration_seconds` by route), and
+//! authentication and authorization ([`auth::guard`]).
+//! Errors outside a handler (unknown paths, 401, 403) use the envelope of the path's [`Family`].
 
+pub mod auth;
 pub mod catalog;
 pub mod error;
 pub mod federation;
@@ -44,11 +45,14 @@ pub fn router(state: AppState, api: ApiSettings, reset_endpoint: bool) -> Router
         )
         .nest(
             federation::BASE_PATH,
-            federation::router().route_layer(middleware::from_fn_with_state(state.clone(), loading::feed)),
+            federation::router()
+                .route_layer(middleware::from_fn_with_state(state.clone(), loading::feed))
+                .merge(auth::router()),
         )
         .merge(health::router())
         .merge(hf::router().route_layer(middleware::from_fn_with_state(state.clone(), loading::hub)))
         .fallback(unknown_path)
+        .layer(middleware::from_fn_with_state(state.clone(), auth::guard))
         .layer(middleware::from_fn(record_metrics))
         .layer(DefaultBodyLimit::max(api.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
@@ -62,18 +66,61 @@ pub fn router(state: AppState, api: ApiSettings, reset_endpoint: bool) -> Router
         .with_state(state)
 }
 
-/// Unknown paths: modelcat's envelope under its family, the Hub's under `/api/` (outside the Kubeflow
-/// families), Kubeflow's elsewhere.
+/// The API families, each with its own error envelope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// The Kubeflow registry and catalog (and paths outside `/api/`): `{"code": "Not Found", "message"}`.
+    Kubeflow,
+    /// The Hub-compatible API: `{"error": "…"}` with `X-Error-Message`.
+    Hub,
+    /// modelcat's own, `/api/modelcat/`: `{"code": "not_found", "message"}`.
+    Modelcat,
+}
+
+impl Family {
+    /// The family a path belongs to: modelcat's under its prefix, the Hub's elsewhere under `/api/` and
+    /// for file resolution, Kubeflow's otherwise.
+    pub fn of(path: &str) -> Family {
+        let kubeflow = path.starts_with("/api/model_registry/") || path.starts_with("/api/model_catalog/");
+        if path.starts_with("/api/modelcat/") {
+            Family::Modelcat
+        } else if (path.starts_with("/api/") && !kubeflow) || path.contains("/resolve/") {
+            Family::Hub
+        } else {
+            Family::Kubeflow
+        }
+    }
+
+    /// An error in this family's envelope.
+    pub fn error(self, status: StatusCode, message: &str) -> Response {
+        match self {
+            Family::Kubeflow => ApiError::new(status, message).into_response(),
+            Family::Hub => {
+                hf::wire::HfError { status, code: None, message: message.to_owned(), commit: None }.into_response()
+            }
+            Family::Modelcat => {
+                let code = match status {
+                    StatusCode::BAD_REQUEST => "bad_request",
+                    StatusCode::UNAUTHORIZED => "unauthorized",
+                    StatusCode::FORBIDDEN => "forbidden",
+                    StatusCode::NOT_FOUND => "not_found",
+                    StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+                    _ => "error",
+                };
+                let body = serde_json::json!({ "code": code, "message": message });
+                (status, axum::Json(body)).into_response()
+            }
+        }
+    }
+}
+
+/// Unknown paths: 404 in the path's family envelope.
 async fn unknown_path(uri: axum::http::Uri) -> Response {
     let path = uri.path();
-    if path.starts_with(federation::BASE_PATH) {
-        return federation::FeedError::NotFound(format!("no route {path}")).into_response();
-    }
-    let kubeflow = path.starts_with("/api/model_registry/") || path.starts_with("/api/model_catalog/");
-    if path.starts_with("/api/") && !kubeflow {
-        hf::unknown_api_path(path)
-    } else {
-        ApiError::not_found("not found").into_response()
+    match Family::of(path) {
+        Family::Modelcat => federation::FeedError::NotFound(format!("no route {path}")).into_response(),
+        Family::Hub if path.starts_with("/api/") => hf::unknown_api_path(path),
+        _ => ApiError::not_found("not found").into_response(),
     }
 }
 

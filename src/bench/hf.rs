@@ -126,6 +126,7 @@ async fn run_in(bench: &HfBench, temp: &std::path::Path) -> anyhow::Result<()> {
         public_base_url: None,
         replication: Default::default(),
         hub_cache_bytes: crate::mirror::DEFAULT_CACHE_BYTES,
+        auth: Default::default(),
         listen: "127.0.0.1:0".into(),
         database_url,
         data_dir: temp.join("data"),

@@ -30,6 +30,18 @@ pub struct Load {
     pub duration: u64,
 }
 
+/// An HTTP client for a bench, sending `token` as its bearer credential when given.
+pub fn client(token: Option<&str>, idle_per_host: usize) -> anyhow::Result<reqwest::Client> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(token) = token {
+        let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))?;
+        value.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
+    let builder = reqwest::Client::builder().default_headers(headers).pool_max_idle_per_host(idle_per_host);
+    Ok(builder.timeout(Duration::from_secs(30)).build()?)
+}
+
 /// Prints the table header scenarios print under.
 pub fn header() {
     println!("{:<34} {:>10} {:>10} {:>10} {:>10} {:>8}", "scenario", "ops/s", "p50 ms", "p90 ms", "p99 ms", "errors");

@@ -107,7 +107,7 @@ fn peer_source(id: &str, url: &str, all: bool) -> String {
     let sources = if all { "\n      sources: [\"*\"]" } else { "" };
     format!(
         "model_catalogs:\n  - id: {id}\n    name: {id}\n    type: peer\n    properties:\n      url: {url}\n      \
-         syncInterval: 1s{sources}\n"
+         syncInterval: 1s\n      tokenEnv: MODELCAT_ADMIN_TOKEN{sources}\n"
     )
 }
 
@@ -165,7 +165,7 @@ pub async fn run_peers(bench: PeersBench) -> anyhow::Result<()> {
 }
 
 async fn run_in(bench: &PeersBench, root: &std::path::Path) -> anyhow::Result<()> {
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build()?;
+    let client = super::client(Some(super::server::bench_admin_token()), 8)?;
     let sqlite = |id: &str| format!("sqlite://{}", root.join(format!("{id}.db")).display());
     println!(
         "modelcat bench peers: B follows A; {} records, {} lag samples, {} registrations during a restart; \

@@ -11,6 +11,9 @@
 //! - find by name: `GET /registered_model?name=…`;
 //! - filtered list of 100: `GET /registered_models?pageSize=100&filterQuery=team = '…' AND layers > 4`.
 //!
+//! Clients send an editor API token (a real one, looked up like any other); `--no-auth` turns
+//! authentication off, to measure what it costs.
+//!
 //! Each scenario prints throughput and p50/p90/p99 latency. Nothing is asserted: these are measurements.
 
 use std::sync::Arc;
@@ -23,6 +26,8 @@ use super::{Load, Random, expect_ok, header, scenario};
 use serde_json::json;
 
 use crate::app::Application;
+use crate::auth::AuthSettings;
+use crate::auth::tokens::{self, NewToken};
 use crate::config::{ApiSettings, LogFormat, Settings};
 use crate::registry::schema::{MODEL_VERSION, REGISTERED_MODEL};
 use crate::registry::{self, Attach, Draft, MetaValue, Properties, RegistryStore, Scalar};
@@ -46,6 +51,9 @@ pub struct RegistryBench {
     /// name an empty database.
     #[arg(long)]
     pub database_url: Option<String>,
+    /// Serves without authentication (to compare with the default, API tokens).
+    #[arg(long)]
+    pub no_auth: bool,
 }
 
 const TEAMS: u64 = 20;
@@ -94,6 +102,7 @@ async fn run_against(bench: &RegistryBench, database_url: &str, temp: &std::path
         public_base_url: None,
         replication: Default::default(),
         hub_cache_bytes: crate::mirror::DEFAULT_CACHE_BYTES,
+        auth: if bench.no_auth { AuthSettings::off() } else { AuthSettings::default() },
         listen: "127.0.0.1:0".into(),
         database_url: database_url.to_owned(),
         data_dir: temp.join("data"),
@@ -109,10 +118,24 @@ async fn run_against(bench: &RegistryBench, database_url: &str, temp: &std::path
     let server = tokio::spawn(application.run_until(async {
         let _ = stopped.await;
     }));
-    let client = reqwest::Client::builder().pool_max_idle_per_host(bench.concurrency * 2).build()?;
+    let token = if bench.no_auth {
+        None
+    } else {
+        let backend = crate::store::connect(database_url).await?;
+        let token = NewToken {
+            name: "bench".into(),
+            role: crate::auth::Role::Editor,
+            expires_at: None,
+            created_by: "bench".into(),
+        };
+        Some(tokens::create(&*backend, &token).await?.1)
+    };
+    let client = super::client(token.as_ref().map(|token| token.expose()), bench.concurrency * 2)?;
     println!(
-        "\n{} concurrent clients over HTTP, {}s per scenario (client and server share this machine)",
-        bench.concurrency, bench.duration
+        "\n{} concurrent clients over HTTP, {}s per scenario (client and server share this machine), auth {}",
+        bench.concurrency,
+        bench.duration,
+        if bench.no_auth { "off" } else { "on (an editor token)" }
     );
     header();
     let load = Load { concurrency: bench.concurrency, duration: bench.duration };

@@ -86,7 +86,7 @@ struct Writers {
 
 async fn run_on(bench: &ReplicasBench, database_url: &str, root: &Path) -> anyhow::Result<()> {
     crate::install_crypto_provider();
-    let client = reqwest::Client::builder().pool_max_idle_per_host(64).timeout(Duration::from_secs(30)).build()?;
+    let client = super::client(Some(super::server::bench_admin_token()), 64)?;
     let hub = crate::fake_hub::FakeHub::new(200, 100);
     let (hub_url, _hub_task) = hub.serve(tokio::net::TcpListener::bind("127.0.0.1:0").await?).await?;
     let sources = format!(

@@ -14,13 +14,21 @@ use serde_json::Value;
 /// is appended). The process figures benches read from `/proc` are then the wrapper's.
 pub const SERVER_COMMAND: &str = "MODELCAT_BENCH_SERVER";
 
-/// One child `modelcat serve` with its data under `root/id`.
+/// One child `modelcat serve` with its data under `root/id`. It accepts [`Server::admin_token`]
+/// (`MODELCAT_ADMIN_TOKEN`), which [`Server::client`] sends.
 pub struct Server {
     pub id: String,
     pub address: String,
     pub dir: PathBuf,
+    pub admin_token: String,
     database_url: String,
     child: Option<Child>,
+}
+
+/// One admin token for every server of this bench run (peers use it to follow each other).
+pub fn bench_admin_token() -> &'static str {
+    static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TOKEN.get_or_init(|| crate::auth::token::Plaintext::generate().expose().to_owned())
 }
 
 impl Server {
@@ -44,6 +52,7 @@ impl Server {
             id: id.to_owned(),
             address: format!("http://127.0.0.1:{port}"),
             dir,
+            admin_token: bench_admin_token().to_owned(),
             database_url: database_url.to_owned(),
             child: None,
         };
@@ -69,6 +78,7 @@ impl Server {
             .arg(self.dir.join("modelcat.yaml"))
             .arg("--data-dir")
             .arg(self.dir.join("data"))
+            .env("MODELCAT_ADMIN_TOKEN", &self.admin_token)
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log))
             // Its own process group, so stopping it stops a wrapper's children too.
@@ -77,6 +87,11 @@ impl Server {
             .context("starting a replica")?;
         self.child = Some(child);
         Ok(())
+    }
+
+    /// A client that sends the admin token.
+    pub fn client(&self, idle_per_host: usize) -> anyhow::Result<reqwest::Client> {
+        super::client(Some(&self.admin_token), idle_per_host)
     }
 
     pub async fn ready(&self, client: &reqwest::Client) -> anyhow::Result<()> {

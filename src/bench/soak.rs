@@ -9,7 +9,7 @@
 //!
 //! Every `--sample-seconds` it prints one row: the server's heap (`RssAnon`) and file-backed memory
 //! (`RssFile`) and open descriptors (all read from `/proc`), tokio tasks, index segments and mapped index
-//! files, SQLite WAL bytes and cache bytes (read from the server's `/metrics`), and the interval's request rate and
+//! files, SQLite database and WAL bytes and cache bytes (read from the server's `/metrics`), and the interval's request rate and
 //! latencies. At the end it prints each series' least-squares slope after `--warm-up-minutes`, and p99
 //! latency in the first and second half of that span.
 
@@ -71,13 +71,14 @@ struct Sample {
 }
 
 /// The series a row shows: name, unit divisor, column header.
-const SERIES: [(&str, f64, &str); 8] = [
+const SERIES: [(&str, f64, &str); 9] = [
     ("heap", 1e6, "heap MB"),
     ("file", 1e6, "file MB"),
     ("fds", 1.0, "fds"),
     ("tasks", 1.0, "tasks"),
     ("segments", 1.0, "segments"),
     ("mapped", 1.0, "idx files"),
+    ("db", 1e6, "DB MB"),
     ("wal", 1e6, "WAL MB"),
     ("caches", 1e6, "caches MB"),
 ];
@@ -122,7 +123,7 @@ async fn run_in(bench: &SoakBench, root: &std::path::Path) -> anyhow::Result<()>
     // config/ and data/).
     let database = format!("sqlite://{}", root.join("registry.db").display());
     let server = Server::start(root, "s", &database, &sources, 15_000)?;
-    let client = reqwest::Client::builder().pool_max_idle_per_host(64).timeout(Duration::from_secs(30)).build()?;
+    let client = server.client(64)?;
     server.ready(&client).await?;
     let base = server.address.clone();
     let pid = server.pid().context("the server is not running")?;
@@ -287,6 +288,7 @@ async fn sample(
             ("modelcat_tokio_alive_tasks", "tasks"),
             ("modelcat_index_segments", "segments"),
             ("modelcat_index_mapped_files", "mapped"),
+            ("modelcat_sqlite_db_bytes", "db"),
             ("modelcat_sqlite_wal_bytes", "wal"),
             ("modelcat_cache_bytes", "caches"),
         ] {

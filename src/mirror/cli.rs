@@ -22,35 +22,11 @@ use super::Mirror;
 use super::hub::RetryPolicy;
 use super::store::MirrorStore;
 use super::sync::Progress;
-use crate::config::{Overrides, Settings};
+use crate::config::StoreArgs;
 
-/// Where the store is.
-#[derive(Debug, clap::Args)]
-pub struct StoreArgs {
-    /// Configuration file [default: config/modelcat.yaml, if present].
-    #[arg(long, env = "MODELCAT_CONFIG")]
-    config: Option<PathBuf>,
-    /// Database URL [default: the server's, sqlite://<data-dir>/registry.db].
-    #[arg(long, env = "MODELCAT_DATABASE_URL")]
-    database_url: Option<String>,
-    /// Directory for runtime data [default: data].
-    #[arg(long, env = "MODELCAT_DATA_DIR")]
-    data_dir: Option<PathBuf>,
-}
-
-impl StoreArgs {
-    async fn open(self) -> anyhow::Result<Mirror> {
-        let settings = Settings::load(Overrides {
-            config: self.config,
-            database_url: self.database_url,
-            data_dir: self.data_dir,
-            ..Overrides::default()
-        })?;
-        std::fs::create_dir_all(&settings.data_dir)
-            .with_context(|| format!("cannot create data directory {}", settings.data_dir.display()))?;
-        let backend = crate::store::connect(&settings.database_url).await.context("cannot open the store")?;
-        Ok(Mirror::open(MirrorStore::new(backend)).await?)
-    }
+/// Opens the mirror in the store the server would use.
+async fn open(store: StoreArgs) -> anyhow::Result<Mirror> {
+    Ok(Mirror::open(MirrorStore::new(store.connect().await?)).await?)
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -105,7 +81,7 @@ pub async fn run(command: MirrorCommand) -> anyhow::Result<()> {
     match command {
         MirrorCommand::Hf(args) => sync_once(args).await,
         MirrorCommand::Export { file, store } => {
-            let mirror = store.open().await?;
+            let mirror = open(store).await?;
             let bar = counter(mirror.listing.len() as u64, "exporting");
             let started = Instant::now();
             let summary = super::bundle::export(&mirror, &file, &|done| bar.set_position(done)).await?;
@@ -122,7 +98,7 @@ pub async fn run(command: MirrorCommand) -> anyhow::Result<()> {
             Ok(())
         }
         MirrorCommand::Import { file, store } => {
-            let mirror = store.open().await?;
+            let mirror = open(store).await?;
             let bar = counter(0, "importing");
             let started = Instant::now();
             let summary =
@@ -155,7 +131,7 @@ async fn sync_once(args: HfArgs) -> anyhow::Result<()> {
     let (params, included, excluded) =
         HfParams::parse(&properties, &args.include, &args.exclude).map_err(|error| anyhow::anyhow!(error))?;
     let filter = NameFilter::new(&included, &excluded)?;
-    let mirror = args.store.open().await?;
+    let mirror = open(args.store).await?;
     let bar = counter(0, "syncing");
     bar.set_message(format!("listing {}", params.url));
     let report = mirror

@@ -20,6 +20,12 @@
 //! - **SQLite: numbered at insert.** One writer at a time, so insert order is commit order;
 //!   `AUTOINCREMENT` never reuses a `seq`, even after the log was pruned to empty.
 //!
+//! **Compaction** ([`compact`]): an entry names what changed, and readers re-read its current state, so an
+//! entry is redundant once a later numbered entry names the same thing. Housekeeping deletes such
+//! entries, looking only at what was numbered since its last round, so the log holds about one entry per
+//! thing changed within the retention rather than one per write (under a steady write load on a fixed
+//! set of models the log, and the database file, stop growing).
+//!
 //! The log has an **epoch** (a random id created with the database) and a **pruned-through** position:
 //! a follower whose position belongs to another epoch, lies before the pruned part, or lies ahead of the
 //! head cannot continue from the log and rebuilds from the store's current state instead.
@@ -33,6 +39,7 @@ pub const CHANNEL: &str = "modelcat_changes";
 const SEQUENCER_LOCK: i64 = 0x0063_6867_5f6c_6f67;
 const EPOCH: &str = "log_epoch";
 const PRUNED_THROUGH: &str = "log_pruned_through";
+const COMPACTED_THROUGH: &str = "log_compacted_through";
 
 /// What a change is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -285,6 +292,61 @@ pub(super) async fn ensure_epoch(backend: &dyn Backend) -> Result<(), DbError> {
     transaction.commit().await
 }
 
+/// Deletes the entries that an entry numbered since the last round supersedes (a later entry for the same
+/// domain, source, name and entity); returns how many were deleted.
+pub async fn compact(backend: &dyn Backend) -> Result<u64, DbError> {
+    let dialect = backend.dialect();
+    let mut transaction = backend.begin().await?;
+    let mark = meta_position(&mut *transaction, dialect, COMPACTED_THROUGH).await?;
+    let mut sql = Sql::new(dialect);
+    sql.push("SELECT MAX(seq) FROM change_log");
+    let head = transaction.read(&sql, &[Col::Int]).await?.first().and_then(|row| row[0].as_int()).unwrap_or(0);
+    if head <= mark {
+        return Ok(0);
+    }
+    let mut sql = Sql::new(dialect);
+    sql.push(
+        "DELETE FROM change_log WHERE seq IN (SELECT older.seq FROM change_log newer JOIN change_log older \
+         ON older.domain = newer.domain AND older.source_id = newer.source_id \
+         AND COALESCE(older.name, '') = COALESCE(newer.name, '') \
+         AND COALESCE(older.entity_id, -1) = COALESCE(newer.entity_id, -1) \
+         AND older.seq < newer.seq WHERE newer.seq > ",
+    )
+    .arg(Value::Int(mark))
+    .push(" AND newer.seq <= ")
+    .arg(Value::Int(head))
+    .push(")");
+    let deleted = transaction.execute(&sql).await?;
+    set_meta_position(&mut *transaction, dialect, COMPACTED_THROUGH, head).await?;
+    transaction.commit().await?;
+    Ok(deleted)
+}
+
+/// A position kept in `store_meta` (0 when absent).
+async fn meta_position(transaction: &mut dyn Transaction, dialect: Dialect, name: &str) -> Result<i64, DbError> {
+    let mut sql = Sql::new(dialect);
+    sql.push("SELECT value FROM store_meta WHERE name = ").arg(Value::Text(name.to_owned()));
+    let rows = transaction.read(&sql, &[Col::Text]).await?;
+    let text = rows.into_iter().next().and_then(|row| row.into_iter().next()?.into_text());
+    Ok(text.and_then(|text| text.parse().ok()).unwrap_or(0))
+}
+
+async fn set_meta_position(
+    transaction: &mut dyn Transaction,
+    dialect: Dialect,
+    name: &str,
+    position: i64,
+) -> Result<(), DbError> {
+    let mut sql = Sql::new(dialect);
+    sql.push("INSERT INTO store_meta (name, value) VALUES (")
+        .arg(Value::Text(name.to_owned()))
+        .push(", ")
+        .arg(Value::Text(position.to_string()))
+        .push(") ON CONFLICT (name) DO UPDATE SET value = excluded.value");
+    transaction.execute(&sql).await?;
+    Ok(())
+}
+
 /// Deletes entries older than `older_than_ms` (ms since the epoch) but never past `keep_after` (the
 /// lowest position a live replica still needs); returns the new pruned-through position.
 pub async fn prune(backend: &dyn Backend, older_than_ms: i64, keep_after: Option<i64>) -> Result<i64, DbError> {
@@ -297,24 +359,14 @@ pub async fn prune(backend: &dyn Backend, older_than_ms: i64, keep_after: Option
     if let Some(keep_after) = keep_after {
         through = through.min(keep_after);
     }
-    let mut sql = Sql::new(dialect);
-    sql.push("SELECT value FROM store_meta WHERE name = ").arg(Value::Text(PRUNED_THROUGH.to_owned()));
-    let previous = transaction.read(&sql, &[Col::Text]).await?;
-    let previous = previous.into_iter().next().and_then(|row| row.into_iter().next()?.into_text());
-    let previous: i64 = previous.and_then(|text| text.parse().ok()).unwrap_or(0);
+    let previous = meta_position(&mut *transaction, dialect, PRUNED_THROUGH).await?;
     if through <= previous {
         return Ok(previous);
     }
     let mut sql = Sql::new(dialect);
     sql.push("DELETE FROM change_log WHERE seq <= ").arg(Value::Int(through));
     transaction.execute(&sql).await?;
-    let mut sql = Sql::new(dialect);
-    sql.push("INSERT INTO store_meta (name, value) VALUES (")
-        .arg(Value::Text(PRUNED_THROUGH.to_owned()))
-        .push(", ")
-        .arg(Value::Text(through.to_string()))
-        .push(") ON CONFLICT (name) DO UPDATE SET value = excluded.value");
-    transaction.execute(&sql).await?;
+    set_meta_position(&mut *transaction, dialect, PRUNED_THROUGH, through).await?;
     transaction.commit().await?;
     Ok(through)
 }

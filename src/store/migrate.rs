@@ -19,6 +19,8 @@ pub const SQLITE: &[Migration] = &[
     Migration { version: 2, name: "hf_mirror", sql: include_str!("migrations/sqlite/0002_hf_mirror.sql") },
     Migration { version: 3, name: "replication", sql: include_str!("migrations/sqlite/0003_replication.sql") },
     Migration { version: 4, name: "federation", sql: include_str!("migrations/sqlite/0004_federation.sql") },
+    Migration { version: 5, name: "auth", sql: include_str!("migrations/sqlite/0005_auth.sql") },
+    Migration { version: 6, name: "change_log_key", sql: include_str!("migrations/sqlite/0006_change_log_key.sql") },
 ];
 
 /// Migrations for PostgreSQL, in order.
@@ -27,6 +29,8 @@ pub const POSTGRES: &[Migration] = &[
     Migration { version: 2, name: "hf_mirror", sql: include_str!("migrations/postgres/0002_hf_mirror.sql") },
     Migration { version: 3, name: "replication", sql: include_str!("migrations/postgres/0003_replication.sql") },
     Migration { version: 4, name: "federation", sql: include_str!("migrations/postgres/0004_federation.sql") },
+    Migration { version: 5, name: "auth", sql: include_str!("migrations/postgres/0005_auth.sql") },
+    Migration { version: 6, name: "change_log_key", sql: include_str!("migrations/postgres/0006_change_log_key.sql") },
 ];
 
 /// Creates the bookkeeping table; portable across both backends.

@@ -201,6 +201,11 @@ pub trait Backend: Send + Sync + 'static {
     /// Signals commits that may have changed the change log (see [`CommitSignal`]).
     fn commits(&self) -> watch::Receiver<u64>;
 
+    /// The size of the database file, where the database is a file this process can see.
+    fn db_bytes(&self) -> Option<u64> {
+        None
+    }
+
     /// The size of the write-ahead log file, where the database keeps one this process can see.
     fn wal_bytes(&self) -> Option<u64> {
         None

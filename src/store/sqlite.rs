@@ -245,6 +245,10 @@ impl Backend for SqliteBackend {
         Dialect::Sqlite
     }
 
+    fn db_bytes(&self) -> Option<u64> {
+        std::fs::metadata(&self.readers.path).ok().map(|metadata| metadata.len())
+    }
+
     fn wal_bytes(&self) -> Option<u64> {
         let mut wal = self.readers.path.clone().into_os_string();
         wal.push("-wal");

@@ -1,5 +1,6 @@
 //! A cluster of real `modelcat serve` processes sharing one database, for the scale-out tests: start,
-//! `kill -9`, graceful stop, pause (`SIGSTOP`) and resume, restart on the same data directory.
+//! `kill -9`, graceful stop, pause (`SIGSTOP`) and resume, restart on the same data directory. Every node
+//! runs with authentication on, as by default.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -12,6 +13,11 @@ use crate::helpers::eventually;
 
 pub const CATALOG: &str = "/api/model_catalog/v1alpha1";
 pub const REGISTRY: &str = "/api/model_registry/v1alpha3";
+
+/// The admin token every node accepts (`MODELCAT_ADMIN_TOKEN`) and its client sends; peers in the
+/// federation tests follow one another with it (`tokenEnv: MODELCAT_ADMIN_TOKEN`).
+pub static ADMIN_TOKEN: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| modelcat::auth::token::Plaintext::generate().expose().to_owned());
 
 /// Replication settings of every node (short, so faults show quickly).
 #[derive(Debug, Clone)]
@@ -74,7 +80,7 @@ impl Node {
         std::fs::write(dir.join("modelcat.yaml"), config).expect("config file");
         modelcat::install_crypto_provider();
         let port = free_port();
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
+        let client = crate::helpers::authorized_client(&ADMIN_TOKEN);
         let mut node = Node {
             id: id.to_owned(),
             address: format!("http://127.0.0.1:{port}"),
@@ -101,6 +107,7 @@ impl Node {
             .arg("--database-url")
             .arg(&self.database_url)
             .env("RUST_LOG", "info")
+            .env("MODELCAT_ADMIN_TOKEN", ADMIN_TOKEN.as_str())
             .stdout(Stdio::from(log.try_clone().expect("log file")))
             .stderr(Stdio::from(log))
             .spawn()

@@ -15,6 +15,11 @@ use crate::helpers::{PostgresDatabase, eventually};
 const FEED: &str = "/api/modelcat/v1";
 const SETTLED: Duration = Duration::from_secs(20);
 
+/// A GET with the nodes' admin token.
+async fn admin_get(url: String) -> reqwest::Result<reqwest::Response> {
+    crate::helpers::authorized_client(&crate::cluster::ADMIN_TOKEN).get(url).send().await
+}
+
 fn sqlite(root: &Path, name: &str) -> String {
     format!("sqlite://{}", root.join(format!("{name}.db")).display())
 }
@@ -29,7 +34,8 @@ fn peers(peers: &[(&str, &Node, &str)]) -> String {
     let mut text = String::from("model_catalogs:\n");
     for (id, node, extra) in peers {
         text.push_str(&format!(
-            "  - id: {id}\n    name: Peer {id}\n    type: peer\n    properties:\n      url: {}\n      syncInterval: 1s\n",
+            "  - id: {id}\n    name: Peer {id}\n    type: peer\n    properties:\n      url: {}\n      syncInterval: 1s\n      \
+             tokenEnv: MODELCAT_ADMIN_TOKEN\n",
             node.address
         ));
         for line in extra.lines().filter(|line| !line.trim().is_empty()) {
@@ -73,7 +79,7 @@ async fn source_status(node: &Node, source: &str) -> Value {
 }
 
 async fn feed(node: &Node, query: &str) -> (u16, Value) {
-    let response = reqwest::get(format!("{}{FEED}/changes?{query}", node.address)).await.expect("sent");
+    let response = admin_get(format!("{}{FEED}/changes?{query}", node.address)).await.expect("sent");
     (response.status().as_u16(), response.json().await.unwrap_or_default())
 }
 
@@ -134,7 +140,7 @@ async fn the_feed_serves_changes_snapshots_and_refuses_cursors_it_cannot_continu
     let a = instance(root.path(), "a", &Timing::default()).await;
     let me = instance_id(&a).await;
 
-    let snapshot = reqwest::get(format!("{}{FEED}/snapshot", a.address)).await.expect("sent");
+    let snapshot = admin_get(format!("{}{FEED}/snapshot", a.address)).await.expect("sent");
     assert_eq!(snapshot.headers()["content-type"], "application/x-ndjson");
     let text = snapshot.text().await.expect("body");
     let end: Value = serde_json::from_str(text.lines().last().expect("end line")).expect("json");
@@ -156,7 +162,7 @@ async fn the_feed_serves_changes_snapshots_and_refuses_cursors_it_cannot_continu
     // A long poll answers as soon as something changes.
     let waiting = {
         let url = format!("{}{FEED}/changes?since={cursor}&wait=30", a.address);
-        tokio::spawn(async move { reqwest::get(url).await.expect("sent").json::<Value>().await.expect("json") })
+        tokio::spawn(async move { admin_get(url).await.expect("sent").json::<Value>().await.expect("json") })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
     let started = std::time::Instant::now();
@@ -176,7 +182,7 @@ async fn the_feed_serves_changes_snapshots_and_refuses_cursors_it_cannot_continu
     assert_eq!(change["op"], "delete", "{change}");
 
     // Server-Sent Events from Last-Event-ID.
-    let client = reqwest::Client::new();
+    let client = crate::helpers::authorized_client(&crate::cluster::ADMIN_TOKEN);
     let mut stream = client
         .get(format!("{}{FEED}/changes", a.address))
         .header("accept", "text/event-stream")
@@ -211,7 +217,7 @@ async fn the_feed_serves_changes_snapshots_and_refuses_cursors_it_cannot_continu
         assert_eq!((got, body["code"].as_str()), (status, Some(code)), "{query}: {body}");
         assert!(body["message"].as_str().is_some_and(|message| !message.is_empty()));
     }
-    let unknown = reqwest::get(format!("{}{FEED}/nothing-here", a.address)).await.expect("sent");
+    let unknown = admin_get(format!("{}{FEED}/nothing-here", a.address)).await.expect("sent");
     assert_eq!(unknown.status(), 404);
     assert_eq!(unknown.json::<Value>().await.expect("json")["code"], "not_found");
 }
@@ -381,44 +387,20 @@ async fn a_peer_that_goes_down_keeps_its_records_shows_the_error_and_resumes() {
     assert!(healed.await.is_some(), "{}", source_status(&b, "team-a").await);
 }
 
-/// An authenticating proxy in front of a peer (as kube-rbac-proxy or oauth2-proxy would be): 401 unless
-/// the bearer token is `token`.
-async fn guarded(upstream: String, token: &'static str) -> String {
-    use axum::extract::Request;
-    use axum::response::IntoResponse;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let address = format!("http://{}", listener.local_addr().expect("address"));
-    let proxy = move |request: Request| {
-        let upstream = upstream.clone();
-        async move {
-            let expected = format!("Bearer {token}");
-            if request.headers().get("authorization").and_then(|value| value.to_str().ok()) != Some(expected.as_str()) {
-                let body = json!({"code": "Unauthorized", "message": "invalid bearer token"});
-                return (axum::http::StatusCode::UNAUTHORIZED, axum::Json(body)).into_response();
-            }
-            let path = request.uri().path_and_query().map(|path| path.to_string()).unwrap_or_default();
-            let answer = reqwest::get(format!("{upstream}{path}")).await.expect("upstream");
-            let status = axum::http::StatusCode::from_u16(answer.status().as_u16()).expect("status");
-            (status, answer.bytes().await.expect("body")).into_response()
-        }
-    };
-    tokio::spawn(async move { axum::serve(listener, axum::Router::new().fallback(proxy)).await });
-    address
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_token_shows_401_on_the_source_and_never_in_a_log() {
     let root = tempfile::tempdir().expect("temp dir");
     let timing = Timing::default();
     let a = instance(root.path(), "a", &timing).await;
     a.register("secret-model").await;
-    let proxy = guarded(a.address.clone(), "right-token-1234").await;
     let b = instance(root.path(), "b", &timing).await;
     let token_file = b.dir().join("team-a.token");
-    std::fs::write(&token_file, "wrong-token-9876\n").expect("token file");
+    let wrong = modelcat::auth::token::Plaintext::generate().expose().to_owned();
+    std::fs::write(&token_file, format!("{wrong}\n")).expect("token file");
     let sources = format!(
-        "model_catalogs:\n  - id: team-a\n    name: Team A\n    type: peer\n    properties:\n      url: {proxy}\n      \
+        "model_catalogs:\n  - id: team-a\n    name: Team A\n    type: peer\n    properties:\n      url: {}\n      \
          tokenFile: {}\n      syncInterval: 1s\n",
+        a.address,
         token_file.display()
     );
     b.set_sources(&sources);
@@ -431,16 +413,19 @@ async fn a_wrong_token_shows_401_on_the_source_and_never_in_a_log() {
         Some(refused) => refused,
         None => panic!("no 401 shown: {}", source_status(&b, "team-a").await),
     };
-    assert!(refused.contains("invalid bearer token"), "{refused}");
+    assert!(refused.contains("unknown token"), "{refused}");
     assert_eq!(source_status(&b, "team-a").await["status"], "error");
 
-    // The right token, read again from the file, heals the source.
-    std::fs::write(&token_file, "right-token-1234").expect("token file");
+    // A follower token made on A, read again from the file, heals the source: following needs no more.
+    let created = a.post(&format!("{FEED}/tokens"), json!({"name": "peer b", "role": "follower"})).await;
+    let right = created["token"].as_str().expect("token").to_owned();
+    std::fs::write(&token_file, &right).expect("token file");
     shows(&b, "team-a", &set(&["secret-model"])).await;
     let status = b.status().await.to_string();
-    for secret in ["wrong-token-9876", "right-token-1234"] {
-        assert!(!b.log().contains(secret), "the token {secret} is in B's log");
-        assert!(!status.contains(secret), "the token {secret} is in B's status");
+    for secret in [&wrong, &right, &*crate::cluster::ADMIN_TOKEN] {
+        assert!(!b.log().contains(secret.as_str()), "a token is in B's log");
+        assert!(!a.log().contains(secret.as_str()), "a token is in A's log");
+        assert!(!status.contains(secret.as_str()), "a token is in B's status");
     }
 }
 
@@ -469,7 +454,7 @@ async fn kubeflow_catalog_and_registry_peers_are_polled() {
     let sources = format!(
         "model_catalogs:\n  - id: kf-catalog\n    name: Kubeflow catalog\n    type: peer\n    properties:\n      url: {url}\n      \
          protocol: kubeflow-catalog\n      sources: [team]\n      syncInterval: 1s\n  - id: kf-registry\n    name: Kubeflow \
-         registry\n    type: peer\n    properties:\n      url: {url}\n      protocol: kubeflow-registry\n      syncInterval: 1s\n",
+         registry\n    type: peer\n    properties:\n      url: {url}\n      protocol: kubeflow-registry\n      syncInterval: 1s\n      tokenEnv: MODELCAT_ADMIN_TOKEN\n",
         url = a.address
     );
     b.set_sources(&sources);

@@ -3,6 +3,8 @@
 use std::time::Duration;
 
 use modelcat::Application;
+use modelcat::auth::AuthSettings;
+use modelcat::auth::token::Plaintext;
 use modelcat::config::{ApiSettings, LogFormat, Settings};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
@@ -18,9 +20,16 @@ pub enum Backend {
 pub const BASE: &str = "/api/model_registry/v1alpha3";
 
 /// A running server and a client for it; stops the server (and drops its database) when dropped.
+///
+/// Authentication is on, as by default: `client` sends an admin token (`admin_token`), and
+/// `anonymous` sends none.
 pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
+    pub anonymous: reqwest::Client,
+    pub admin_token: String,
+    pub data_dir: std::path::PathBuf,
+    pub database_url: String,
     shutdown: Option<oneshot::Sender<()>>,
     _data_dir: tempfile::TempDir,
     database: Option<PostgresDatabase>,
@@ -53,12 +62,15 @@ impl TestApp {
                 (database.url.clone(), Some(database))
             }
         };
+        let admin_token = Plaintext::generate();
+        let auth = AuthSettings { admin_token: Some(admin_token.clone()), ..AuthSettings::default() };
         let settings = Settings {
+            auth,
             public_base_url: None,
             replication: Default::default(),
             hub_cache_bytes: modelcat::mirror::DEFAULT_CACHE_BYTES,
             listen: "127.0.0.1:0".into(),
-            database_url,
+            database_url: database_url.clone(),
             data_dir: data_dir.path().join("data"),
             api: ApiSettings::default(),
             reset_endpoint: true,
@@ -74,8 +86,21 @@ impl TestApp {
         tokio::spawn(application.run_until(async {
             let _ = stopped.await;
         }));
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
-        Some(TestApp { address, client, shutdown: Some(shutdown), _data_dir: data_dir, database })
+        let admin_token = admin_token.expose().to_owned();
+        let client = authorized_client(&admin_token);
+        let anonymous = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
+        let data = data_dir.path().join("data");
+        Some(TestApp {
+            address,
+            client,
+            anonymous,
+            admin_token,
+            data_dir: data,
+            database_url,
+            shutdown: Some(shutdown),
+            _data_dir: data_dir,
+            database,
+        })
     }
 
     /// Sends a request to `path` (relative to the server root) with an optional JSON body.
@@ -115,6 +140,15 @@ impl TestApp {
         assert_eq!(created.status, StatusCode::CREATED, "POST {path}: {}", created.body);
         created.body["id"].as_str().expect("id").to_owned()
     }
+}
+
+/// A client that sends `token` as its bearer credential.
+pub fn authorized_client(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).expect("header");
+    value.set_sensitive(true);
+    headers.insert(reqwest::header::AUTHORIZATION, value);
+    reqwest::Client::builder().default_headers(headers).timeout(Duration::from_secs(30)).build().expect("client")
 }
 
 /// Retries `check` until it returns `Some` or `timeout` passes.

@@ -1,10 +1,12 @@
 //! HTTP integration tests: one binary, each test against a real server over HTTP.
 
+mod auth;
 mod catalog;
 mod cluster;
 mod federation;
 mod helpers;
 mod hf;
+mod oidc;
 mod registry;
 mod replicas;
 mod service;

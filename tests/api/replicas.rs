@@ -26,7 +26,7 @@ async fn write_models(node: &Node, prefix: &str, count: usize) {
             node.patch(&format!("{REGISTRY}/registered_models/{id}"), json!({"state": "ARCHIVED"})).await;
         }
         if number % 7 == 6 {
-            let deleted = reqwest::Client::new()
+            let deleted = crate::helpers::authorized_client(&crate::cluster::ADMIN_TOKEN)
                 .delete(format!("{}{REGISTRY}/registered_models/{id}", node.address))
                 .send()
                 .await

@@ -36,7 +36,7 @@ async fn it_listens_at_once_serves_the_registry_and_answers_503_until_the_catalo
     );
     let database = format!("sqlite://{}", root.path().join("registry.db").display());
     modelcat::install_crypto_provider();
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
+    let client = crate::helpers::authorized_client(&crate::cluster::ADMIN_TOKEN);
     let started = Instant::now();
     let mut node = Node::spawn(root.path(), "s", &database, &sources, &Timing::default());
 

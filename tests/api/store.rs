@@ -127,3 +127,59 @@ async fn postgres_stale_fences_are_refused() {
     stale_fences_are_refused(modelcat::store::connect(&database.url).await.unwrap()).await;
     database.drop_blocking();
 }
+
+/// Compaction keeps the newest entry of each thing that changed, and a reader from the start still learns
+/// of every thing; entries appended after a round are compacted by the next.
+async fn compaction_keeps_the_newest_entry_of_each_thing(backend: Arc<dyn Backend>) {
+    let append = |entries: Vec<Entry>| {
+        let backend = backend.clone();
+        async move {
+            let mut transaction = backend.begin().await.expect("begin");
+            changes::append(&mut *transaction, backend.dialect(), &entries).await.expect("append");
+            transaction.commit().await.expect("commit");
+            changes::sequence(&*backend).await.expect("sequence");
+        }
+    };
+    let registry = |id: i64| Entry {
+        domain: changes::Domain::Registry,
+        source_id: String::new(),
+        name: Some(format!("m{id}")),
+        entity_id: Some(id),
+    };
+    append(vec![registry(1), registry(2), Entry::hf("hub", Some("org/a")), Entry::hf("hub", None)]).await;
+    append(vec![registry(1), Entry::hf("hub", Some("org/a")), Entry::hf("hub", None), Entry::hf("other", None)]).await;
+    append(vec![registry(1)]).await;
+    let head = changes::bounds(&*backend).await.expect("bounds").head;
+    assert_eq!(changes::compact(&*backend).await.expect("compact"), 4);
+    let left = changes::read_after(&*backend, 0, 100).await.expect("read");
+    let keys: Vec<_> =
+        left.iter().map(|change| (change.source_id.clone(), change.name.clone(), change.entity_id)).collect();
+    assert_eq!(
+        keys,
+        vec![
+            (String::new(), Some("m2".to_owned()), Some(2)),
+            ("hub".to_owned(), Some("org/a".to_owned()), None),
+            ("hub".to_owned(), None, None),
+            ("other".to_owned(), None, None),
+            (String::new(), Some("m1".to_owned()), Some(1)),
+        ]
+    );
+    assert_eq!(changes::bounds(&*backend).await.expect("bounds").head, head, "the head stays");
+    assert_eq!(changes::compact(&*backend).await.expect("compact"), 0, "nothing new, nothing to do");
+    append(vec![registry(2)]).await;
+    assert_eq!(changes::compact(&*backend).await.expect("compact"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_compaction_keeps_the_newest_entry_of_each_thing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    compaction_keeps_the_newest_entry_of_each_thing(sqlite(&dir).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_compaction_keeps_the_newest_entry_of_each_thing() {
+    let Some(database) = PostgresDatabase::from_env().await else { return };
+    let backend = modelcat::store::connect(&database.url).await.expect("postgres");
+    compaction_keeps_the_newest_entry_of_each_thing(backend).await;
+    database.drop_blocking();
+}

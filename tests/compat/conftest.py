@@ -5,8 +5,13 @@ PostgreSQL (a fresh database on the server in MODELCAT_TEST_POSTGRES_URL, droppe
 that variable the PostgreSQL run is skipped, except under CI, where it fails.
 
 MODELCAT_BIN names the binary (default: the release build in CARGO_TARGET_DIR or target/).
+
+Servers run with authentication on, as by default: each suite reads the bootstrap admin token the server
+writes to its data directory, creates an editor token with it over the API, and hands that to the
+official clients through their own token options (`token_for(base_url)`).
 """
 
+import json
 import os
 import socket
 import subprocess
@@ -69,12 +74,42 @@ class PostgresDatabase:
 
 
 class Server:
-    """A running modelcat: its base URL, process and throwaway database."""
+    """A running modelcat: its base URL, process, throwaway database and an editor token."""
 
     def __init__(self, base_url, process, database):
         self.base_url = base_url
         self.process = process
         self.database = database
+        self.admin_token = None
+        self.token = None
+
+
+# Editor and admin tokens of the running servers, by base URL.
+TOKENS = {}
+ADMIN_TOKENS = {}
+
+
+def token_for(base_url: str) -> str:
+    """An editor token of the server at `base_url`."""
+    return TOKENS[base_url]
+
+
+def admin_token_for(base_url: str) -> str:
+    """The bootstrap admin token of the server at `base_url`."""
+    return ADMIN_TOKENS[base_url]
+
+
+def create_token(base_url: str, admin_token: str, name: str, role: str) -> str:
+    """Creates a token over the API with `admin_token` and returns its plaintext."""
+    request = urllib.request.Request(
+        f"{base_url}/api/modelcat/v1/tokens",
+        data=json.dumps({"name": name, "role": role}).encode(),
+        headers={"Authorization": f"Bearer {admin_token}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 201
+        return json.loads(response.read())["token"]
 
 
 def start_modelcat(backend: str, workdir: Path, extra_args=()) -> Server:
@@ -99,10 +134,18 @@ def start_modelcat(backend: str, workdir: Path, extra_args=()) -> Server:
             [modelcat_binary(), "serve", "--config", str(config), "--listen", f"127.0.0.1:{port}",
              "--database-url", database_url, "--data-dir", str(workdir / "data"), *extra_args],
             stdout=log, stderr=subprocess.STDOUT,
+            env={key: value for key, value in os.environ.items() if key != "MODELCAT_ADMIN_TOKEN"},
         )
     server = Server(f"http://127.0.0.1:{port}", process, database)
     try:
         wait_ready(server.base_url, process, log_path)
+        # The bootstrap admin token, written once (mode 0600) when the server met a fresh database.
+        token_file = workdir / "data" / "admin-token"
+        assert token_file.stat().st_mode & 0o777 == 0o600
+        server.admin_token = token_file.read_text().strip()
+        server.token = create_token(server.base_url, server.admin_token, "compat-suite", "editor")
+        TOKENS[server.base_url] = server.token
+        ADMIN_TOKENS[server.base_url] = server.admin_token
     except Exception:
         stop_modelcat(server)
         raise

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from model_registry import ModelRegistry
 
-from conftest import start_modelcat, stop_modelcat
+from conftest import admin_token_for, create_token, start_modelcat, stop_modelcat, token_for
 
 CATALOG = "/api/model_catalog/v1alpha1"
 
@@ -42,6 +42,9 @@ def eventually(check, timeout=30.0):
 def follower(modelcat):
     workdir = Path(tempfile.mkdtemp(prefix="modelcat-follower-"))
     sources = workdir / "sources.yaml"
+    # The peer reads the registry with a viewer token of its own, from a file.
+    token_file = workdir / "team-registry.token"
+    token_file.write_text(create_token(modelcat, admin_token_for(modelcat), "follower peer", "viewer"))
     sources.write_text(
         "model_catalogs:\n"
         "  - id: team-registry\n"
@@ -51,6 +54,7 @@ def follower(modelcat):
         f"      url: {modelcat}\n"
         "      protocol: kubeflow-registry\n"
         "      syncInterval: 1s\n"
+        f"      tokenFile: {token_file}\n"
     )
     server = start_modelcat("sqlite", workdir, ["--sources", str(sources)])
     try:
@@ -69,7 +73,7 @@ def model(base_url: str, name: str):
 
 
 def test_models_registered_with_the_client_reach_the_peer_and_archiving_removes_them(modelcat, follower):
-    registry = ModelRegistry(modelcat, author="federation-suite", is_secure=False, user_token="ignored")
+    registry = ModelRegistry(modelcat, author="federation-suite", is_secure=False, user_token=token_for(modelcat))
     suffix = uuid.uuid4().hex[:8]
     kept, archived = f"fraud-{suffix}", f"churn-{suffix}"
     for name in (kept, archived):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port, modelcat_binary, start_modelcat, stop_modelcat
+from conftest import free_port, modelcat_binary, start_modelcat, stop_modelcat, token_for
 
 GENERATED = 2500
 EXPECTED = GENERATED + 4
@@ -218,7 +218,7 @@ def test_register_hf_model_through_the_mirror(mirror, tmp_path):
     pytest.importorskip("model_registry")
     script = textwrap.dedent(f"""\
         from model_registry import ModelRegistry
-        registry = ModelRegistry("{mirror}", author="compat-suite", is_secure=False, user_token="ignored")
+        registry = ModelRegistry("{mirror}", author="compat-suite", is_secure=False, user_token="{token_for(mirror)}")
         model = registry.register_hf_model("org/m1", "config.json", version="v1",
                                            model_format_name="safetensors", model_format_version="1")
         version = registry.get_model_version(model.name, "v1")

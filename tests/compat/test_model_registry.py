@@ -13,6 +13,8 @@ import requests
 from model_registry import ModelRegistry
 from model_registry.exceptions import StoreError
 
+from conftest import admin_token_for, create_token, token_for
+
 BASE = "/api/model_registry/v1alpha3"
 
 
@@ -22,7 +24,7 @@ def unique(prefix: str) -> str:
 
 @pytest.fixture(scope="module")
 def registry(modelcat):
-    return ModelRegistry(modelcat, author="compat-suite", is_secure=False, user_token="ignored")
+    return ModelRegistry(modelcat, author="compat-suite", is_secure=False, user_token=token_for(modelcat))
 
 
 def test_register_model_with_metadata_of_every_type(registry):
@@ -118,7 +120,7 @@ def test_generated_api_for_serving_and_artifact_types(modelcat, registry):
     mv = registry.get_model_version(name, "v1")
 
     async def scenario():
-        async with mr_openapi.ApiClient(mr_openapi.Configuration(host=modelcat)) as client:
+        async with mr_openapi.ApiClient(mr_openapi.Configuration(host=modelcat, access_token=token_for(modelcat))) as client:
             api = mr_openapi.ModelRegistryServiceApi(client)
             env = await api.create_serving_environment(ServingEnvironmentCreate(name=unique("env")))
             found_env = await api.find_serving_environment(name=env.name)
@@ -165,8 +167,14 @@ def test_generated_api_for_serving_and_artifact_types(modelcat, registry):
     asyncio.run(scenario())
 
 
-def test_experiments_and_runs_over_http(modelcat):
+def authorized(modelcat) -> requests.Session:
     session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {token_for(modelcat)}"
+    return session
+
+
+def test_experiments_and_runs_over_http(modelcat):
+    session = authorized(modelcat)
     experiment = session.post(f"{modelcat}{BASE}/experiments", json={"name": unique("exp"), "owner": "me"})
     assert experiment.status_code == 201, experiment.text
     experiment = experiment.json()
@@ -193,10 +201,34 @@ def test_experiments_and_runs_over_http(modelcat):
 
 
 def test_error_bodies_match_upstream(modelcat):
-    response = requests.post(f"{modelcat}{BASE}/registered_models", json={"name": unique("x"), "ext_id": "1"})
+    session = authorized(modelcat)
+    response = session.post(f"{modelcat}{BASE}/registered_models", json={"name": unique("x"), "ext_id": "1"})
     assert response.status_code == 400
     assert response.json() == {"code": "Bad Request", "message": 'json: unknown field "ext_id"'}
-    response = requests.post(f"{modelcat}{BASE}/model_versions", json={"registeredModelId": "1"})
+    response = session.post(f"{modelcat}{BASE}/model_versions", json={"registeredModelId": "1"})
     assert response.status_code == 422
     assert response.json() == {"code": "Bad Request", "message": "required field 'name' is zero value."}
-    assert requests.get(modelcat).status_code == 404
+    assert session.get(modelcat).status_code == 404
+
+
+def test_the_registry_needs_a_token_and_a_viewer_cannot_write(modelcat, registry):
+    anonymous = requests.get(f"{modelcat}{BASE}/registered_models")
+    assert anonymous.status_code == 401
+    assert anonymous.headers["WWW-Authenticate"].startswith("Bearer")
+    assert anonymous.json()["code"] == "Unauthorized"
+    # Catalog reads stay anonymous by default.
+    assert requests.get(f"{modelcat}/api/model_catalog/v1alpha1/sources").status_code == 200
+
+    name = unique("read-only")
+    registry.register_model(name, "s3://b/r", model_format_name="onnx", model_format_version="1", version="v1")
+    viewer_token = create_token(modelcat, admin_token_for(modelcat), "compat viewer", "viewer")
+    viewer = ModelRegistry(modelcat, author="viewer", is_secure=False, user_token=viewer_token)
+    assert viewer.get_registered_model(name).name == name
+    with pytest.raises(Exception) as refused:
+        viewer.register_model(unique("refused"), "s3://b/x", model_format_name="onnx", model_format_version="1",
+                              version="v1")
+    assert "403" in str(refused.value) or "Forbidden" in str(refused.value), refused.value
+    forbidden = requests.post(f"{modelcat}{BASE}/registered_models", json={"name": unique("x")},
+                              headers={"Authorization": f"Bearer {viewer_token}"})
+    assert forbidden.status_code == 403 and forbidden.json()["code"] == "Forbidden"
+    assert viewer_token not in forbidden.text

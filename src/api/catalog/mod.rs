@@ -303,6 +303,7 @@ async fn status(State(state): State<AppState>) -> ApiResult {
         })
         .collect();
     let follow = state.replica.follow_state();
+    let auth = state.authenticator.settings();
     let leases: Vec<Json> = state
         .replica
         .leases()
@@ -327,6 +328,7 @@ async fn status(State(state): State<AppState>) -> ApiResult {
         "sources": sources,
         "replica": replica,
         "load": state.catalog.progress().figures(),
+        "auth": {"methods": auth.method_names(), "warning": auth.warning()},
     })))
 }
 
