@@ -47,6 +47,8 @@ pub struct Application {
     port: u16,
     catalog: Catalog,
     replica: Replica,
+    /// Chains and checkpoints the audit log; stopped with the server.
+    audit: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -69,6 +71,10 @@ impl Application {
             .await
             .context("cannot start the catalog")?;
         tokio::spawn(replica.clone().run_housekeeping());
+        let signer = crate::audit::checkpoint::Signer::load_or_create(&settings.data_dir)
+            .context("cannot read or create the audit checkpoint key")?;
+        let audit =
+            tokio::spawn(crate::audit::checkpoint::run(backend.clone(), signer, settings.audit_checkpoint_interval));
         telemetry::spawn_upkeep();
         let state = AppState {
             registry,
@@ -97,7 +103,7 @@ impl Application {
             instance = replica.instance(),
             "modelcat listening (the catalog loads in the background; see /readyz)"
         );
-        Ok(Application { listener, router, port, catalog, replica })
+        Ok(Application { listener, router, port, catalog, replica, audit })
     }
 
     /// The catalog this application serves.
@@ -122,6 +128,7 @@ impl Application {
         let served = axum::serve(self.listener, service).with_graceful_shutdown(shutdown).await;
         // Hand leases over first, so another replica resumes syncing while this one finishes.
         self.replica.shutdown().await;
+        self.audit.abort();
         self.catalog.close().await;
         served
     }

@@ -34,6 +34,8 @@ pub struct Settings {
     pub hub_cache_bytes: u64,
     /// Who may do what (the `auth` section and `MODELCAT_ADMIN_TOKEN`).
     pub auth: crate::auth::AuthSettings,
+    /// How often the audit log's head is signed, when it moved (`audit.checkpoint_interval_secs`).
+    pub audit_checkpoint_interval: std::time::Duration,
 }
 
 /// The `memory` section as written: budgets in MiB.
@@ -179,6 +181,21 @@ struct FileSettings {
     memory: MemoryFileSettings,
     #[serde(default)]
     auth: crate::auth::settings::AuthFileSettings,
+    #[serde(default)]
+    audit: AuditFileSettings,
+}
+
+/// The `audit` section as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct AuditFileSettings {
+    checkpoint_interval_secs: u64,
+}
+
+impl Default for AuditFileSettings {
+    fn default() -> Self {
+        AuditFileSettings { checkpoint_interval_secs: 60 }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -226,15 +243,20 @@ pub struct StoreArgs {
 }
 
 impl StoreArgs {
+    /// The settings the server would use.
+    pub fn settings(&self) -> Result<Settings, ConfigError> {
+        Settings::load(Overrides {
+            config: self.config.clone(),
+            database_url: self.database_url.clone(),
+            data_dir: self.data_dir.clone(),
+            ..Overrides::default()
+        })
+    }
+
     /// Opens (and migrates) the database the server would use.
     pub async fn connect(self) -> anyhow::Result<std::sync::Arc<dyn crate::store::Backend>> {
         use anyhow::Context as _;
-        let settings = Settings::load(Overrides {
-            config: self.config,
-            database_url: self.database_url,
-            data_dir: self.data_dir,
-            ..Overrides::default()
-        })?;
+        let settings = self.settings()?;
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("cannot create data directory {}", settings.data_dir.display()))?;
         crate::store::connect(&settings.database_url).await.context("cannot open the store")
@@ -290,6 +312,7 @@ impl Settings {
             .map_err(|problems| ConfigError::Invalid(problems.join("; ")))?;
         let settings = Settings {
             auth,
+            audit_checkpoint_interval: std::time::Duration::from_secs(file.audit.checkpoint_interval_secs),
             catalog,
             listen: overrides.listen.or(file.listen).unwrap_or_else(|| "0.0.0.0:8080".to_owned()),
             database_url,

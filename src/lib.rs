@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod bench;
 pub mod catalog;
@@ -19,6 +20,7 @@ pub mod federation;
 pub mod mirror;
 pub use modelcat_index::filter;
 pub mod pagination;
+pub mod private_file;
 pub mod registry;
 pub mod replica;
 pub mod store;

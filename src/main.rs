@@ -49,6 +49,9 @@ enum Command {
     /// Creates, lists and revokes API tokens.
     #[command(subcommand)]
     Token(modelcat::auth::cli::TokenCommand),
+    /// Verifies the audit log's hash chain and signed checkpoints.
+    #[command(subcommand)]
+    Audit(modelcat::audit::cli::AuditCommand),
     /// Measures modelcat and prints the figures.
     #[command(subcommand)]
     Bench(Bench),
@@ -182,6 +185,7 @@ async fn main() -> anyhow::Result<()> {
             modelcat::bench::peers::run_peers(bench).await?;
         }
         Command::Token(command) => modelcat::auth::cli::run(command).await?,
+        Command::Audit(command) => modelcat::audit::cli::run(command).await?,
         Command::Mirror(command) => {
             modelcat::telemetry::init_tracing(LogFormat::Text);
             modelcat::mirror::cli::run(command).await?;

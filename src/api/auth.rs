@@ -8,6 +8,7 @@
 //! - `GET /whoami`: the caller's identity (anonymous included) and the server's auth methods.
 //! - `GET /tokens`, `POST /tokens` (`{"name", "role", "expiresInDays"}`; the answer carries the token
 //!   once), `DELETE /tokens/{id}` (revokes): admins only.
+//! - `GET /audit` ([`super::audit`]): admins only.
 
 use std::net::SocketAddr;
 
@@ -22,6 +23,7 @@ use serde_json::json;
 
 use super::Family;
 use crate::app::AppState;
+use crate::audit;
 use crate::auth::authenticate::AuthError;
 use crate::auth::tokens::{self, NewToken};
 use crate::auth::{Access, Identity, Role};
@@ -57,10 +59,13 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
         }
         _ => {}
     }
+    let request_id = request.headers().get("x-request-id").and_then(|value| value.to_str().ok()).map(str::to_owned);
+    let subject = identity.as_ref().map_or_else(|| "anonymous".to_owned(), |identity| identity.subject.clone());
     if let Some(identity) = identity {
         request.extensions_mut().insert(identity);
     }
-    next.run(request).await
+    // Writes made while serving this request are audited as this caller.
+    audit::scope(audit::Actor { subject, request_id }, next.run(request)).await
 }
 
 /// A 401 that tells the client to send a bearer token (RFC 6750).
@@ -86,6 +91,7 @@ pub fn router() -> Router<AppState> {
         .route("/whoami", get(whoami))
         .route("/tokens", get(list_tokens).post(create_token))
         .route("/tokens/{id}", delete(revoke_token))
+        .route("/audit", get(super::audit::list))
 }
 
 async fn whoami(State(state): State<AppState>, identity: Option<Extension<Identity>>) -> Response {

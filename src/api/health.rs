@@ -42,8 +42,15 @@ async fn ready(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    record_resources(&state);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
+    // The recorder is process-wide: two applications in one process (tests) must not interleave setting
+    // their gauges and rendering them.
+    static SCRAPE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let rendered = {
+        let _scrape = SCRAPE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        record_resources(&state);
+        state.metrics.render()
+    };
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], rendered)
 }
 
 /// Sets the resource gauges, read at each scrape: the process's memory and descriptors, tokio tasks,

@@ -6,6 +6,7 @@
 //! authentication and authorization ([`auth::guard`]).
 //! Errors outside a handler (unknown paths, 401, 403) use the envelope of the path's [`Family`].
 
+pub mod audit;
 pub mod auth;
 pub mod catalog;
 pub mod error;

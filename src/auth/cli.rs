@@ -41,7 +41,12 @@ pub enum TokenCommand {
     Generate,
 }
 
+/// Runs a command; its writes are audited as `cli`.
 pub async fn run(command: TokenCommand) -> anyhow::Result<()> {
+    crate::audit::scope(crate::audit::Actor::named("cli"), execute(command)).await
+}
+
+async fn execute(command: TokenCommand) -> anyhow::Result<()> {
     match command {
         TokenCommand::Create { name, role, expires_in_days, store } => {
             anyhow::ensure!(!name.trim().is_empty(), "--name must not be empty");

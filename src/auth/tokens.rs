@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::Role;
 use super::token::Plaintext;
+use crate::audit;
 use crate::store::sql::{Backend, Col, Row, Sql, Value};
 use crate::store::{DbError, now_millis};
 
@@ -111,9 +112,11 @@ pub async fn create(backend: &dyn Backend, token: &NewToken) -> Result<(TokenRec
     let secret = Plaintext::generate();
     let mut transaction = backend.begin().await?;
     let row = transaction.read(&insert(backend, token, &secret), COLS).await?.into_iter().next();
-    transaction.commit().await?;
     let row = row.ok_or_else(|| DbError::Backend("the token insert returned no row".into()))?;
-    Ok((decode(row)?, secret))
+    let record = decode(row)?;
+    audit::append(&mut *transaction, backend.dialect(), audited("token.create", &record)).await?;
+    transaction.commit().await?;
+    Ok((record, secret))
 }
 
 /// Every token, newest first.
@@ -133,9 +136,21 @@ pub async fn revoke(backend: &dyn Backend, id: i64) -> Result<Option<TokenRecord
         .arg(Value::Int(id))
         .push(" RETURNING ")
         .push(COLUMNS);
-    let row = transaction.read(&sql, COLS).await?.into_iter().next();
+    let Some(row) = transaction.read(&sql, COLS).await?.into_iter().next() else { return Ok(None) };
+    let record = decode(row)?;
+    audit::append(&mut *transaction, backend.dialect(), audited("token.revoke", &record)).await?;
     transaction.commit().await?;
-    row.map(decode).transpose()
+    Ok(Some(record))
+}
+
+/// The audit record of a token change: the token by id, name and role, never its secret or digest.
+fn audited(action: &str, record: &TokenRecord) -> audit::Record {
+    audit::Record {
+        action: action.to_owned(),
+        entity: format!("token/{}", record.id),
+        detail: Some(format!("{} ({})", record.name, record.role.as_str())),
+        ..audit::Record::default()
+    }
 }
 
 /// The token with this digest.
@@ -184,22 +199,13 @@ pub async fn bootstrap(backend: &dyn Backend, data_dir: &Path) -> Result<Option<
         created_by: "bootstrap".to_owned(),
     };
     let secret = Plaintext::generate();
-    transaction.read(&insert(backend, &token, &secret), COLS).await?;
+    let row = transaction.read(&insert(backend, &token, &secret), COLS).await?.into_iter().next();
+    let record = decode(row.ok_or_else(|| DbError::Backend("the token insert returned no row".into()))?)?;
+    let entry = audited("token.create", &record);
+    audit::scope(audit::Actor::named("bootstrap"), audit::append(&mut *transaction, backend.dialect(), entry)).await?;
     let path = data_dir.join(BOOTSTRAP_FILE);
-    write_private(&path, secret.expose()).map_err(|source| BootstrapError::Write { path: path.clone(), source })?;
+    crate::private_file::write(&path, format!("{}\n", secret.expose()))
+        .map_err(|source| BootstrapError::Write { path: path.clone(), source })?;
     transaction.commit().await?;
     Ok(Some(path))
-}
-
-/// Writes `text` to a file only its owner can read, replacing an older one.
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write as _;
-    let _ = std::fs::remove_file(path);
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path)?;
-    file.write_all(format!("{text}\n").as_bytes())?;
-    file.sync_all()
 }

@@ -23,6 +23,7 @@ use super::{
     Attach, Cursor, CursorValue, Draft, ListQuery, MetaValue, OrderField, Page, Properties, Record, RegistryError,
     RegistryStore, Scalar, now_millis,
 };
+use crate::audit;
 use crate::store::changes::{self, ModelOf};
 use crate::store::sql::{Backend, Col, DbError, Row, Sql, Transaction, Value};
 
@@ -72,6 +73,39 @@ impl SqlStore {
             return Ok(None);
         };
         changes::registry_entry(&mut **tx, self.db.dialect(), model).await.map_err(db_error)
+    }
+
+    /// Records a write in the audit log: the entity's stored state before (`before`) and after (read here).
+    async fn audit(
+        &self,
+        tx: &mut Box<dyn Transaction>,
+        action: &str,
+        kind: &Kind,
+        id: i64,
+        before: Option<String>,
+    ) -> Result<(), RegistryError> {
+        let after = if action == "delete" { None } else { self.state_digest(tx, kind, id).await? };
+        let record = audit::Record {
+            action: action.to_owned(),
+            entity: format!("{}/{id}", kind.label.replace(' ', "_")),
+            before,
+            after,
+            detail: None,
+        };
+        audit::append(&mut **tx, self.db.dialect(), record).await.map_err(db_error)
+    }
+
+    /// The digest of an entity's stored row (its columns and properties), for the audit log.
+    async fn state_digest(
+        &self,
+        tx: &mut Box<dyn Transaction>,
+        kind: &Kind,
+        id: i64,
+    ) -> Result<Option<String>, RegistryError> {
+        let mut sql = self.select(kind);
+        sql.push(" WHERE t.id = ").arg(Value::Int(id));
+        let row = tx.read(&sql, &layout(kind).cols).await.map_err(db_error)?.into_iter().next();
+        Ok(row.map(|row| crate::store::audit::digest(format!("{row:?}").as_bytes())))
     }
 
     /// Appends `entry` to the change log (the transaction's last statement before commit).
@@ -548,8 +582,10 @@ impl RegistryStore for SqlStore {
             let name = text_value(&values, "name").unwrap_or_default();
             if let Some(existing) = self.run_metric(&mut tx, run_id, name).await? {
                 self.append_history(&mut tx, &values, &properties, now, experiment_id, run_id).await?;
+                let before = self.state_digest(&mut tx, kind, existing).await?;
                 let update = Draft { values, properties: Some(properties) };
                 self.update_row(&mut tx, kind, existing, &update, None, now).await?;
+                self.audit(&mut tx, "update", kind, existing, before).await?;
                 tx.commit().await.map_err(db_error)?;
                 return self.get(kind, existing).await;
             }
@@ -592,6 +628,7 @@ impl RegistryStore for SqlStore {
                 }),
         };
         let record = Record { id, kind, parent, create_time: now, update_time: now, version: 1, values, properties };
+        self.audit(&mut tx, "create", kind, id, None).await?;
         let entry = self.catalog_entry(&mut tx, kind, id).await?;
         self.log(&mut tx, entry).await?;
         tx.commit().await.map_err(|error| write_error(kind, None, error))?;
@@ -617,6 +654,7 @@ impl RegistryStore for SqlStore {
     ) -> Result<Record, RegistryError> {
         let now = now_millis();
         let mut tx = self.db.begin().await.map_err(db_error)?;
+        let before = self.state_digest(&mut tx, kind, id).await?;
         let touched = self.update_row(&mut tx, kind, id, &draft, expected_version, now).await?;
         if touched == 0 {
             drop(tx);
@@ -628,6 +666,7 @@ impl RegistryStore for SqlStore {
                 expected_version.unwrap_or_default()
             )));
         }
+        self.audit(&mut tx, "update", kind, id, before).await?;
         let entry = self.catalog_entry(&mut tx, kind, id).await?;
         self.log(&mut tx, entry).await?;
         tx.commit().await.map_err(|error| write_error(kind, None, error))?;
@@ -727,6 +766,7 @@ impl RegistryStore for SqlStore {
         if tx.read(&sql, &[Col::Int]).await.map_err(db_error)?.is_empty() {
             return Err(not_found(kind, id));
         }
+        let before = self.state_digest(&mut tx, kind, id).await?;
         let entry = self.catalog_entry(&mut tx, kind, id).await?;
         if kind == &REGISTERED_MODEL {
             let versions = "model_version_id IN (SELECT id FROM model_version WHERE registered_model_id = {id})";
@@ -743,6 +783,7 @@ impl RegistryStore for SqlStore {
             return Err(RegistryError::Invalid(format!("{}s cannot be deleted", kind.label)));
         }
         self.delete_rows(&mut tx, kind, "id = {id}", id).await?;
+        self.audit(&mut tx, "delete", kind, id, before).await?;
         self.log(&mut tx, entry).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(())
@@ -764,6 +805,9 @@ impl RegistryStore for SqlStore {
             sql.push(&statement);
             tx.execute(&sql).await.map_err(db_error)?;
         }
+        let reset =
+            audit::Record { action: "registry.reset".into(), entity: "registry/*".into(), ..Default::default() };
+        audit::append(&mut *tx, self.db.dialect(), reset).await.map_err(db_error)?;
         let everything = changes::registry_entry(&mut *tx, self.db.dialect(), ModelOf::All).await.map_err(db_error)?;
         self.log(&mut tx, everything).await?;
         tx.commit().await.map_err(db_error)?;

@@ -21,6 +21,7 @@ pub const SQLITE: &[Migration] = &[
     Migration { version: 4, name: "federation", sql: include_str!("migrations/sqlite/0004_federation.sql") },
     Migration { version: 5, name: "auth", sql: include_str!("migrations/sqlite/0005_auth.sql") },
     Migration { version: 6, name: "change_log_key", sql: include_str!("migrations/sqlite/0006_change_log_key.sql") },
+    Migration { version: 7, name: "audit", sql: include_str!("migrations/sqlite/0007_audit.sql") },
 ];
 
 /// Migrations for PostgreSQL, in order.
@@ -31,6 +32,7 @@ pub const POSTGRES: &[Migration] = &[
     Migration { version: 4, name: "federation", sql: include_str!("migrations/postgres/0004_federation.sql") },
     Migration { version: 5, name: "auth", sql: include_str!("migrations/postgres/0005_auth.sql") },
     Migration { version: 6, name: "change_log_key", sql: include_str!("migrations/postgres/0006_change_log_key.sql") },
+    Migration { version: 7, name: "audit", sql: include_str!("migrations/postgres/0007_audit.sql") },
 ];
 
 /// Creates the bookkeeping table; portable across both backends.

@@ -3,6 +3,7 @@
 //! - [`sql`]: the narrow [`Backend`](sql::Backend) seam (neutral values, placeholders, constraint errors).
 //! - [`sqlite`] and [`postgres`]: the two backends; [`connect`] picks one from the database URL.
 //! - [`migrate`]: one ordered migration set per backend, applied at connect.
+//! - [`audit`]: the audit log's tables and hash chain (what it records: [`crate::audit`]).
 //! - [`changes`]: the change log (what the catalog shows changed, in commit order) that replicas and
 //!   peers follow.
 //! - [`lease`]: leases with fencing numbers, so one replica at a time syncs an external source.
@@ -13,6 +14,7 @@
 //! The registry ([`crate::registry`]) and the Hub mirror ([`crate::mirror`]) depend on this module; it
 //! depends on neither.
 
+pub mod audit;
 pub mod changes;
 pub mod lease;
 pub mod migrate;

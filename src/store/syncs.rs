@@ -71,6 +71,13 @@ pub async fn record(
              finished_at = excluded.finished_at, report = excluded.report",
         );
     transaction.execute(&sql).await?;
+    let summary = super::audit::Record {
+        action: "sync".to_owned(),
+        entity: format!("source/{}", status.source_id),
+        detail: Some(record.problem.clone().unwrap_or_else(|| record.summary.clone())),
+        ..Default::default()
+    };
+    super::audit::append(&mut *transaction, backend.dialect(), super::audit::Actor::named("system"), summary).await?;
     changes::append(&mut *transaction, backend.dialect(), &[status]).await?;
     transaction.commit().await?;
     Ok(())

@@ -88,6 +88,7 @@ fn routes() -> Vec<(Method, String, Needs)> {
     all.push((Method::GET, format!("{modelcat}/tokens"), Needs::Admin));
     all.push((Method::POST, format!("{modelcat}/tokens"), Needs::Admin));
     all.push((Method::DELETE, format!("{modelcat}/tokens/999999"), Needs::Admin));
+    all.push((Method::GET, format!("{modelcat}/audit"), Needs::Admin));
     for path in ["/healthz", "/readyz", "/metrics", "/no/such/path"] {
         all.push((Method::GET, path.to_owned(), Needs::Public));
     }

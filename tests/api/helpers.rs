@@ -66,6 +66,7 @@ impl TestApp {
         let auth = AuthSettings { admin_token: Some(admin_token.clone()), ..AuthSettings::default() };
         let settings = Settings {
             auth,
+            audit_checkpoint_interval: Duration::ZERO,
             public_base_url: None,
             replication: Default::default(),
             hub_cache_bytes: modelcat::mirror::DEFAULT_CACHE_BYTES,

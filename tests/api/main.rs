@@ -1,5 +1,6 @@
 //! HTTP integration tests: one binary, each test against a real server over HTTP.
 
+mod audit;
 mod auth;
 mod catalog;
 mod cluster;
