@@ -180,35 +180,23 @@ impl OidcVerifier {
         lookup(&keys, kid).ok_or(OidcError::UnknownKey)
     }
 
-    async fn fetch(&self, keys: &mut Keys) -> Result<(), OidcError> {
+    /// A JSON document from the issuer (errors name no URL: it may carry credentials).
+    async fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, OidcError> {
         let issuer = |error: reqwest::Error| OidcError::Issuer(error.without_url().to_string());
+        let response = self.http.get(url).send().await.and_then(|response| response.error_for_status());
+        response.map_err(issuer)?.json().await.map_err(issuer)
+    }
+
+    async fn fetch(&self, keys: &mut Keys) -> Result<(), OidcError> {
         if keys.jwks_uri.is_none() {
             let url = format!("{}/.well-known/openid-configuration", self.settings.issuer.trim_end_matches('/'));
-            let discovery: Json = self
-                .http
-                .get(&url)
-                .send()
-                .await
-                .and_then(|r| r.error_for_status())
-                .map_err(issuer)?
-                .json()
-                .await
-                .map_err(issuer)?;
+            let discovery: Json = self.get_json(&url).await?;
             let uri =
                 discovery["jwks_uri"].as_str().ok_or_else(|| OidcError::Issuer("no jwks_uri in discovery".into()))?;
             keys.jwks_uri = Some(uri.to_owned());
         }
         let uri = keys.jwks_uri.clone().unwrap_or_default();
-        let set: JwkSet = self
-            .http
-            .get(&uri)
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-            .map_err(issuer)?
-            .json()
-            .await
-            .map_err(issuer)?;
+        let set: JwkSet = self.get_json(&uri).await?;
         keys.by_kid.clear();
         for jwk in &set.keys {
             // Shared-secret keys are never accepted from a key set.
