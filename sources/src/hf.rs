@@ -150,7 +150,8 @@ impl HfParams {
     }
 }
 
-/// Parses a Go duration (`90s`, `30m`, `1h30m`, `24h`, `500ms`).
+/// Parses a Go duration (`90s`, `30m`, `1h30m`, `24h`, `500ms`); `None` when malformed or too large to
+/// represent (found by fuzzing: a huge value used to panic).
 pub fn parse_go_duration(text: &str) -> Option<Duration> {
     let mut total = Duration::ZERO;
     let mut rest = text.trim();
@@ -170,7 +171,7 @@ pub fn parse_go_duration(text: &str) -> Option<Duration> {
             _ => return None,
         };
         rest = &rest[unit_end..];
-        total += Duration::from_secs_f64(number * seconds);
+        total = total.checked_add(Duration::try_from_secs_f64(number * seconds).ok()?)?;
     }
     Some(total)
 }
@@ -348,6 +349,17 @@ mod tests {
 
     fn props(pairs: &[(&str, Json)]) -> BTreeMap<String, Json> {
         pairs.iter().map(|(key, value)| ((*key).to_owned(), value.clone())).collect()
+    }
+
+    #[test]
+    fn go_durations_parse_and_huge_ones_are_refused() {
+        assert_eq!(parse_go_duration("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_go_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_go_duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_go_duration("10x"), None);
+        // Found by fuzzing (fuzz/fuzz_targets/hub_model.rs): these used to panic.
+        assert_eq!(parse_go_duration(&format!("{}h", "9".repeat(40))), None);
+        assert_eq!(parse_go_duration("4000000000000000h4000000000000000h"), None);
     }
 
     #[test]
