@@ -31,7 +31,7 @@ use sha1::Digest as _;
 
 use crate::api::hf::wire::{self, HfError};
 use crate::api::params::form_pairs;
-use crate::mirror::bundle::hex;
+use crate::hex::encode as hex;
 use crate::mirror::listing::Entry;
 
 /// When the fixtures were "created" (ms since the epoch): 2024-01-01.

@@ -17,6 +17,7 @@ pub mod catalog;
 pub mod config;
 pub mod fake_hub;
 pub mod federation;
+pub mod hex;
 pub mod mirror;
 pub use modelcat_index::filter;
 pub mod pagination;

@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 use ring::rand::SystemRandom;
 use ring::signature::{ED25519, Ed25519KeyPair, KeyPair as _, UnparsedPublicKey};
 
+use crate::hex::{decode as unhex, encode as hex};
 use crate::store::Backend;
-use crate::store::audit::{self as table, Checkpoint, digest, hex};
+use crate::store::audit::{self as table, Checkpoint};
 use crate::store::now_millis;
 
 pub const KEY_FILE: &str = "audit-key";
@@ -65,7 +66,7 @@ impl Signer {
 
 /// The id of a public key.
 pub fn key_id(public: &[u8]) -> String {
-    digest(public)[..16].to_owned()
+    crate::hex::sha256(public)[..16].to_owned()
 }
 
 fn message(seq: i64, hash: &str) -> String {
@@ -77,15 +78,6 @@ pub fn signed_by(checkpoint: &Checkpoint, public: &[u8]) -> bool {
     let Some(signature) = unhex(&checkpoint.signature) else { return false };
     let message = message(checkpoint.seq, &checkpoint.hash);
     UnparsedPublicKey::new(&ED25519, public).verify(message.as_bytes(), &signature).is_ok()
-}
-
-/// Hex to bytes.
-pub fn unhex(text: &str) -> Option<Vec<u8>> {
-    let text = text.trim();
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len()).step_by(2).map(|at| u8::from_str_radix(text.get(at..at + 2)?, 16).ok()).collect()
 }
 
 /// Chains pending entries every second and checkpoints the head once per `interval` when it moved, for

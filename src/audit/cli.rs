@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use super::checkpoint::{self, unhex};
+use super::checkpoint;
 use super::verify;
 use crate::config::StoreArgs;
 
@@ -32,7 +32,9 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<()> {
     let mut keys = Vec::new();
     for path in &trusted_keys {
         let text = std::fs::read_to_string(path).map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?;
-        keys.push(unhex(&text).ok_or_else(|| anyhow::anyhow!("{} is not a hex public key", path.display()))?);
+        keys.push(
+            crate::hex::decode(&text).ok_or_else(|| anyhow::anyhow!("{} is not a hex public key", path.display()))?,
+        );
     }
     let backend = store.connect().await?;
     let report = verify::verify(&*backend, &keys).await?;

@@ -4,8 +4,6 @@
 //! real modelcat token from a typo or from another service's token. Only the SHA-256 of a token is ever
 //! stored; the plaintext is shown once, when it is created.
 
-use sha2::{Digest, Sha256};
-
 /// Every modelcat API token starts with this.
 pub const PREFIX: &str = "mct_";
 
@@ -71,7 +69,7 @@ impl Plaintext {
 
     /// What is stored and looked up: the hex SHA-256 of the token.
     pub fn digest(&self) -> String {
-        hex(&Sha256::digest(self.0.as_bytes()))
+        crate::hex::sha256(self.0.as_bytes())
     }
 
     /// The first characters, enough to tell tokens apart in a list and not enough to use one.
@@ -88,10 +86,6 @@ fn checksum(body: &str) -> String {
         value /= 62;
     }
     String::from_utf8(out.to_vec()).expect("ASCII")
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 #[cfg(test)]

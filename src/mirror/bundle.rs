@@ -17,6 +17,8 @@ use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
 use sha2::{Digest, Sha256};
 
+use crate::hex::encode as hex;
+
 use super::Mirror;
 use super::store::{MirroredRepo, StoreError};
 
@@ -101,7 +103,7 @@ pub async fn export(mirror: &Mirror, path: &Path, on_repo: &dyn Fn(u64)) -> Resu
                 .iter()
                 .map(|(path, content)| FileLine {
                     path: path.clone(),
-                    sha256: hex(&Sha256::digest(content)),
+                    sha256: crate::hex::sha256(content),
                     content: BASE64.encode(content),
                 })
                 .collect();
@@ -226,7 +228,7 @@ fn read(
             let content = BASE64
                 .decode(&file.content)
                 .map_err(|error| invalid(format!("{}/{}: {error}", repo.repo_id, file.path)))?;
-            if hex(&Sha256::digest(&content)) != file.sha256 {
+            if crate::hex::sha256(&content) != file.sha256 {
                 return Err(invalid(format!("{}/{}: content does not match its SHA-256", repo.repo_id, file.path)));
             }
             summary.files += 1;
@@ -263,9 +265,4 @@ impl<W: Write> Lines<W> {
         self.digest.update(&line);
         self.writer.write_all(&line)
     }
-}
-
-/// Lowercase hex of a digest.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }

@@ -105,7 +105,7 @@ impl SqlStore {
         let mut sql = self.select(kind);
         sql.push(" WHERE t.id = ").arg(Value::Int(id));
         let row = tx.read(&sql, &layout(kind).cols).await.map_err(db_error)?.into_iter().next();
-        Ok(row.map(|row| crate::store::audit::digest(format!("{row:?}").as_bytes())))
+        Ok(row.map(|row| crate::hex::sha256(format!("{row:?}").as_bytes())))
     }
 
     /// Appends `entry` to the change log (the transaction's last statement before commit).

@@ -63,16 +63,7 @@ pub fn hash(previous: &str, entry: &Entry) -> String {
     hasher.update(previous.as_bytes());
     hasher.update(b"\n");
     hasher.update(canonical.as_bytes());
-    hex(&hasher.finalize())
-}
-
-/// The SHA-256 of some bytes, as lowercase hex (the before and after digests).
-pub fn digest(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+    crate::hex::encode(&hasher.finalize())
 }
 
 const SEAL_LOCK: i64 = 0x0061_7564_6974;
@@ -381,7 +372,7 @@ mod tests {
             action: "create".into(),
             entity: "registered_model/1".into(),
             before_digest: None,
-            after_digest: Some(digest(b"state")),
+            after_digest: Some(crate::hex::sha256(b"state")),
             request_id: Some("r-1".into()),
             detail: None,
         }

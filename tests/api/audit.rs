@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use modelcat::audit::checkpoint::{PUBLIC_KEY_FILE, unhex};
+use modelcat::audit::checkpoint::PUBLIC_KEY_FILE;
 use modelcat::audit::verify;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -43,7 +43,7 @@ async fn settled(app: &TestApp) -> i64 {
 
 fn trusted(app: &TestApp) -> Vec<Vec<u8>> {
     let text = std::fs::read_to_string(app.data_dir.join(PUBLIC_KEY_FILE)).expect("public key");
-    vec![unhex(&text).expect("hex")]
+    vec![modelcat::hex::decode(&text).expect("hex")]
 }
 
 async fn records_writes(backend: Backend) {

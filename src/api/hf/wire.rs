@@ -300,7 +300,7 @@ pub fn tree(files: &[FileEntry], sha: &str, dir: &str, recursive: bool) -> Optio
         return None;
     }
     let folders = dirs.into_iter().map(|path| {
-        let oid = crate::mirror::bundle::hex(&sha1_digest(format!("{sha}:{path}").as_bytes()));
+        let oid = crate::hex::encode(&sha1_digest(format!("{sha}:{path}").as_bytes()));
         json!({"type": "directory", "oid": oid, "size": 0, "path": path})
     });
     let mut all: Vec<Json> = folders.chain(items).collect();
@@ -316,7 +316,7 @@ pub fn paths_info(files: &[FileEntry], sha: &str, paths: &[String]) -> Vec<Json>
         if let Some(file) = files.iter().find(|file| file.path == path) {
             items.push(file.tree_item());
         } else if files.iter().any(|file| file.path.starts_with(&format!("{path}/"))) {
-            let oid = crate::mirror::bundle::hex(&sha1_digest(format!("{sha}:{path}").as_bytes()));
+            let oid = crate::hex::encode(&sha1_digest(format!("{sha}:{path}").as_bytes()));
             items.push(json!({"type": "directory", "oid": oid, "size": 0, "path": path}));
         }
     }
