@@ -258,7 +258,10 @@ async fn mirror_at(dir: &Path, url: &str, patterns: &[&str]) -> (Mirror, HfParam
 }
 
 fn quick_retries() -> RetryPolicy {
+    // The fake Hub fails every n-th request across all concurrent fetches, so one file's retries can meet
+    // several failures in a row when the fetchers run in step; 10 attempts make a lost file a real bug.
     RetryPolicy {
+        attempts: 10,
         base_delay: Duration::from_millis(10),
         max_delay: Duration::from_millis(50),
         ..RetryPolicy::default()
