@@ -63,6 +63,15 @@ async fn metrics_report_resources_and_the_facet_cache_keeps_its_budget() {
             assert_eq!(response.status(), StatusCode::OK);
         }
     }
+    // The registrations are indexed by the follower in the background: under a busy test run, wait until
+    // they are searchable before reading the index's figures.
+    let indexed = crate::helpers::eventually(std::time::Duration::from_secs(20), || async {
+        let page = app.client.get(format!("{catalog}?source=registry")).send().await.ok()?;
+        let page: serde_json::Value = page.json().await.ok()?;
+        (page["size"].as_u64() == Some(4)).then_some(())
+    })
+    .await;
+    assert!(indexed.is_some(), "the four registered models never became searchable");
     let body =
         app.client.get(format!("{}/metrics", app.address)).send().await.expect("sent").text().await.expect("text");
     let gauge = |line_start: &str| -> f64 {
