@@ -214,7 +214,14 @@ async fn tokens_are_shown_once_stored_as_digests_and_stop_working_when_revoked()
     let entry =
         listed.body["items"].as_array().expect("items").iter().find(|item| item["id"] == created["id"]).cloned();
     let entry = entry.expect("the new token is listed");
-    assert!(entry["lastUsedAt"].is_i64(), "last use is recorded: {entry}");
+    // The last use is written in the background, so wait for it.
+    let used = crate::helpers::eventually(std::time::Duration::from_secs(10), || async {
+        let listed = app.call(Method::GET, "/api/modelcat/v1/tokens", None).await;
+        let items = listed.body["items"].as_array().cloned().unwrap_or_default();
+        items.into_iter().find(|item| item["id"] == created["id"] && item["lastUsedAt"].is_i64())
+    })
+    .await;
+    assert!(used.is_some(), "last use is recorded: {entry}");
     assert!(entry["token"].is_null());
 
     // Only the digest is stored: the plaintext appears nowhere in the database files.
