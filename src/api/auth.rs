@@ -6,8 +6,8 @@
 //!
 //! Routes under `/api/modelcat/v1`:
 //! - `GET /whoami`: the caller's identity (anonymous included) and the server's auth methods.
-//! - `GET /tokens`, `POST /tokens` (`{"name", "role", "expiresInDays"}`; the answer carries the token
-//!   once), `DELETE /tokens/{id}` (revokes): admins only.
+//! - `GET /tokens`, `POST /tokens` (`{"name", "role", "expiresInDays", "models"}`; `models` restricts the
+//!   token to registered models by name; the answer carries the token once), `DELETE /tokens/{id}` (revokes): admins only.
 //! - `GET /audit` ([`super::audit`]): admins only.
 
 use std::net::SocketAddr;
@@ -26,7 +26,7 @@ use crate::app::AppState;
 use crate::audit;
 use crate::auth::authenticate::AuthError;
 use crate::auth::tokens::{self, NewToken};
-use crate::auth::{Access, Identity, Role};
+use crate::auth::{Access, Credential, Identity, Role};
 use crate::store::now_millis;
 
 /// Decides every request (see the module docs).
@@ -61,11 +61,12 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
     }
     let request_id = request.headers().get("x-request-id").and_then(|value| value.to_str().ok()).map(str::to_owned);
     let subject = identity.as_ref().map_or_else(|| "anonymous".to_owned(), |identity| identity.subject.clone());
+    let authenticated = identity.as_ref().is_some_and(|identity| identity.credential != Credential::Disabled);
     if let Some(identity) = identity {
         request.extensions_mut().insert(identity);
     }
     // Writes made while serving this request are audited as this caller.
-    audit::scope(audit::Actor { subject, request_id }, next.run(request)).await
+    audit::scope(audit::Actor { subject, request_id, authenticated }, next.run(request)).await
 }
 
 /// A 401 that tells the client to send a bearer token (RFC 6750).
@@ -117,6 +118,8 @@ struct CreateToken {
     name: String,
     role: Role,
     expires_in_days: Option<u32>,
+    /// Restricts the token to these registered models, by name.
+    models: Option<Vec<String>>,
 }
 
 async fn create_token(
@@ -133,9 +136,14 @@ async fn create_token(
     if name.is_empty() || name.len() > 100 {
         return family.error(StatusCode::BAD_REQUEST, "name must be 1 to 100 characters");
     }
+    if let Some(models) = &request.models
+        && (models.is_empty() || models.len() > 1000 || models.iter().any(|model| model.trim().is_empty()))
+    {
+        return family.error(StatusCode::BAD_REQUEST, "models must list 1 to 1000 non-empty model names");
+    }
     let created_by = identity.map_or_else(|| "anonymous".to_owned(), |Extension(identity)| identity.subject);
     let expires_at = request.expires_in_days.map(|days| now_millis() + i64::from(days) * 86_400_000);
-    let token = NewToken { name: name.to_owned(), role: request.role, expires_at, created_by };
+    let token = NewToken { name: name.to_owned(), role: request.role, expires_at, created_by, models: request.models };
     match tokens::create(&*state.backend, &token).await {
         Ok((record, secret)) => {
             tracing::info!(token = record.id, name = %record.name, role = record.role.as_str(), "token created");

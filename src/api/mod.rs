@@ -15,6 +15,7 @@ pub mod health;
 pub mod hf;
 pub mod loading;
 pub mod params;
+pub mod permissions;
 pub mod registry;
 
 use std::time::{Duration, Instant};
@@ -48,7 +49,8 @@ pub fn router(state: AppState, api: ApiSettings, reset_endpoint: bool) -> Router
             federation::BASE_PATH,
             federation::router()
                 .route_layer(middleware::from_fn_with_state(state.clone(), loading::feed))
-                .merge(auth::router()),
+                .merge(auth::router())
+                .merge(permissions::router()),
         )
         .merge(health::router())
         .merge(hf::router().route_layer(middleware::from_fn_with_state(state.clone(), loading::hub)))

@@ -57,6 +57,9 @@ pub fn required(method: &Method, template: Option<&str>) -> Access {
         return match route {
             "changes" | "snapshot" => Access::Feed,
             "whoami" => Access::Public,
+            // Per-model permissions: the handlers require read, or manage, on the model.
+            "registered_models/{id}/permissions" if reads => Access::Read(Area::Registry),
+            "registered_models/{id}/permissions/{principal}" if !reads => Access::Write,
             _ => Access::Admin,
         };
     }
@@ -89,6 +92,9 @@ mod tests {
         assert_eq!(required(&post, Some("/api/model_catalog/v1alpha1/sources/preview")), Access::Write);
         assert_eq!(required(&get, Some("/api/modelcat/v1/changes")), Access::Feed);
         assert_eq!(required(&post, Some("/api/modelcat/v1/tokens")), Access::Admin);
+        let permissions = "/api/modelcat/v1/registered_models/{id}/permissions";
+        assert_eq!(required(&get, Some(permissions)), Access::Read(Area::Registry));
+        assert_eq!(required(&Method::PUT, Some(&format!("{permissions}/{{principal}}"))), Access::Write);
         assert_eq!(required(&post, Some("/api/models/{*rest}")), Access::Read(Area::Hub));
         assert_eq!(required(&get, Some("/{owner}/{name}/resolve/{*rest}")), Access::Read(Area::Hub));
         assert_eq!(required(&get, Some("/healthz")), Access::Public);

@@ -99,7 +99,13 @@ impl Authenticator {
         let settings = &self.inner.settings;
         if settings.disabled() {
             let credential = Credential::Disabled;
-            return Ok(Some(Identity { subject: "anonymous".into(), role: Role::Admin, groups: vec![], credential }));
+            return Ok(Some(Identity {
+                subject: "anonymous".into(),
+                role: Role::Admin,
+                groups: vec![],
+                credential,
+                models: None,
+            }));
         }
         if let Some(identity) = self.from_proxy(headers, peer) {
             return Ok(Some(identity));
@@ -138,7 +144,7 @@ impl Authenticator {
         if self.inner.admin_digest.as_deref() == Some(digest.as_str()) {
             let credential = Credential::Token { id: None };
             let subject = "admin (MODELCAT_ADMIN_TOKEN)".to_owned();
-            return Ok(Identity { subject, role: Role::Admin, groups: vec![], credential });
+            return Ok(Identity { subject, role: Role::Admin, groups: vec![], credential, models: None });
         }
         let record = match self.inner.cache.get(&digest) {
             Some(record) => record,
@@ -159,7 +165,13 @@ impl Authenticator {
             self.touch(digest, &record, now);
         }
         let credential = Credential::Token { id: Some(record.id) };
-        Ok(Identity { subject: format!("token:{}", record.name), role: record.role, groups: vec![], credential })
+        Ok(Identity {
+            subject: format!("token:{}", record.name),
+            role: record.role,
+            groups: vec![],
+            credential,
+            models: record.models.clone(),
+        })
     }
 
     /// Records a token's use in the background (a failed write only loses the time).
@@ -198,7 +210,7 @@ impl Authenticator {
             .collect();
         let mapped = groups.iter().filter_map(|group| settings.groups.get(group).copied()).max();
         let role = mapped.unwrap_or(settings.default_role);
-        Some(Identity { subject: user.to_owned(), role, groups, credential: Credential::Proxy })
+        Some(Identity { subject: user.to_owned(), role, groups, credential: Credential::Proxy, models: None })
     }
 }
 

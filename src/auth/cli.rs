@@ -23,6 +23,10 @@ pub enum TokenCommand {
         /// Days until it stops working [default: never].
         #[arg(long)]
         expires_in_days: Option<u32>,
+        /// Restricts the token to this registered model, by name (repeat for several) [default: every
+        /// model its role allows].
+        #[arg(long = "model", value_name = "NAME")]
+        models: Vec<String>,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -48,11 +52,13 @@ pub async fn run(command: TokenCommand) -> anyhow::Result<()> {
 
 async fn execute(command: TokenCommand) -> anyhow::Result<()> {
     match command {
-        TokenCommand::Create { name, role, expires_in_days, store } => {
+        TokenCommand::Create { name, role, expires_in_days, models, store } => {
             anyhow::ensure!(!name.trim().is_empty(), "--name must not be empty");
+            anyhow::ensure!(models.iter().all(|model| !model.trim().is_empty()), "--model must not be empty");
             let backend = store.connect().await?;
             let expires_at = expires_in_days.map(|days| now_millis() + i64::from(days) * 86_400_000);
-            let token = NewToken { name, role, expires_at, created_by: "cli".to_owned() };
+            let models = (!models.is_empty()).then_some(models);
+            let token = NewToken { name, role, expires_at, created_by: "cli".to_owned(), models };
             let (record, secret) = tokens::create(&*backend, &token).await?;
             eprintln!("created token {} ({}, {}); it is shown only this once:", record.id, record.name, role.as_str());
             println!("{}", secret.expose());

@@ -100,6 +100,9 @@ pub struct Identity {
     pub role: Role,
     pub groups: Vec<String>,
     pub credential: Credential,
+    /// The registered models (by name) a restricted token may touch; `None` when unrestricted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub models: Option<Vec<String>>,
 }
 
 #[cfg(test)]

@@ -30,6 +30,9 @@ pub struct TokenRecord {
     pub expires_at: Option<i64>,
     pub last_used_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    /// The registered models (by name) the token is restricted to; `None` when unrestricted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub models: Option<Vec<String>>,
 }
 
 /// Whether a token may be used now.
@@ -61,10 +64,14 @@ pub struct NewToken {
     pub expires_at: Option<i64>,
     /// Who created it (an identity's subject, or `cli` / `bootstrap`).
     pub created_by: String,
+    /// Restricts it to these registered models, by name.
+    pub models: Option<Vec<String>>,
 }
 
-const COLUMNS: &str = "id, name, role, display_prefix, created_by, created_at, expires_at, last_used_at, revoked_at";
-const COLS: &[Col] = &[Col::Int, Col::Text, Col::Text, Col::Text, Col::Text, Col::Int, Col::Int, Col::Int, Col::Int];
+const COLUMNS: &str =
+    "id, name, role, display_prefix, created_by, created_at, expires_at, last_used_at, revoked_at, models";
+const COLS: &[Col] =
+    &[Col::Int, Col::Text, Col::Text, Col::Text, Col::Text, Col::Int, Col::Int, Col::Int, Col::Int, Col::Text];
 
 fn decode(row: Row) -> Result<TokenRecord, DbError> {
     let mut values = row.into_iter();
@@ -83,27 +90,34 @@ fn decode(row: Row) -> Result<TokenRecord, DbError> {
         expires_at: next().as_int(),
         last_used_at: next().as_int(),
         revoked_at: next().as_int(),
+        models: next().into_text().and_then(|json| serde_json::from_str(&json).ok()),
     })
 }
 
 fn insert(backend: &dyn Backend, token: &NewToken, secret: &Plaintext) -> Sql {
     let mut sql = Sql::new(backend.dialect());
-    sql.push("INSERT INTO api_token (name, role, digest, display_prefix, created_by, created_at, expires_at) VALUES (")
-        .arg(Value::Text(token.name.clone()))
-        .push(", ")
-        .arg(Value::Text(token.role.as_str().to_owned()))
-        .push(", ")
-        .arg(Value::Text(secret.digest()))
-        .push(", ")
-        .arg(Value::Text(secret.display_prefix().to_owned()))
-        .push(", ")
-        .arg(Value::Text(token.created_by.clone()))
-        .push(", ")
-        .arg(Value::Int(now_millis()))
-        .push(", ")
-        .arg(token.expires_at.map_or(Value::Null(Col::Int), Value::Int))
-        .push(") RETURNING ")
-        .push(COLUMNS);
+    let models = token.models.as_ref().map(|names| serde_json::to_string(names).unwrap_or_default());
+    sql.push(
+        "INSERT INTO api_token (name, role, digest, display_prefix, created_by, created_at, expires_at, models) \
+         VALUES (",
+    )
+    .arg(Value::Text(token.name.clone()))
+    .push(", ")
+    .arg(Value::Text(token.role.as_str().to_owned()))
+    .push(", ")
+    .arg(Value::Text(secret.digest()))
+    .push(", ")
+    .arg(Value::Text(secret.display_prefix().to_owned()))
+    .push(", ")
+    .arg(Value::Text(token.created_by.clone()))
+    .push(", ")
+    .arg(Value::Int(now_millis()))
+    .push(", ")
+    .arg(token.expires_at.map_or(Value::Null(Col::Int), Value::Int))
+    .push(", ")
+    .arg(models.map_or(Value::Null(Col::Text), Value::Text))
+    .push(") RETURNING ")
+    .push(COLUMNS);
     sql
 }
 
@@ -197,6 +211,7 @@ pub async fn bootstrap(backend: &dyn Backend, data_dir: &Path) -> Result<Option<
         role: Role::Admin,
         expires_at: None,
         created_by: "bootstrap".to_owned(),
+        models: None,
     };
     let secret = Plaintext::generate();
     let row = transaction.read(&insert(backend, &token, &secret), COLS).await?.into_iter().next();

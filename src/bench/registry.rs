@@ -128,6 +128,7 @@ async fn run_against(bench: &RegistryBench, database_url: &str, temp: &std::path
             role: crate::auth::Role::Editor,
             expires_at: None,
             created_by: "bench".into(),
+            models: None,
         };
         Some(tokens::create(&*backend, &token).await?.1)
     };

@@ -3,7 +3,8 @@
 //! Every registered model that is not `ARCHIVED` is a catalog model: its catalog fields (description,
 //! readme, provider, license, tasks, …) and custom properties, with the model artifacts of its live
 //! versions as artifacts. Archiving a model removes it from the catalog; restoring it brings it back;
-//! deleting it removes it.
+//! deleting it removes it. Only models everyone may read are catalog models
+//! ([`crate::registry::permissions`]): a private model stays out of the catalog, its counts and facets.
 //!
 //! The catalog hears of registry writes through the change log (each logs the registered model it
 //! touched, see [`crate::registry::sql_store`]), on this replica and every other one alike.
@@ -18,6 +19,7 @@ use modelcat_sources::{
 };
 
 use crate::filter::{CompareOp, Expr, Literal, Property};
+use crate::registry::permissions::Viewer;
 use crate::registry::schema::{Kind, MODEL_ARTIFACT, MODEL_VERSION, REGISTERED_MODEL};
 use crate::registry::{ListQuery, MetaValue, Record, RegistryError, RegistryStore, Scalar};
 
@@ -51,7 +53,7 @@ impl RegistrySource {
                 values: chunk.iter().map(|id| Literal::Int(*id)).collect(),
                 negated: false,
             };
-            let query = ListQuery { filter: Some(id_in), ..ListQuery::all(PAGE) };
+            let query = ListQuery { filter: Some(id_in), visible_to: Some(Viewer::default()), ..ListQuery::all(PAGE) };
             let models = all(&*self.store, &REGISTERED_MODEL, query).await?;
             records.extend(self.records(models).await?);
         }
@@ -178,7 +180,7 @@ impl Source for RegistrySource {
             op: CompareOp::Ne,
             value: Literal::String("ARCHIVED".into()),
         };
-        let mut query = ListQuery { filter: Some(live), ..ListQuery::all(PAGE) };
+        let mut query = ListQuery { filter: Some(live), visible_to: Some(Viewer::default()), ..ListQuery::all(PAGE) };
         let mut snapshot = SourceSnapshot::default();
         loop {
             let page = self

@@ -16,6 +16,7 @@
 //! - deletes cascade to owned children (a model's versions, a version's artifacts) and are refused with
 //!   [`RegistryError::Conflict`] while an inference service or serve still references the entity.
 
+pub mod permissions;
 pub mod schema;
 mod sql_filter;
 pub mod sql_store;
@@ -26,6 +27,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::filter::Expr;
+use permissions::{Level, ModelPermissions, Principal, Viewer};
 use schema::Kind;
 
 /// A stored field value, typed by its [`schema::FieldType`].
@@ -146,6 +148,9 @@ pub struct ListQuery {
     pub descending: bool,
     pub page_size: u32,
     pub after: Option<Cursor>,
+    /// Only rows of registered models this caller may read (models, their versions, and the artifacts
+    /// of those versions); `None` for every row.
+    pub visible_to: Option<Viewer>,
 }
 
 impl ListQuery {
@@ -159,6 +164,7 @@ impl ListQuery {
             descending: false,
             page_size,
             after: None,
+            visible_to: None,
         }
     }
 }
@@ -213,6 +219,18 @@ pub trait RegistryStore: Send + Sync + 'static {
 
     /// Deletes an entity and the children it owns.
     async fn delete(&self, kind: &'static Kind, id: i64) -> Result<(), RegistryError>;
+
+    /// A registered model's name and permission grants.
+    async fn permissions(&self, model: i64) -> Result<ModelPermissions, RegistryError>;
+
+    /// Grants `level` on `model` to `principal` (`None` removes the grant), as the current audit actor;
+    /// audited, and logged so the catalog shows or hides the model.
+    async fn set_permission(
+        &self,
+        model: i64,
+        principal: &Principal,
+        level: Option<Level>,
+    ) -> Result<ModelPermissions, RegistryError>;
 
     /// Checks that the database answers.
     async fn ping(&self) -> Result<(), RegistryError>;

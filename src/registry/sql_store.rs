@@ -9,11 +9,14 @@
 //! catalog shows (a registered model, a model version, an artifact of a version) appends the registered
 //! model it touched to the change log as its transaction's last statement.
 
+mod grants;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, LazyLock};
 
 use async_trait::async_trait;
 
+use super::permissions::{Level, ModelPermissions, Principal};
 use super::schema::{
     self, EXPERIMENT_RUN, FieldType, INFERENCE_SERVICE, KINDS, Kind, METRIC, METRIC_HISTORY, MODEL_VERSION,
     REGISTERED_MODEL, SERVE_MODEL,
@@ -614,6 +617,9 @@ impl RegistryStore for SqlStore {
             Err(error) => return Err(write_error(kind, name, error)),
         };
         self.insert_properties(&mut tx, kind, id, &properties).await?;
+        if kind == &REGISTERED_MODEL {
+            self.grant_creator(&mut tx, id).await?;
+        }
         if let (Some((experiment_id, run_id)), true) = (run, kind == &METRIC) {
             self.append_history(&mut tx, &values, &properties, now, experiment_id, run_id).await?;
         }
@@ -702,6 +708,9 @@ impl RegistryStore for SqlStore {
             }
             sql.push(")");
         }
+        if let Some(viewer) = &query.visible_to {
+            grants::push_visibility(&mut sql, kind, viewer);
+        }
         if let Some(filter) = &query.filter {
             sql.push(" AND ");
             push_condition(&mut sql, kind, filter)?;
@@ -775,6 +784,9 @@ impl RegistryStore for SqlStore {
             self.refuse_if_referenced(&mut tx, kind, id, &SERVE_MODEL, versions).await?;
             self.delete_rows(&mut tx, &schema::ANY_ARTIFACT, versions, id).await?;
             self.delete_rows(&mut tx, &MODEL_VERSION, "registered_model_id = {id}", id).await?;
+            let mut grants = self.sql();
+            grants.push("DELETE FROM model_permission WHERE registered_model_id = ").arg(Value::Int(id));
+            tx.execute(&grants).await.map_err(db_error)?;
         } else if kind == &MODEL_VERSION {
             self.refuse_if_referenced(&mut tx, kind, id, &INFERENCE_SERVICE, "model_version_id = {id}").await?;
             self.refuse_if_referenced(&mut tx, kind, id, &SERVE_MODEL, "model_version_id = {id}").await?;
@@ -789,6 +801,19 @@ impl RegistryStore for SqlStore {
         Ok(())
     }
 
+    async fn permissions(&self, model: i64) -> Result<ModelPermissions, RegistryError> {
+        self.read_permissions(model).await
+    }
+
+    async fn set_permission(
+        &self,
+        model: i64,
+        principal: &Principal,
+        level: Option<Level>,
+    ) -> Result<ModelPermissions, RegistryError> {
+        self.write_permission(model, principal, level).await
+    }
+
     async fn ping(&self) -> Result<(), RegistryError> {
         let mut sql = self.sql();
         sql.push("SELECT CAST(1 AS BIGINT)");
@@ -798,7 +823,7 @@ impl RegistryStore for SqlStore {
 
     async fn reset(&self) -> Result<(), RegistryError> {
         let mut tx = self.db.begin().await.map_err(db_error)?;
-        let mut statements = vec!["DELETE FROM custom_property".to_owned()];
+        let mut statements = vec!["DELETE FROM custom_property".to_owned(), "DELETE FROM model_permission".to_owned()];
         statements.extend(schema::TABLES_CHILDREN_FIRST.iter().map(|kind| format!("DELETE FROM {}", kind.table)));
         for statement in statements {
             let mut sql = self.sql();

@@ -15,11 +15,14 @@ use super::sql::{Backend, Col, DbError, Dialect, Row, Sql, Transaction, Value};
 pub struct Actor {
     pub subject: String,
     pub request_id: Option<String>,
+    /// Whether `subject` is an authenticated identity, which then manages the registered models it
+    /// creates (not anonymous callers, nor the server's own writers).
+    pub authenticated: bool,
 }
 
 impl Actor {
     pub fn named(subject: &str) -> Actor {
-        Actor { subject: subject.to_owned(), request_id: None }
+        Actor { subject: subject.to_owned(), request_id: None, authenticated: false }
     }
 }
 

@@ -22,6 +22,11 @@ pub const SQLITE: &[Migration] = &[
     Migration { version: 5, name: "auth", sql: include_str!("migrations/sqlite/0005_auth.sql") },
     Migration { version: 6, name: "change_log_key", sql: include_str!("migrations/sqlite/0006_change_log_key.sql") },
     Migration { version: 7, name: "audit", sql: include_str!("migrations/sqlite/0007_audit.sql") },
+    Migration {
+        version: 8,
+        name: "model_permissions",
+        sql: include_str!("migrations/sqlite/0008_model_permissions.sql"),
+    },
 ];
 
 /// Migrations for PostgreSQL, in order.
@@ -33,6 +38,11 @@ pub const POSTGRES: &[Migration] = &[
     Migration { version: 5, name: "auth", sql: include_str!("migrations/postgres/0005_auth.sql") },
     Migration { version: 6, name: "change_log_key", sql: include_str!("migrations/postgres/0006_change_log_key.sql") },
     Migration { version: 7, name: "audit", sql: include_str!("migrations/postgres/0007_audit.sql") },
+    Migration {
+        version: 8,
+        name: "model_permissions",
+        sql: include_str!("migrations/postgres/0008_model_permissions.sql"),
+    },
 ];
 
 /// Creates the bookkeeping table; portable across both backends.

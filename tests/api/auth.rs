@@ -5,6 +5,7 @@
 use modelcat::api::registry::{BASE_PATH, ROUTES, Shape, V1_BASE_PATH};
 use modelcat::auth::tokens::{self, NewToken};
 use modelcat::auth::{AuthSettings, Role};
+use modelcat::registry::schema::{MODEL_VERSION, REGISTERED_MODEL};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -21,6 +22,10 @@ enum Caller {
     Follower,
     Viewer,
     Editor,
+    /// An editor who owns another model (model-level refusals, with real entities: `permissions.rs`).
+    OtherOwner,
+    /// An editor token restricted to another model.
+    Restricted,
     Admin,
 }
 
@@ -32,6 +37,9 @@ enum Needs {
     RegistryRead,
     Feed,
     Write,
+    /// A create of entities that belong to no registered model (experiments, serving, unattached
+    /// artifacts), which a token restricted to named models may not make.
+    WriteUnscoped,
     Admin,
 }
 
@@ -46,8 +54,9 @@ fn expected(needs: Needs, caller: Caller) -> Option<u16> {
         (Needs::Feed, _) => None,
         (Needs::RegistryRead, Follower) => Some(403),
         (Needs::RegistryRead, _) => None,
-        (Needs::Write, Follower | Viewer) => Some(403),
-        (Needs::Write, _) => None,
+        (Needs::Write | Needs::WriteUnscoped, Follower | Viewer) => Some(403),
+        (Needs::WriteUnscoped, Restricted) => Some(403),
+        (Needs::Write | Needs::WriteUnscoped, _) => None,
         (Needs::Admin, Admin) => None,
         (Needs::Admin, _) => Some(403),
     }
@@ -66,8 +75,17 @@ fn routes() -> Vec<(Method, String, Needs)> {
                 Shape::Item { deletable: false } => &[Method::PATCH],
                 _ => &[],
             };
+            let creates_unscoped = match route.shape {
+                Shape::Collection => route.kind != &REGISTERED_MODEL && route.kind != &MODEL_VERSION,
+                Shape::Children { parent, .. } => parent != &REGISTERED_MODEL,
+                _ => false,
+            };
             all.push((Method::GET, path.clone(), Needs::RegistryRead));
-            all.extend(writes.iter().map(|method| (method.clone(), path.clone(), Needs::Write)));
+            for method in writes {
+                let needs =
+                    if *method == Method::POST && creates_unscoped { Needs::WriteUnscoped } else { Needs::Write };
+                all.push((method.clone(), path.clone(), needs));
+            }
         }
         all.push((Method::GET, format!("{base}/openapi.yaml"), Needs::Public));
     }
@@ -89,6 +107,10 @@ fn routes() -> Vec<(Method, String, Needs)> {
     all.push((Method::POST, format!("{modelcat}/tokens"), Needs::Admin));
     all.push((Method::DELETE, format!("{modelcat}/tokens/999999"), Needs::Admin));
     all.push((Method::GET, format!("{modelcat}/audit"), Needs::Admin));
+    let permissions = format!("{modelcat}/registered_models/999999/permissions");
+    all.push((Method::GET, permissions.clone(), Needs::RegistryRead));
+    all.push((Method::PUT, format!("{permissions}/everyone"), Needs::Write));
+    all.push((Method::DELETE, format!("{permissions}/everyone"), Needs::Write));
     for path in ["/healthz", "/readyz", "/metrics", "/no/such/path"] {
         all.push((Method::GET, path.to_owned(), Needs::Public));
     }
@@ -100,7 +122,7 @@ fn routes() -> Vec<(Method, String, Needs)> {
 /// A token made straight in the store (for states the API cannot produce, such as already expired).
 async fn stored_token(app: &TestApp, role: Role, expires_at: Option<i64>) -> String {
     let backend = modelcat::store::connect(&app.database_url).await.expect("store");
-    let token = NewToken { name: format!("{role:?}"), role, expires_at, created_by: "test".into() };
+    let token = NewToken { name: format!("{role:?}"), role, expires_at, created_by: "test".into(), models: None };
     tokens::create(&*backend, &token).await.expect("token").1.expose().to_owned()
 }
 
@@ -124,6 +146,19 @@ async fn matrix(backend: Backend) {
     for role in ["follower", "viewer", "editor"] {
         secrets.push(api_token(&app, role).await["token"].as_str().expect("token").to_owned());
     }
+    let owner = api_token(&app, "editor").await["token"].as_str().expect("token").to_owned();
+    let owned = json!({"name": "owned-elsewhere"});
+    let created = authorized_client(&owner)
+        .post(format!("{}{BASE_PATH}/registered_models", app.address))
+        .json(&owned)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(created.status(), StatusCode::CREATED);
+    secrets.push(owner);
+    let restricted = json!({"name": "restricted", "role": "editor", "models": ["owned-elsewhere"]});
+    let restricted = app.call(Method::POST, "/api/modelcat/v1/tokens", Some(restricted)).await;
+    secrets.push(restricted.body["token"].as_str().expect("token").to_owned());
     secrets.push(app.admin_token.clone());
     let kinds = [
         Caller::Foreign,
@@ -133,6 +168,8 @@ async fn matrix(backend: Backend) {
         Caller::Follower,
         Caller::Viewer,
         Caller::Editor,
+        Caller::OtherOwner,
+        Caller::Restricted,
         Caller::Admin,
     ];
     let mut callers = vec![(Caller::Anonymous, app.anonymous.clone())];

@@ -8,6 +8,7 @@ mod federation;
 mod helpers;
 mod hf;
 mod oidc;
+mod permissions;
 mod registry;
 mod replicas;
 mod service;

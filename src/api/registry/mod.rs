@@ -12,6 +12,7 @@
 
 pub mod openapi;
 mod params;
+pub mod permits;
 pub mod wire;
 
 use axum::Router;
@@ -25,6 +26,7 @@ use crate::api::error::ApiError;
 use crate::app::AppState;
 use crate::filter::{Expr, Literal, Property};
 use crate::pagination;
+use crate::registry::permissions::{Level, Viewer};
 use crate::registry::schema::{
     ANY_ARTIFACT, EXPERIMENT, EXPERIMENT_RUN, INFERENCE_SERVICE, Kind, METRIC_HISTORY, MODEL_ARTIFACT, MODEL_VERSION,
     REGISTERED_MODEL, SERVE_MODEL, SERVING_ENVIRONMENT,
@@ -32,6 +34,7 @@ use crate::registry::schema::{
 use crate::registry::{Attach, ListQuery, OrderField, Record};
 pub use params::PageLimits;
 use params::{Params, equals};
+use permits::Caller;
 pub use wire::WireVersion;
 use wire::{BodySchema, Decoded};
 
@@ -150,49 +153,57 @@ fn method_router(version: WireVersion, route: &Route) -> MethodRouter<AppState> 
         Shape::Item { deletable: false } => item(version, kind),
         Shape::Children { parent, body } => children(version, kind, parent, body),
         Shape::Artifacts { owner } => attached_artifacts(version, owner),
-        Shape::ServiceModel => get(move |state, id| inference_service_model(state, id, version)),
-        Shape::ServiceVersion => get(move |state, id| inference_service_version(state, id, version)),
+        Shape::ServiceModel => get(move |state, caller, id| inference_service_model(state, caller, id, version)),
+        Shape::ServiceVersion => get(move |state, caller, id| inference_service_version(state, caller, id, version)),
         Shape::RunHistory => get(move |state, id, params| run_metric_history(state, id, params, version)),
         Shape::History => get(move |state, params| metric_history(state, params, version)),
     }
 }
 
 fn find(version: WireVersion, kind: &'static Kind) -> MethodRouter<AppState> {
-    get(
-        move |State(state): State<AppState>, params: Params| async move { find_one(&state, kind, &params, version).await },
-    )
+    get(move |State(state): State<AppState>, caller: Caller, params: Params| async move {
+        find_one(&state, kind, &params, version, &caller).await
+    })
 }
 
 fn collection(version: WireVersion, kind: &'static Kind) -> MethodRouter<AppState> {
-    get(move |State(state): State<AppState>, params: Params| async move {
+    get(move |State(state): State<AppState>, caller: Caller, params: Params| async move {
         let extra = list_extras(kind, &params)?;
-        list(&state, kind, &params, None, extra, version).await
+        list(&state, kind, &params, None, extra, version, caller.visible()).await
     })
-    .post(move |State(state): State<AppState>, body: Bytes| async move {
+    .post(move |State(state): State<AppState>, caller: Caller, body: Bytes| async move {
+        caller.may_create_kind(kind)?;
         let object = wire::parse_object(&body)?;
         let kind = if kind == &ANY_ARTIFACT { wire::artifact_kind_of(&object)? } else { kind };
         let decoded = wire::decode(kind, object, BodySchema::Create, &[])?;
+        caller.may_create(&state, kind, &decoded.draft).await?;
         let record = state.registry.create(kind, decoded.draft, Attach::Nothing).await?;
         Ok::<_, ApiError>(respond(StatusCode::CREATED, &record, version))
     })
 }
 
 fn item(version: WireVersion, kind: &'static Kind) -> MethodRouter<AppState> {
-    get(move |State(state): State<AppState>, Path(id): Path<String>| async move {
+    get(move |State(state): State<AppState>, caller: Caller, Path(id): Path<String>| async move {
         let record = get_record(&state, kind, &id).await?;
+        caller.require(&state, &record, Level::Read).await?;
         Ok::<_, ApiError>(respond(StatusCode::OK, &record, version))
     })
     .patch(
-        move |State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap, body: Bytes| async move {
-            update(&state, kind, &id, &headers, &body, version).await
-        },
+        move |State(state): State<AppState>,
+              caller: Caller,
+              Path(id): Path<String>,
+              headers: HeaderMap,
+              body: Bytes| async move { update(&state, &caller, kind, &id, &headers, &body, version).await },
     )
 }
 
 fn delete_handler(kind: &'static Kind) -> MethodRouter<AppState> {
-    axum::routing::delete(move |State(state): State<AppState>, Path(id): Path<String>| async move {
-        let id = path_id(&id)?;
-        state.registry.delete(kind, id).await?;
+    axum::routing::delete(move |State(state): State<AppState>, caller: Caller, Path(id): Path<String>| async move {
+        let record = get_record(&state, kind, &id).await?;
+        // Deleting a registered model takes manage; deleting a version or an artifact, edit.
+        let level = if kind == &REGISTERED_MODEL { Level::Manage } else { Level::Edit };
+        caller.require(&state, &record, level).await?;
+        state.registry.delete(kind, record.id).await?;
         Ok::<_, ApiError>(StatusCode::NO_CONTENT.into_response())
     })
 }
@@ -208,20 +219,23 @@ fn children(
     // The parent id is a body field of some children (a version's `registeredModelId`) and a column of
     // others only (a serve's inference service).
     let parent_wire = kind.fields.iter().find(|field| field.column == scope.column).map(|field| field.wire);
-    get(move |State(state): State<AppState>, Path(id): Path<String>, params: Params| async move {
+    get(move |State(state): State<AppState>, caller: Caller, Path(id): Path<String>, params: Params| async move {
         let parent_id = path_id(&id)?;
-        state.registry.get(parent, parent_id).await?;
+        let parent_record = state.registry.get(parent, parent_id).await?;
+        caller.require(&state, &parent_record, Level::Read).await?;
         let extra = list_extras(kind, &params)?;
-        list(&state, kind, &params, Some((scope.column, parent_id)), extra, version).await
+        list(&state, kind, &params, Some((scope.column, parent_id)), extra, version, caller.visible()).await
     })
-    .post(move |State(state): State<AppState>, Path(id): Path<String>, body: Bytes| async move {
+    .post(move |State(state): State<AppState>, caller: Caller, Path(id): Path<String>, body: Bytes| async move {
         let parent_id = path_id(&id)?;
+        caller.may_create_kind(kind)?;
         let object = wire::parse_object(&body)?;
         let (preset, attach) = match parent_wire {
             Some(wire) => (vec![(wire, parent_id)], Attach::Nothing),
             None => (Vec::new(), Attach::Parent(parent_id)),
         };
         let decoded = wire::decode(kind, object, schema, &preset)?;
+        caller.may_create(&state, kind, &decoded.draft).await?;
         let record = state.registry.create(kind, decoded.draft, attach).await?;
         Ok::<_, ApiError>(respond(StatusCode::CREATED, &record, version))
     })
@@ -229,19 +243,22 @@ fn children(
 
 /// List and upsert the artifacts of a model version or an experiment run.
 fn attached_artifacts(version: WireVersion, owner: &'static Kind) -> MethodRouter<AppState> {
-    get(move |State(state): State<AppState>, Path(id): Path<String>, params: Params| async move {
+    get(move |State(state): State<AppState>, caller: Caller, Path(id): Path<String>, params: Params| async move {
         let owner_id = path_id(&id)?;
-        state.registry.get(owner, owner_id).await?;
+        let owner_record = state.registry.get(owner, owner_id).await?;
+        caller.require(&state, &owner_record, Level::Read).await?;
         let column = if owner == &MODEL_VERSION { "model_version_id" } else { "experiment_run_id" };
         let extra = list_extras(&ANY_ARTIFACT, &params)?;
-        list(&state, &ANY_ARTIFACT, &params, Some((column, owner_id)), extra, version).await
+        list(&state, &ANY_ARTIFACT, &params, Some((column, owner_id)), extra, version, caller.visible()).await
     })
-    .post(move |State(state): State<AppState>, Path(id): Path<String>, body: Bytes| async move {
+    .post(move |State(state): State<AppState>, caller: Caller, Path(id): Path<String>, body: Bytes| async move {
         let owner_id = path_id(&id)?;
         let object = wire::parse_object(&body)?;
         let kind = wire::artifact_kind_of(&object)?;
         let Decoded { draft, id } = wire::decode(kind, object, BodySchema::Full, &[])?;
+        caller.require(&state, &state.registry.get(owner, owner_id).await?, Level::Edit).await?;
         if let Some(artifact_id) = id {
+            caller.require(&state, &state.registry.get(kind, artifact_id).await?, Level::Edit).await?;
             let record = state.registry.update(kind, artifact_id, draft, None).await?;
             return Ok(respond(StatusCode::OK, &record, version));
         }
@@ -273,6 +290,7 @@ async fn get_record(state: &AppState, kind: &'static Kind, id: &str) -> Result<R
 
 async fn update(
     state: &AppState,
+    caller: &Caller,
     kind: &'static Kind,
     id: &str,
     headers: &HeaderMap,
@@ -285,8 +303,10 @@ async fn update(
         None => None,
         Some(value) => parse_if_match(value)?,
     };
+    let stored = state.registry.get(kind, id).await?;
+    caller.require(state, &stored, Level::Edit).await?;
     // On `/artifacts/{id}` the stored type decides which fields the body may carry.
-    let kind = if kind == &ANY_ARTIFACT { state.registry.get(kind, id).await?.kind } else { kind };
+    let kind = stored.kind;
     let decoded = wire::decode(kind, object, BodySchema::Update, &[])?;
     let record = state.registry.update(kind, id, decoded.draft, expected_version).await?;
     Ok(respond(StatusCode::OK, &record, version))
@@ -329,8 +349,10 @@ async fn list(
     parent: Option<(&'static str, i64)>,
     extra: Vec<Expr>,
     version: WireVersion,
+    visible_to: Option<Viewer>,
 ) -> ApiResult {
-    let (query, hash) = params.list_query(kind, parent, extra, state.page_limits)?;
+    let (mut query, hash) = params.list_query(kind, parent, extra, state.page_limits)?;
+    query.visible_to = visible_to;
     let page = state.registry.list(kind, &query).await?;
     let next_page_token = page.next.as_ref().map(|cursor| pagination::encode(cursor, &hash)).unwrap_or_default();
     let body = wire::ListBody {
@@ -344,7 +366,13 @@ async fn list(
 
 /// Upstream's find rules: top-level kinds by `name` or `externalId`; children by `name` and
 /// `parentResourceId`, or by `externalId`. Zero or several hits are a 404.
-async fn find_one(state: &AppState, kind: &'static Kind, params: &Params, version: WireVersion) -> ApiResult {
+async fn find_one(
+    state: &AppState,
+    kind: &'static Kind,
+    params: &Params,
+    version: WireVersion,
+    caller: &Caller,
+) -> ApiResult {
     let name = params.text("name")?;
     let external_id = params.text("externalId")?;
     let parent_id = params.id("parentResourceId")?;
@@ -374,7 +402,7 @@ async fn find_one(state: &AppState, kind: &'static Kind, params: &Params, versio
         _ => scopes.push(None),
     }
     for parent in scopes {
-        let query = ListQuery { filter: filter.clone(), parent, ..ListQuery::all(2) };
+        let query = ListQuery { filter: filter.clone(), parent, visible_to: caller.visible(), ..ListQuery::all(2) };
         let page = state.registry.list(kind, &query).await?;
         if let [record] = page.items.as_slice() {
             return Ok(respond(StatusCode::OK, record, version));
@@ -390,24 +418,28 @@ async fn find_one(state: &AppState, kind: &'static Kind, params: &Params, versio
 
 async fn inference_service_model(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     version: WireVersion,
 ) -> ApiResult {
     let service = get_record(&state, &INFERENCE_SERVICE, &id).await?;
     let model_id = service.int("registeredModelId").unwrap_or_default();
     let model = state.registry.get(&REGISTERED_MODEL, model_id).await?;
+    caller.require(&state, &model, Level::Read).await?;
     Ok(respond(StatusCode::OK, &model, version))
 }
 
 /// The version an inference service serves: its `modelVersionId`, else the model's latest version.
 async fn inference_service_version(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     version: WireVersion,
 ) -> ApiResult {
     let service = get_record(&state, &INFERENCE_SERVICE, &id).await?;
     if let Some(version_id) = service.int("modelVersionId") {
         let model_version = state.registry.get(&MODEL_VERSION, version_id).await?;
+        caller.require(&state, &model_version, Level::Read).await?;
         return Ok(respond(StatusCode::OK, &model_version, version));
     }
     let model_id = service.int("registeredModelId").unwrap_or_default();
@@ -422,6 +454,7 @@ async fn inference_service_version(
         .items
         .first()
         .ok_or_else(|| ApiError::not_found(format!("registered model {model_id} has no versions")))?;
+    caller.require(&state, latest, Level::Read).await?;
     Ok(respond(StatusCode::OK, latest, version))
 }
 
@@ -434,12 +467,12 @@ async fn run_metric_history(
     let run_id = path_id(&id)?;
     state.registry.get(&EXPERIMENT_RUN, run_id).await?;
     let extra = history_extras(&params)?;
-    list(&state, &METRIC_HISTORY, &params, Some(("experiment_run_id", run_id)), extra, version).await
+    list(&state, &METRIC_HISTORY, &params, Some(("experiment_run_id", run_id)), extra, version, None).await
 }
 
 async fn metric_history(State(state): State<AppState>, params: Params, version: WireVersion) -> ApiResult {
     let extra = history_extras(&params)?;
-    list(&state, &METRIC_HISTORY, &params, None, extra, version).await
+    list(&state, &METRIC_HISTORY, &params, None, extra, version, None).await
 }
 
 /// Filters from the `name` and `stepIds` (`1,2,3`) parameters of metric history routes.

@@ -61,7 +61,7 @@ impl Params {
         let page_size = self.page_size(limits.default_page_size, limits.max_page_size)?;
         let hash = self.query_hash(kind, parent);
         let after = pagination::decode(self.get("nextPageToken").unwrap_or_default(), &hash)?;
-        Ok((ListQuery { filter, parent, parents: None, order, descending, page_size, after }, hash))
+        Ok((ListQuery { filter, parent, parents: None, order, descending, page_size, after, visible_to: None }, hash))
     }
 }
 
