@@ -50,6 +50,8 @@ pub struct Node {
     database_url: String,
     child: Option<Child>,
     client: reqwest::Client,
+    /// `RUST_LOG` of the process.
+    log_filter: &'static str,
 }
 
 impl Node {
@@ -63,6 +65,18 @@ impl Node {
 
     /// Starts the process like [`Node::start`] without waiting for anything.
     pub fn spawn(root: &Path, id: &str, database_url: &str, sources: &str, timing: &Timing) -> Node {
+        Node::spawn_logging(root, id, database_url, sources, timing, "info")
+    }
+
+    /// [`Node::spawn`] with `RUST_LOG` set to `log_filter`.
+    pub fn spawn_logging(
+        root: &Path,
+        id: &str,
+        database_url: &str,
+        sources: &str,
+        timing: &Timing,
+        log_filter: &'static str,
+    ) -> Node {
         let dir = root.join(id);
         std::fs::create_dir_all(&dir).expect("node dir");
         std::fs::write(dir.join("sources.yaml"), sources).expect("sources file");
@@ -89,6 +103,7 @@ impl Node {
             database_url: database_url.to_owned(),
             child: None,
             client,
+            log_filter,
         };
         node.launch();
         node
@@ -106,7 +121,7 @@ impl Node {
             .arg(self.dir.join("data"))
             .arg("--database-url")
             .arg(&self.database_url)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", self.log_filter)
             .env("MODELCAT_ADMIN_TOKEN", ADMIN_TOKEN.as_str())
             .stdout(Stdio::from(log.try_clone().expect("log file")))
             .stderr(Stdio::from(log))

@@ -7,6 +7,7 @@ mod cluster;
 mod federation;
 mod helpers;
 mod hf;
+mod leakage;
 mod oidc;
 mod permissions;
 mod registry;

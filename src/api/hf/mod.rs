@@ -130,7 +130,8 @@ struct Cursor {
     q: u64,
 }
 
-fn decode_cursor(text: &str, fingerprint: u64) -> Result<(f64, String), HfError> {
+/// Decodes a listing cursor bound to the query `fingerprint`: the sort value and id to continue after.
+pub fn decode_cursor(text: &str, fingerprint: u64) -> Result<(f64, String), HfError> {
     let invalid = || HfError::bad_request("invalid cursor: use the Link header of the previous page as it is");
     let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| invalid())?;
     let cursor: Cursor = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
