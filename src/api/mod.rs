@@ -41,6 +41,7 @@ pub fn router(state: AppState, api: ApiSettings, reset_endpoint: bool) -> Router
         .nest(registry::BASE_PATH, registry::router(registry::WireVersion::V1Alpha3, reset_endpoint))
         .nest(registry::V1_BASE_PATH, registry::router(registry::WireVersion::V1, reset_endpoint))
         .route(&format!("{}/openapi.yaml", registry::BASE_PATH), axum::routing::get(openapi))
+        .route(&format!("{}/openapi.yaml", catalog::BASE_PATH), axum::routing::get(catalog_openapi))
         .nest(
             catalog::BASE_PATH,
             catalog::router().route_layer(middleware::from_fn_with_state(state.clone(), loading::catalog)),
@@ -129,6 +130,10 @@ async fn unknown_path(uri: axum::http::Uri) -> Response {
 
 async fn openapi() -> impl IntoResponse {
     ([(axum::http::header::CONTENT_TYPE, "application/yaml")], registry::openapi::YAML.as_str())
+}
+
+async fn catalog_openapi() -> impl IntoResponse {
+    ([(axum::http::header::CONTENT_TYPE, "application/yaml")], catalog::OPENAPI)
 }
 
 async fn record_metrics(request: Request, next: Next) -> Response {

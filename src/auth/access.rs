@@ -48,6 +48,7 @@ pub fn required(method: &Method, template: Option<&str>) -> Access {
     if let Some(rest) = template.strip_prefix("/api/model_catalog/") {
         let (_, route) = rest.split_once('/').unwrap_or((rest, ""));
         return match route {
+            "openapi.yaml" => Access::Public,
             "sources/preview" => Access::Write,
             _ if reads => Access::Read(Area::Catalog),
             _ => Access::Admin,

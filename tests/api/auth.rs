@@ -94,6 +94,7 @@ fn routes() -> Vec<(Method, String, Needs)> {
         all.push((Method::GET, format!("{catalog}{path}"), Needs::AnonymousRead));
     }
     all.push((Method::POST, format!("{catalog}/sources/preview"), Needs::Write));
+    all.push((Method::GET, format!("{catalog}/openapi.yaml"), Needs::Public));
     for path in ["/api/models", "/api/models/org/m1", "/api/models/org/m1/revision/main", "/org/m1/resolve/main/x.json"]
     {
         all.push((Method::GET, path.to_owned(), Needs::AnonymousRead));

@@ -183,6 +183,34 @@ async fn openapi_document_matches_the_router() {
     assert_eq!(delete["operationId"], "deleteRegisteredModel");
 }
 
+#[tokio::test]
+async fn the_catalog_openapi_document_lists_every_catalog_route() {
+    let app = sqlite_app().await;
+    let base = "/api/model_catalog/v1alpha1";
+    let response = app.anonymous.get(format!("{}{base}/openapi.yaml", app.address)).send().await.expect("sent");
+    assert_eq!(response.status(), StatusCode::OK);
+    let document: serde_json::Value =
+        serde_norway::from_str(&response.text().await.expect("text")).expect("valid YAML");
+    assert_eq!(document["servers"][0]["url"], base);
+    let paths = document["paths"].as_object().expect("paths");
+    // Each documented path is routed (a 404 names what is missing, never an unknown path), and each
+    // operation lists the auth refusals every route can give.
+    for (path, item) in paths {
+        let concrete = path.replace("{source_id}", "example").replace("{model_name}", "example/sentiment-small");
+        let method = if item.get("get").is_some() { Method::GET } else { Method::POST };
+        let reply = app.call(method.clone(), &format!("{base}{concrete}"), None).await;
+        assert_ne!(reply.status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        assert_ne!(reply.body["message"], "not found", "{method} {path} is documented but not routed");
+        for operation in item.as_object().expect("item").iter().filter(|(key, _)| *key != "parameters") {
+            let responses = operation.1["responses"].as_object().expect("responses");
+            if path != "/openapi.yaml" {
+                assert!(responses.contains_key("401") && responses.contains_key("403"), "{path}");
+            }
+        }
+    }
+    assert_eq!(paths.len(), 10, "{:?}", paths.keys().collect::<Vec<_>>());
+}
+
 #[test]
 fn cli_reports_configuration_errors() {
     let binary = env!("CARGO_BIN_EXE_modelcat");

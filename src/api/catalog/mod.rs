@@ -16,6 +16,7 @@ mod wire;
 use std::collections::BTreeMap;
 
 use axum::Router;
+use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -35,6 +36,9 @@ use crate::pagination;
 use crate::registry::{Cursor, CursorValue};
 
 pub const BASE_PATH: &str = "/api/model_catalog/v1alpha1";
+
+/// The OpenAPI document of this API as modelcat serves it (`GET …/openapi.yaml`).
+pub const OPENAPI: &str = include_str!("openapi.yaml");
 
 /// Page size of catalog lists without `pageSize` (Kubeflow's).
 const DEFAULT_PAGE_SIZE: u32 = 10;
@@ -447,7 +451,14 @@ struct PreviewConfig {
     labels: Option<Vec<String>>,
 }
 
-async fn preview(State(state): State<AppState>, params: Params, mut multipart: Multipart) -> ApiResult {
+async fn preview(
+    State(state): State<AppState>,
+    params: Params,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> ApiResult {
+    // A body that is not a multipart form is refused in this API's envelope, not as axum's plain text.
+    let mut multipart = multipart
+        .map_err(|rejection| ApiError::new(rejection.status(), format!("invalid form: {}", rejection.body_text())))?;
     let unprocessable = |message: String| ApiError::new(axum::http::StatusCode::UNPROCESSABLE_ENTITY, message);
     let mut config = None;
     let mut data = None;

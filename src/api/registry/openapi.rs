@@ -114,7 +114,7 @@ fn path_item(route: &Route) -> Json {
                     &format!("update{name}"),
                     vec![if_match],
                     Some(&update),
-                    &[("200", Some(&name)), ("400", None), ("404", None), ("412", None)],
+                    &[("200", Some(&name)), ("400", None), ("404", None), ("409", None), ("412", None)],
                 ),
             );
             if deletable {
@@ -229,7 +229,13 @@ fn operation(
             json!({"required": true, "content": {"application/json": {"schema": reference(body)}}});
     }
     let mut rendered = Map::new();
-    for (status, schema) in responses {
+    // Every operation may refuse its parameters or body (400), its caller (401 without or with invalid
+    // credentials, 403 for a role or a model permission that does not allow it).
+    let common = [("400", None), ("401", None), ("403", None)];
+    for (status, schema) in responses.iter().chain(common.iter()) {
+        if rendered.contains_key(*status) {
+            continue;
+        }
         let response = match schema {
             Some(schema) => {
                 json!({"description": "OK", "content": {"application/json": {"schema": reference(schema)}}})
@@ -351,6 +357,10 @@ fn object_schema(kind: &Kind, schema: BodySchema) -> Json {
     }
     if let Some(artifact_type) = kind.artifact_type {
         properties.insert("artifactType".into(), json!({"type": "string", "enum": [artifact_type]}));
+        // The server reads the type first, so the `Artifact` variants are told apart by it.
+        if schema != BodySchema::Update {
+            required.push("artifactType");
+        }
     }
     for field in kind.fields {
         if !schema.accepts(field) {
