@@ -436,11 +436,18 @@ impl CatalogIndex {
     /// Every filterable property with its values (strings) or range (numbers), under Kubeflow's
     /// `filter_options` names (`license`, `size.int_value`, `artifacts.ttft_p90.double_value`, …).
     /// Two aggregation passes per document kind: one finds the properties, one reads their values.
-    pub fn filter_options(&self) -> Result<BTreeMap<String, PropertyOptions>, IndexError> {
+    /// `sources` limits them to those sources' documents.
+    pub fn filter_options(&self, sources: Option<&[String]>) -> Result<BTreeMap<String, PropertyOptions>, IndexError> {
         let searcher = self.searcher();
         let mut options = BTreeMap::new();
         for (kind, prefix) in [(MODEL, ""), (ARTIFACT, "artifacts.")] {
-            let scope = self.term(self.fields.kind, kind);
+            let mut scope = self.term(self.fields.kind, kind);
+            if let Some(sources) = sources {
+                let any = sources.iter().map(|id| (Occur::Should, self.term(self.fields.source, id))).collect();
+                let both =
+                    vec![(Occur::Must, scope), (Occur::Must, Box::new(BooleanQuery::new(any)) as Box<dyn Query>)];
+                scope = Box::new(BooleanQuery::new(both));
+            }
             let keys = aggregate(&searcher, &self.index, &*scope, &[Agg::Terms { path: "props", size: 10_000 }])?;
             let mut wires = Vec::new();
             let mut paths = Vec::new();

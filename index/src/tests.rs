@@ -117,7 +117,7 @@ async fn sorts_sources_facets_and_options() {
         index.search(&Search { sources: Some(&only_b), facets: &facets, limit: 10, ..Search::default() }).unwrap();
     assert_eq!((hits.models.len(), hits.more), (1, false));
     assert_eq!(hits.facets["license"], vec![("apache-2.0".to_owned(), 1)]);
-    let options = index.filter_options().unwrap();
+    let options = index.filter_options(None).unwrap();
     assert_eq!(options["license"], PropertyOptions::Strings(vec![("apache-2.0".into(), 2), ("llama3".into(), 1)]));
     assert_eq!(options["size.int_value"], PropertyOptions::Range { min: 8.0, max: 8.0 });
     assert_eq!(options["artifacts.ttft_p90.double_value"], PropertyOptions::Range { min: 40.0, max: 400.0 });

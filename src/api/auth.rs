@@ -6,8 +6,8 @@
 //!
 //! Routes under `/api/modelcat/v1`:
 //! - `GET /whoami`: the caller's identity (anonymous included) and the server's auth methods.
-//! - `GET /tokens`, `POST /tokens` (`{"name", "role", "expiresInDays", "models"}`; `models` restricts the
-//!   token to registered models by name; the answer carries the token once), `DELETE /tokens/{id}` (revokes): admins only.
+//! - `GET /tokens`, `POST /tokens` (`{"name", "role", "expiresInDays", "models", "sources"}`; `models`
+//!   restricts the token to registered models by name, `sources` its catalog reads to source ids; the answer carries the token once), `DELETE /tokens/{id}` (revokes): admins only.
 //! - `GET /audit` ([`super::audit`]): admins only.
 
 use std::net::SocketAddr;
@@ -26,7 +26,7 @@ use crate::app::AppState;
 use crate::audit;
 use crate::auth::authenticate::AuthError;
 use crate::auth::tokens::{self, NewToken};
-use crate::auth::{Access, Credential, Identity, Role};
+use crate::auth::{Access, Area, Credential, Identity, Role};
 use crate::store::now_millis;
 
 /// Decides every request (see the module docs).
@@ -55,6 +55,11 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
         None if !anonymous_ok => return unauthorized(family, &AuthError::Missing.to_string(), false),
         Some(identity) if !identity.role.allows(access) => {
             let message = format!("{} ({}) may not {}", identity.subject, identity.role.as_str(), describe(access));
+            return family.error(StatusCode::FORBIDDEN, &message);
+        }
+        // The Hub API and the change feed serve every source: not for a token restricted to some.
+        Some(identity) if identity.sources.is_some() && matches!(access, Access::Read(Area::Hub) | Access::Feed) => {
+            let message = format!("{} is restricted to catalog sources and may not read this", identity.subject);
             return family.error(StatusCode::FORBIDDEN, &message);
         }
         _ => {}
@@ -120,6 +125,8 @@ struct CreateToken {
     expires_in_days: Option<u32>,
     /// Restricts the token to these registered models, by name.
     models: Option<Vec<String>>,
+    /// Restricts the token's catalog reads to these sources, by id.
+    sources: Option<Vec<String>>,
 }
 
 async fn create_token(
@@ -141,9 +148,21 @@ async fn create_token(
     {
         return family.error(StatusCode::BAD_REQUEST, "models must list 1 to 1000 non-empty model names");
     }
+    if let Some(sources) = &request.sources
+        && (sources.is_empty() || sources.len() > 1000 || sources.iter().any(|source| source.trim().is_empty()))
+    {
+        return family.error(StatusCode::BAD_REQUEST, "sources must list 1 to 1000 non-empty source ids");
+    }
     let created_by = identity.map_or_else(|| "anonymous".to_owned(), |Extension(identity)| identity.subject);
     let expires_at = request.expires_in_days.map(|days| now_millis() + i64::from(days) * 86_400_000);
-    let token = NewToken { name: name.to_owned(), role: request.role, expires_at, created_by, models: request.models };
+    let token = NewToken {
+        name: name.to_owned(),
+        role: request.role,
+        expires_at,
+        created_by,
+        models: request.models,
+        sources: request.sources,
+    };
     match tokens::create(&*state.backend, &token).await {
         Ok((record, secret)) => {
             tracing::info!(token = record.id, name = %record.name, role = record.role.as_str(), "token created");

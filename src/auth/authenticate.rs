@@ -105,6 +105,7 @@ impl Authenticator {
                 groups: vec![],
                 credential,
                 models: None,
+                sources: None,
             }));
         }
         if let Some(identity) = self.from_proxy(headers, peer) {
@@ -144,7 +145,14 @@ impl Authenticator {
         if self.inner.admin_digest.as_deref() == Some(digest.as_str()) {
             let credential = Credential::Token { id: None };
             let subject = "admin (MODELCAT_ADMIN_TOKEN)".to_owned();
-            return Ok(Identity { subject, role: Role::Admin, groups: vec![], credential, models: None });
+            return Ok(Identity {
+                subject,
+                role: Role::Admin,
+                groups: vec![],
+                credential,
+                models: None,
+                sources: None,
+            });
         }
         let record = match self.inner.cache.get(&digest) {
             Some(record) => record,
@@ -171,6 +179,7 @@ impl Authenticator {
             groups: vec![],
             credential,
             models: record.models.clone(),
+            sources: record.sources.clone(),
         })
     }
 
@@ -210,7 +219,14 @@ impl Authenticator {
             .collect();
         let mapped = groups.iter().filter_map(|group| settings.groups.get(group).copied()).max();
         let role = mapped.unwrap_or(settings.default_role);
-        Some(Identity { subject: user.to_owned(), role, groups, credential: Credential::Proxy, models: None })
+        Some(Identity {
+            subject: user.to_owned(),
+            role,
+            groups,
+            credential: Credential::Proxy,
+            models: None,
+            sources: None,
+        })
     }
 }
 

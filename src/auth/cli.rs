@@ -27,6 +27,10 @@ pub enum TokenCommand {
         /// model its role allows].
         #[arg(long = "model", value_name = "NAME")]
         models: Vec<String>,
+        /// Restricts the token's catalog reads to this source, by id (repeat for several); it then cannot
+        /// use the Hub API or the change feed [default: every source].
+        #[arg(long = "source", value_name = "ID")]
+        sources: Vec<String>,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -52,13 +56,15 @@ pub async fn run(command: TokenCommand) -> anyhow::Result<()> {
 
 async fn execute(command: TokenCommand) -> anyhow::Result<()> {
     match command {
-        TokenCommand::Create { name, role, expires_in_days, models, store } => {
+        TokenCommand::Create { name, role, expires_in_days, models, sources, store } => {
             anyhow::ensure!(!name.trim().is_empty(), "--name must not be empty");
             anyhow::ensure!(models.iter().all(|model| !model.trim().is_empty()), "--model must not be empty");
+            anyhow::ensure!(sources.iter().all(|source| !source.trim().is_empty()), "--source must not be empty");
             let backend = store.connect().await?;
             let expires_at = expires_in_days.map(|days| now_millis() + i64::from(days) * 86_400_000);
             let models = (!models.is_empty()).then_some(models);
-            let token = NewToken { name, role, expires_at, created_by: "cli".to_owned(), models };
+            let sources = (!sources.is_empty()).then_some(sources);
+            let token = NewToken { name, role, expires_at, created_by: "cli".to_owned(), models, sources };
             let (record, secret) = tokens::create(&*backend, &token).await?;
             eprintln!("created token {} ({}, {}); it is shown only this once:", record.id, record.name, role.as_str());
             println!("{}", secret.expose());

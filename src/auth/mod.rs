@@ -103,6 +103,9 @@ pub struct Identity {
     /// The registered models (by name) a restricted token may touch; `None` when unrestricted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub models: Option<Vec<String>>,
+    /// The catalog sources (by id) a restricted token reads; `None` when unrestricted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sources: Option<Vec<String>>,
 }
 
 #[cfg(test)]

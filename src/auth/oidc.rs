@@ -161,7 +161,7 @@ impl OidcVerifier {
             _ => Vec::new(),
         };
         let role = names.iter().filter_map(|group| groups.get(group).copied()).max().unwrap_or(default_role);
-        Ok(Identity { subject, role, groups: names, credential: Credential::Oidc, models: None })
+        Ok(Identity { subject, role, groups: names, credential: Credential::Oidc, models: None, sources: None })
     }
 
     /// The key `kid` names, refetching the key set when it is unknown and the last fetch is old enough.

@@ -33,6 +33,9 @@ pub struct TokenRecord {
     /// The registered models (by name) the token is restricted to; `None` when unrestricted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub models: Option<Vec<String>>,
+    /// The catalog sources (by id) the token is restricted to; `None` when unrestricted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sources: Option<Vec<String>>,
 }
 
 /// Whether a token may be used now.
@@ -66,12 +69,25 @@ pub struct NewToken {
     pub created_by: String,
     /// Restricts it to these registered models, by name.
     pub models: Option<Vec<String>>,
+    /// Restricts its catalog reads to these sources, by id.
+    pub sources: Option<Vec<String>>,
 }
 
 const COLUMNS: &str =
-    "id, name, role, display_prefix, created_by, created_at, expires_at, last_used_at, revoked_at, models";
-const COLS: &[Col] =
-    &[Col::Int, Col::Text, Col::Text, Col::Text, Col::Text, Col::Int, Col::Int, Col::Int, Col::Int, Col::Text];
+    "id, name, role, display_prefix, created_by, created_at, expires_at, last_used_at, revoked_at, models, sources";
+const COLS: &[Col] = &[
+    Col::Int,
+    Col::Text,
+    Col::Text,
+    Col::Text,
+    Col::Text,
+    Col::Int,
+    Col::Int,
+    Col::Int,
+    Col::Int,
+    Col::Text,
+    Col::Text,
+];
 
 fn decode(row: Row) -> Result<TokenRecord, DbError> {
     let mut values = row.into_iter();
@@ -91,15 +107,20 @@ fn decode(row: Row) -> Result<TokenRecord, DbError> {
         last_used_at: next().as_int(),
         revoked_at: next().as_int(),
         models: next().into_text().and_then(|json| serde_json::from_str(&json).ok()),
+        sources: next().into_text().and_then(|json| serde_json::from_str(&json).ok()),
     })
 }
 
 fn insert(backend: &dyn Backend, token: &NewToken, secret: &Plaintext) -> Sql {
+    let list = |names: &Option<Vec<String>>| {
+        names
+            .as_ref()
+            .map_or(Value::Null(Col::Text), |names| Value::Text(serde_json::to_string(names).unwrap_or_default()))
+    };
     let mut sql = Sql::new(backend.dialect());
-    let models = token.models.as_ref().map(|names| serde_json::to_string(names).unwrap_or_default());
     sql.push(
-        "INSERT INTO api_token (name, role, digest, display_prefix, created_by, created_at, expires_at, models) \
-         VALUES (",
+        "INSERT INTO api_token (name, role, digest, display_prefix, created_by, created_at, expires_at, models, \
+         sources) VALUES (",
     )
     .arg(Value::Text(token.name.clone()))
     .push(", ")
@@ -115,7 +136,9 @@ fn insert(backend: &dyn Backend, token: &NewToken, secret: &Plaintext) -> Sql {
     .push(", ")
     .arg(token.expires_at.map_or(Value::Null(Col::Int), Value::Int))
     .push(", ")
-    .arg(models.map_or(Value::Null(Col::Text), Value::Text))
+    .arg(list(&token.models))
+    .push(", ")
+    .arg(list(&token.sources))
     .push(") RETURNING ")
     .push(COLUMNS);
     sql
@@ -212,6 +235,7 @@ pub async fn bootstrap(backend: &dyn Backend, data_dir: &Path) -> Result<Option<
         expires_at: None,
         created_by: "bootstrap".to_owned(),
         models: None,
+        sources: None,
     };
     let secret = Plaintext::generate();
     let row = transaction.read(&insert(backend, &token, &secret), COLS).await?.into_iter().next();

@@ -129,6 +129,7 @@ async fn run_against(bench: &RegistryBench, database_url: &str, temp: &std::path
             expires_at: None,
             created_by: "bench".into(),
             models: None,
+            sources: None,
         };
         Some(tokens::create(&*backend, &token).await?.1)
     };

@@ -35,6 +35,12 @@ impl<A: Weigh, B: Weigh> Weigh for (A, B) {
     }
 }
 
+impl<T: Weigh> Weigh for Option<T> {
+    fn weigh(&self) -> usize {
+        std::mem::size_of::<Option<T>>() + self.as_ref().map_or(0, Weigh::weigh)
+    }
+}
+
 impl Weigh for () {
     fn weigh(&self) -> usize {
         0

@@ -114,7 +114,8 @@ type Facets = BTreeMap<String, Vec<(String, u64)>>;
 pub struct Catalog {
     index: CatalogIndex,
     view: channel::Receiver<Arc<View>>,
-    options: GenerationCache<(), Arc<BTreeMap<String, PropertyOptions>>>,
+    /// By the sources they cover (`None`: all).
+    options: GenerationCache<Option<Vec<String>>, Arc<BTreeMap<String, PropertyOptions>>>,
     facets: GenerationCache<String, Arc<Facets>>,
     commands: mpsc::UnboundedSender<reload::Command>,
     progress: Arc<LoadProgress>,
@@ -278,13 +279,15 @@ impl Catalog {
         run_blocking(move || index.scan(&sources)).await
     }
 
-    /// Filter options with counts, cached until the index changes.
-    pub async fn filter_options(&self) -> Result<Arc<BTreeMap<String, PropertyOptions>>, IndexError> {
+    /// Filter options with counts over `sources` (`None`: every source), cached until the index changes.
+    pub async fn filter_options(
+        &self,
+        sources: Option<Vec<String>>,
+    ) -> Result<Arc<BTreeMap<String, PropertyOptions>>, IndexError> {
         let this = self.clone();
         run_blocking(move || {
-            this.options
-                .get_or_compute(this.index.generation(), (), || this.index.filter_options().map(Arc::new))
-                .map_err(unshare)
+            let compute = || this.index.filter_options(sources.as_deref()).map(Arc::new);
+            this.options.get_or_compute(this.index.generation(), sources.clone(), compute).map_err(unshare)
         })
         .await
     }

@@ -123,7 +123,14 @@ fn routes() -> Vec<(Method, String, Needs)> {
 /// A token made straight in the store (for states the API cannot produce, such as already expired).
 async fn stored_token(app: &TestApp, role: Role, expires_at: Option<i64>) -> String {
     let backend = modelcat::store::connect(&app.database_url).await.expect("store");
-    let token = NewToken { name: format!("{role:?}"), role, expires_at, created_by: "test".into(), models: None };
+    let token = NewToken {
+        name: format!("{role:?}"),
+        role,
+        expires_at,
+        created_by: "test".into(),
+        models: None,
+        sources: None,
+    };
     tokens::create(&*backend, &token).await.expect("token").1.expose().to_owned()
 }
 

@@ -583,3 +583,44 @@ async fn kubeflow_reference_files_load() {
         assert_eq!(models["size"].as_u64().unwrap() > 0, enabled_yaml > 0, "{}: {models}", sources.display());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_restricted_to_sources_sees_only_them() {
+    let catalog = standard().await;
+    let app = &catalog.app;
+    let body = json!({"name": "second only", "role": "viewer", "sources": ["second"]});
+    let created = app.call(reqwest::Method::POST, "/api/modelcat/v1/tokens", Some(body)).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    assert_eq!(created.body["sources"], json!(["second"]));
+    let client = crate::helpers::authorized_client(created.body["token"].as_str().expect("token"));
+    let get = |path: &str| {
+        let request = client.get(format!("{}{path}", app.address));
+        async move { crate::helpers::reply(request.send().await.expect("sent")).await }
+    };
+    let sources = get(&format!("{CATALOG}/sources")).await;
+    let ids: Vec<&str> = sources.body["items"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["second"]);
+    assert_eq!(names(&get(&format!("{CATALOG}/models")).await.body), ["mistral/mistral-7b"]);
+    assert!(names(&get(&format!("{CATALOG}/models?source=main")).await.body).is_empty(), "another source selects none");
+    let faceted = get(&format!("{CATALOG}/models?facets=provider")).await;
+    assert_eq!(faceted.body["facets"]["provider"], json!({"Mistral": 1}), "{}", faceted.body);
+    let options = get(&format!("{CATALOG}/models/filter_options")).await;
+    assert_eq!(options.body["filters"]["provider"]["values"], json!(["Mistral"]), "{}", options.body);
+    let everything = catalog.get("/models/filter_options", &[]).await;
+    assert!(everything.body["filters"]["provider"]["values"].as_array().unwrap().len() > 1, "the admin sees all");
+    let hidden = get(&format!("{CATALOG}/sources/main/models/ibm/granite-8b-code")).await;
+    assert_eq!(hidden.status, StatusCode::NOT_FOUND, "{}", hidden.body);
+    let own = get(&format!("{CATALOG}/sources/second/models/mistral/mistral-7b")).await;
+    assert_eq!(own.status, StatusCode::OK, "{}", own.body);
+    let status = get(&format!("{CATALOG}/status")).await;
+    let listed: Vec<&str> =
+        status.body["sources"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
+    assert_eq!(listed, ["second"]);
+    // The Hub API and the change feed serve every source, so they refuse it.
+    for path in ["/api/models", "/api/modelcat/v1/changes?wait=0"] {
+        assert_eq!(get(path).await.status, StatusCode::FORBIDDEN, "{path}");
+    }
+    let bad = json!({"name": "x", "role": "viewer", "sources": []});
+    let refused = app.call(reqwest::Method::POST, "/api/modelcat/v1/tokens", Some(bad)).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+}

@@ -10,6 +10,9 @@
 //! edit) and per-source model counts and load times.
 //!
 //! Page tokens carry an offset bound to the query's parameters; reusing one with other parameters is a 400.
+//!
+//! A token restricted to named sources ([`Readable`]) sees only those: in `/sources`, `/models` (and its
+//! facets), `filter_options`, `/status` and model pages (another source is a 404, as an unknown one).
 
 mod wire;
 
@@ -28,6 +31,7 @@ use serde_json::{Map, Value as Json, json};
 use crate::api::error::ApiError;
 use crate::api::params::Params;
 use crate::app::AppState;
+use crate::auth::Identity;
 use crate::catalog::artifacts::{self, Artifact, ArtifactOrder};
 use crate::catalog::perf::{self, PerfProperties};
 use crate::catalog::{OwnedSearch, View};
@@ -113,13 +117,34 @@ fn parse_filter(params: &Params) -> Result<Option<Expr>, ApiError> {
     Ok(filter::parse(params.get("filterQuery").unwrap_or_default())?)
 }
 
-async fn find_sources(State(state): State<AppState>, params: Params) -> ApiResult {
+/// The catalog sources the caller may read (a token's restriction), `None` for all.
+pub struct Readable(Option<Vec<String>>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Readable {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Readable, Self::Rejection> {
+        Ok(Readable(parts.extensions.get::<Identity>().and_then(|identity| identity.sources.clone())))
+    }
+}
+
+impl Readable {
+    fn allows(&self, source_id: &str) -> bool {
+        self.0.as_ref().is_none_or(|sources| sources.iter().any(|allowed| allowed == source_id))
+    }
+}
+
+async fn find_sources(State(state): State<AppState>, readable: Readable, params: Params) -> ApiResult {
     let view = state.catalog.view();
     let paging = Paging::parse(&params, "sources", state.page_limits.max_page_size)?;
     let name = params.get("name").unwrap_or_default().to_lowercase();
     let models_only = !matches!(params.get("assetType"), Some(asset) if asset == "mcp_servers");
-    let mut sources: Vec<_> =
-        view.sources.iter().filter(|source| models_only && source.config.name.to_lowercase().contains(&name)).collect();
+    let mut sources: Vec<_> = view
+        .sources
+        .iter()
+        .filter(|source| models_only && source.config.name.to_lowercase().contains(&name))
+        .filter(|source| readable.allows(source.config.id.as_str()))
+        .collect();
     let descending = params.descending()?;
     match params.get("orderBy").filter(|order| !order.is_empty()) {
         None => {}
@@ -133,20 +158,23 @@ async fn find_sources(State(state): State<AppState>, params: Params) -> ApiResul
     Ok(json(paging.page(&sources, |source| wire::source(source))))
 }
 
-/// The enabled sources a `/models` request selects; `None` for all of them (the index holds no others:
-/// disabled and removed sources are deleted from it).
-fn selected_sources(view: &View, params: &Params) -> Result<Option<Vec<String>>, ApiError> {
+/// The enabled sources a `/models` request selects, among those the caller may read; `None` for all of
+/// them (the index holds no others: disabled and removed sources are deleted from it).
+fn selected_sources(view: &View, params: &Params, readable: &Readable) -> Result<Option<Vec<String>>, ApiError> {
     let wanted = params.all("source");
     let labels = params.all("sourceLabel");
     if !wanted.is_empty() && !labels.is_empty() {
         return Err(ApiError::bad_request("give source or sourceLabel, not both"));
     }
-    if wanted.is_empty() && labels.is_empty() {
+    if wanted.is_empty() && labels.is_empty() && readable.0.is_none() {
         return Ok(None);
     }
-    let enabled = view.sources.iter().filter(|source| source.config.enabled);
+    let enabled =
+        view.sources.iter().filter(|source| source.config.enabled && readable.allows(source.config.id.as_str()));
     let selected = enabled.filter(|source| {
-        if !wanted.is_empty() {
+        if wanted.is_empty() && labels.is_empty() {
+            true
+        } else if !wanted.is_empty() {
             wanted.contains(&source.config.id.as_str())
         } else {
             labels.iter().any(|label| match *label {
@@ -203,14 +231,14 @@ fn model_order(params: &Params, descending: bool) -> Result<SortBy, ApiError> {
     })
 }
 
-async fn find_models(State(state): State<AppState>, params: Params) -> ApiResult {
+async fn find_models(State(state): State<AppState>, readable: Readable, params: Params) -> ApiResult {
     let view = state.catalog.view();
     let paging = Paging::parse(&params, "models", state.page_limits.max_page_size)?;
     let descending = params.descending()?;
     let search = OwnedSearch {
         q: params.get("q").map(str::trim).filter(|q| !q.is_empty()).map(str::to_owned),
         filter: parse_filter(&params)?,
-        sources: selected_sources(&view, &params)?,
+        sources: selected_sources(&view, &params, &readable)?,
         sort: Some(model_order(&params, descending)?),
         descending,
         offset: paging.offset,
@@ -232,8 +260,8 @@ async fn find_models(State(state): State<AppState>, params: Params) -> ApiResult
     Ok(json(body))
 }
 
-async fn filter_options(State(state): State<AppState>) -> ApiResult {
-    let options = state.catalog.filter_options().await?;
+async fn filter_options(State(state): State<AppState>, readable: Readable) -> ApiResult {
+    let options = state.catalog.filter_options(readable.0).await?;
     let mut filters = Map::new();
     for (name, option) in options.iter() {
         let rendered = match option {
@@ -296,11 +324,12 @@ async fn find_labels(State(state): State<AppState>, params: Params) -> ApiResult
     Ok(json(paging.page(&labels, |label| Json::Object((*label).clone()))))
 }
 
-async fn status(State(state): State<AppState>) -> ApiResult {
+async fn status(State(state): State<AppState>, readable: Readable) -> ApiResult {
     let view = state.catalog.view();
     let sources: Vec<Json> = view
         .sources
         .iter()
+        .filter(|source| readable.allows(source.config.id.as_str()))
         .map(|source| {
             json!({"id": source.config.id.as_str(), "status": source.status.as_str(), "error": source.error,
                    "models": source.models, "lastLoadedSinceEpoch": source.last_loaded.map(|time| time.to_string())})
@@ -339,6 +368,7 @@ async fn status(State(state): State<AppState>) -> ApiResult {
 /// `GET /sources/{id}/models/{name}`, `…/{name}/artifacts` and `…/{name}/artifacts/performance`.
 async fn model_route(
     State(state): State<AppState>,
+    readable: Readable,
     Path((source_id, rest)): Path<(String, String)>,
     params: Params,
 ) -> ApiResult {
@@ -350,7 +380,8 @@ async fn model_route(
         (rest.as_str(), Tail::Model)
     };
     let view = state.catalog.view();
-    if !view.sources.iter().any(|source| source.config.id.as_str() == source_id && source.config.enabled) {
+    let readable = readable.allows(&source_id);
+    if !readable || !view.sources.iter().any(|source| source.config.id.as_str() == source_id && source.config.enabled) {
         return Err(ApiError::not_found(format!("source {source_id} not found")));
     }
     let Some(model) = state.catalog.model(&source_id, name).await? else {

@@ -11,5 +11,7 @@ CREATE TABLE model_permission (
     PRIMARY KEY (registered_model_id, principal)
 );
 
--- A token may be restricted to named registered models: a JSON array of names, or NULL for none.
+-- A token may be restricted to named registered models and to catalog sources: JSON arrays of names
+-- and source ids, or NULL for none.
 ALTER TABLE api_token ADD COLUMN models TEXT;
+ALTER TABLE api_token ADD COLUMN sources TEXT;
