@@ -73,8 +73,12 @@ impl Application {
         tokio::spawn(replica.clone().run_housekeeping());
         let signer = crate::audit::checkpoint::Signer::load_or_create(&settings.data_dir)
             .context("cannot read or create the audit checkpoint key")?;
-        let audit =
-            tokio::spawn(crate::audit::checkpoint::run(backend.clone(), signer, settings.audit_checkpoint_interval));
+        let audit = tokio::spawn(crate::audit::checkpoint::run(
+            backend.clone(),
+            signer,
+            settings.audit_checkpoint_interval,
+            settings.audit_retention,
+        ));
         telemetry::spawn_upkeep();
         let state = AppState {
             registry,

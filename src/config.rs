@@ -36,6 +36,8 @@ pub struct Settings {
     pub auth: crate::auth::AuthSettings,
     /// How often the audit log's head is signed, when it moved (`audit.checkpoint_interval_secs`).
     pub audit_checkpoint_interval: std::time::Duration,
+    /// How long audit entries are kept (`audit.retention_days`); `None` keeps them all.
+    pub audit_retention: Option<std::time::Duration>,
 }
 
 /// The `memory` section as written: budgets in MiB.
@@ -190,11 +192,12 @@ struct FileSettings {
 #[serde(deny_unknown_fields, default)]
 struct AuditFileSettings {
     checkpoint_interval_secs: u64,
+    retention_days: Option<u32>,
 }
 
 impl Default for AuditFileSettings {
     fn default() -> Self {
-        AuditFileSettings { checkpoint_interval_secs: 60 }
+        AuditFileSettings { checkpoint_interval_secs: 60, retention_days: None }
     }
 }
 
@@ -313,6 +316,10 @@ impl Settings {
         let settings = Settings {
             auth,
             audit_checkpoint_interval: std::time::Duration::from_secs(file.audit.checkpoint_interval_secs),
+            audit_retention: file
+                .audit
+                .retention_days
+                .map(|days| std::time::Duration::from_secs(u64::from(days) * 86_400)),
             catalog,
             listen: overrides.listen.or(file.listen).unwrap_or_else(|| "0.0.0.0:8080".to_owned()),
             database_url,

@@ -80,15 +80,37 @@ pub fn signed_by(checkpoint: &Checkpoint, public: &[u8]) -> bool {
     UnparsedPublicKey::new(&ED25519, public).verify(message.as_bytes(), &signature).is_ok()
 }
 
+/// How often entries past the retention period are looked for.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
 /// Chains pending entries every second and checkpoints the head once per `interval` when it moved, for
-/// as long as the process runs.
-pub async fn run(backend: Arc<dyn Backend>, signer: Signer, interval: Duration) {
+/// as long as the process runs. With a `retention`, once an hour (and soon after start) it removes the
+/// entries older than that, up to the last checkpoint among them ([`table::prune`]).
+pub async fn run(backend: Arc<dyn Backend>, signer: Signer, interval: Duration, retention: Option<Duration>) {
     let mut last: Option<(Instant, i64)> = None;
+    let mut pruned: Option<Instant> = None;
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
         if let Err(error) = table::seal(&*backend).await {
             tracing::warn!(%error, "cannot chain audit entries");
             continue;
+        }
+        if let Some(retention) = retention
+            && pruned.is_none_or(|at| at.elapsed() >= PRUNE_EVERY)
+        {
+            pruned = Some(Instant::now());
+            let before = now_millis() - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+            match table::prune(&*backend, before).await {
+                Ok(Some(done)) => {
+                    tracing::info!(
+                        through = done.through,
+                        entries = done.entries,
+                        "audit entries past retention removed"
+                    );
+                }
+                Ok(None) => {}
+                Err(error) => tracing::warn!(%error, "cannot remove audit entries past retention"),
+            }
         }
         if last.is_some_and(|(at, _)| at.elapsed() < interval) {
             continue;

@@ -52,6 +52,9 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<()> {
         },
         if report.unsealed > 0 { format!(", {} not chained yet", report.unsealed) } else { String::new() },
     );
+    if report.pruned_through > 0 {
+        println!("entries through {} were removed by retention (recorded and signed)", report.pruned_through);
+    }
     if report.checkpoints_verified == 0 {
         eprintln!("warning: no checkpoint was verified; a truncated or re-chained log would go unnoticed");
     }

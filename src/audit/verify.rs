@@ -1,6 +1,10 @@
 //! Checks the whole audit log: positions without gaps, each entry chained to the one before, each hash
 //! matching its entry's content, and every checkpoint signed by a trusted key and matching the chain.
 //! The first problem found is reported, naming the entry.
+//!
+//! After retention removed the oldest entries, the chain starts at the horizon: a signed checkpoint must
+//! vouch for the last removed entry's hash, and an `audit.prune` entry in the chain must record that
+//! horizon, so removing entries any other way is still caught.
 
 use super::checkpoint;
 use crate::store::audit::{self as store, Checkpoint};
@@ -17,6 +21,8 @@ pub struct Report {
     pub checkpoints_unknown: usize,
     /// Entries not yet chained (PostgreSQL chains within a second or two).
     pub unsealed: i64,
+    /// The position through which retention removed entries (0: none removed).
+    pub pruned_through: i64,
     /// The first problem, naming the entry; `None` when the log is intact.
     pub problem: Option<String>,
 }
@@ -29,6 +35,7 @@ pub async fn verify(backend: &dyn Backend, trusted: &[Vec<u8>]) -> Result<Report
         checkpoints_verified: 0,
         checkpoints_unknown: 0,
         unsealed: store::unsealed(backend).await?,
+        pruned_through: 0,
         problem: None,
     };
     let mut pending: std::collections::BTreeMap<i64, &Checkpoint> = Default::default();
@@ -47,6 +54,20 @@ pub async fn verify(backend: &dyn Backend, trusted: &[Vec<u8>]) -> Result<Report
     }
     let mut previous_seq = 0;
     let mut previous_hash = store::GENESIS.to_owned();
+    let horizon = store::horizon(backend).await?;
+    let mut prune_recorded = horizon.is_none();
+    if let Some((seq, hash)) = &horizon {
+        if pending.remove(seq).is_none_or(|anchor| anchor.hash != *hash) {
+            report.problem = Some(format!(
+                "entries through {seq} were removed, but no trusted signed checkpoint vouches for entry {seq}"
+            ));
+            return Ok(report);
+        }
+        pending.retain(|position, _| position > seq);
+        (previous_seq, previous_hash) = (*seq, hash.clone());
+        report.pruned_through = *seq;
+    }
+    let prune_prefix = horizon.as_ref().map(|(seq, _)| format!("through {seq}:"));
     loop {
         let batch = store::chain_after(backend, previous_seq, 5000).await?;
         if batch.is_empty() {
@@ -70,10 +91,22 @@ pub async fn verify(backend: &dyn Backend, trusted: &[Vec<u8>]) -> Result<Report
                 return Ok(report);
             }
             pending.remove(&seq);
+            if stored.entry.action == store::PRUNE_ACTION
+                && let (Some(detail), Some(prefix)) = (&stored.entry.detail, &prune_prefix)
+            {
+                prune_recorded |= detail.starts_with(prefix.as_str());
+            }
             report.entries += 1;
             previous_seq = seq;
             previous_hash = stored.hash;
         }
+    }
+    if !prune_recorded {
+        report.problem = Some(format!(
+            "entries through {} were removed without an audit.prune entry recording it",
+            report.pruned_through
+        ));
+        return Ok(report);
     }
     if let Some((seq, _)) = pending.iter().next() {
         report.problem = Some(format!(

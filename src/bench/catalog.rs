@@ -306,6 +306,7 @@ async fn run_in(bench: &CatalogBench, temp: &Path) -> anyhow::Result<()> {
             hub_cache_bytes: crate::mirror::DEFAULT_CACHE_BYTES,
             auth: Default::default(),
             audit_checkpoint_interval: std::time::Duration::from_secs(60),
+            audit_retention: None,
             listen: "127.0.0.1:0".into(),
             database_url: format!("sqlite://{}", temp.join("registry.db").display()),
             data_dir: temp.join("data"),

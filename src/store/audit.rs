@@ -138,7 +138,13 @@ async fn head(transaction: &mut dyn Transaction, dialect: Dialect) -> Result<(i6
 
 fn head_query(dialect: Dialect) -> Sql {
     let mut sql = Sql::new(dialect);
-    sql.push("SELECT seq, hash FROM audit_log WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1");
+    // After retention removed every entry, the chain continues from the horizon.
+    // Each side reads one row from its index.
+    sql.push(
+        "SELECT seq, hash FROM (SELECT seq, hash FROM audit_log WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1) l \
+         UNION ALL SELECT seq, hash FROM (SELECT seq, hash FROM audit_horizon ORDER BY seq DESC LIMIT 1) h \
+         ORDER BY seq DESC LIMIT 1",
+    );
     sql
 }
 
@@ -309,6 +315,76 @@ pub async fn unsealed(backend: &dyn Backend) -> Result<i64, DbError> {
 /// The chain's head: the last position and its hash.
 pub async fn last(backend: &dyn Backend) -> Result<(i64, String), DbError> {
     Ok(head_of(backend.read(&head_query(backend.dialect()), &[Col::Int, Col::Text]).await?))
+}
+
+/// What a prune removed: every entry through position `through` (`entries` of them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pruned {
+    pub through: i64,
+    pub entries: u64,
+}
+
+/// The action of the entry that records a prune; its detail starts with [`prune_detail`]'s prefix.
+pub const PRUNE_ACTION: &str = "audit.prune";
+
+/// The detail of the `audit.prune` entry for a horizon at `through`.
+pub fn prune_detail(through: i64, entries: u64) -> String {
+    format!("through {through}: {entries} entries older than the retention period removed")
+}
+
+/// Removes the entries written before `before` (ms since the epoch) up to the last signed checkpoint among
+/// them, and the checkpoints before that one (it stays: the signed anchor of what remains), then records
+/// the new horizon and appends an [`PRUNE_ACTION`] entry naming it, all in one transaction. `None` when
+/// no checkpointed entry is that old.
+pub async fn prune(backend: &dyn Backend, before: i64) -> Result<Option<Pruned>, DbError> {
+    let dialect = backend.dialect();
+    let mut transaction = backend.begin().await?;
+    let mut anchor = Sql::new(dialect);
+    anchor
+        .push("SELECT c.seq, c.hash FROM audit_checkpoint c JOIN audit_log l ON l.seq = c.seq WHERE l.at < ")
+        .arg(Value::Int(before))
+        .push(" AND c.seq > (SELECT COALESCE(MAX(seq), 0) FROM audit_horizon) ORDER BY c.seq DESC LIMIT 1");
+    let Some(row) = transaction.read(&anchor, &[Col::Int, Col::Text]).await?.into_iter().next() else {
+        return Ok(None);
+    };
+    let [seq, hash]: [Value; 2] = row.try_into().map_err(|_| DbError::Backend("bad anchor row".into()))?;
+    let through = seq.as_int().unwrap_or_default();
+    let mut horizon = Sql::new(dialect);
+    horizon
+        .push("INSERT INTO audit_horizon (seq, hash, at) VALUES (")
+        .arg(Value::Int(through))
+        .push(", ")
+        .arg(hash)
+        .push(", ")
+        .arg(Value::Int(now_millis()))
+        .push(")");
+    transaction.execute(&horizon).await?;
+    let mut entries = Sql::new(dialect);
+    entries.push("DELETE FROM audit_log WHERE seq <= ").arg(Value::Int(through));
+    let removed = transaction.execute(&entries).await?;
+    let mut checkpoints = Sql::new(dialect);
+    checkpoints.push("DELETE FROM audit_checkpoint WHERE seq < ").arg(Value::Int(through));
+    transaction.execute(&checkpoints).await?;
+    let record = Record {
+        action: PRUNE_ACTION.to_owned(),
+        entity: "audit/*".to_owned(),
+        detail: Some(prune_detail(through, removed)),
+        ..Record::default()
+    };
+    append(&mut *transaction, dialect, Actor::named("system"), record).await?;
+    transaction.commit().await?;
+    Ok(Some(Pruned { through, entries: removed }))
+}
+
+/// The latest horizon: the position through which entries were removed, and that entry's hash.
+pub async fn horizon(backend: &dyn Backend) -> Result<Option<(i64, String)>, DbError> {
+    let mut sql = Sql::new(backend.dialect());
+    sql.push("SELECT seq, hash FROM audit_horizon ORDER BY seq DESC LIMIT 1");
+    let row = backend.read(&sql, &[Col::Int, Col::Text]).await?.into_iter().next();
+    Ok(row.map(|mut row| {
+        let hash = row.pop().and_then(Value::into_text).unwrap_or_default();
+        (row.first().and_then(Value::as_int).unwrap_or_default(), hash)
+    }))
 }
 
 /// A signed head of the chain (signed by [`crate::audit::checkpoint`]).

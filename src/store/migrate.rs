@@ -27,6 +27,7 @@ pub const SQLITE: &[Migration] = &[
         name: "model_permissions",
         sql: include_str!("migrations/sqlite/0008_model_permissions.sql"),
     },
+    Migration { version: 9, name: "audit_retention", sql: include_str!("migrations/sqlite/0009_audit_retention.sql") },
 ];
 
 /// Migrations for PostgreSQL, in order.
@@ -42,6 +43,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 8,
         name: "model_permissions",
         sql: include_str!("migrations/postgres/0008_model_permissions.sql"),
+    },
+    Migration {
+        version: 9,
+        name: "audit_retention",
+        sql: include_str!("migrations/postgres/0009_audit_retention.sql"),
     },
 ];
 

@@ -201,3 +201,57 @@ async fn verify_names_the_first_edited_deleted_reordered_truncated_or_rechained_
     assert!(!broken.status.success());
     assert!(String::from_utf8_lossy(&broken.stderr).contains("entry 3 was altered"));
 }
+
+/// Retention removes old entries up to a signed checkpoint and records it; verify accepts that and
+/// catches entries removed any other way. On both backends (the database's triggers allow only the
+/// prune's deletes).
+async fn retention_prunes_and_verify_follows(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else { return };
+    write_some(&app).await;
+    let head = settled(&app).await;
+    let store = modelcat::store::connect(&app.database_url).await.expect("store");
+    let now = modelcat::store::now_millis();
+    assert_eq!(modelcat::store::audit::prune(&*store, now - 3_600_000).await.expect("prune"), None, "nothing is old");
+    let pruned = modelcat::store::audit::prune(&*store, now + 1).await.expect("prune").expect("pruned");
+    assert_eq!((pruned.through, pruned.entries), (head, head as u64));
+    assert_eq!(modelcat::store::audit::prune(&*store, now + 1).await.expect("prune"), None, "the anchor stays");
+    // The database still refuses other deletes.
+    let head_after = settled(&app).await;
+    let refused = raw(&app, &format!("DELETE FROM audit_log WHERE seq = {head_after}")).await;
+    assert!(refused.is_err(), "entries past the horizon cannot be deleted");
+
+    let report = verify::verify(&*store, &trusted(&app)).await.expect("verify");
+    assert_eq!(report.problem, None, "{report:?}");
+    assert_eq!(report.pruned_through, head);
+    assert_eq!(report.entries, head_after - head);
+    let listed = audit(&app, "?action=audit.prune").await;
+    assert_eq!(listed["items"][0]["actor"], "system", "{listed}");
+    assert_eq!(listed["items"][0]["detail"], modelcat::store::audit::prune_detail(head, head as u64));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_prunes_to_a_signed_checkpoint_and_verify_follows_sqlite() {
+    retention_prunes_and_verify_follows(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_prunes_to_a_signed_checkpoint_and_verify_follows_postgres() {
+    retention_prunes_and_verify_follows(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_catches_entries_removed_without_a_recorded_prune() {
+    let app = TestApp::spawn(Backend::Sqlite).await.expect("sqlite");
+    write_some(&app).await;
+    settled(&app).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Someone who can write the database moves the horizon to a checkpoint and removes what is before it.
+    let forged = "INSERT INTO audit_horizon (seq, hash, at) SELECT seq, hash, 0 FROM audit_checkpoint \
+                  WHERE seq = (SELECT MAX(seq) FROM audit_checkpoint); \
+                  DELETE FROM audit_log WHERE seq <= (SELECT MAX(seq) FROM audit_horizon);";
+    let problem = tampered(&app, dir.path(), "forged-prune", forged).await.expect("caught");
+    assert!(problem.ends_with("were removed without an audit.prune entry recording it"), "{problem}");
+    // Or removes the head of the log with no horizon at all.
+    let cut = tampered(&app, dir.path(), "cut", "DELETE FROM audit_log WHERE seq <= 2").await;
+    assert_eq!(cut.as_deref(), Some("entry 1 is missing (deleted, or the log was reordered)"));
+}

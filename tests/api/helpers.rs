@@ -67,6 +67,7 @@ impl TestApp {
         let settings = Settings {
             auth,
             audit_checkpoint_interval: Duration::ZERO,
+            audit_retention: None,
             public_base_url: None,
             replication: Default::default(),
             hub_cache_bytes: modelcat::mirror::DEFAULT_CACHE_BYTES,
