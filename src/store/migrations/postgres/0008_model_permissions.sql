@@ -11,6 +11,12 @@ CREATE TABLE model_permission (
     PRIMARY KEY (registered_model_id, principal)
 );
 
+-- Models registered before permissions existed had no owner and any editor could change them: they keep
+-- that (`everyone` may edit) until an admin changes that. New models belong to their
+-- creator.
+INSERT INTO model_permission (registered_model_id, principal, level, granted_by, granted_at)
+SELECT id, 'everyone', 2, 'upgrade', CAST(EXTRACT(EPOCH FROM now()) * 1000 AS BIGINT) FROM registered_model;
+
 -- A token may be restricted to named registered models and to catalog sources: JSON arrays of names
 -- and source ids, or NULL for none.
 ALTER TABLE api_token ADD COLUMN models TEXT;
