@@ -23,6 +23,7 @@ use serde::Deserialize;
 
 use super::Family;
 use super::error::ApiError;
+use super::registry::path_id;
 use super::registry::permits::Caller;
 use crate::app::AppState;
 use crate::registry::permissions::{Level, Principal};
@@ -41,7 +42,7 @@ struct GrantBody {
 
 async fn list(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Response {
     answer(async {
-        let model = model_id(&id)?;
+        let model = path_id(&id)?;
         caller.require_model(&state, model, Level::Read, || missing(model)).await
     })
     .await
@@ -54,7 +55,7 @@ async fn grant(
     body: Bytes,
 ) -> Response {
     answer(async {
-        let model = model_id(&id)?;
+        let model = path_id(&id)?;
         let principal: Principal = principal.parse().map_err(ApiError::bad_request)?;
         let GrantBody { level } = serde_json::from_slice(&body)
             .map_err(|error| ApiError::bad_request(format!("invalid permission: {error}")))?;
@@ -77,7 +78,7 @@ async fn revoke(
     Path((id, principal)): Path<(String, String)>,
 ) -> Response {
     answer(async {
-        let model = model_id(&id)?;
+        let model = path_id(&id)?;
         let principal: Principal = principal.parse().map_err(ApiError::bad_request)?;
         caller.require_model(&state, model, Level::Manage, || missing(model)).await?;
         let permissions = state.registry.set_permission(model, &principal, None).await?;
@@ -85,11 +86,6 @@ async fn revoke(
         Ok(permissions)
     })
     .await
-}
-
-fn model_id(text: &str) -> Result<i64, ApiError> {
-    super::registry::wire::parse_id_text(text)
-        .ok_or_else(|| ApiError::bad_request(format!("invalid id {text:?}: expected a positive integer id")))
 }
 
 fn missing(model: i64) -> ApiError {

@@ -278,7 +278,8 @@ fn respond(status: StatusCode, record: &Record, version: WireVersion) -> Respons
     response
 }
 
-fn path_id(text: &str) -> Result<i64, ApiError> {
+/// A positive integer id from a path segment, or a 400 naming it.
+pub(crate) fn path_id(text: &str) -> Result<i64, ApiError> {
     wire::parse_id_text(text)
         .ok_or_else(|| ApiError::bad_request(format!("invalid id \"{text}\": expected a positive integer id")))
 }
