@@ -16,6 +16,9 @@ use crate::api::registry::PageLimits;
 use crate::auth::Authenticator;
 use crate::catalog::Catalog;
 use crate::config::Settings;
+
+/// Bytes (estimated) of remembered catalog answer tags: about 40,000 (request, caller) pairs.
+const TAG_MEMO_BYTES: u64 = 4 << 20;
 use crate::mirror::Mirror;
 use crate::mirror::store::MirrorStore;
 use crate::registry::RegistryStore;
@@ -38,6 +41,8 @@ pub struct AppState {
     pub authenticator: Authenticator,
     /// The shared store (tokens are read from it directly).
     pub backend: Arc<dyn store::Backend>,
+    /// Tags of catalog answers, remembered for conditional requests.
+    pub tags: crate::api::conditional::TagMemo,
 }
 
 /// A built, bound, not yet serving application.
@@ -93,6 +98,7 @@ impl Application {
             replica: replica.clone(),
             authenticator,
             backend,
+            tags: crate::api::conditional::memo(TAG_MEMO_BYTES),
         };
         let router = api::router(state, settings.api, settings.reset_endpoint);
         let listener = TcpListener::bind(&settings.listen)

@@ -127,8 +127,8 @@ impl Default for CatalogFileSettings {
 /// The default sources file, relative to the working directory (optional: no file, no sources).
 pub const DEFAULT_SOURCES_PATH: &str = "config/sources.yaml";
 
-/// HTTP limits.
-#[derive(Debug, Clone, Copy, Deserialize)]
+/// HTTP limits, cross-origin access and the alpha paths' deprecation.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ApiSettings {
     /// Page size of registry lists that give no `pageSize`.
@@ -139,6 +139,10 @@ pub struct ApiSettings {
     pub max_body_bytes: usize,
     /// Requests taking longer are answered 408.
     pub request_timeout_secs: u64,
+    /// Which other origins' pages may call the API from a browser (none by default).
+    pub cors: crate::api::cors::CorsSettings,
+    /// Deprecation headers on the Kubeflow alpha paths; `None` (the default) sends none.
+    pub alpha_deprecation: Option<crate::api::families::AlphaDeprecation>,
 }
 
 impl Default for ApiSettings {
@@ -148,6 +152,8 @@ impl Default for ApiSettings {
             max_page_size: 1000,
             max_body_bytes: 4 * 1024 * 1024,
             request_timeout_secs: 30,
+            cors: crate::api::cors::CorsSettings::default(),
+            alpha_deprecation: None,
         }
     }
 }
@@ -365,6 +371,10 @@ impl Settings {
         }
         if self.catalog.index_writer_bytes < modelcat_index::MIN_WRITER_BYTES {
             problems.push("memory.index_writer_mb must be at least 15".to_owned());
+        }
+        problems.extend(self.api.cors.problems().into_iter().map(|problem| format!("api.{problem}")));
+        if let Some(Err(problem)) = self.api.alpha_deprecation.as_ref().map(|deprecation| deprecation.headers()) {
+            problems.push(problem);
         }
         if self.api.request_timeout_secs == 0 {
             problems.push("api.request_timeout_secs must be at least 1".to_owned());

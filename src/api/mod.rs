@@ -2,14 +2,18 @@
 //!
 //! Layers, outermost first: panic catching (500), request ids (`x-request-id`, generated when absent and
 //! echoed back), a request span per call, a per-request timeout, a body size limit, request metrics
-//! (`http_requests_total` by method, route and status; `http_request_duration_seconds` by route), and
-//! authentication and authorization ([`auth::guard`]).
+//! (`http_requests_total` by method, route and status; `http_request_duration_seconds` by route), the
+//! alpha paths' deprecation headers ([`families`]), CORS ([`cors`]), authentication and authorization
+//! ([`auth::guard`]), and conditional requests ([`conditional`]).
 //! Errors outside a handler (unknown paths, 401, 403) use the envelope of the path's [`Family`].
 
 pub mod audit;
 pub mod auth;
 pub mod catalog;
+pub mod conditional;
+pub mod cors;
 pub mod error;
+pub mod families;
 pub mod federation;
 pub mod health;
 pub mod hf;
@@ -25,6 +29,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderName, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
@@ -37,26 +42,37 @@ use error::ApiError;
 /// Builds the application router.
 pub fn router(state: AppState, api: ApiSettings, reset_endpoint: bool) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
+    let deprecation = api.alpha_deprecation.as_ref().and_then(|deprecation| deprecation.headers().ok());
+    let catalog_api = || catalog::router().route_layer(middleware::from_fn_with_state(state.clone(), loading::catalog));
+    let document = |base: &str| format!("{base}/openapi.yaml");
     Router::new()
+        .route("/api", get(families::list))
         .nest(registry::BASE_PATH, registry::router(registry::WireVersion::V1Alpha3, reset_endpoint))
         .nest(registry::V1_BASE_PATH, registry::router(registry::WireVersion::V1, reset_endpoint))
-        .route(&format!("{}/openapi.yaml", registry::BASE_PATH), axum::routing::get(openapi))
-        .route(&format!("{}/openapi.yaml", catalog::BASE_PATH), axum::routing::get(catalog_openapi))
-        .nest(
-            catalog::BASE_PATH,
-            catalog::router().route_layer(middleware::from_fn_with_state(state.clone(), loading::catalog)),
-        )
+        .route(&document(registry::BASE_PATH), get(families::registry_document))
+        .route(&document(registry::V1_BASE_PATH), get(families::registry_document))
+        .route(&document(catalog::BASE_PATH), get(families::catalog_document))
+        .route(&document(catalog::V1_BASE_PATH), get(families::catalog_document))
+        .route(&document(federation::BASE_PATH), get(families::modelcat_document))
+        .nest(catalog::BASE_PATH, catalog_api())
+        .nest(catalog::V1_BASE_PATH, catalog_api())
         .nest(
             federation::BASE_PATH,
             federation::router()
                 .route_layer(middleware::from_fn_with_state(state.clone(), loading::feed))
                 .merge(auth::router())
-                .merge(permissions::router()),
+                .merge(permissions::router())
+                .route("/status", get(catalog::status)),
         )
         .merge(health::router())
         .merge(hf::router().route_layer(middleware::from_fn_with_state(state.clone(), loading::hub)))
         .fallback(unknown_path)
+        .layer(middleware::from_fn_with_state(state.clone(), conditional::conditional))
         .layer(middleware::from_fn_with_state(state.clone(), auth::guard))
+        // Outside authentication: preflights are answered before credentials are asked for, and errors
+        // carry the CORS headers a browser needs to read them.
+        .layer(api.cors.layer())
+        .layer(middleware::from_fn(move |request, next| families::announce(deprecation.clone(), request, next)))
         .layer(middleware::from_fn(record_metrics))
         .layer(DefaultBodyLimit::max(api.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
@@ -126,14 +142,6 @@ async fn unknown_path(uri: axum::http::Uri) -> Response {
         Family::Hub if path.starts_with("/api/") => hf::unknown_api_path(path),
         _ => ApiError::not_found("not found").into_response(),
     }
-}
-
-async fn openapi() -> impl IntoResponse {
-    ([(axum::http::header::CONTENT_TYPE, "application/yaml")], registry::openapi::YAML.as_str())
-}
-
-async fn catalog_openapi() -> impl IntoResponse {
-    ([(axum::http::header::CONTENT_TYPE, "application/yaml")], catalog::OPENAPI)
 }
 
 async fn record_metrics(request: Request, next: Next) -> Response {

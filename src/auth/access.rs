@@ -57,7 +57,8 @@ pub fn required(method: &Method, template: Option<&str>) -> Access {
     if let Some(route) = template.strip_prefix("/api/modelcat/v1/") {
         return match route {
             "changes" | "snapshot" => Access::Feed,
-            "whoami" => Access::Public,
+            "whoami" | "openapi.yaml" => Access::Public,
+            "status" => Access::Read(Area::Catalog),
             // Per-model permissions: the handlers require read, or manage, on the model.
             "registered_models/{id}/permissions" if reads => Access::Read(Area::Registry),
             "registered_models/{id}/permissions/{principal}" if !reads => Access::Write,
@@ -69,7 +70,7 @@ pub fn required(method: &Method, template: Option<&str>) -> Access {
         return Access::Read(Area::Hub);
     }
     match template {
-        "/healthz" | "/readyz" | "/readyz/health" | "/readyz/isDirty" | "/metrics" => Access::Public,
+        "/healthz" | "/readyz" | "/readyz/health" | "/readyz/isDirty" | "/metrics" | "/api" => Access::Public,
         _ => Access::Admin,
     }
 }

@@ -53,6 +53,12 @@ impl Weigh for u64 {
     }
 }
 
+impl Weigh for u128 {
+    fn weigh(&self) -> usize {
+        16
+    }
+}
+
 impl<K: Weigh, V: Weigh> Weigh for std::collections::BTreeMap<K, V> {
     fn weigh(&self) -> usize {
         // A B-tree node's bookkeeping, spread over its entries.
@@ -126,6 +132,17 @@ where
             return compute().map_err(Arc::new);
         }
         current.1.try_get_with(key, compute)
+    }
+
+    /// The answer held for `key` at `generation`, if any (never one of another generation).
+    pub fn get(&self, generation: u64, key: &K) -> Option<V> {
+        let current = self.current.read().unwrap_or_else(PoisonError::into_inner).clone();
+        if current.0 == generation { current.1.get(key) } else { None }
+    }
+
+    /// Holds `value` for `key` at `generation`, unless a newer generation has been seen.
+    pub fn insert(&self, generation: u64, key: K, value: V) {
+        let _ = self.get_or_compute(generation, key, || Ok::<_, ()>(value));
     }
 
     fn newest(&self) -> Arc<(u64, moka::sync::Cache<K, V>)> {

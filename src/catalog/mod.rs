@@ -98,6 +98,8 @@ pub struct View {
     /// Why the last sources-config reload was rejected (the previous config stays active).
     pub config_error: Option<String>,
     pub config_files: Vec<PathBuf>,
+    /// Counts publications: every change of a source's status or of the config moves it.
+    pub revision: u64,
 }
 
 impl View {
@@ -232,6 +234,13 @@ impl Catalog {
             ("facets", self.facets.bytes(), self.facets.entries_held()),
             ("filter_options", self.options.bytes(), self.options.entries_held()),
         ]
+    }
+
+    /// Moves whenever an answer of the catalog API could change: at every index commit (see
+    /// [`CatalogIndex::generation`], bumped once the commit is searchable) and every publication of the
+    /// sources' view.
+    pub fn revision(&self) -> u64 {
+        self.index.generation() + self.view.borrow().revision
     }
 
     /// The sources as last published.

@@ -4,6 +4,7 @@ mod audit;
 mod auth;
 mod catalog;
 mod cluster;
+mod embedding;
 mod federation;
 mod helpers;
 mod hf;

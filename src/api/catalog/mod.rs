@@ -44,6 +44,18 @@ pub const BASE_PATH: &str = "/api/model_catalog/v1alpha1";
 /// The OpenAPI document of this API as modelcat serves it (`GET …/openapi.yaml`).
 pub const OPENAPI: &str = include_str!("openapi.yaml");
 
+/// The `v1` path of the same API (KEP-0004).
+pub const V1_BASE_PATH: &str = "/api/model_catalog/v1";
+
+/// The document for the `v1` path.
+pub static OPENAPI_V1: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    OPENAPI.replacen(&format!("url: {BASE_PATH}\n"), &format!("url: {V1_BASE_PATH}\n"), 1).replacen(
+        "version: v1alpha1\n",
+        "version: v1\n",
+        1,
+    )
+});
+
 /// Page size of catalog lists without `pageSize` (Kubeflow's).
 const DEFAULT_PAGE_SIZE: u32 = 10;
 
@@ -324,7 +336,7 @@ async fn find_labels(State(state): State<AppState>, params: Params) -> ApiResult
     Ok(json(paging.page(&labels, |label| Json::Object((*label).clone()))))
 }
 
-async fn status(State(state): State<AppState>, readable: Readable) -> ApiResult {
+pub(crate) async fn status(State(state): State<AppState>, readable: Readable) -> ApiResult {
     let view = state.catalog.view();
     let sources: Vec<Json> = view
         .sources

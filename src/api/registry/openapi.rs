@@ -8,13 +8,18 @@ use std::sync::LazyLock;
 use serde_json::{Map, Value as Json, json};
 
 use super::wire::BodySchema;
-use super::{BASE_PATH, ROUTES, Route, Shape};
+use super::{BASE_PATH, ROUTES, Route, Shape, V1_BASE_PATH};
 use crate::registry::schema::{ANY_ARTIFACT, ARTIFACT_KINDS, FieldType, KINDS, Kind, METRIC_HISTORY};
 
 /// The document as YAML, rendered once.
-pub static YAML: LazyLock<String> = LazyLock::new(|| {
-    serde_norway::to_string(&document()).unwrap_or_else(|error| format!("# cannot render: {error}\n"))
-});
+pub static YAML: LazyLock<String> = LazyLock::new(|| render(&document()));
+
+/// The same document for the `v1` paths.
+pub static YAML_V1: LazyLock<String> = LazyLock::new(|| render(&document_at(V1_BASE_PATH, "v1")));
+
+fn render(document: &Json) -> String {
+    serde_norway::to_string(document).unwrap_or_else(|error| format!("# cannot render: {error}\n"))
+}
 
 const ID_PATTERN: &str = "^[1-9][0-9]{0,8}$";
 
@@ -41,17 +46,22 @@ fn reference(name: &str) -> Json {
     json!({"$ref": format!("#/components/schemas/{name}")})
 }
 
-/// Builds the whole document.
+/// Builds the whole document (the alpha paths).
 pub fn document() -> Json {
+    document_at(BASE_PATH, "v1alpha3")
+}
+
+/// Builds the whole document for the routes under `base`.
+fn document_at(base: &str, version: &str) -> Json {
     let mut paths = Map::new();
     for route in &ROUTES {
-        paths.insert(format!("{BASE_PATH}{}", route.path), path_item(route));
+        paths.insert(format!("{base}{}", route.path), path_item(route));
     }
     json!({
         "openapi": "3.0.3",
         "info": {
             "title": "modelcat Model Registry REST API",
-            "version": "v1alpha3",
+            "version": version,
             "description": "Kubeflow Model Registry API (v1alpha3) as served by modelcat. The same routes are also \
                 served under /api/model_registry/v1, where Metric.step is a string. Additions: DELETE on registered \
                 models, versions and artifacts; orderBy=NAME; NOT, IS [NOT] NULL, NOT IN and NOT LIKE in \

@@ -529,6 +529,7 @@ impl Reloader {
         view.sources = self.runtimes.values().map(Runtime::view).collect();
         view.config_error = self.config_error.clone();
         view.config_files = self.settings.sources.clone();
+        view.revision = self.view.borrow().revision + 1;
         self.view.send_replace(Arc::new(view));
     }
 }
