@@ -112,8 +112,12 @@ def create_token(base_url: str, admin_token: str, name: str, role: str) -> str:
         return json.loads(response.read())["token"]
 
 
-def start_modelcat(backend: str, workdir: Path, extra_args=()) -> Server:
-    """Starts modelcat on `backend` ("sqlite" or "postgres") with its data under `workdir`."""
+DEFAULT_CONFIG = "api:\n  default_page_size: 100\n"
+
+
+def start_modelcat(backend: str, workdir: Path, extra_args=(), config_text: str = DEFAULT_CONFIG) -> Server:
+    """Starts modelcat on `backend` ("sqlite" or "postgres") with its data under `workdir` and the server
+    configuration `config_text`."""
     database = None
     if backend == "postgres":
         server_url = os.environ.get("MODELCAT_TEST_POSTGRES_URL")
@@ -128,7 +132,7 @@ def start_modelcat(backend: str, workdir: Path, extra_args=()) -> Server:
     port = free_port()
     log_path = workdir / "modelcat.log"
     config = workdir / "modelcat.yaml"
-    config.write_text("api:\n  default_page_size: 100\n")
+    config.write_text(config_text)
     with open(log_path, "w") as log:
         process = subprocess.Popen(
             [modelcat_binary(), "serve", "--config", str(config), "--listen", f"127.0.0.1:{port}",
