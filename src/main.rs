@@ -103,6 +103,9 @@ enum Bench {
     /// Runs a steady mixed load against a child server and samples its heap, descriptors, tasks, index
     /// segments and WAL, to show they stay flat.
     Soak(modelcat::bench::soak::SoakBench),
+    /// Sends a polling platform's conditional requests (If-None-Match) at a fixed rate against unchanged
+    /// data and measures latencies, 304s and body bytes per route.
+    Polling(modelcat::bench::polling::PollingBench),
 }
 
 #[derive(clap::Args)]
@@ -179,6 +182,10 @@ async fn main() -> anyhow::Result<()> {
         Command::Bench(Bench::Soak(bench)) => {
             modelcat::telemetry::init_tracing(LogFormat::Text);
             modelcat::bench::soak::run_soak(bench).await?;
+        }
+        Command::Bench(Bench::Polling(bench)) => {
+            modelcat::telemetry::init_tracing(LogFormat::Text);
+            modelcat::bench::polling::run_polling(bench).await?;
         }
         Command::Bench(Bench::Peers(bench)) => {
             modelcat::telemetry::init_tracing(LogFormat::Text);

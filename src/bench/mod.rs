@@ -6,11 +6,13 @@
 //! PostgreSQL database and measures convergence, throughput and failover; [`peers`] runs two instances,
 //! one following the other's change feed; [`startup`] times a server's first answer and its readiness
 //! on a large catalog; [`soak`] runs a steady mixed load for many minutes and samples the server's
-//! resources. Child processes are started by [`server`].
+//! resources; [`polling`] sends a polling platform's conditional requests at a fixed rate. Child
+//! processes are started by [`server`].
 
 pub mod catalog;
 pub mod hf;
 pub mod peers;
+pub mod polling;
 pub mod registry;
 pub mod replicas;
 pub mod server;
