@@ -1,19 +1,22 @@
 //! Conditional requests and caching headers.
 //!
 //! Contract:
-//! - Reads of the catalog, the Hub-compatible API documents and the registry carry an `ETag`: a hash of the
-//!   answer's bytes. The tag changes exactly when the answer does, whichever replica computes it, and is
-//!   the same for the same answer.
+//! - Reads of the catalog, the Hub-compatible API documents and the registry carry an `ETag`: a hash of
+//!   the answer's bytes. The tag changes exactly when the answer does, whichever replica computes it, and
+//!   is the same for the same answer.
+//! - An answer that carries its handler's own tag keeps it, and `If-None-Match` is compared with that
+//!   tag: a registry record's version, which `If-Match` takes too. Hub file downloads (`/resolve/`) are
+//!   left as their handler made them (their tags are git blob ids, which clients rely on).
 //! - A read whose `If-None-Match` names the current tag (or `*`) is answered `304 Not Modified` with the
 //!   tag and no body.
-//! - Catalog answers depend only on this replica's index and sources, so their tags are remembered per
-//!   [`crate::catalog::Catalog::revision`] and caller: a repeated conditional request is answered 304
-//!   without running the handler while nothing has changed. The memo is bounded by bytes; any change
-//!   drops it whole. Other reads always run their handler and compare the tag of its answer.
+//! - Catalog answers other than the status depend only on this replica's index and sources, so their
+//!   tags are remembered per [`crate::catalog::Catalog::revision`] and caller: a repeated conditional
+//!   request is answered 304 without running the handler while nothing has changed. The memo is bounded
+//!   by bytes; any change drops it whole. Other reads always run their handler and compare the tag of its
+//!   answer.
 //! - `Cache-Control`: tagged reads are `no-cache` (store, but revalidate), `private` when the caller sent
 //!   credentials; the API documents may be kept an hour; every other answer is `no-store`. Tagged reads
 //!   vary by `Authorization`.
-//! - Hub file downloads (`/resolve/`) keep their own tags (git blob ids, which clients rely on).
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -52,9 +55,11 @@ enum Policy {
 fn policy(path: &str) -> Policy {
     if path.ends_with("/openapi.yaml") || path == "/api" {
         Policy::Document
-    } else if path.starts_with("/api/model_catalog/") {
+    } else if path.starts_with("/api/model_catalog/") && !path.ends_with("/status") {
+        // The status also shows this replica's log position and leases, which move on their own.
         Policy::Catalog
-    } else if path.starts_with("/api/model_registry/")
+    } else if path.starts_with("/api/model_catalog/")
+        || path.starts_with("/api/model_registry/")
         || (path.starts_with("/api/models") && !path.contains("/resolve/"))
     {
         Policy::Tagged
@@ -195,6 +200,7 @@ mod tests {
     #[test]
     fn routes_get_their_policy() {
         assert_eq!(policy("/api/model_catalog/v1alpha1/models"), Policy::Catalog);
+        assert_eq!(policy("/api/model_catalog/v1/status"), Policy::Tagged);
         assert_eq!(policy("/api/model_registry/v1alpha3/registered_models/1"), Policy::Tagged);
         assert_eq!(policy("/api/models/org/m"), Policy::Tagged);
         assert_eq!(policy("/org/m/resolve/main/config.json"), Policy::NoStore);
