@@ -16,15 +16,15 @@ use crate::api::registry::PageLimits;
 use crate::auth::Authenticator;
 use crate::catalog::Catalog;
 use crate::config::Settings;
-
-/// Bytes (estimated) of remembered catalog answer tags: about 40,000 (request, caller) pairs.
-const TAG_MEMO_BYTES: u64 = 4 << 20;
 use crate::mirror::Mirror;
 use crate::mirror::store::MirrorStore;
 use crate::registry::RegistryStore;
 use crate::registry::sql_store::SqlStore;
 use crate::replica::Replica;
 use crate::{store, telemetry};
+
+/// Bytes (estimated) of remembered catalog answer tags: about 40,000 (request, caller) pairs.
+const TAG_MEMO_BYTES: u64 = 4 << 20;
 
 /// What every handler can reach.
 #[derive(Clone)]
