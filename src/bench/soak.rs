@@ -71,6 +71,9 @@ struct Sample {
 }
 
 /// The series a row shows: name, unit divisor, column header.
+/// The window of the heap's lows in the summary.
+const LOW_WINDOW_MINUTES: f64 = 2.0;
+
 const SERIES: [(&str, f64, &str); 9] = [
     ("heap", 1e6, "heap MB"),
     ("file", 1e6, "file MB"),
@@ -352,6 +355,26 @@ fn summarize(samples: &[Sample], warm_up: f64) {
             let (first, last) = (points[0].1, points[points.len() - 1].1);
             println!("  {header:<10} {first:>9.1} → {last:>9.1}, slope {:>+8.2} per 10 min", slope * 10.0);
         }
+    }
+    // Index merges swing the heap by 10-20 MB for seconds at a time; the lowest sample of each 2 minutes
+    // shows what stays held between them.
+    let mut lows: Vec<(f64, f64)> = Vec::new();
+    for sample in &settled {
+        let Some(heap) = sample.figures.get("heap") else { continue };
+        let window = ((sample.minutes - warm_up) / LOW_WINDOW_MINUTES).floor();
+        let at = warm_up + (window + 0.5) * LOW_WINDOW_MINUTES;
+        match lows.last_mut() {
+            Some((minutes, low)) if *minutes == at => *low = low.min(heap / 1e6),
+            _ => lows.push((at, heap / 1e6)),
+        }
+    }
+    if let Some(slope) = slope(&lows) {
+        let listed: Vec<String> = lows.iter().map(|(_, low)| format!("{low:.1}")).collect();
+        println!(
+            "  heap, lowest per {LOW_WINDOW_MINUTES} min: slope {:+.2} per 10 min ({})",
+            slope * 10.0,
+            listed.join(", ")
+        );
     }
     let half = settled.len() / 2;
     let p99 = |part: &[&Sample]| {
