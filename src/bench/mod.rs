@@ -75,13 +75,34 @@ pub struct Outcome {
     elapsed: Duration,
 }
 
+/// The `fraction` percentile of sorted latencies, in milliseconds (NaN when there are none).
+pub fn percentile_ms(sorted: &[Duration], fraction: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let index = ((sorted.len() as f64 * fraction).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[index].as_secs_f64() * 1000.0
+}
+
+/// The sources file of the benches that serve the sample catalogs and a Hub mirror of `gen/*` from the
+/// fake Hub at `hub_url`.
+pub fn sample_sources(catalogs: &std::path::Path, hub_url: &str) -> anyhow::Result<String> {
+    use anyhow::Context as _;
+    let catalogs = std::fs::canonicalize(catalogs)
+        .with_context(|| format!("the sample catalogs ({}): run from the checkout", catalogs.display()))?;
+    Ok(format!(
+        "model_catalogs:\n\
+         - {{id: example, name: Example, type: yaml, labels: [Examples], properties: {{yamlCatalogPath: {}}}}}\n\
+         - {{id: open_models, name: Open Models, type: yaml, properties: {{yamlCatalogPath: {}}}}}\n\
+         - {{id: hf, name: Hub, type: hf, includedModels: [gen/*], properties: {{url: \"{hub_url}\"}}}}\n",
+        catalogs.join("example-models.yaml").display(),
+        catalogs.join("open-models.yaml").display(),
+    ))
+}
+
 impl Outcome {
     pub fn percentile(&self, fraction: f64) -> f64 {
-        if self.latencies.is_empty() {
-            return f64::NAN;
-        }
-        let index = ((self.latencies.len() as f64 * fraction).ceil() as usize).clamp(1, self.latencies.len()) - 1;
-        self.latencies[index].as_secs_f64() * 1000.0
+        percentile_ms(&self.latencies, fraction)
     }
 
     /// Successful operations per second.

@@ -16,6 +16,7 @@ use reqwest::StatusCode;
 use reqwest::header::{ETAG, IF_NONE_MATCH};
 use serde_json::{Value, json};
 
+use super::percentile_ms;
 use super::server::Server;
 use crate::fake_hub::FakeHub;
 
@@ -60,16 +61,7 @@ pub async fn run_polling(bench: PollingBench) -> anyhow::Result<()> {
 async fn run_in(bench: &PollingBench, root: &std::path::Path) -> anyhow::Result<()> {
     let hub = FakeHub::new(50, 1000);
     let (hub_url, _hub_task) = hub.serve(tokio::net::TcpListener::bind("127.0.0.1:0").await?).await?;
-    let catalogs = std::fs::canonicalize(&bench.catalogs)
-        .with_context(|| format!("the sample catalogs ({}): run from the checkout", bench.catalogs.display()))?;
-    let sources = format!(
-        "model_catalogs:\n\
-         - {{id: example, name: Example, type: yaml, properties: {{yamlCatalogPath: {}}}}}\n\
-         - {{id: open_models, name: Open Models, type: yaml, properties: {{yamlCatalogPath: {}}}}}\n\
-         - {{id: hf, name: Hub, type: hf, includedModels: [gen/*], properties: {{url: \"{hub_url}\"}}}}\n",
-        catalogs.join("example-models.yaml").display(),
-        catalogs.join("open-models.yaml").display(),
-    );
+    let sources = super::sample_sources(&bench.catalogs, &hub_url)?;
     let database = format!("sqlite://{}", root.join("registry.db").display());
     let server = Server::start(root, "p", &database, &sources, 15_000)?;
     let client = server.client(256)?;
@@ -181,7 +173,7 @@ async fn run_in(bench: &PollingBench, root: &std::path::Path) -> anyhow::Result<
             let mut figures = figures.lock().expect("figures");
             figures.latencies.sort_unstable();
             all.extend_from_slice(&figures.latencies);
-            let at = |fraction: f64| percentile(&figures.latencies, fraction);
+            let at = |fraction: f64| percentile_ms(&figures.latencies, fraction);
             println!(
                 "{route:<70} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>7} {:>6} {:>7}",
                 at(0.5),
@@ -197,19 +189,11 @@ async fn run_in(bench: &PollingBench, root: &std::path::Path) -> anyhow::Result<
         println!(
             "{:<70} {:>8.3} {:>8.3} {:>8.3} {:>8.3}",
             "all routes",
-            percentile(&all, 0.5),
-            percentile(&all, 0.9),
-            percentile(&all, 0.99),
-            percentile(&all, 1.0)
+            percentile_ms(&all, 0.5),
+            percentile_ms(&all, 0.9),
+            percentile_ms(&all, 0.99),
+            percentile_ms(&all, 1.0)
         );
     }
     Ok(())
-}
-
-fn percentile(sorted: &[Duration], fraction: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let index = ((sorted.len() as f64 * fraction).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[index].as_secs_f64() * 1000.0
 }

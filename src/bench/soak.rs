@@ -112,16 +112,7 @@ pub async fn run_soak(bench: SoakBench) -> anyhow::Result<()> {
 async fn run_in(bench: &SoakBench, root: &std::path::Path) -> anyhow::Result<()> {
     let hub = FakeHub::new(bench.hub_models, 1000);
     let (hub_url, _hub_task) = hub.serve(tokio::net::TcpListener::bind("127.0.0.1:0").await?).await?;
-    let catalogs = std::fs::canonicalize(&bench.catalogs)
-        .with_context(|| format!("the sample catalogs ({}): run from the checkout", bench.catalogs.display()))?;
-    let sources = format!(
-        "model_catalogs:\n\
-         - {{id: example, name: Example, type: yaml, labels: [Examples], properties: {{yamlCatalogPath: {}}}}}\n\
-         - {{id: open_models, name: Open Models, type: yaml, properties: {{yamlCatalogPath: {}}}}}\n\
-         - {{id: hf, name: Hub, type: hf, includedModels: [gen/*], properties: {{url: \"{hub_url}\"}}}}\n",
-        catalogs.join("example-models.yaml").display(),
-        catalogs.join("open-models.yaml").display(),
-    );
+    let sources = super::sample_sources(&bench.catalogs, &hub_url)?;
     // The database outside the directory of the sources file, which the server watches (as by default:
     // config/ and data/).
     let database = format!("sqlite://{}", root.join("registry.db").display());
@@ -301,14 +292,7 @@ async fn sample(
         }
     }
     interval.latencies.sort_unstable();
-    let percentile = |fraction: f64| {
-        let latencies = &interval.latencies;
-        if latencies.is_empty() {
-            return f64::NAN;
-        }
-        let index = ((latencies.len() as f64 * fraction).ceil() as usize).clamp(1, latencies.len()) - 1;
-        latencies[index].as_secs_f64() * 1000.0
-    };
+    let percentile = |fraction: f64| super::percentile_ms(&interval.latencies, fraction);
     Sample {
         minutes,
         figures,
