@@ -35,7 +35,11 @@ async fn settled(app: &TestApp) -> i64 {
         let (head, _) = modelcat::store::audit::last(&*backend).await.ok()?;
         let unsealed = modelcat::store::audit::unsealed(&*backend).await.ok()?;
         let checkpoints = modelcat::store::audit::checkpoints(&*backend).await.ok()?;
-        (unsealed == 0 && checkpoints.last().is_some_and(|checkpoint| checkpoint.seq == head)).then_some(head)
+        // The three reads are not one snapshot: an entry chained between the first two would look
+        // settled at the old head. The head must not have moved meanwhile.
+        let (again, _) = modelcat::store::audit::last(&*backend).await.ok()?;
+        (again == head && unsealed == 0 && checkpoints.last().is_some_and(|checkpoint| checkpoint.seq == head))
+            .then_some(head)
     })
     .await;
     head.expect("the audit log was chained and checkpointed")
