@@ -50,17 +50,21 @@ enum Policy {
     Document,
     /// Not stored.
     NoStore,
+    /// Left as the handler made it: Hub files, whose tags are blob ids.
+    Untouched,
 }
 
 fn policy(path: &str) -> Policy {
-    if path.ends_with("/openapi.yaml") || path == "/api" {
+    if path.contains("/resolve/") {
+        Policy::Untouched
+    } else if path.ends_with("/openapi.yaml") || path == "/api" {
         Policy::Document
     } else if path.starts_with("/api/model_catalog/") && !path.ends_with("/status") {
         // The status also shows this replica's log position and leases, which move on their own.
         Policy::Catalog
     } else if path.starts_with("/api/model_catalog/")
         || path.starts_with("/api/model_registry/")
-        || (path.starts_with("/api/models") && !path.contains("/resolve/"))
+        || path.starts_with("/api/models")
     {
         Policy::Tagged
     } else {
@@ -71,14 +75,17 @@ fn policy(path: &str) -> Policy {
 /// Tags answers, answers 304 and sets `Cache-Control` (see the module docs). Runs inside authentication.
 pub async fn conditional(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let reading = matches!(*request.method(), Method::GET | Method::HEAD);
-    let policy = if reading { policy(request.uri().path()) } else { Policy::NoStore };
+    let policy = match policy(request.uri().path()) {
+        Policy::Untouched => Policy::Untouched,
+        _ if !reading => Policy::NoStore,
+        policy => policy,
+    };
     let credentials = request.headers().contains_key(header::AUTHORIZATION);
+    if policy == Policy::Untouched {
+        return next.run(request).await;
+    }
     if matches!(policy, Policy::NoStore | Policy::Document) {
-        let file = request.uri().path().contains("/resolve/");
         let mut response = next.run(request).await;
-        if file {
-            return response;
-        }
         let value = if policy == Policy::Document && response.status().is_success() {
             "public, max-age=3600"
         } else {
@@ -203,7 +210,7 @@ mod tests {
         assert_eq!(policy("/api/model_catalog/v1/status"), Policy::Tagged);
         assert_eq!(policy("/api/model_registry/v1alpha3/registered_models/1"), Policy::Tagged);
         assert_eq!(policy("/api/models/org/m"), Policy::Tagged);
-        assert_eq!(policy("/org/m/resolve/main/config.json"), Policy::NoStore);
+        assert_eq!(policy("/org/m/resolve/main/config.json"), Policy::Untouched);
         assert_eq!(policy("/api/model_catalog/v1alpha1/openapi.yaml"), Policy::Document);
         assert_eq!(policy("/api/modelcat/v1/changes"), Policy::NoStore);
     }

@@ -2,7 +2,9 @@
 //! it, and the Kubeflow alpha paths can announce their deprecation.
 //!
 //! Contract:
-//! - `GET /api` (public) lists every family with its versions, base paths and document URLs.
+//! - `GET /api` (public) lists every family with its versions, base paths and document URLs; the alpha
+//!   versions say `deprecated` when the deprecation headers are on. The listing and the documents are
+//!   built once.
 //! - Each Kubeflow family is served under its alpha path and under `v1` (KEP-0004); the two answer the
 //!   same, and so do their documents apart from the base path. modelcat already applies `v1`'s stricter
 //!   rules on both (an invalid `orderBy` is a 400).
@@ -13,7 +15,7 @@
 use axum::extract::Request;
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -26,17 +28,19 @@ pub const MODELCAT_OPENAPI: &str = include_str!("modelcat.openapi.yaml");
 pub const ALPHA_PATHS: [(&str, &str); 2] =
     [(registry::BASE_PATH, registry::V1_BASE_PATH), (catalog::BASE_PATH, catalog::V1_BASE_PATH)];
 
-/// `GET /api`: the families, their versions and documents.
-pub async fn list() -> impl IntoResponse {
+/// The body of `GET /api`: the families, their versions and documents. The alpha versions say
+/// `deprecated` when the deprecation headers are on.
+pub fn listing(alpha_deprecated: bool) -> serde_json::Value {
+    let alpha = if alpha_deprecated { "deprecated" } else { "alpha" };
     let version = |version: &str, base: &str, status: &str| json!({"version": version, "basePath": base, "openapi": format!("{base}/openapi.yaml"), "status": status});
-    axum::Json(json!({
+    json!({
         "families": [
             {
                 "id": "model_registry",
                 "name": "Kubeflow Model Registry",
                 "versions": [
                     version("v1", registry::V1_BASE_PATH, "stable"),
-                    version("v1alpha3", registry::BASE_PATH, "alpha"),
+                    version("v1alpha3", registry::BASE_PATH, alpha),
                 ],
             },
             {
@@ -44,7 +48,7 @@ pub async fn list() -> impl IntoResponse {
                 "name": "Kubeflow Model Catalog",
                 "versions": [
                     version("v1", catalog::V1_BASE_PATH, "stable"),
-                    version("v1alpha1", catalog::BASE_PATH, "alpha"),
+                    version("v1alpha1", catalog::BASE_PATH, alpha),
                 ],
             },
             {
@@ -59,29 +63,24 @@ pub async fn list() -> impl IntoResponse {
                               "documentation": "https://huggingface.co/docs/hub/api"}],
             },
         ],
-    }))
+    })
 }
 
-/// The registry's document, for its alpha path or `v1`.
-pub async fn registry_document(request: Request) -> impl IntoResponse {
-    let text = if request.uri().path().starts_with(&format!("{}/", registry::V1_BASE_PATH)) {
-        registry::openapi::YAML_V1.as_str()
-    } else {
-        registry::openapi::YAML.as_str()
-    };
-    ([(header::CONTENT_TYPE, "application/yaml")], text)
+/// Every OpenAPI document, by its path.
+pub fn documents() -> [(String, &'static str); 5] {
+    let at = |base: &str| format!("{base}/openapi.yaml");
+    [
+        (at(registry::BASE_PATH), registry::openapi::YAML.as_str()),
+        (at(registry::V1_BASE_PATH), registry::openapi::YAML_V1.as_str()),
+        (at(catalog::BASE_PATH), catalog::OPENAPI),
+        (at(catalog::V1_BASE_PATH), catalog::OPENAPI_V1.as_str()),
+        (at(federation::BASE_PATH), MODELCAT_OPENAPI),
+    ]
 }
 
-/// The catalog's document, for its alpha path or `v1`.
-pub async fn catalog_document(request: Request) -> impl IntoResponse {
-    let v1 = request.uri().path().starts_with(&format!("{}/", catalog::V1_BASE_PATH));
-    let text = if v1 { catalog::OPENAPI_V1.as_str() } else { catalog::OPENAPI };
-    ([(header::CONTENT_TYPE, "application/yaml")], text)
-}
-
-/// modelcat's own document.
-pub async fn modelcat_document() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/yaml")], MODELCAT_OPENAPI)
+/// Serves one document.
+pub fn document(text: &'static str) -> axum::routing::MethodRouter<crate::app::AppState> {
+    axum::routing::get(move || async move { ([(header::CONTENT_TYPE, "application/yaml")], text) })
 }
 
 /// `api.alpha_deprecation`: announce that the alpha paths will go.

@@ -44,16 +44,15 @@ pub fn router(state: AppState, api: ApiSettings, reset_endpoint: bool) -> Router
     let request_id = HeaderName::from_static("x-request-id");
     let deprecation = api.alpha_deprecation.as_ref().and_then(|deprecation| deprecation.headers().ok());
     let catalog_api = || catalog::router().route_layer(middleware::from_fn_with_state(state.clone(), loading::catalog));
-    let document = |base: &str| format!("{base}/openapi.yaml");
-    Router::new()
-        .route("/api", get(families::list))
+    let listing = axum::Json(families::listing(deprecation.is_some()));
+    let mut router = Router::new()
+        .route("/api", get(move || std::future::ready(listing.clone())))
         .nest(registry::BASE_PATH, registry::router(registry::WireVersion::V1Alpha3, reset_endpoint))
-        .nest(registry::V1_BASE_PATH, registry::router(registry::WireVersion::V1, reset_endpoint))
-        .route(&document(registry::BASE_PATH), get(families::registry_document))
-        .route(&document(registry::V1_BASE_PATH), get(families::registry_document))
-        .route(&document(catalog::BASE_PATH), get(families::catalog_document))
-        .route(&document(catalog::V1_BASE_PATH), get(families::catalog_document))
-        .route(&document(federation::BASE_PATH), get(families::modelcat_document))
+        .nest(registry::V1_BASE_PATH, registry::router(registry::WireVersion::V1, reset_endpoint));
+    for (path, text) in families::documents() {
+        router = router.route(&path, families::document(text));
+    }
+    router
         .nest(catalog::BASE_PATH, catalog_api())
         .nest(catalog::V1_BASE_PATH, catalog_api())
         .nest(

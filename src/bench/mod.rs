@@ -75,6 +75,24 @@ pub struct Outcome {
     elapsed: Duration,
 }
 
+/// A fresh directory under the system's temporary directory, removed (with everything in it) when
+/// dropped: where a bench's servers keep their data.
+pub struct Scratch(pub std::path::PathBuf);
+
+impl Scratch {
+    pub fn new(bench: &str) -> anyhow::Result<Scratch> {
+        let root = std::env::temp_dir().join(format!("modelcat_bench_{bench}_{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&root)?;
+        Ok(Scratch(root))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// The `fraction` percentile of sorted latencies, in milliseconds (NaN when there are none).
 pub fn percentile_ms(sorted: &[Duration], fraction: f64) -> f64 {
     if sorted.is_empty() {

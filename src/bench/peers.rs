@@ -157,11 +157,8 @@ fn percentile(sorted: &[f64], fraction: f64) -> f64 {
 /// Runs the benchmark and prints its figures.
 pub async fn run_peers(bench: PeersBench) -> anyhow::Result<()> {
     crate::install_crypto_provider();
-    let root = std::env::temp_dir().join(format!("modelcat_bench_peers_{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&root)?;
-    let outcome = run_in(&bench, &root).await;
-    let _ = std::fs::remove_dir_all(&root);
-    outcome
+    let scratch = super::Scratch::new("peers")?;
+    run_in(&bench, &scratch.0).await
 }
 
 async fn run_in(bench: &PeersBench, root: &std::path::Path) -> anyhow::Result<()> {

@@ -51,11 +51,8 @@ struct Figures {
 
 pub async fn run_polling(bench: PollingBench) -> anyhow::Result<()> {
     crate::install_crypto_provider();
-    let root = std::env::temp_dir().join(format!("modelcat_bench_polling_{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&root)?;
-    let outcome = run_in(&bench, &root).await;
-    let _ = std::fs::remove_dir_all(&root);
-    outcome
+    let scratch = super::Scratch::new("polling")?;
+    run_in(&bench, &scratch.0).await
 }
 
 async fn run_in(bench: &PollingBench, root: &std::path::Path) -> anyhow::Result<()> {

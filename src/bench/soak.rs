@@ -70,10 +70,10 @@ struct Sample {
     p99: f64,
 }
 
-/// The series a row shows: name, unit divisor, column header.
 /// The window of the heap's lows in the summary.
 const LOW_WINDOW_MINUTES: f64 = 2.0;
 
+/// The series a row shows: name, unit divisor, column header.
 const SERIES: [(&str, f64, &str); 9] = [
     ("heap", 1e6, "heap MB"),
     ("file", 1e6, "file MB"),
@@ -102,11 +102,8 @@ struct Context {
 
 pub async fn run_soak(bench: SoakBench) -> anyhow::Result<()> {
     crate::install_crypto_provider();
-    let root = std::env::temp_dir().join(format!("modelcat_bench_soak_{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&root)?;
-    let outcome = run_in(&bench, &root).await;
-    let _ = std::fs::remove_dir_all(&root);
-    outcome
+    let scratch = super::Scratch::new("soak")?;
+    run_in(&bench, &scratch.0).await
 }
 
 async fn run_in(bench: &SoakBench, root: &std::path::Path) -> anyhow::Result<()> {

@@ -31,10 +31,8 @@ pub struct StartupBench {
 /// Runs the benchmark and prints its figures.
 pub async fn run_startup(bench: StartupBench) -> anyhow::Result<()> {
     crate::install_crypto_provider();
-    let root = std::env::temp_dir().join(format!("modelcat_bench_startup_{}", uuid::Uuid::new_v4().simple()));
-    let outcome = run_in(&bench, &root).await;
-    let _ = std::fs::remove_dir_all(&root);
-    outcome
+    let scratch = super::Scratch::new("startup")?;
+    run_in(&bench, &scratch.0).await
 }
 
 async fn run_in(bench: &StartupBench, root: &std::path::Path) -> anyhow::Result<()> {

@@ -355,6 +355,7 @@ async fn families_documents_and_v1_mounts() {
     let ids: Vec<&str> =
         families["families"].as_array().unwrap().iter().map(|family| family["id"].as_str().unwrap()).collect();
     assert_eq!(ids, ["model_registry", "model_catalog", "modelcat", "huggingface_hub"]);
+    assert_eq!(families["families"][1]["versions"][1]["status"], "alpha");
     for (url, base) in [
         ("/api/model_registry/v1/openapi.yaml", "/api/model_registry/v1/registered_models"),
         ("/api/model_registry/v1alpha3/openapi.yaml", "/api/model_registry/v1alpha3/registered_models"),
@@ -409,6 +410,8 @@ async fn alpha_paths_announce_their_deprecation_when_configured() {
         );
         assert_eq!(header_text(&reply.headers, header::LINK), format!("<{successor}>; rel=\"successor-version\""));
     }
+    let families = app.call(Method::GET, "/api", None).await.body;
+    assert_eq!(families["families"][1]["versions"][1]["status"], "deprecated", "{families}");
     for path in ["/api/model_catalog/v1/sources", "/api/model_registry/v1/registered_models", "/api/modelcat/v1/whoami"]
     {
         let reply = app.call(Method::GET, path, None).await;
