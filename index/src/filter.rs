@@ -56,6 +56,24 @@ pub enum ValueType {
 }
 
 impl ValueType {
+    /// The property suffix that names this type.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            ValueType::String => "string_value",
+            ValueType::Int => "int_value",
+            ValueType::Double => "double_value",
+            ValueType::Bool => "bool_value",
+        }
+    }
+
+    fn noun(self) -> &'static str {
+        match self {
+            ValueType::String => "string",
+            ValueType::Int | ValueType::Double => "number",
+            ValueType::Bool => "boolean",
+        }
+    }
+
     fn from_suffix(suffix: &str) -> Option<Self> {
         match suffix {
             "string_value" => Some(ValueType::String),
@@ -142,7 +160,7 @@ impl fmt::Display for Literal {
 
 /// A filter that does not parse; `position` is the 0-based character offset of the problem.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("invalid filterQuery at position {position}: {message}")]
+#[error("invalid filter query at position {position}: {message}")]
 pub struct FilterError {
     pub position: usize,
     pub message: String,
@@ -375,9 +393,9 @@ impl Parser {
         let negated = self.eat_keyword("NOT");
         if self.eat_keyword("IN") {
             self.expect_symbol("(")?;
-            let mut values = vec![self.literal()?];
+            let mut values = vec![self.typed_literal(&property)?];
             while self.eat_symbol(",") {
-                values.push(self.literal()?);
+                values.push(self.typed_literal(&property)?);
             }
             self.expect_symbol(")")?;
             return Ok(Expr::In { property, values, negated });
@@ -391,8 +409,29 @@ impl Parser {
         } else {
             self.comparison_operator()?
         };
-        let value = self.literal()?;
+        let value = self.typed_literal(&property)?;
         Ok(Expr::Compare { property, op, value })
+    }
+
+    /// A literal that must fit the property's explicit type: `size.string_value = 5` would never match,
+    /// so it is an error rather than a silent empty answer. Integers and doubles compare with each other.
+    fn typed_literal(&mut self, property: &Property) -> Result<Literal, FilterError> {
+        let position = self.position();
+        let literal = self.literal()?;
+        let Some(expected) = property.suffix else { return Ok(literal) };
+        let numeric = |typ| matches!(typ, ValueType::Int | ValueType::Double);
+        let found = literal.inferred_type();
+        if expected == found || (numeric(expected) && numeric(found)) {
+            return Ok(literal);
+        }
+        let shown = match &literal {
+            Literal::String(text) => format!("the string '{text}'"),
+            other => format!("{} {other}", found.noun()),
+        };
+        Err(self.error_at(
+            position,
+            format!("type mismatch: {}.{} compared with {shown}", property.name(), expected.suffix()),
+        ))
     }
 
     fn comparison_operator(&mut self) -> Result<CompareOp, FilterError> {
@@ -530,6 +569,21 @@ mod tests {
         assert!(parse("name = 'unterminated").is_err());
         assert!(parse("name = 'a' extra").is_err());
         assert!(parse("name NOT = 'a'").is_err());
+    }
+
+    #[test]
+    fn typed_properties_refuse_other_literals() {
+        let error = parse("hardware_type.string_value = 5.0").unwrap_err();
+        assert_eq!(error.position, 29);
+        assert_eq!(
+            error.to_string(),
+            "invalid filter query at position 29: type mismatch: hardware_type.string_value compared with number 5"
+        );
+        let error = parse("ok.bool_value IN (true, 'yes')").unwrap_err();
+        assert!(error.to_string().contains("compared with the string 'yes'"), "{error}");
+        assert!(parse("size.double_value > 5").is_ok(), "integers and doubles compare");
+        assert!(parse("size.int_value <= 5.5").is_ok());
+        assert!(parse("size = 'five'").is_ok(), "no suffix, no fixed type");
     }
 
     #[test]

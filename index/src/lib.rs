@@ -475,7 +475,9 @@ impl CatalogIndex {
             let results = aggregate(&searcher, &self.index, &*scope, &requests)?;
             for ((wire, string), result) in wires.into_iter().zip(&results) {
                 if string {
-                    let mut values = buckets(result);
+                    // An empty string is no choice a user can pick: it never appears as an option.
+                    let mut values: Vec<_> =
+                        buckets(result).into_iter().filter(|(value, _)| !value.is_empty()).collect();
                     let short = values.iter().all(|(value, _)| value.chars().count() <= MAX_OPTION_VALUE_LEN);
                     if !values.is_empty() && values.len() < MAX_OPTION_VALUES && short {
                         values.sort();

@@ -40,7 +40,8 @@ async fn catalog() -> CatalogIndex {
     let mut llama = model("meta/Llama-3-70b", "Meta", "llama3", &["text-generation", "chat"]);
     llama.properties.insert("accuracy".into(), MetadataValue::Double(0.9));
     llama.artifacts = vec![perf("H100", 400.0, 8), perf("A100", 40.0, 1)];
-    let bert = model("google/bert-base", "Google", "apache-2.0", &["fill-mask"]);
+    let mut bert = model("google/bert-base", "Google", "apache-2.0", &["fill-mask"]);
+    bert.properties.insert("validated".into(), MetadataValue::String(String::new()));
     let changes = [("a", granite), ("a", llama), ("b", bert)].map(|(source, record)| Change::Upsert {
         source_id: source.into(),
         hash: record.content_hash(),
@@ -82,7 +83,8 @@ async fn filters_cover_fields_properties_and_operators() {
     assert_eq!(names(&index, None, "name NOT LIKE '%e%'").len(), 0);
     assert_eq!(names(&index, None, r#"language LIKE '%"en"%'"#), all);
     assert_eq!(names(&index, None, "validated = 'yes'"), vec!["ibm/granite-8b-code"]);
-    assert_eq!(names(&index, None, "validated.string_value IS NULL"), vec!["google/bert-base", "meta/Llama-3-70b"]);
+    assert_eq!(names(&index, None, "validated.string_value IS NULL"), vec!["meta/Llama-3-70b"]);
+    assert_eq!(names(&index, None, "validated = ''"), vec!["google/bert-base"]);
     assert_eq!(names(&index, None, "size >= 8"), vec!["ibm/granite-8b-code"]);
     assert_eq!(names(&index, None, "size.int_value > 7.5"), vec!["ibm/granite-8b-code"]);
     assert_eq!(names(&index, None, "accuracy > 0.5"), vec!["meta/Llama-3-70b"]);
@@ -122,6 +124,8 @@ async fn sorts_sources_facets_and_options() {
     assert_eq!(options["size.int_value"], PropertyOptions::Range { min: 8.0, max: 8.0 });
     assert_eq!(options["artifacts.ttft_p90.double_value"], PropertyOptions::Range { min: 40.0, max: 400.0 });
     assert!(matches!(&options["artifacts.hardware_type.string_value"], PropertyOptions::Strings(v) if v.len() == 2));
+    // bert's empty `validated` is a value, but no option to pick.
+    assert_eq!(options["validated.string_value"], PropertyOptions::Strings(vec![("yes".into(), 1)]));
     assert_eq!(index.counts().unwrap(), BTreeMap::from([("a".to_owned(), 2), ("b".to_owned(), 1)]));
 }
 

@@ -170,7 +170,7 @@ fn push_column_compare(
                 CompareOp::Like | CompareOp::ILike => (op, text),
                 _ => {
                     return Err(RegistryError::Invalid(format!(
-                        "invalid filterQuery: {column} is a list and supports only =, !=, IN, LIKE and ILIKE"
+                        "invalid filter query: {column} is a list and supports only =, !=, IN, LIKE and ILIKE"
                     )));
                 }
             };
@@ -179,7 +179,7 @@ fn push_column_compare(
         _ => {
             if op.is_pattern() && !matches!(ty, ColumnType::Text) {
                 return Err(RegistryError::Invalid(format!(
-                    "invalid filterQuery: LIKE needs a text property, not {column}"
+                    "invalid filter query: LIKE needs a text property, not {column}"
                 )));
             }
             push_compare(sql, &qualified, op, column_value(column, ty, value)?);
@@ -278,7 +278,7 @@ fn as_double(literal: &Literal) -> Option<f64> {
 }
 
 fn type_error(what: &str, expected: &str, literal: &Literal) -> RegistryError {
-    RegistryError::Invalid(format!("invalid filterQuery: {what} expects {expected}, got '{literal}'"))
+    RegistryError::Invalid(format!("invalid filter query: {what} expects {expected}, got '{literal}'"))
 }
 
 /// A custom-property equality that can drive an id-ordered list from a value index.

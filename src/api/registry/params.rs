@@ -42,7 +42,7 @@ impl Params {
     ) -> Result<(ListQuery, String), ApiError> {
         let filter_text = self.get("filterQuery").unwrap_or_default();
         if !filter_text.bytes().all(|byte| (0x20..=0x7e).contains(&byte)) {
-            return Err(ApiError::bad_request("invalid filterQuery: only printable ASCII is allowed"));
+            return Err(ApiError::bad_request("invalid filter query: only printable ASCII is allowed"));
         }
         let mut conditions: Vec<Expr> = filter::parse(filter_text)?.into_iter().collect();
         conditions.extend(extra);
