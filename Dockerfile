@@ -26,10 +26,12 @@ RUN apt-get update \
     && useradd --system --home /data modelcat \
     && mkdir -p /data && chown modelcat /data
 COPY --from=build /usr/local/bin/modelcat /usr/local/bin/modelcat
-COPY config /etc/modelcat
+# The samples keep their layout: paths in a config or sources file are relative to that file.
+COPY config /etc/modelcat/config
+COPY catalogs /etc/modelcat/catalogs
 USER modelcat
 WORKDIR /data
-ENV MODELCAT_CONFIG=/etc/modelcat/modelcat.yaml \
+ENV MODELCAT_CONFIG=/etc/modelcat/config/modelcat.yaml \
     MODELCAT_DATA_DIR=/data \
     MODELCAT_LISTEN=0.0.0.0:8080
 VOLUME ["/data"]

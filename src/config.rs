@@ -4,6 +4,10 @@
 //! The file is parsed strictly: an unknown key is an error naming the file, line and column. A missing
 //! file is fine when it is the default path (the defaults apply) and an error when it was asked for.
 //! Server settings are read once at start; changing them needs a restart.
+//!
+//! Paths written in the file (`data_dir`, `catalog.sources`, `catalog.index_dir`) resolve against the
+//! file's directory, so a config works from any working directory; paths from flags and the environment
+//! resolve against the working directory.
 
 use std::path::{Path, PathBuf};
 
@@ -293,7 +297,11 @@ impl Settings {
             Err(error) if error.kind() == std::io::ErrorKind::NotFound && !explicit => FileSettings::default(),
             Err(source) => return Err(ConfigError::Read { path, source }),
         };
-        let data_dir = overrides.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("data"));
+        // Paths written in the file are relative to the file, as paths in sources files are; paths from
+        // flags and the environment, and the defaults, to the working directory.
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let in_file = |written: PathBuf| base.join(written);
+        let data_dir = overrides.data_dir.or(file.data_dir.map(in_file)).unwrap_or_else(|| PathBuf::from("data"));
         let database_url = overrides
             .database_url
             .or(file.database_url)
@@ -301,7 +309,7 @@ impl Settings {
         let explicit_sources = overrides.sources.is_some() || file.catalog.sources.is_some();
         let sources = overrides
             .sources
-            .or(file.catalog.sources)
+            .or(file.catalog.sources.map(|paths| paths.into_iter().map(in_file).collect()))
             .unwrap_or_else(|| vec![PathBuf::from(DEFAULT_SOURCES_PATH)])
             .into_iter()
             .map(|path| std::path::absolute(&path).unwrap_or(path))
@@ -309,7 +317,7 @@ impl Settings {
         let catalog = crate::catalog::CatalogSettings {
             sources,
             sources_optional: !explicit_sources,
-            index_dir: Some(file.catalog.index_dir.unwrap_or_else(|| data_dir.join("index"))),
+            index_dir: Some(file.catalog.index_dir.map(in_file).unwrap_or_else(|| data_dir.join("index"))),
             registry_source: file.catalog.registry_source,
             debounce: std::time::Duration::from_millis(file.catalog.reload_debounce_ms),
             search_cache_bytes: file.memory.search_cache_mb << 20,
@@ -434,5 +442,28 @@ mod tests {
         assert_eq!(Settings::load(overrides).expect("loads").listen, "127.0.0.1:0");
         let missing = Overrides { config: Some(dir.path().join("absent.yaml")), ..Overrides::default() };
         assert!(matches!(Settings::load(missing), Err(ConfigError::Read { .. })));
+    }
+
+    #[test]
+    fn paths_in_the_file_resolve_against_its_directory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("etc").join("modelcat.yaml");
+        std::fs::create_dir_all(path.parent().unwrap()).expect("mkdir");
+        std::fs::write(
+            &path,
+            "data_dir: ../state
+catalog:
+  sources: [sources.yaml]
+  index_dir: idx
+",
+        )
+        .expect("write");
+        let settings = Settings::load(Overrides { config: Some(path.clone()), ..Overrides::default() }).expect("loads");
+        assert_eq!(settings.data_dir, dir.path().join("etc/../state"));
+        assert_eq!(settings.catalog.sources, vec![dir.path().join("etc/sources.yaml")]);
+        assert_eq!(settings.catalog.index_dir, Some(dir.path().join("etc/idx")));
+        // A flag is the caller's path, relative to the working directory.
+        let overrides = Overrides { config: Some(path), data_dir: Some(PathBuf::from("here")), ..Overrides::default() };
+        assert_eq!(Settings::load(overrides).expect("loads").data_dir, PathBuf::from("here"));
     }
 }

@@ -47,6 +47,8 @@ pub fn router(state: AppState, api: ApiSettings, reset_endpoint: bool) -> Router
     let listing = axum::Json(families::listing(deprecation.is_some()));
     let mut router = Router::new()
         .route("/api", get(move || std::future::ready(listing.clone())))
+        // Until there is a web UI, the root points at the list of APIs and their documents.
+        .route("/", get(|| std::future::ready(axum::response::Redirect::temporary("/api"))))
         .nest(registry::BASE_PATH, registry::router(registry::WireVersion::V1Alpha3, reset_endpoint))
         .nest(registry::V1_BASE_PATH, registry::router(registry::WireVersion::V1, reset_endpoint));
     for (path, text) in families::documents() {

@@ -70,7 +70,7 @@ pub fn required(method: &Method, template: Option<&str>) -> Access {
         return Access::Read(Area::Hub);
     }
     match template {
-        "/healthz" | "/readyz" | "/readyz/health" | "/readyz/isDirty" | "/metrics" | "/api" => Access::Public,
+        "/healthz" | "/readyz" | "/readyz/health" | "/readyz/isDirty" | "/metrics" | "/api" | "/" => Access::Public,
         _ => Access::Admin,
     }
 }

@@ -276,7 +276,7 @@ fn urlencode(text: &str) -> String {
 }
 
 /// A port free at the time of asking.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("address").port()
 }
 

@@ -6,6 +6,7 @@ mod catalog;
 mod cluster;
 mod embedding;
 mod federation;
+mod first_run;
 mod helpers;
 mod hf;
 mod leakage;
