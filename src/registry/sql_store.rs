@@ -184,6 +184,40 @@ fn scalar_value(scalar: &Scalar) -> Value {
 }
 
 /// Returns a text value of a draft or record, such as its `name`.
+/// The longest name upstream stores: a 255-character column, which for a child holds
+/// `<parent id>:<name>`.
+const MAX_STORED_NAME: usize = 255;
+
+/// Refuses a name upstream could not store, with the limit that applies to this parent, so a client
+/// moving between the two meets the same 400.
+fn check_name_length(
+    kind: &Kind,
+    values: &BTreeMap<&'static str, Scalar>,
+    columns: &[(&'static str, Value)],
+) -> Result<(), RegistryError> {
+    let Some(name) = text_value(values, "name") else { return Ok(()) };
+    let parent_id = kind.parent.and_then(|parent| {
+        let attached =
+            columns.iter().find(|(column, _)| *column == parent.column).and_then(|(_, value)| value.as_int());
+        let field = kind.fields.iter().find(|field| field.column == parent.column);
+        attached.or(match field.and_then(|field| values.get(field.wire)) {
+            Some(Scalar::Int(id)) => Some(*id),
+            Some(Scalar::Text(id)) => id.parse().ok(),
+            _ => None,
+        })
+    });
+    let limit = match parent_id {
+        Some(id) => MAX_STORED_NAME - id.to_string().len() - 1,
+        None => MAX_STORED_NAME,
+    };
+    let length = name.chars().count();
+    if length <= limit {
+        return Ok(());
+    }
+    let scope = if parent_id.is_some() { " under this parent (stored as '<parent id>:<name>' in 255)" } else { "" };
+    Err(RegistryError::Invalid(format!("{} name is too long: {length} characters, at most {limit}{scope}", kind.label)))
+}
+
 fn text_value<'a>(values: &'a BTreeMap<&'static str, Scalar>, wire: &str) -> Option<&'a str> {
     match values.get(wire) {
         Some(Scalar::Text(text)) => Some(text),
@@ -579,6 +613,8 @@ impl RegistryStore for SqlStore {
                 run = Some((experiment_id, run_id));
             }
         }
+
+        check_name_length(kind, &values, &columns)?;
 
         // A metric logged again to the same run updates the metric and extends its history.
         if let (Some((experiment_id, run_id)), true) = (run, kind == &METRIC) {

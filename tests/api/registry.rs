@@ -161,6 +161,21 @@ async fn versions_are_scoped_to_their_model(app: &TestApp) {
     assert_eq!(patched.body["author"], "bo");
     let moved = app.patch(&format!("/model_versions/{v1}"), json!({"registeredModelId": second})).await;
     assert_eq!(moved.status, StatusCode::BAD_REQUEST, "the parent is immutable");
+
+    // Names upstream cannot store are refused as upstream does: 255 characters, and a child's name shares
+    // them with its parent's id (`<parent id>:<name>`).
+    let longest = "m".repeat(255);
+    app.create("/registered_models", json!({"name": longest})).await;
+    let too_long = app.post("/registered_models", json!({"name": "m".repeat(256)})).await;
+    assert_eq!(too_long.status, StatusCode::BAD_REQUEST);
+    assert!(too_long.body["message"].as_str().is_some_and(|text| text.contains("too long")), "{}", too_long.body);
+    let room = 255 - first.len() - 1;
+    let fits = json!({"name": "v".repeat(room), "registeredModelId": first});
+    app.create("/model_versions", fits).await;
+    for path in [format!("/registered_models/{first}/versions"), "/model_versions".to_owned()] {
+        let over = app.post(&path, json!({"name": "w".repeat(room + 1), "registeredModelId": first})).await;
+        assert_eq!(over.status, StatusCode::BAD_REQUEST, "{path}: {}", over.body);
+    }
 }
 
 async fn artifact_union_and_upserts(app: &TestApp) {
