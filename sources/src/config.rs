@@ -1,8 +1,9 @@
 //! The sources file: Kubeflow's `sources.yaml`, layered and validated.
 //!
 //! Shape (strict: an unknown key is an error naming the file, line and column):
-//! `model_catalogs` (or the legacy `catalogs`; `model_catalogs` wins on the same id), `mcp_catalogs`
-//! (accepted and ignored for now), `labels` and `namedQueries`. Several files are layered in order: sources
+//! `model_catalogs` (or the legacy `catalogs`; `model_catalogs` wins on the same id), `mcp_catalogs` (MCP
+//! server catalogs, YAML files only, as upstream), `labels` and `namedQueries` (scoped by `assetType`,
+//! models by default). Several files are layered in order: sources
 //! merge by `id` field by field (a later file may hold just `{id, enabled: true}`), lists replace wholesale,
 //! named queries merge per field, and defaults apply after the merge.
 //!
@@ -24,9 +25,14 @@ use crate::{NameFilter, SourceId};
 pub struct SourcesConfig {
     /// Model sources in the order they were first defined.
     pub sources: Vec<SourceConfig>,
+    /// MCP server sources (`mcp_catalogs`), in the order they were first defined; their `included_models`
+    /// and `excluded_models` hold `includedServers` and `excludedServers`.
+    pub mcp_sources: Vec<SourceConfig>,
     /// Label definitions: JSON objects with a `name` (string or null) and any other string keys.
     pub labels: Vec<serde_json::Map<String, Json>>,
     pub named_queries: NamedQueries,
+    /// Named queries with `assetType: mcp_servers`.
+    pub mcp_named_queries: NamedQueries,
 }
 
 /// Named queries for models: name → field → `{operator, value}`.
@@ -88,8 +94,7 @@ struct RawFile {
     #[serde(default)]
     catalogs: Option<Vec<RawSource>>,
     #[serde(default)]
-    #[allow(dead_code, reason = "MCP catalogs are accepted and ignored for now")]
-    mcp_catalogs: Option<Vec<serde_norway::Value>>,
+    mcp_catalogs: Option<Vec<RawSource>>,
     #[serde(default)]
     labels: Option<Vec<BTreeMap<String, Option<String>>>>,
     #[serde(default, rename = "namedQueries")]
@@ -107,6 +112,9 @@ struct RawSource {
     labels: Option<Vec<String>>,
     included_models: Option<Vec<String>>,
     excluded_models: Option<Vec<String>>,
+    /// MCP sources' spelling of `includedModels` / `excludedModels`.
+    included_servers: Option<Vec<String>>,
+    excluded_servers: Option<Vec<String>>,
     asset_type: Option<String>,
     properties: Option<BTreeMap<String, Json>>,
     /// Not in the file: the directory relative paths in `properties` resolve against.
@@ -130,8 +138,10 @@ enum RawNamedQuery {
 pub fn parse(files: &[(PathBuf, String)]) -> Result<SourcesConfig, ConfigError> {
     let mut problems = Vec::new();
     let mut merged: Vec<RawSource> = Vec::new();
+    let mut merged_mcp: Vec<RawSource> = Vec::new();
     let mut labels = Vec::new();
     let mut named_queries = NamedQueries::new();
+    let mut mcp_named_queries = NamedQueries::new();
     for (path, text) in files {
         let file: RawFile = match parse_yaml(text) {
             Ok(file) => file,
@@ -142,7 +152,10 @@ pub fn parse(files: &[(PathBuf, String)]) -> Result<SourcesConfig, ConfigError> 
         };
         let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         // Legacy `catalogs` first, so `model_catalogs` wins on the same id.
-        for (key, list) in [("catalogs", file.catalogs), ("model_catalogs", file.model_catalogs)] {
+        let lists =
+            [("catalogs", file.catalogs, false), ("model_catalogs", file.model_catalogs, false), ("mcp_catalogs", file.mcp_catalogs, true)];
+        for (key, list, mcp) in lists {
+            let merged = if mcp { &mut merged_mcp } else { &mut merged };
             let mut seen = std::collections::BTreeSet::new();
             for mut source in list.into_iter().flatten() {
                 if !seen.insert(source.id.clone()) {
@@ -159,17 +172,38 @@ pub fn parse(files: &[(PathBuf, String)]) -> Result<SourcesConfig, ConfigError> 
             labels = file_labels;
         }
         for (name, query) in file.named_queries.into_iter().flatten() {
-            let filters = match query {
-                RawNamedQuery::Scoped { asset_type: Some(asset), .. } if asset != "models" => continue,
-                RawNamedQuery::Scoped { filters, .. } | RawNamedQuery::Flat(filters) => filters,
+            let (queries, filters) = match query {
+                RawNamedQuery::Scoped { asset_type: Some(asset), filters } => match asset.as_str() {
+                    "models" => (&mut named_queries, filters),
+                    "mcp_servers" => (&mut mcp_named_queries, filters),
+                    other => {
+                        problems.push(format!(
+                            "{}: named query {name:?}: assetType {other:?} is not models or mcp_servers",
+                            path.display()
+                        ));
+                        continue;
+                    }
+                },
+                RawNamedQuery::Scoped { filters, .. } | RawNamedQuery::Flat(filters) => (&mut named_queries, filters),
             };
-            named_queries.entry(name).or_default().extend(filters);
+            queries.entry(name).or_default().extend(filters);
         }
     }
     let mut sources = Vec::with_capacity(merged.len());
     for raw in merged {
         match validate(raw) {
             Ok(source) => sources.push(source),
+            Err(problem) => problems.push(problem),
+        }
+    }
+    let mut mcp_sources = Vec::with_capacity(merged_mcp.len());
+    for raw in merged_mcp {
+        if sources.iter().any(|source| source.id.as_str() == raw.id) {
+            problems.push(format!("source id {:?} names both a model and an MCP source", raw.id));
+            continue;
+        }
+        match validate_mcp(raw) {
+            Ok(source) => mcp_sources.push(source),
             Err(problem) => problems.push(problem),
         }
     }
@@ -183,7 +217,7 @@ pub fn parse(files: &[(PathBuf, String)]) -> Result<SourcesConfig, ConfigError> 
             .push(label.into_iter().map(|(key, value)| (key, value.map_or(Json::Null, Json::String))).collect());
     }
     if problems.is_empty() {
-        Ok(SourcesConfig { sources, labels: label_objects, named_queries })
+        Ok(SourcesConfig { sources, mcp_sources, labels: label_objects, named_queries, mcp_named_queries })
     } else {
         Err(ConfigError { problems })
     }
@@ -195,7 +229,18 @@ fn merge(base: &mut RawSource, later: RawSource) {
         ($($field:ident),*) => { $( if later.$field.is_some() { base.$field = later.$field; } )* };
     }
     let properties_given = later.properties.is_some();
-    overlay!(name, kind, enabled, labels, included_models, excluded_models, asset_type, properties);
+    overlay!(
+        name,
+        kind,
+        enabled,
+        labels,
+        included_models,
+        excluded_models,
+        included_servers,
+        excluded_servers,
+        asset_type,
+        properties
+    );
     if properties_given {
         base.base_dir = later.base_dir;
     }
@@ -204,6 +249,9 @@ fn merge(base: &mut RawSource, later: RawSource) {
 fn validate(raw: RawSource) -> Result<SourceConfig, String> {
     let id = SourceId::parse(&raw.id).map_err(|error| error.to_string())?;
     let name = raw.name.filter(|name| !name.trim().is_empty()).ok_or(format!("source {id}: `name` is required"))?;
+    if raw.included_servers.is_some() || raw.excluded_servers.is_some() {
+        return Err(format!("source {id}: includedServers and excludedServers belong to mcp_catalogs"));
+    }
     let properties = raw.properties.unwrap_or_default();
     let mut included_models = raw.included_models.unwrap_or_default();
     let mut excluded_models: Vec<String> =
@@ -235,6 +283,36 @@ fn validate(raw: RawSource) -> Result<SourceConfig, String> {
         labels: raw.labels.unwrap_or_default(),
         included_models,
         excluded_models,
+        kind,
+    })
+}
+
+/// An MCP source: a YAML file of servers, filtered by `includedServers` / `excludedServers`.
+fn validate_mcp(raw: RawSource) -> Result<SourceConfig, String> {
+    let id = SourceId::parse(&raw.id).map_err(|error| error.to_string())?;
+    let name = raw.name.filter(|name| !name.trim().is_empty()).ok_or(format!("MCP source {id}: `name` is required"))?;
+    if raw.included_models.is_some() || raw.excluded_models.is_some() {
+        return Err(format!("MCP source {id}: use includedServers and excludedServers"));
+    }
+    if let Some(asset) = raw.asset_type.as_deref().filter(|asset| *asset != "mcp_servers") {
+        return Err(format!("MCP source {id}: assetType {asset:?} does not belong in mcp_catalogs"));
+    }
+    let included = raw.included_servers.unwrap_or_default();
+    let excluded = raw.excluded_servers.unwrap_or_default();
+    NameFilter::new(&included, &excluded).map_err(|error| format!("MCP source {id}: {error}"))?;
+    let properties = raw.properties.unwrap_or_default();
+    let kind = match raw.kind.as_deref() {
+        Some("yaml") => yaml_kind(&properties, &raw.base_dir),
+        Some(other) => Err(format!("unknown MCP source type {other:?} (expected yaml)")),
+        None => Err("the source has no `type` (expected yaml)".to_owned()),
+    };
+    Ok(SourceConfig {
+        id,
+        name,
+        enabled: raw.enabled.unwrap_or(true),
+        labels: raw.labels.unwrap_or_default(),
+        included_models: included,
+        excluded_models: excluded,
         kind,
     })
 }
@@ -350,5 +428,23 @@ mod tests {
         let config = parse(&files(&[("1.yaml", one), ("2.yaml", two)])).unwrap();
         assert_eq!(config.named_queries.len(), 1);
         assert_eq!(config.named_queries["fast"].len(), 2);
+        assert_eq!(config.mcp_named_queries["mcp"].len(), 1);
+    }
+
+    #[test]
+    fn mcp_sources_are_yaml_files_with_their_own_ids() {
+        let text = "model_catalogs:\n- {id: m, name: M, type: yaml, properties: {yamlCatalogPath: m.yaml}}\n\
+                    mcp_catalogs:\n- {id: s, name: S, type: yaml, labels: [Tools], excludedServers: ['x-*'], \
+                    properties: {yamlCatalogPath: ../s.yaml}}\n- {id: h, name: H, type: hf}\n";
+        let config = parse(&files(&[("dir/1.yaml", text)])).unwrap();
+        assert_eq!(config.sources.len(), 1);
+        let [servers, hub] = &config.mcp_sources[..] else { panic!("two MCP sources") };
+        assert_eq!(servers.kind, Ok(SourceKind::Yaml { path: PathBuf::from("s.yaml") }));
+        assert_eq!((servers.labels.clone(), servers.excluded_models.clone()), (vec!["Tools".into()], vec!["x-*".into()]));
+        assert!(hub.kind.as_ref().is_err_and(|error| error.contains("expected yaml")));
+        let clash = "model_catalogs:\n- {id: a, name: A, type: yaml, properties: {yamlCatalogPath: a.yaml}}\n\
+                     mcp_catalogs:\n- {id: a, name: A, type: yaml, includedModels: [x], properties: {yamlCatalogPath: a.yaml}}\n";
+        let error = parse(&files(&[("1.yaml", clash)])).unwrap_err();
+        assert!(error.to_string().contains("both a model and an MCP source"), "{error}");
     }
 }

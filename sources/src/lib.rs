@@ -15,12 +15,14 @@
 //!
 //! Also here: [`config`], the sources file (Kubeflow's `sources.yaml`, layered and strict), and
 //! [`YamlSource`], the YAML catalog provider, [`hf`], the Hub source's settings and record mapping, and
-//! [`peer`], the peer source's settings and the origin chain peer records carry.
+//! [`peer`], the peer source's settings and the origin chain peer records carry, and [`mcp`], MCP server
+//! catalogs.
 //!
 //! This crate knows nothing about HTTP servers, SQL or the search index.
 
 pub mod config;
 pub mod hf;
+pub mod mcp;
 mod name_filter;
 pub mod peer;
 mod record;

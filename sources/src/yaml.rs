@@ -174,13 +174,13 @@ struct RawArtifact {
 /// Kubeflow writes times (and int values) as strings of digits; plain numbers are accepted too.
 #[derive(Deserialize)]
 #[serde(untagged)]
-enum Millis {
+pub(crate) enum Millis {
     Number(i64),
     Text(String),
 }
 
 impl Millis {
-    fn parse(self, field: &str) -> Result<i64, String> {
+    pub(crate) fn parse(self, field: &str) -> Result<i64, String> {
         match self {
             Millis::Number(number) => Ok(number),
             Millis::Text(text) => text.trim().parse().map_err(|_| format!("{field}: {text:?} is not an integer")),
@@ -197,7 +197,7 @@ enum Double {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawMetadata {
+pub(crate) struct RawMetadata {
     #[serde(rename = "metadataType")]
     metadata_type: Option<String>,
     string_value: Option<String>,
@@ -232,7 +232,7 @@ impl RawMetadata {
     }
 }
 
-fn properties(raw: Option<BTreeMap<String, RawMetadata>>) -> Result<BTreeMap<String, MetadataValue>, String> {
+pub(crate) fn properties(raw: Option<BTreeMap<String, RawMetadata>>) -> Result<BTreeMap<String, MetadataValue>, String> {
     raw.unwrap_or_default().into_iter().map(|(name, value)| Ok((name.clone(), value.into_value(&name)?))).collect()
 }
 
