@@ -18,6 +18,7 @@ pub mod config;
 pub mod fake_hub;
 pub mod federation;
 pub mod hex;
+pub mod mcp;
 pub mod mirror;
 pub use modelcat_index::filter;
 pub mod pagination;

@@ -152,8 +152,11 @@ pub fn parse(files: &[(PathBuf, String)]) -> Result<SourcesConfig, ConfigError> 
         };
         let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         // Legacy `catalogs` first, so `model_catalogs` wins on the same id.
-        let lists =
-            [("catalogs", file.catalogs, false), ("model_catalogs", file.model_catalogs, false), ("mcp_catalogs", file.mcp_catalogs, true)];
+        let lists = [
+            ("catalogs", file.catalogs, false),
+            ("model_catalogs", file.model_catalogs, false),
+            ("mcp_catalogs", file.mcp_catalogs, true),
+        ];
         for (key, list, mcp) in lists {
             let merged = if mcp { &mut merged_mcp } else { &mut merged };
             let mut seen = std::collections::BTreeSet::new();
@@ -440,7 +443,10 @@ mod tests {
         assert_eq!(config.sources.len(), 1);
         let [servers, hub] = &config.mcp_sources[..] else { panic!("two MCP sources") };
         assert_eq!(servers.kind, Ok(SourceKind::Yaml { path: PathBuf::from("s.yaml") }));
-        assert_eq!((servers.labels.clone(), servers.excluded_models.clone()), (vec!["Tools".into()], vec!["x-*".into()]));
+        assert_eq!(
+            (servers.labels.clone(), servers.excluded_models.clone()),
+            (vec!["Tools".into()], vec!["x-*".into()])
+        );
         assert!(hub.kind.as_ref().is_err_and(|error| error.contains("expected yaml")));
         let clash = "model_catalogs:\n- {id: a, name: A, type: yaml, properties: {yamlCatalogPath: a.yaml}}\n\
                      mcp_catalogs:\n- {id: a, name: A, type: yaml, includedModels: [x], properties: {yamlCatalogPath: a.yaml}}\n";

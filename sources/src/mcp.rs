@@ -301,7 +301,10 @@ fn check_endpoints(endpoints: &Endpoints) -> Result<(), String> {
         let Some(url) = url else { continue };
         let scheme = url.split_once("://").map(|(scheme, rest)| (scheme, rest.is_empty()));
         if !matches!(scheme, Some((scheme, false)) if schemes.contains(&scheme)) {
-            return Err(format!("{field} endpoint {url:?} must be a URL with one of the schemes {}", schemes.join(", ")));
+            return Err(format!(
+                "{field} endpoint {url:?} must be a URL with one of the schemes {}",
+                schemes.join(", ")
+            ));
         }
     }
     Ok(())

@@ -232,7 +232,9 @@ impl RawMetadata {
     }
 }
 
-pub(crate) fn properties(raw: Option<BTreeMap<String, RawMetadata>>) -> Result<BTreeMap<String, MetadataValue>, String> {
+pub(crate) fn properties(
+    raw: Option<BTreeMap<String, RawMetadata>>,
+) -> Result<BTreeMap<String, MetadataValue>, String> {
     raw.unwrap_or_default().into_iter().map(|(name, value)| Ok((name.clone(), value.into_value(&name)?))).collect()
 }
 

@@ -59,7 +59,9 @@ fn policy(path: &str) -> Policy {
         Policy::Untouched
     } else if path.ends_with("/openapi.yaml") || path == "/api" {
         Policy::Document
-    } else if path.starts_with("/api/model_catalog/") && !path.ends_with("/status") {
+    } else if path.starts_with("/api/mcp_catalog/")
+        || (path.starts_with("/api/model_catalog/") && !path.ends_with("/status"))
+    {
         // The status also shows this replica's log position and leases, which move on their own.
         Policy::Catalog
     } else if path.starts_with("/api/model_catalog/")
@@ -207,6 +209,7 @@ mod tests {
     #[test]
     fn routes_get_their_policy() {
         assert_eq!(policy("/api/model_catalog/v1alpha1/models"), Policy::Catalog);
+        assert_eq!(policy("/api/mcp_catalog/v1alpha1/mcp_servers/7/tools"), Policy::Catalog);
         assert_eq!(policy("/api/model_catalog/v1/status"), Policy::Tagged);
         assert_eq!(policy("/api/model_registry/v1alpha3/registered_models/1"), Policy::Tagged);
         assert_eq!(policy("/api/models/org/m"), Policy::Tagged);

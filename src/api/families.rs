@@ -25,8 +25,11 @@ use super::{catalog, federation, registry};
 pub const MODELCAT_OPENAPI: &str = include_str!("modelcat.openapi.yaml");
 
 /// The alpha base paths and the `v1` path that succeeds each.
-pub const ALPHA_PATHS: [(&str, &str); 2] =
-    [(registry::BASE_PATH, registry::V1_BASE_PATH), (catalog::BASE_PATH, catalog::V1_BASE_PATH)];
+pub const ALPHA_PATHS: [(&str, &str); 3] = [
+    (registry::BASE_PATH, registry::V1_BASE_PATH),
+    (catalog::BASE_PATH, catalog::V1_BASE_PATH),
+    (catalog::mcp::BASE_PATH, catalog::mcp::V1_BASE_PATH),
+];
 
 /// The body of `GET /api`: the families, their versions and documents. The alpha versions say
 /// `deprecated` when the deprecation headers are on.
@@ -52,6 +55,14 @@ pub fn listing(alpha_deprecated: bool) -> serde_json::Value {
                 ],
             },
             {
+                "id": "mcp_catalog",
+                "name": "Kubeflow MCP Catalog",
+                "versions": [
+                    version("v1", catalog::mcp::V1_BASE_PATH, "stable"),
+                    version("v1alpha1", catalog::mcp::BASE_PATH, alpha),
+                ],
+            },
+            {
                 "id": "modelcat",
                 "name": "modelcat (change feed, snapshot, status, tokens, audit, permissions)",
                 "versions": [version("v1", federation::BASE_PATH, "stable")],
@@ -67,13 +78,15 @@ pub fn listing(alpha_deprecated: bool) -> serde_json::Value {
 }
 
 /// Every OpenAPI document, by its path.
-pub fn documents() -> [(String, &'static str); 5] {
+pub fn documents() -> [(String, &'static str); 7] {
     let at = |base: &str| format!("{base}/openapi.yaml");
     [
         (at(registry::BASE_PATH), registry::openapi::YAML.as_str()),
         (at(registry::V1_BASE_PATH), registry::openapi::YAML_V1.as_str()),
         (at(catalog::BASE_PATH), catalog::OPENAPI),
         (at(catalog::V1_BASE_PATH), catalog::OPENAPI_V1.as_str()),
+        (at(catalog::mcp::BASE_PATH), catalog::mcp::OPENAPI),
+        (at(catalog::mcp::V1_BASE_PATH), catalog::mcp::OPENAPI_V1.as_str()),
         (at(federation::BASE_PATH), MODELCAT_OPENAPI),
     ]
 }

@@ -44,6 +44,8 @@ pub fn router(state: AppState, api: ApiSettings, reset_endpoint: bool) -> Router
     let request_id = HeaderName::from_static("x-request-id");
     let deprecation = api.alpha_deprecation.as_ref().and_then(|deprecation| deprecation.headers().ok());
     let catalog_api = || catalog::router().route_layer(middleware::from_fn_with_state(state.clone(), loading::catalog));
+    let mcp_api =
+        || catalog::mcp::router().route_layer(middleware::from_fn_with_state(state.clone(), loading::catalog));
     let listing = axum::Json(families::listing(deprecation.is_some()));
     let mut router = Router::new()
         .route("/api", get(move || std::future::ready(listing.clone())))
@@ -57,6 +59,8 @@ pub fn router(state: AppState, api: ApiSettings, reset_endpoint: bool) -> Router
     router
         .nest(catalog::BASE_PATH, catalog_api())
         .nest(catalog::V1_BASE_PATH, catalog_api())
+        .nest(catalog::mcp::BASE_PATH, mcp_api())
+        .nest(catalog::mcp::V1_BASE_PATH, mcp_api())
         .nest(
             federation::BASE_PATH,
             federation::router()
@@ -102,7 +106,9 @@ impl Family {
     /// The family a path belongs to: modelcat's under its prefix, the Hub's elsewhere under `/api/` and
     /// for file resolution, Kubeflow's otherwise.
     pub fn of(path: &str) -> Family {
-        let kubeflow = path.starts_with("/api/model_registry/") || path.starts_with("/api/model_catalog/");
+        let kubeflow = ["/api/model_registry/", "/api/model_catalog/", "/api/mcp_catalog/"]
+            .iter()
+            .any(|prefix| path.starts_with(prefix));
         if path.starts_with("/api/modelcat/") {
             Family::Modelcat
         } else if (path.starts_with("/api/") && !kubeflow) || path.contains("/resolve/") {

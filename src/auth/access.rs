@@ -45,7 +45,7 @@ pub fn required(method: &Method, template: Option<&str>) -> Access {
             _ => Access::Write,
         };
     }
-    if let Some(rest) = template.strip_prefix("/api/model_catalog/") {
+    if let Some(rest) = template.strip_prefix("/api/model_catalog/").or(template.strip_prefix("/api/mcp_catalog/")) {
         let (_, route) = rest.split_once('/').unwrap_or((rest, ""));
         return match route {
             "openapi.yaml" => Access::Public,
@@ -91,6 +91,7 @@ mod tests {
         assert_eq!(required(&post, Some("/api/model_registry/v1alpha3/testing/reset")), Access::Admin);
         assert_eq!(required(&get, Some("/api/model_registry/v1alpha3/openapi.yaml")), Access::Public);
         assert_eq!(required(&get, Some("/api/model_catalog/v1alpha1/models")), Access::Read(Area::Catalog));
+        assert_eq!(required(&get, Some("/api/mcp_catalog/v1/mcp_servers/{server_id}")), Access::Read(Area::Catalog));
         assert_eq!(required(&post, Some("/api/model_catalog/v1alpha1/sources/preview")), Access::Write);
         assert_eq!(required(&get, Some("/api/modelcat/v1/changes")), Access::Feed);
         assert_eq!(required(&post, Some("/api/modelcat/v1/tokens")), Access::Admin);

@@ -95,6 +95,10 @@ pub struct View {
     pub sources: Vec<SourceView>,
     pub labels: Vec<serde_json::Map<String, serde_json::Value>>,
     pub named_queries: NamedQueries,
+    /// MCP sources (their `models` counts servers) and named queries, and every enabled one's servers.
+    pub mcp_sources: Vec<SourceView>,
+    pub mcp_named_queries: NamedQueries,
+    pub mcp: Arc<crate::mcp::McpServers>,
     /// Why the last sources-config reload was rejected (the previous config stays active).
     pub config_error: Option<String>,
     pub config_files: Vec<PathBuf>,
@@ -104,7 +108,12 @@ pub struct View {
 
 impl View {
     fn from_config(config: &SourcesConfig) -> View {
-        View { labels: config.labels.clone(), named_queries: config.named_queries.clone(), ..View::default() }
+        View {
+            labels: config.labels.clone(),
+            named_queries: config.named_queries.clone(),
+            mcp_named_queries: config.mcp_named_queries.clone(),
+            ..View::default()
+        }
     }
 }
 

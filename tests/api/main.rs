@@ -10,6 +10,7 @@ mod first_run;
 mod helpers;
 mod hf;
 mod leakage;
+mod mcp;
 mod oidc;
 mod permissions;
 mod registry;

@@ -14,6 +14,7 @@
 //! A token restricted to named sources ([`Readable`]) sees only those: in `/sources`, `/models` (and its
 //! facets), `filter_options`, `/status` and model pages (another source is a 404, as an unknown one).
 
+pub mod mcp;
 mod wire;
 
 use std::collections::BTreeMap;
@@ -24,7 +25,7 @@ use axum::extract::{Multipart, Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use modelcat_index::{IndexError, PropertyOptions, SortBy};
-use modelcat_sources::config::NamedQueries;
+use modelcat_sources::config::{FieldFilter, NamedQueries};
 use modelcat_sources::{ArtifactKind, NameFilter};
 use serde_json::{Map, Value as Json, json};
 
@@ -34,7 +35,7 @@ use crate::app::AppState;
 use crate::auth::Identity;
 use crate::catalog::artifacts::{self, Artifact, ArtifactOrder};
 use crate::catalog::perf::{self, PerfProperties};
-use crate::catalog::{OwnedSearch, View};
+use crate::catalog::{OwnedSearch, SourceView};
 use crate::filter::{self, Expr};
 use crate::pagination;
 use crate::registry::{Cursor, CursorValue};
@@ -129,6 +130,48 @@ fn parse_filter(params: &Params) -> Result<Option<Expr>, ApiError> {
     Ok(filter::parse(params.get("filterQuery").unwrap_or_default())?)
 }
 
+/// `filterQuery` ANDed with the `namedQuery` it names among `queries` (an unknown one is a 400).
+fn query_filter(params: &Params, queries: &NamedQueries) -> Result<Option<Expr>, ApiError> {
+    let mut filters: Vec<Expr> = parse_filter(params)?.into_iter().collect();
+    if let Some(name) = params.get("namedQuery").filter(|name| !name.is_empty()) {
+        filters.push(named_filter(queries, name)?);
+    }
+    Ok(match filters.len() {
+        0 | 1 => filters.pop(),
+        _ => Some(Expr::And(filters)),
+    })
+}
+
+/// A named query as a filter (its conditions ANDed), as upstream renders one into `filterQuery`.
+fn named_filter(queries: &NamedQueries, name: &str) -> Result<Expr, ApiError> {
+    let fields = queries.get(name).ok_or_else(|| ApiError::bad_request(format!("unknown named query {name:?}")))?;
+    let literal = |value: &Json| match value {
+        Json::String(text) => Ok(format!("'{}'", text.replace('\\', "\\\\").replace('\'', "\\'"))),
+        Json::Number(number) => Ok(number.to_string()),
+        Json::Bool(flag) => Ok(flag.to_string()),
+        other => Err(format!("value {other} is not a string, number or boolean")),
+    };
+    let condition = |field: &str, filter: &FieldFilter| -> Result<String, String> {
+        let property = field.split('.').map(|part| format!("`{part}`")).collect::<Vec<_>>().join(".");
+        let value = match (&filter.value, filter.operator.to_uppercase().as_str()) {
+            (Json::Array(values), "IN" | "NOT IN") => {
+                format!("({})", values.iter().map(literal).collect::<Result<Vec<_>, _>>()?.join(", "))
+            }
+            (value, _) => literal(value)?,
+        };
+        Ok(format!("{property} {} {value}", filter.operator))
+    };
+    let conditions: Result<Vec<String>, String> =
+        fields.iter().map(|(field, filter)| condition(field, filter).map(|text| format!("({text})"))).collect();
+    let text =
+        conditions.map_err(|error| ApiError::bad_request(format!("named query {name:?}: {error}")))?.join(" AND ");
+    match filter::parse(&text) {
+        Ok(Some(expr)) => Ok(expr),
+        Ok(None) => Err(ApiError::bad_request(format!("named query {name:?} has no conditions"))),
+        Err(error) => Err(ApiError::bad_request(format!("named query {name:?}: {error}"))),
+    }
+}
+
 /// The catalog sources the caller may read (a token's restriction), `None` for all.
 pub struct Readable(Option<Vec<String>>);
 
@@ -150,11 +193,15 @@ async fn find_sources(State(state): State<AppState>, readable: Readable, params:
     let view = state.catalog.view();
     let paging = Paging::parse(&params, "sources", state.page_limits.max_page_size)?;
     let name = params.get("name").unwrap_or_default().to_lowercase();
-    let models_only = !matches!(params.get("assetType"), Some(asset) if asset == "mcp_servers");
-    let mut sources: Vec<_> = view
-        .sources
+    // As upstream: MCP sources under `mcp_servers`, none for an asset type that does not exist.
+    let (listed, asset_type): (&[SourceView], _) = match params.get("assetType").unwrap_or_default() {
+        "" | "models" => (&view.sources, "models"),
+        "mcp_servers" => (&view.mcp_sources, "mcp_servers"),
+        _ => (&[], ""),
+    };
+    let mut sources: Vec<_> = listed
         .iter()
-        .filter(|source| models_only && source.config.name.to_lowercase().contains(&name))
+        .filter(|source| source.config.name.to_lowercase().contains(&name))
         .filter(|source| readable.allows(source.config.id.as_str()))
         .collect();
     let descending = params.descending()?;
@@ -167,12 +214,16 @@ async fn find_sources(State(state): State<AppState>, readable: Readable, params:
     if descending {
         sources.reverse();
     }
-    Ok(json(paging.page(&sources, |source| wire::source(source))))
+    Ok(json(paging.page(&sources, |source| wire::source(source, asset_type))))
 }
 
 /// The enabled sources a `/models` request selects, among those the caller may read; `None` for all of
 /// them (the index holds no others: disabled and removed sources are deleted from it).
-fn selected_sources(view: &View, params: &Params, readable: &Readable) -> Result<Option<Vec<String>>, ApiError> {
+fn selected_sources(
+    sources: &[SourceView],
+    params: &Params,
+    readable: &Readable,
+) -> Result<Option<Vec<String>>, ApiError> {
     let wanted = params.all("source");
     let labels = params.all("sourceLabel");
     if !wanted.is_empty() && !labels.is_empty() {
@@ -181,8 +232,7 @@ fn selected_sources(view: &View, params: &Params, readable: &Readable) -> Result
     if wanted.is_empty() && labels.is_empty() && readable.0.is_none() {
         return Ok(None);
     }
-    let enabled =
-        view.sources.iter().filter(|source| source.config.enabled && readable.allows(source.config.id.as_str()));
+    let enabled = sources.iter().filter(|source| source.config.enabled && readable.allows(source.config.id.as_str()));
     let selected = enabled.filter(|source| {
         if wanted.is_empty() && labels.is_empty() {
             true
@@ -249,8 +299,8 @@ async fn find_models(State(state): State<AppState>, readable: Readable, params: 
     let descending = params.descending()?;
     let search = OwnedSearch {
         q: params.get("q").map(str::trim).filter(|q| !q.is_empty()).map(str::to_owned),
-        filter: parse_filter(&params)?,
-        sources: selected_sources(&view, &params, &readable)?,
+        filter: query_filter(&params, &view.named_queries)?,
+        sources: selected_sources(&view.sources, &params, &readable)?,
         sort: Some(model_order(&params, descending)?),
         descending,
         offset: paging.offset,
@@ -276,15 +326,7 @@ async fn filter_options(State(state): State<AppState>, readable: Readable) -> Ap
     let options = state.catalog.filter_options(readable.0).await?;
     let mut filters = Map::new();
     for (name, option) in options.iter() {
-        let rendered = match option {
-            PropertyOptions::Strings(values) => json!({
-                "type": "string",
-                "values": values.iter().map(|(value, _)| value).collect::<Vec<_>>(),
-                "counts": values.iter().map(|(value, count)| (value.clone(), json!(count))).collect::<Map<_, _>>(),
-            }),
-            PropertyOptions::Range { min, max } => json!({"type": "number", "range": {"min": min, "max": max}}),
-        };
-        filters.insert(name.clone(), rendered);
+        filters.insert(name.clone(), self::option(option));
     }
     let mut body = Map::new();
     body.insert("filters".into(), Json::Object(filters));
@@ -293,6 +335,18 @@ async fn filter_options(State(state): State<AppState>, readable: Readable) -> Ap
         body.insert("namedQueries".into(), named_queries(&view.named_queries, &options));
     }
     Ok(json(body))
+}
+
+/// One `filter_options` entry: string values (with counts) or a numeric range.
+fn option(option: &PropertyOptions) -> Json {
+    match option {
+        PropertyOptions::Strings(values) => json!({
+            "type": "string",
+            "values": values.iter().map(|(value, _)| value).collect::<Vec<_>>(),
+            "counts": values.iter().map(|(value, count)| (value.clone(), json!(count))).collect::<Map<_, _>>(),
+        }),
+        PropertyOptions::Range { min, max } => json!({"type": "number", "range": {"min": min, "max": max}}),
+    }
 }
 
 /// Named queries with `"min"` / `"max"` values replaced by that field's range bound.
@@ -315,6 +369,9 @@ async fn find_labels(State(state): State<AppState>, params: Params) -> ApiResult
     let view = state.catalog.view();
     let paging = Paging::parse(&params, "labels", state.page_limits.max_page_size)?;
     let asset = params.get("assetType").filter(|asset| !asset.is_empty());
+    if let Some(asset) = asset.filter(|asset| !["models", "mcp_servers"].contains(asset)) {
+        return Err(ApiError::bad_request(format!("invalid assetType {asset:?}: use models or mcp_servers")));
+    }
     let mut labels: Vec<&Map<String, Json>> = view
         .labels
         .iter()
@@ -338,15 +395,15 @@ async fn find_labels(State(state): State<AppState>, params: Params) -> ApiResult
 
 pub(crate) async fn status(State(state): State<AppState>, readable: Readable) -> ApiResult {
     let view = state.catalog.view();
-    let sources: Vec<Json> = view
-        .sources
-        .iter()
-        .filter(|source| readable.allows(source.config.id.as_str()))
-        .map(|source| {
-            json!({"id": source.config.id.as_str(), "status": source.status.as_str(), "error": source.error,
-                   "models": source.models, "lastLoadedSinceEpoch": source.last_loaded.map(|time| time.to_string())})
-        })
-        .collect();
+    let statuses = |sources: &[SourceView], count: &str| -> Vec<Json> {
+        let readable = sources.iter().filter(|source| readable.allows(source.config.id.as_str()));
+        readable
+            .map(|source| {
+                json!({"id": source.config.id.as_str(), "status": source.status.as_str(), "error": source.error,
+                       count: source.models, "lastLoadedSinceEpoch": source.last_loaded.map(|time| time.to_string())})
+            })
+            .collect()
+    };
     let follow = state.replica.follow_state();
     let auth = state.authenticator.settings();
     let leases: Vec<Json> = state
@@ -370,7 +427,8 @@ pub(crate) async fn status(State(state): State<AppState>, readable: Readable) ->
     Ok(json(json!({
         "configFiles": view.config_files,
         "configError": view.config_error,
-        "sources": sources,
+        "sources": statuses(&view.sources, "models"),
+        "mcpSources": statuses(&view.mcp_sources, "servers"),
         "replica": replica,
         "load": state.catalog.progress().figures(),
         "auth": {"methods": auth.method_names(), "warning": auth.warning()},

@@ -87,7 +87,9 @@ pub fn artifact(artifact: &Artifact) -> Json {
     Json::Object(object)
 }
 
-pub fn source(source: &SourceView) -> Json {
+/// A `CatalogSource`; `asset_type` is `models` or `mcp_servers`, whose include/exclude patterns are
+/// spelled `includedServers` / `excludedServers`.
+pub fn source(source: &SourceView, asset_type: &str) -> Json {
     let mut object = Map::new();
     object.insert("id".into(), json!(source.config.id.as_str()));
     object.insert("name".into(), json!(source.config.name));
@@ -95,12 +97,17 @@ pub fn source(source: &SourceView) -> Json {
     object.insert("labels".into(), json!(source.config.labels));
     object.insert("status".into(), json!(source.status.as_str()));
     object.insert("error".into(), source.error.as_ref().map_or(Json::Null, |error| json!(error)));
+    let (included, excluded) = if asset_type == "mcp_servers" {
+        ("includedServers", "excludedServers")
+    } else {
+        ("includedModels", "excludedModels")
+    };
     if !source.config.included_models.is_empty() {
-        object.insert("includedModels".into(), json!(source.config.included_models));
+        object.insert(included.into(), json!(source.config.included_models));
     }
     if !source.config.excluded_models.is_empty() {
-        object.insert("excludedModels".into(), json!(source.config.excluded_models));
+        object.insert(excluded.into(), json!(source.config.excluded_models));
     }
-    object.insert("assetType".into(), json!("models"));
+    object.insert("assetType".into(), json!(asset_type));
     Json::Object(object)
 }

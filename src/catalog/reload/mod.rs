@@ -36,6 +36,7 @@ use crate::store::changes;
 use crate::store::now_millis;
 
 mod log;
+mod mcp;
 mod peers;
 
 /// A fetched snapshot with the content hash of each changed record.
@@ -109,6 +110,11 @@ pub struct Reloader {
     progress: Arc<LoadProgress>,
     /// The config read at start, installed by the initial load.
     pending_config: Option<SourcesConfig>,
+    /// MCP sources, by id ([`mcp`]).
+    mcp: BTreeMap<String, mcp::McpRuntime>,
+    /// Their servers as last published, and whether a source changed since.
+    mcp_servers: Arc<crate::mcp::McpServers>,
+    mcp_changed: bool,
 }
 
 impl Reloader {
@@ -150,6 +156,9 @@ impl Reloader {
             registry_indexed: false,
             progress,
             pending_config: Some(config),
+            mcp: BTreeMap::new(),
+            mcp_servers: Arc::default(),
+            mcp_changed: false,
         };
         Ok((receiver, reloader))
     }
@@ -221,6 +230,13 @@ impl Reloader {
                 .map(|(id, _)| id.clone())
                 .collect();
             let _ = self.refresh_all(yaml).await;
+            let mcp: Vec<String> = self
+                .mcp
+                .iter()
+                .filter(|(_, runtime)| runtime.yaml_path().and_then(Path::parent).is_some_and(|dir| dirs.contains(dir)))
+                .map(|(id, _)| id.clone())
+                .collect();
+            self.refresh_mcp(mcp).await;
             if !acks.is_empty() {
                 let applied = self.follow_log(log, rebuild, checkpoint).await;
                 for ack in acks {
@@ -314,8 +330,10 @@ impl Reloader {
             let runtime = self.runtime(config);
             self.runtimes.insert(id.to_string(), runtime);
         }
+        let mcp = self.install_mcp(&config.mcp_sources);
         self.config = config;
         self.watch();
+        self.refresh_mcp(mcp).await;
         if !self.progress.is_loaded() {
             self.progress.expect_sources(refresh.len());
         }
@@ -517,16 +535,20 @@ impl Reloader {
         let yaml = self
             .runtimes
             .values()
-            .filter_map(|runtime| runtime.yaml_path().and_then(Path::parent).map(Path::to_path_buf));
+            .filter_map(|runtime| runtime.yaml_path())
+            .chain(self.mcp.values().filter_map(|runtime| runtime.yaml_path()))
+            .filter_map(|path| path.parent().map(Path::to_path_buf));
         let dirs: HashSet<PathBuf> = self.config_dirs().into_iter().chain(yaml).collect();
         if let Some(watcher) = &mut self.watcher {
             watcher.watch_dirs(dirs);
         }
     }
 
-    fn publish(&self) {
+    fn publish(&mut self) {
         let mut view = View::from_config(&self.config);
         view.sources = self.runtimes.values().map(Runtime::view).collect();
+        view.mcp_sources = self.mcp.values().map(mcp::McpRuntime::view).collect();
+        view.mcp = self.mcp_servers();
         view.config_error = self.config_error.clone();
         view.config_files = self.settings.sources.clone();
         view.revision = self.view.borrow().revision + 1;
@@ -572,7 +594,7 @@ fn read_config(
     }
     let config = modelcat_sources::config::parse(&files)?;
     if let Some(reserved) = &settings.registry_source
-        && config.sources.iter().any(|source| source.id.as_str() == reserved)
+        && config.sources.iter().chain(&config.mcp_sources).any(|source| source.id.as_str() == reserved)
     {
         let problem = format!("source id {reserved} is reserved for the model registry (catalog.registry_source)");
         return Err(CatalogError::Config(ConfigError { problems: vec![problem] }));
