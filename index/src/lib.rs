@@ -115,6 +115,8 @@ pub struct Search<'a> {
     pub limit: usize,
     /// Facets to count over all matches: well-known field names (`license`, `tasks`, …) or `source_id`.
     pub facets: &'a [String],
+    /// Whether to count every match ([`Hits::total`]); it visits them all.
+    pub count: bool,
 }
 
 /// A page of results.
@@ -125,6 +127,8 @@ pub struct Hits {
     pub models: Vec<StoredModel>,
     /// Facet name → (value, count), most frequent first.
     pub facets: BTreeMap<String, Vec<(String, u64)>>,
+    /// How many models match in all, when [`Search::count`] asked.
+    pub total: Option<usize>,
 }
 
 /// Values a property takes, as `filter_options` reports them.
@@ -358,7 +362,8 @@ impl CatalogIndex {
             addresses.into_iter().map(|address| self.stored(&searcher, address)).collect::<Result<Vec<_>, _>>()?;
         let facets =
             if search.facets.is_empty() { BTreeMap::new() } else { self.facets(&searcher, &query, search.facets)? };
-        Ok(Hits { more, models, facets })
+        let total = if search.count { Some(searcher.search(&query, &tantivy::collector::Count)?) } else { None };
+        Ok(Hits { more, models, facets, total })
     }
 
     /// One model by key.

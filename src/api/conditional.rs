@@ -60,6 +60,7 @@ fn policy(path: &str) -> Policy {
     } else if path.ends_with("/openapi.yaml") || path == "/api" {
         Policy::Document
     } else if path.starts_with("/api/mcp_catalog/")
+        || path == "/api/modelcat/v1/search"
         || (path.starts_with("/api/model_catalog/") && !path.ends_with("/status"))
     {
         // The status also shows this replica's log position and leases, which move on their own.

@@ -21,6 +21,7 @@ pub mod loading;
 pub mod params;
 pub mod permissions;
 pub mod registry;
+pub mod search;
 
 use std::time::{Duration, Instant};
 
@@ -67,7 +68,11 @@ pub fn router(state: AppState, api: ApiSettings, reset_endpoint: bool) -> Router
                 .route_layer(middleware::from_fn_with_state(state.clone(), loading::feed))
                 .merge(auth::router())
                 .merge(permissions::router())
-                .route("/status", get(catalog::status)),
+                .route("/status", get(catalog::status))
+                .route(
+                    "/search",
+                    get(search::search).route_layer(middleware::from_fn_with_state(state.clone(), loading::catalog)),
+                ),
         )
         .merge(health::router())
         .merge(hf::router().route_layer(middleware::from_fn_with_state(state.clone(), loading::hub)))

@@ -58,7 +58,7 @@ pub fn required(method: &Method, template: Option<&str>) -> Access {
         return match route {
             "changes" | "snapshot" => Access::Feed,
             "whoami" | "openapi.yaml" => Access::Public,
-            "status" => Access::Read(Area::Catalog),
+            "status" | "search" => Access::Read(Area::Catalog),
             // Per-model permissions: the handlers require read, or manage, on the model.
             "registered_models/{id}/permissions" if reads => Access::Read(Area::Registry),
             "registered_models/{id}/permissions/{principal}" if !reads => Access::Write,

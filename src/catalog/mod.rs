@@ -265,7 +265,7 @@ impl Catalog {
             if !search.facets.is_empty() {
                 let key = format!("{:?}", (search.cache_key(), &search.facets));
                 let counted = this.facets.get_or_compute(this.index.generation(), key, || {
-                    let count_only = Search { limit: 0, ..search.borrow(&search.facets) };
+                    let count_only = Search { limit: 0, count: false, ..search.borrow(&search.facets) };
                     this.index.search(&count_only).map(|hits| Arc::new(hits.facets))
                 });
                 hits.facets = (*counted.map_err(unshare)?).clone();
@@ -328,6 +328,7 @@ pub struct OwnedSearch {
     pub offset: usize,
     pub limit: usize,
     pub facets: Vec<String>,
+    pub count: bool,
 }
 
 impl OwnedSearch {
@@ -341,6 +342,7 @@ impl OwnedSearch {
             offset: self.offset,
             limit: self.limit,
             facets,
+            count: self.count,
         }
     }
 

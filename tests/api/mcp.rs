@@ -380,3 +380,47 @@ async fn edits_reload_bad_files_keep_the_last_good_servers_and_times_hold() {
         eventually(WAIT, || async { mcp.names(&[]).await.eq(&set(&["remote-http-server"])).then_some(()) }).await;
     assert!(gone.is_some(), "a disabled source serves no servers");
 }
+
+#[tokio::test]
+async fn one_search_spans_models_and_servers() {
+    let mcp = Mcp::start().await;
+    let search = |query: &'static [(&'static str, &'static str)]| {
+        let mcp = &mcp;
+        async move { mcp.get("/api/modelcat/v1/search", query).await }
+    };
+    let both = search(&[("q", "calc")]).await;
+    assert_eq!(both.status, StatusCode::OK, "{}", both.body);
+    let kinds: Vec<(&str, &str)> = both.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| (item["kind"].as_str().unwrap(), item["name"].as_str().unwrap()))
+        .collect();
+    assert_eq!(kinds, [("model", "org/calculator-llm"), ("mcp_server", "calculator")]);
+    assert_eq!(both.body["facets"]["kind"], json!({"model": 1, "mcp_server": 1}));
+    // Each item's url is its page in its own API.
+    for item in both.body["items"].as_array().unwrap() {
+        let own = mcp.get(item["url"].as_str().unwrap(), &[]).await;
+        assert_eq!((own.status, &own.body["name"]), (StatusCode::OK, &item["name"]), "{item}");
+    }
+    let servers = search(&[("q", "calc"), ("kind", "mcp_server")]).await;
+    assert_eq!(servers.body["total"], 1);
+    assert_eq!(servers.body["facets"]["kind"], json!({"mcp_server": 1}));
+
+    // Without q: every asset by name, paged.
+    let first = search(&[("pageSize", "3")]).await.body;
+    assert_eq!(first["total"], 5, "{first}");
+    let names: Vec<&str> =
+        first["items"].as_array().unwrap().iter().map(|item| item["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["calculator", "file-manager", "org/calculator-llm"]);
+    let token = first["nextPageToken"].as_str().unwrap().to_owned();
+    let rest = mcp.get("/api/modelcat/v1/search", &[("pageSize", "3"), ("nextPageToken", &token)]).await.body;
+    let names: Vec<&str> =
+        rest["items"].as_array().unwrap().iter().map(|item| item["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["remote-http-server", "weather-api"]);
+    assert_eq!(rest["nextPageToken"], "");
+
+    let bad = search(&[("kind", "dataset")]).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad.body["code"], "bad_request", "{}", bad.body);
+}

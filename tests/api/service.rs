@@ -21,9 +21,13 @@ async fn health_readiness_and_root() {
     }
     let dirty = app.client.get(format!("{}/readyz/isDirty", app.address)).send().await.expect("sent");
     assert_eq!(dirty.text().await.expect("text"), "false");
+    // The root leads to the list of APIs (the client follows the redirect); unknown paths are 404s.
     let root = app.call(Method::GET, "/", None).await;
-    assert_eq!(root.status, StatusCode::NOT_FOUND);
-    assert_eq!(root.body["code"], "Not Found");
+    assert_eq!(root.status, StatusCode::OK);
+    assert!(root.body["families"].is_array(), "{}", root.body);
+    let unknown = app.call(Method::GET, "/nowhere", None).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert_eq!(unknown.body["code"], "Not Found");
     let request_id = app.client.get(format!("{}/healthz", app.address)).send().await.expect("sent");
     assert!(request_id.headers().contains_key("x-request-id"));
 }

@@ -184,6 +184,11 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Readable {
 }
 
 impl Readable {
+    /// The sources a restricted token may read; `None` for all.
+    pub fn sources(&self) -> Option<&[String]> {
+        self.0.as_deref()
+    }
+
     fn allows(&self, source_id: &str) -> bool {
         self.0.as_ref().is_none_or(|sources| sources.iter().any(|allowed| allowed == source_id))
     }
@@ -306,6 +311,7 @@ async fn find_models(State(state): State<AppState>, readable: Readable, params: 
         offset: paging.offset,
         limit: paging.size,
         facets: params.all("facets").into_iter().map(str::to_owned).collect(),
+        count: false,
     };
     let faceted = !search.facets.is_empty();
     let hits = state.catalog.search(search).await?;
