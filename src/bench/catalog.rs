@@ -45,6 +45,9 @@ pub struct CatalogBench {
     /// YAML edits to time.
     #[arg(long, default_value_t = 20)]
     pub edits: usize,
+    /// MCP servers to generate beside the models (the MCP and cross-asset scenarios; 0 skips them).
+    #[arg(long, default_value_t = 10_000)]
+    pub mcp_servers: usize,
 }
 
 const ORGS: &[(&str, &str)] = &[
@@ -284,8 +287,8 @@ pub async fn run_catalog(bench: CatalogBench) -> anyhow::Result<()> {
 
 async fn run_in(bench: &CatalogBench, temp: &Path) -> anyhow::Result<()> {
     println!(
-        "modelcat bench catalog: {} models in {} YAML catalogs, {}-word readmes, 5 artifacts per model",
-        bench.models, bench.sources, bench.readme_words
+        "modelcat bench catalog: {} models in {} YAML catalogs, {}-word readmes, 5 artifacts per model; {} MCP servers",
+        bench.models, bench.sources, bench.readme_words, bench.mcp_servers
     );
     let started = Instant::now();
     let corpus = generate(bench, temp)?;
@@ -377,6 +380,9 @@ async fn run_in(bench: &CatalogBench, temp: &Path) -> anyhow::Result<()> {
     })
     .await
     .print();
+    if bench.mcp_servers > 0 {
+        super::mcp::scenarios(load, client.clone(), port).await;
+    }
 
     let (edits, options) = edit_latencies(bench, &corpus, &client, &base).await?;
     println!(
@@ -490,6 +496,7 @@ pub(super) fn generate(bench: &CatalogBench, dir: &Path) -> anyhow::Result<Corpu
         std::fs::write(&file, text).with_context(|| format!("writing {}", file.display()))?;
         files.push(file);
     }
+    config.push_str(&super::mcp::generate(dir, bench.mcp_servers)?);
     std::fs::write(dir.join("sources.yaml"), config)?;
     Ok(Corpus { files, bytes })
 }

@@ -11,6 +11,7 @@
 
 pub mod catalog;
 pub mod hf;
+pub mod mcp;
 pub mod peers;
 pub mod polling;
 pub mod registry;

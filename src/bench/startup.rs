@@ -45,6 +45,7 @@ async fn run_in(bench: &StartupBench, root: &std::path::Path) -> anyhow::Result<
         concurrency: 1,
         duration: 1,
         edits: 0,
+        mcp_servers: 0,
     };
     let corpus = generate(&catalog, &dir)?;
     let sources = std::fs::read_to_string(dir.join("sources.yaml"))?;

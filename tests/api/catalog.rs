@@ -581,6 +581,29 @@ async fn kubeflow_reference_files_load() {
             })
             .count();
         assert_eq!(models["size"].as_u64().unwrap() > 0, enabled_yaml > 0, "{}: {models}", sources.display());
+
+        // MCP sources are listed under their asset type. The reference holds no MCP catalog files, so an
+        // enabled one shows the read error, naming its file, while the model sources serve.
+        let text = &files[0].1;
+        let mcp = catalog.get("/sources", &[("assetType", "mcp_servers"), ("pageSize", "100")]).await.body;
+        let mcp = mcp["items"].as_array().unwrap();
+        assert_eq!(!mcp.is_empty(), text.contains("mcp_catalogs:"), "{}: {mcp:?}", sources.display());
+        let mcp_files = files.iter().any(|(_, text)| text.contains("mcp_servers:"));
+        for source in mcp.iter().filter(|source| source["enabled"] == true) {
+            assert_eq!(source["assetType"], "mcp_servers");
+            if mcp_files {
+                assert_eq!(source["status"], "available", "{}: {source}", sources.display());
+            } else {
+                assert_eq!(source["status"], "error", "{}: {source}", sources.display());
+                let error = source["error"].as_str().unwrap_or_default();
+                assert!(error.contains("cannot read") && error.contains("mcp-servers.yaml"), "{source}");
+            }
+        }
+        // MCP named queries are offered with the MCP filter options, not the models'.
+        let options =
+            catalog.app.call(reqwest::Method::GET, "/api/mcp_catalog/v1alpha1/mcp_servers/filter_options", None).await;
+        let named = options.body["namedQueries"].as_object().map(|queries| queries.len()).unwrap_or_default();
+        assert_eq!(named > 0, text.contains("assetType: mcp_servers"), "{}: {}", sources.display(), options.body);
     }
 }
 
