@@ -72,7 +72,7 @@ const ORGS: &[(&str, &str)] = &[
     ("amazon", "Amazon"),
     ("apple", "Apple"),
 ];
-const FAMILIES: &[&str] = &[
+pub(super) const FAMILIES: &[&str] = &[
     "granite",
     "llama",
     "mistral",

@@ -91,7 +91,14 @@ struct Context {
 fn word(seed: u64) -> String {
     let mut random = Random(seed | 1);
     let domain = DOMAINS[random.below(DOMAINS.len() as u64) as usize];
-    domain.chars().take(3 + random.below(domain.len().saturating_sub(2) as u64) as usize).collect()
+    domain.chars().take(3 + random.below(domain.len().saturating_sub(2).max(1) as u64) as usize).collect()
+}
+
+/// A model family name or its first letters, as the catalog bench's models use them.
+fn family(seed: u64) -> String {
+    let mut random = Random(seed | 1);
+    let family = super::catalog::FAMILIES[random.below(super::catalog::FAMILIES.len() as u64) as usize];
+    family.chars().take(3 + random.below(family.len().saturating_sub(2).max(1) as u64) as usize).collect()
 }
 
 /// Prints the MCP scenarios' rows under the catalog bench's table.
@@ -116,8 +123,10 @@ pub async fn scenarios(load: Load, client: reqwest::Client, port: u16) {
     .await
     .print();
     scenario(load, "search across models + MCP", context.clone(), |context, seed| async move {
+        // Half the words are model families (many model hits), half MCP domains (many server hits).
+        let q = if seed % 2 == 0 { word(seed) } else { family(seed) };
         let url = format!("{}/api/modelcat/v1/search", context.root);
-        expect_ok(context.client.get(url).query(&[("q", word(seed).as_str())]).send().await?).await
+        expect_ok(context.client.get(url).query(&[("q", q.as_str())]).send().await?).await
     })
     .await
     .print();

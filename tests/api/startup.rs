@@ -85,3 +85,56 @@ async fn it_listens_at_once_serves_the_registry_and_answers_503_until_the_catalo
     assert_eq!(status["load"]["sourcesLoaded"], status["load"]["sourcesTotal"], "{status}");
     assert!(node.log().contains("catalog loaded: serving"), "the load's end is not logged");
 }
+
+/// A YAML model without times gets the time modelcat first saw it (create) and last saw it change
+/// (update): stable across reloads and a restart, moving only when the model changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catalog_times_are_first_seen_and_survive_a_restart() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let file = root.path().join("timed.yaml");
+    let catalog = |first: &str, second: &str| {
+        format!(
+            "source: Timed\nmodels:\n  - name: team/first\n    description: {first}\n  - name: team/second\n    description: {second}\n"
+        )
+    };
+    std::fs::write(&file, catalog("one", "two")).expect("catalog");
+    let sources = format!(
+        "model_catalogs:\n  - {{id: timed, name: Timed, type: yaml, properties: {{yamlCatalogPath: {}}}}}\n",
+        file.display()
+    );
+    let database = format!("sqlite://{}", root.path().join("registry.db").display());
+    modelcat::install_crypto_provider();
+    let mut node = Node::start(root.path(), "t", &database, &sources, &Timing::default()).await;
+    let times = |model: Value| {
+        let time = |key: &str| model[key].as_str().and_then(|text| text.parse::<i64>().ok()).expect("a time");
+        (time("createTimeSinceEpoch"), time("lastUpdateTimeSinceEpoch"))
+    };
+    async fn read(node: &Node, name: &str) -> Value {
+        node.get(&format!("{CATALOG}/sources/timed/models/team/{name}")).await.expect("model")
+    }
+    let (first, second) = (times(read(&node, "first").await), times(read(&node, "second").await));
+    assert_eq!(first.0, first.1, "first seen and last changed at load");
+
+    // An edit of the second model moves its update time only.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let edit = root.path().join("timed.swp");
+    std::fs::write(&edit, catalog("one", "two, edited")).expect("edit");
+    std::fs::rename(&edit, &file).expect("rename");
+    let edited = eventually(Duration::from_secs(10), || async {
+        let model = read(&node, "second").await;
+        (model["description"] == "two, edited").then(|| times(model))
+    })
+    .await
+    .expect("the edit was applied");
+    assert_eq!(edited.0, second.0, "the create time holds");
+    assert!(edited.1 > second.1, "the update time moves: {edited:?} after {second:?}");
+    assert_eq!(times(read(&node, "first").await), first, "an unchanged model keeps its times");
+
+    node.stop();
+    node.restart().await;
+    node.wait_ready().await;
+    assert_eq!(times(read(&node, "first").await), first, "times survive a restart");
+    assert_eq!(times(read(&node, "second").await), edited);
+    let ordered = node.get(&format!("{CATALOG}/models?source=timed&orderBy=LAST_UPDATE_TIME&sortOrder=DESC")).await;
+    assert_eq!(ordered.expect("list")["items"][0]["name"], "team/second");
+}

@@ -468,6 +468,9 @@ impl Reloader {
             }
         };
         let status = snapshot.status();
+        let first_seen = self.first_seen(id, &snapshot, &content);
+        let runtime = self.runtimes.get_mut(id)?;
+        let now = now_millis();
         let mut failures = Vec::new();
         let mut changes = Vec::new();
         let mut hashes = HashMap::with_capacity(snapshot.records.len());
@@ -476,9 +479,14 @@ impl Reloader {
                 continue;
             }
             match outcome {
-                RecordOutcome::Changed(record) => {
+                RecordOutcome::Changed(mut record) => {
                     let hash = content[&name];
                     if runtime.hashes.get(&name) != Some(&hash) {
+                        // Times a catalog does not give: first seen, and last seen to change. The hash
+                        // leaves them out, so an unchanged record keeps its stamped times in the index.
+                        let created = record.create_time.or_else(|| first_seen.get(&name).copied()).unwrap_or(now);
+                        record.create_time = Some(created);
+                        record.update_time = Some(record.update_time.unwrap_or(now).max(created));
                         changes.push(Change::Upsert { source_id: id.to_owned(), record: Arc::from(record), hash });
                     }
                     hashes.insert(name, hash);
@@ -509,6 +517,37 @@ impl Reloader {
         tracing::info!(source = %id, models, written, elapsed_ms = started.elapsed().as_millis() as u64, "source loaded");
         self.progress.source_loaded(id, models);
         Some((id.to_owned(), Box::pin(self.index.submit(changes))))
+    }
+
+    /// The create times the index holds for the changed records of `snapshot` that it holds already and
+    /// whose catalog gives no create time (so an edit keeps the time the model was first seen).
+    fn first_seen(&self, id: &str, snapshot: &SourceSnapshot, content: &HashMap<String, u64>) -> HashMap<String, i64> {
+        let Some(runtime) = self.runtimes.get(id) else { return HashMap::new() };
+        let keys: Vec<DocKey> = snapshot
+            .records
+            .iter()
+            .filter(|(name, outcome)| match outcome {
+                RecordOutcome::Changed(record) => {
+                    record.create_time.is_none()
+                        && runtime.hashes.get(*name).is_some_and(|indexed| Some(indexed) != content.get(*name))
+                }
+                _ => false,
+            })
+            .map(|(name, _)| DocKey { source_id: id.to_owned(), name: name.clone() })
+            .collect();
+        if keys.is_empty() {
+            return HashMap::new();
+        }
+        match self.index.get_many(&keys) {
+            Ok(found) => found
+                .into_iter()
+                .filter_map(|(key, stored)| stored.record.create_time.map(|time| (key.name, time)))
+                .collect(),
+            Err(error) => {
+                tracing::warn!(source = %id, %error, "cannot read indexed create times; edited models get new ones");
+                HashMap::new()
+            }
+        }
     }
 
     async fn apply(&self, id: &str, changes: Vec<Change>) -> Result<(), String> {
