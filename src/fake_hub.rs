@@ -4,7 +4,7 @@
 //! It serves what modelcat's sync reads, in the Hub's shapes: `GET /api/models` (`author`, `search`,
 //! `limit`, `expand`, `full`) with absolute `Link` pagination, `GET /api/models/{id}` (`blobs=true`,
 //! `expand`) and `/revision/{rev}`, `/refs`, and `GET`/`HEAD` `/{id}/resolve/{rev}/{path}` with `Range`,
-//! `X-Repo-Commit` and `ETag`; gated repos refuse files with `GatedRepo`.
+//! `X-Repo-Commit` and `ETag`; gated repos refuse files but `README.md` with `GatedRepo`.
 //!
 //! Models: the fixtures of `hf-compat.md` §12 (`org/m1` with a model card, config, a small safetensors
 //! file, an LFS file in a folder and tag `v1.0`; `org/m2` with sharded safetensors; `other/x`; the gated
@@ -611,7 +611,7 @@ async fn resolve(State(state): State<Arc<HubState>>, request: Request) -> Result
         .collect::<Vec<_>>()
         .join("/");
     let model = find(&state, &id)?;
-    if model.info.get("gated").is_some_and(Json::is_string) {
+    if model.info.get("gated").is_some_and(Json::is_string) && crate::mirror::gated_file(&file) {
         return Err(HfError::gated(&id));
     }
     let sha = model.info["sha"].as_str().unwrap_or_default().to_owned();

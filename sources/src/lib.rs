@@ -131,6 +131,33 @@ pub trait Source: fmt::Debug + Send + Sync + 'static {
     fn resume_state(&self, _indexed: &std::collections::HashMap<String, u64>) -> SyncState {
         SyncState::new()
     }
+
+    /// Where a syncing source (one that mirrors a remote into the store) stands; `None` for sources
+    /// that do not sync.
+    fn sync_status(&self) -> Option<SyncStatus> {
+        None
+    }
+}
+
+/// A syncing source's progress, so a caller can tell "empty" from "not synced yet".
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncStatus {
+    /// A sync is running now.
+    pub syncing: bool,
+    /// A sync has finished at least once (until then the source's records are incomplete).
+    pub first_sync_done: bool,
+    /// Of the running sync, as far as this replica knows (the replica running it knows): candidates
+    /// listed, repos done (fetched, unchanged or failed), failures.
+    pub listed: usize,
+    pub done: usize,
+    pub failed: usize,
+    /// When the running sync started and the last one finished, and when one last finished without a
+    /// problem (ms since the epoch).
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub last_success_at: Option<i64>,
+    /// The last finished sync's one-line summary.
+    pub summary: Option<String>,
 }
 
 /// Why a source or its configuration failed.

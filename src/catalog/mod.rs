@@ -87,6 +87,8 @@ pub struct SourceView {
     pub models: usize,
     /// When the source last loaded successfully (ms since the epoch).
     pub last_loaded: Option<i64>,
+    /// A syncing source's progress (Hub mirrors).
+    pub sync: Option<modelcat_sources::SyncStatus>,
 }
 
 /// What the reloader publishes after each change.

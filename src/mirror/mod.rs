@@ -34,6 +34,12 @@ pub use source::HfSource;
 use store::{MirrorStore, StoreError};
 use sync::{Progress, SyncJob, SyncReport};
 
+/// Whether a gated repo refuses `path` to those without access: every file but its model card, which
+/// the Hub shows to everyone. The sync, the Hub API and the fake Hub follow this one rule.
+pub fn gated_file(path: &str) -> bool {
+    path != "README.md"
+}
+
 /// Why a sync could not run at all (Hub failures land in its [`SyncReport`] instead).
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {

@@ -11,11 +11,13 @@
 //! `sha` moved since the last fetch), with the failures of the last recorded sync.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use modelcat_sources::hf::{HfParams, model_record};
-use modelcat_sources::{NameFilter, RecordOutcome, Source, SourceError, SourceId, SourceSnapshot, SyncState};
+use modelcat_sources::{
+    NameFilter, RecordOutcome, Source, SourceError, SourceId, SourceSnapshot, SyncState, SyncStatus,
+};
 use serde_json::Value as Json;
 
 use super::hub::RetryPolicy;
@@ -31,13 +33,40 @@ pub struct HfSource {
     id: SourceId,
     mirror: Mirror,
     task: tokio::task::JoinHandle<()>,
+    /// The running sync's counts (on the replica running it) and the last recorded sync's outcome.
+    status: Arc<Mutex<SyncStatus>>,
+}
+
+/// Called when the sync's progress moves, so the catalog shows it.
+pub type Notify = Arc<dyn Fn() + Send + Sync>;
+
+/// The sync's status and who to tell when it moves.
+struct Reporter {
+    status: Arc<Mutex<SyncStatus>>,
+    notify: Notify,
+}
+
+impl Reporter {
+    fn update(&self, change: impl FnOnce(&mut SyncStatus)) {
+        change(&mut self.status.lock().expect("sync status"));
+        (self.notify)();
+    }
 }
 
 impl HfSource {
-    /// Starts the source's sync task on `replica`.
-    pub fn start(id: SourceId, params: HfParams, filter: NameFilter, mirror: Mirror, replica: Replica) -> HfSource {
-        let task = tokio::spawn(run(id.clone(), params, filter, mirror.clone(), replica));
-        HfSource { id, mirror, task }
+    /// Starts the source's sync task on `replica`; `notify` hears of the sync's progress.
+    pub fn start(
+        id: SourceId,
+        params: HfParams,
+        filter: NameFilter,
+        mirror: Mirror,
+        replica: Replica,
+        notify: Notify,
+    ) -> HfSource {
+        let status = Arc::new(Mutex::new(SyncStatus::default()));
+        let reporter = Reporter { status: status.clone(), notify };
+        let task = tokio::spawn(run(id.clone(), params, filter, mirror.clone(), replica, reporter));
+        HfSource { id, mirror, task, status }
     }
 }
 
@@ -48,17 +77,24 @@ impl Drop for HfSource {
 }
 
 /// Holds the lease and syncs on schedule while it is held; bids again once it is lost.
-async fn run(id: SourceId, params: HfParams, filter: NameFilter, mirror: Mirror, replica: Replica) {
+async fn run(id: SourceId, params: HfParams, filter: NameFilter, mirror: Mirror, replica: Replica, reporter: Reporter) {
     let lease_name = format!("hf:{id}");
     while let Some(held) = replica.acquire(&lease_name).await {
         tokio::select! {
-            () = sync_while_held(&id, &params, &filter, &mirror, &held) => {}
+            () = sync_while_held(&id, &params, &filter, &mirror, &held, &reporter) => {}
             () = held.lost() => tracing::warn!(source = %id, "lost the sync lease; another replica syncs this source"),
         }
     }
 }
 
-async fn sync_while_held(id: &SourceId, params: &HfParams, filter: &NameFilter, mirror: &Mirror, held: &HeldLease) {
+async fn sync_while_held(
+    id: &SourceId,
+    params: &HfParams,
+    filter: &NameFilter,
+    mirror: &Mirror,
+    held: &HeldLease,
+    reporter: &Reporter,
+) {
     loop {
         let due = match mirror.store.last_sync(id.as_str()).await {
             // A sync that started after the last one finished was interrupted: continue it now.
@@ -78,15 +114,30 @@ async fn sync_while_held(id: &SourceId, params: &HfParams, filter: &NameFilter, 
             Err(StoreError::Fenced(_)) => return,
             Err(error) => tracing::warn!(source = %id, %error, "cannot record the sync's start"),
         }
-        let report = match sync_once(id, params, filter, mirror, held).await {
+        reporter.update(|status| {
+            (status.syncing, status.started_at) = (true, Some(started_at));
+            (status.listed, status.done, status.failed) = (0, 0, 0);
+        });
+        let report = match sync_once(id, params, filter, mirror, held, reporter).await {
             Err(SyncError::Store(StoreError::Fenced(_))) => return,
             Ok(report) => report,
             Err(error) => SyncReport { problem: Some(format!("sync failed: {error}")), ..SyncReport::default() },
         };
         tracing::info!(source = %id, "Hub sync: {}", report.summary());
+        let finished_at = now_millis();
+        reporter.update(|status| {
+            status.syncing = false;
+            status.first_sync_done = true;
+            status.failed = report.failed.len();
+            status.finished_at = Some(finished_at);
+            status.summary = Some(report.summary());
+            if report.problem.is_none() {
+                status.last_success_at = Some(finished_at);
+            }
+        });
         let record = SyncRecord {
             started_at,
-            finished_at: now_millis(),
+            finished_at,
             failed: report.failed.clone(),
             problem: report.problem.clone(),
             summary: report.summary(),
@@ -110,17 +161,23 @@ async fn sync_once(
     filter: &NameFilter,
     mirror: &Mirror,
     held: &HeldLease,
+    reporter: &Reporter,
 ) -> Result<SyncReport, SyncError> {
     let progress = Mutex::new((Instant::now(), 0usize));
     let log_progress = |step: Progress| {
         let mut progress = progress.lock().expect("progress");
         match step {
-            Progress::Listed(total) => progress.1 = total,
-            Progress::Done(done) if progress.0.elapsed() >= Duration::from_secs(10) => {
-                tracing::info!(source = %id, done, total = progress.1, "Hub sync in progress");
-                progress.0 = Instant::now();
+            Progress::Listed(total) => {
+                progress.1 = total;
+                reporter.update(|status| status.listed = total);
             }
-            Progress::Done(_) => {}
+            Progress::Done(done) => {
+                reporter.update(|status| status.done = done);
+                if progress.0.elapsed() >= Duration::from_secs(10) {
+                    tracing::info!(source = %id, done, total = progress.1, "Hub sync in progress");
+                    progress.0 = Instant::now();
+                }
+            }
         }
     };
     mirror.sync(id.as_str(), params, filter, RetryPolicy::default(), &log_progress, Some(held.lease())).await
@@ -130,6 +187,10 @@ async fn sync_once(
 impl Source for HfSource {
     fn id(&self) -> &SourceId {
         &self.id
+    }
+
+    fn sync_status(&self) -> Option<SyncStatus> {
+        Some(self.status.lock().expect("sync status").clone())
     }
 
     /// The mirrored repos of this source as records: those whose `sha` moved since `previous` are read and
@@ -152,6 +213,24 @@ impl Source for HfSource {
             }
         }
         let last = store.last_sync(self.id.as_str()).await.map_err(failed)?.unwrap_or_default();
+        {
+            // What every replica can know, from the store: whether a sync runs and how the last one went.
+            let mut status = self.status.lock().expect("sync status");
+            // The replica running a sync knows before the store (which hears of its start and end); the
+            // store tells the others, and says when a sync they saw start has ended.
+            let store_syncing = last.started_at > last.finished_at;
+            if store_syncing || last.finished_at >= status.started_at.unwrap_or(0) {
+                status.syncing = store_syncing;
+            }
+            if last.finished_at > 0 {
+                status.first_sync_done = true;
+                status.finished_at = status.finished_at.max(Some(last.finished_at));
+                status.summary.get_or_insert_with(|| last.summary.clone());
+                if last.problem.is_none() {
+                    status.last_success_at = status.last_success_at.max(Some(last.finished_at));
+                }
+            }
+        }
         for (repo_id, error) in last.failed {
             records.insert(repo_id, RecordOutcome::Failed(error));
         }

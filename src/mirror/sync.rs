@@ -6,7 +6,8 @@
 //! 2. **Skip** candidates whose listed `sha` and `lastModified` match the mirrored ones.
 //! 3. **Fetch** the rest with bounded concurrency: `model_info?blobs=true`, refs, `README.md`, the
 //!    configured small files present in the repo, and safetensors headers (single file, or the index and
-//!    each shard's header). Gated repos keep their metadata; their files are not fetched.
+//!    each shard's header). Gated repos keep their metadata and their public `README.md`; their other files
+//!    are not fetched.
 //! 4. **Write** in batches, each repo whole in one transaction; a repo that fails keeps its last mirrored
 //!    copy and is reported.
 //! 5. **Forget** what the source no longer names, only after every listing completed.
@@ -247,11 +248,12 @@ async fn fetch_repo(job: &SyncJob<'_>, repo_id: &str, known_sha: Option<&str>) -
         .unwrap_or_default();
     let gated = info.get("gated").is_some_and(Json::is_string);
     let mut files = Vec::new();
+    // A gated repo's card is public on the Hub; its other files are not fetched.
+    let wanted = std::iter::once("README.md").chain(job.params.files.iter().map(String::as_str));
+    for path in wanted.filter(|path| siblings.contains(path) && !(gated && super::gated_file(path))) {
+        files.push((path.to_owned(), client.file(repo_id, &sha, path).await?));
+    }
     if !gated {
-        let wanted = std::iter::once("README.md").chain(job.params.files.iter().map(String::as_str));
-        for path in wanted.filter(|path| siblings.contains(path)) {
-            files.push((path.to_owned(), client.file(repo_id, &sha, path).await?));
-        }
         let mut headers = Vec::new();
         if siblings.contains("model.safetensors") {
             headers.push("model.safetensors".to_owned());

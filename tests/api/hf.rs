@@ -218,6 +218,10 @@ async fn mirror_serves_the_hub_api(backend: Backend) {
     assert_eq!(gated.headers()["x-error-code"], "GatedRepo");
     let (status, _, gated_info) = get_json(&app, "/api/models/org/gated").await;
     assert_eq!((status, &gated_info["gated"]), (StatusCode::OK, &json!("manual")));
+    // As on the Hub, a gated repo's model card is public; its other files are not.
+    let card = app.client.get(format!("{}/org/gated/resolve/main/README.md", app.address)).send().await.unwrap();
+    assert_eq!(card.status(), StatusCode::OK);
+    assert!(card.text().await.unwrap().contains("You must accept the terms."));
     let unknown = app.client.get(format!("{}/api/agent-harnesses", app.address)).send().await.unwrap();
     assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
     assert!(unknown.headers().get("x-error-code").is_some());
@@ -482,4 +486,34 @@ async fn the_repo_document_cache_stays_within_its_byte_budget() {
     let (bytes, entries) = small.cache_size();
     assert!(bytes <= budget, "{bytes} bytes cached, over the budget of {budget}");
     assert!((1..40).contains(&entries), "a budget of a few documents holds some, not all 40: {entries}");
+}
+
+/// A slow first sync is visible as such: `sync.firstSyncDone` is false and the counts move while it
+/// runs, and afterwards it says when the last sync succeeded and how it went.
+#[tokio::test]
+async fn a_slow_first_sync_shows_its_progress() {
+    let (hub, hub_url) = start_hub(GENERATED, 20).await;
+    hub.faults().latency_micros.store(60_000, Ordering::Relaxed);
+    let (app, _dir) = spawn_with_hf(Backend::Sqlite, &hub_url).await.expect("sqlite always runs");
+    let during = eventually(Duration::from_secs(20), || async {
+        let source = hub_source(&app).await;
+        (source["sync"]["state"] == "syncing" && source["sync"]["listed"].as_u64() > Some(0)).then_some(source)
+    })
+    .await;
+    let Some(during) = during else { panic!("the first sync is not seen running: {}", hub_source(&app).await) };
+    assert_eq!(during["sync"]["firstSyncDone"], false, "{during}");
+    assert!(during["sync"]["lastSuccessSinceEpoch"].is_null(), "{during}");
+    hub.faults().latency_micros.store(0, Ordering::Relaxed);
+    let after = eventually(Duration::from_secs(30), || async {
+        let source = hub_source(&app).await;
+        (source["sync"]["firstSyncDone"] == true).then_some(source)
+    })
+    .await
+    .expect("the first sync finished");
+    assert_eq!(after["sync"]["state"], "idle", "{after}");
+    assert!(after["sync"]["lastSuccessSinceEpoch"].as_str().is_some(), "{after}");
+    assert!(after["sync"]["lastSummary"].as_str().is_some_and(|summary| summary.contains("listed")), "{after}");
+    let status = app.call(reqwest::Method::GET, &format!("{CATALOG}/status"), None).await.body;
+    let hub_status = status["sources"].as_array().unwrap().iter().find(|source| source["id"] == "hub").unwrap().clone();
+    assert_eq!(hub_status["sync"]["firstSyncDone"], true, "{hub_status}");
 }

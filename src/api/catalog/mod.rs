@@ -406,7 +406,8 @@ pub(crate) async fn status(State(state): State<AppState>, readable: Readable) ->
         readable
             .map(|source| {
                 json!({"id": source.config.id.as_str(), "status": source.status.as_str(), "error": source.error,
-                       count: source.models, "lastLoadedSinceEpoch": source.last_loaded.map(|time| time.to_string())})
+                       count: source.models, "lastLoadedSinceEpoch": source.last_loaded.map(|time| time.to_string()),
+                       "sync": source.sync.as_ref().map(wire::sync_status)})
             })
             .collect()
     };

@@ -109,5 +109,25 @@ pub fn source(source: &SourceView, asset_type: &str) -> Json {
         object.insert(excluded.into(), json!(source.config.excluded_models));
     }
     object.insert("assetType".into(), json!(asset_type));
+    if let Some(sync) = &source.sync {
+        object.insert("sync".into(), sync_status(sync));
+    }
     Json::Object(object)
+}
+
+/// A syncing source's progress (modelcat addition): `firstSyncDone` is false until its first sync has
+/// finished, so an empty source that is still syncing is not mistaken for an empty one.
+pub fn sync_status(sync: &modelcat_sources::SyncStatus) -> Json {
+    let time = |value: Option<i64>| value.map(|time| time.to_string());
+    json!({
+        "state": if sync.syncing { "syncing" } else { "idle" },
+        "firstSyncDone": sync.first_sync_done,
+        "listed": sync.listed,
+        "done": sync.done,
+        "failed": sync.failed,
+        "startedAtSinceEpoch": time(sync.started_at),
+        "finishedAtSinceEpoch": time(sync.finished_at),
+        "lastSuccessSinceEpoch": time(sync.last_success_at),
+        "lastSummary": sync.summary,
+    })
 }

@@ -340,7 +340,7 @@ async fn resolve(State(state): State<AppState>, request: Request) -> Result<Resp
     let (repo_id, revision, file_path) = resolve_target(request.uri().path())
         .ok_or_else(|| HfError::not_found("use /{repo_id}/resolve/{revision}/{path}"))?;
     let repo = load(&state, &repo_id).await?;
-    if repo.gated() {
+    if repo.gated() && crate::mirror::gated_file(&file_path) {
         return Err(HfError::gated(&repo_id));
     }
     wire::check_revision(&revision, &repo.sha, &repo.refs)?;

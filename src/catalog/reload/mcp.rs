@@ -60,6 +60,7 @@ impl McpRuntime {
             error: self.error.clone(),
             models: if self.config.enabled { self.servers.len() } else { 0 },
             last_loaded: self.last_loaded,
+            sync: None,
         }
     }
 

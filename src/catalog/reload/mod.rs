@@ -57,6 +57,8 @@ pub enum Command {
     Log { changes: Vec<changes::Change>, to: Checkpoint, ack: Ack },
     /// Reload every store-backed source whole (the log cannot be followed), then record `to`.
     Rebuild { to: Checkpoint, ack: Ack },
+    /// A syncing source's progress moved: publish the view again.
+    Publish,
     /// Stop watching and reloading (shutdown).
     Stop,
 }
@@ -81,6 +83,7 @@ impl Runtime {
             error: self.error.clone(),
             models: self.hashes.len(),
             last_loaded: self.last_loaded,
+            sync: self.source.as_ref().and_then(|source| source.sync_status()),
         }
     }
 
@@ -115,6 +118,8 @@ pub struct Reloader {
     /// Their servers as last published, and whether a source changed since.
     mcp_servers: Arc<crate::mcp::McpServers>,
     mcp_changed: bool,
+    /// This reloader's own queue, for sources that report progress.
+    commands: mpsc::UnboundedSender<Command>,
 }
 
 impl Reloader {
@@ -159,6 +164,7 @@ impl Reloader {
             mcp: BTreeMap::new(),
             mcp_servers: Arc::default(),
             mcp_changed: false,
+            commands,
         };
         Ok((receiver, reloader))
     }
@@ -204,6 +210,8 @@ impl Reloader {
             for command in batch {
                 match command {
                     Command::Stop => stop = true,
+                    // Every pass publishes.
+                    Command::Publish => {}
                     Command::Changed(paths) => dirs.extend(paths),
                     Command::Log { changes, to, ack } => {
                         log.extend(changes);
@@ -358,12 +366,14 @@ impl Reloader {
                 (Some(Arc::new(YamlSource::new(config.id.clone(), path.clone()))), SourceStatus::Available, None)
             }
             Ok(SourceKind::Hf(params)) => {
+                let commands = self.commands.clone();
                 let source = HfSource::start(
                     config.id.clone(),
                     params.clone(),
                     config.name_filter(),
                     self.mirror.clone(),
                     self.replica.clone(),
+                    Arc::new(move || drop(commands.send(Command::Publish))),
                 );
                 (Some(Arc::new(source)), SourceStatus::Available, None)
             }
