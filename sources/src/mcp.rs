@@ -261,11 +261,8 @@ impl RawServer {
         }
         Ok(McpServer {
             custom_properties: properties(self.custom_properties).map_err(fail)?,
-            create_time: self.create_time_since_epoch.map(|time| time.parse("createTimeSinceEpoch")).transpose()?,
-            update_time: self
-                .last_update_time_since_epoch
-                .map(|time| time.parse("lastUpdateTimeSinceEpoch"))
-                .transpose()?,
+            create_time: Millis::field(self.create_time_since_epoch, "createTimeSinceEpoch")?,
+            update_time: Millis::field(self.last_update_time_since_epoch, "lastUpdateTimeSinceEpoch")?,
             name,
             external_id: self.external_id,
             description: self.description,

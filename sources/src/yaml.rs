@@ -180,6 +180,11 @@ pub(crate) enum Millis {
 }
 
 impl Millis {
+    /// An optional time or integer field.
+    pub(crate) fn field(value: Option<Millis>, field: &str) -> Result<Option<i64>, String> {
+        value.map(|value| value.parse(field)).transpose()
+    }
+
     pub(crate) fn parse(self, field: &str) -> Result<i64, String> {
         match self {
             Millis::Number(number) => Ok(number),
@@ -247,11 +252,8 @@ impl RawModel {
         Ok(ModelRecord {
             artifacts: artifacts.collect::<Result<_, _>>()?,
             properties: properties(self.custom_properties).map_err(|message| format!("{name}: {message}"))?,
-            create_time: self.create_time_since_epoch.map(|time| time.parse("createTimeSinceEpoch")).transpose()?,
-            update_time: self
-                .last_update_time_since_epoch
-                .map(|time| time.parse("lastUpdateTimeSinceEpoch"))
-                .transpose()?,
+            create_time: Millis::field(self.create_time_since_epoch, "createTimeSinceEpoch")?,
+            update_time: Millis::field(self.last_update_time_since_epoch, "lastUpdateTimeSinceEpoch")?,
             name,
             description: self.description,
             readme: self.readme,
@@ -274,11 +276,8 @@ impl RawArtifact {
             name: self.name,
             description: self.description,
             external_id: self.external_id,
-            create_time: self.create_time_since_epoch.map(|time| time.parse("createTimeSinceEpoch")).transpose()?,
-            update_time: self
-                .last_update_time_since_epoch
-                .map(|time| time.parse("lastUpdateTimeSinceEpoch"))
-                .transpose()?,
+            create_time: Millis::field(self.create_time_since_epoch, "createTimeSinceEpoch")?,
+            update_time: Millis::field(self.last_update_time_since_epoch, "lastUpdateTimeSinceEpoch")?,
             properties: properties(self.custom_properties)?,
         };
         match self.artifact_type.as_deref().unwrap_or("model-artifact") {

@@ -492,8 +492,8 @@ impl Reloader {
                 RecordOutcome::Changed(mut record) => {
                     let hash = content[&name];
                     if runtime.hashes.get(&name) != Some(&hash) {
-                        // Times a catalog does not give: first seen, and last seen to change. The hash
-                        // leaves them out, so an unchanged record keeps its stamped times in the index.
+                        // Times a catalog does not give: first seen, and last seen to change. The hash was
+                        // taken before this stamp, so an unchanged record is not rewritten and keeps them.
                         let created = record.create_time.or_else(|| first_seen.get(&name).copied()).unwrap_or(now);
                         record.create_time = Some(created);
                         record.update_time = Some(record.update_time.unwrap_or(now).max(created));
