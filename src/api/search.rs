@@ -7,8 +7,9 @@
 //!   servers by substring of name, description or provider (the MCP catalog's). Without `q`, everything.
 //! - `kind` (`model`, `mcp_server`; repeated or comma-separated) limits the kinds; `source` the sources.
 //! - Order: with `q`, hits whose name contains `q` come first, then the rest; within each group the
-//!   kinds interleave, each in its own relevance (models: BM25 with names first; servers: name). Without
-//!   `q`, by name. The order is the same for every page of one query.
+//!   kinds interleave, each in its own relevance (models: BM25, which already ranks name matches first;
+//!   servers: name). Without `q`, by name. Each page merges the first `offset + pageSize` hits of each
+//!   kind, so a model whose name contains `q` but ranks below that window is ordered within a later page.
 //! - `facets.kind` counts every match of each kind (for the kinds asked), whatever the page.
 //! - Items carry `kind`, `id`, `name`, `source_id`, `description`, `provider` and `url`, the path of the
 //!   item in its own API. Paging as elsewhere: `pageSize` (default 20), `nextPageToken`.

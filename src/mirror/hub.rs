@@ -140,13 +140,27 @@ pub struct HubClient {
     requests: Arc<AtomicU64>,
 }
 
-/// A listed model: what `expand=sha&expand=lastModified` returns.
+/// A listed model: what `expand=sha&expand=lastModified&expand=trendingScore&expand=downloadsAllTime`
+/// returns. The last two are in no `model_info` document, so the sync keeps them from the listing.
 #[derive(Debug, Clone, serde::Deserialize)]
 pub struct Listed {
     pub id: String,
     pub sha: Option<String>,
     #[serde(rename = "lastModified")]
     pub last_modified: Option<String>,
+    #[serde(rename = "trendingScore")]
+    pub trending_score: Option<serde_json::Number>,
+    #[serde(rename = "downloadsAllTime")]
+    pub downloads_all_time: Option<serde_json::Number>,
+}
+
+impl Listed {
+    /// The listing-only fields, as `model_info` keys.
+    pub fn list_only_fields(&self) -> impl Iterator<Item = (&'static str, &serde_json::Number)> {
+        [("trendingScore", &self.trending_score), ("downloadsAllTime", &self.downloads_all_time)]
+            .into_iter()
+            .filter_map(|(key, value)| value.as_ref().map(|value| (key, value)))
+    }
 }
 
 impl HubClient {
@@ -181,7 +195,9 @@ impl HubClient {
         url.query_pairs_mut()
             .append_pair("limit", "1000")
             .append_pair("expand", "sha")
-            .append_pair("expand", "lastModified");
+            .append_pair("expand", "lastModified")
+            .append_pair("expand", "trendingScore")
+            .append_pair("expand", "downloadsAllTime");
         let mut listed = Vec::new();
         let mut next = Some(url.to_string());
         while let Some(url) = next.take() {

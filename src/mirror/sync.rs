@@ -1,7 +1,8 @@
 //! One sync of an `hf` source into the mirror store.
 //!
 //! 1. **List** what the include patterns name: `org/*` and `org/prefix*` list by author (with `search` and
-//!    a local prefix check), asking only for `sha` and `lastModified`; exact ids are fetched directly.
+//!    a local prefix check), asking only for `sha`, `lastModified`, `trendingScore` and `downloadsAllTime`
+//!    (the last two are in no `model_info`, so they are kept with it); exact ids are fetched directly.
 //!    Exclude patterns apply to every candidate.
 //! 2. **Skip** candidates whose listed `sha` and `lastModified` match the mirrored ones.
 //! 3. **Fetch** the rest with bounded concurrency: `model_info?blobs=true`, refs, `README.md`, the
@@ -23,7 +24,7 @@ use modelcat_sources::NameFilter;
 use modelcat_sources::hf::{HfParams, RepoPattern};
 use serde_json::Value as Json;
 
-use super::hub::{HubClient, HubError};
+use super::hub::{HubClient, HubError, Listed};
 use super::listing::Entry;
 use super::store::{MirrorStore, MirroredRepo, StoreError};
 
@@ -107,12 +108,12 @@ pub async fn sync(job: SyncJob<'_>) -> Result<SyncReport, StoreError> {
     for (repo_id, listed) in &candidates {
         let mirrored = known.get(repo_id);
         match (listed, mirrored) {
-            (Some((sha, modified)), Some((known_sha, known_modified)))
-                if sha.as_deref() == Some(known_sha.as_str()) && modified == known_modified =>
+            (Some(listed), Some((known_sha, known_modified)))
+                if listed.sha.as_deref() == Some(known_sha.as_str()) && &listed.last_modified == known_modified =>
             {
                 unchanged.push(repo_id.clone())
             }
-            _ => wanted.push((repo_id.clone(), mirrored.map(|(sha, _)| sha.clone()))),
+            _ => wanted.push((repo_id.clone(), mirrored.map(|(sha, _)| sha.clone()), listed.clone())),
         }
     }
 
@@ -120,8 +121,8 @@ pub async fn sync(job: SyncJob<'_>) -> Result<SyncReport, StoreError> {
     let mut done = unchanged.len();
     report.unchanged = unchanged.len();
     let mut fetched = futures_util::stream::iter(wanted)
-        .map(|(repo_id, known_sha)| async move {
-            let outcome = fetch_repo(job, &repo_id, known_sha.as_deref()).await;
+        .map(|(repo_id, known_sha, listed)| async move {
+            let outcome = fetch_repo(job, &repo_id, known_sha.as_deref(), listed.as_ref()).await;
             (repo_id, outcome)
         })
         .buffer_unordered(job.params.max_concurrency);
@@ -171,8 +172,8 @@ pub async fn sync(job: SyncJob<'_>) -> Result<SyncReport, StoreError> {
     Ok(report)
 }
 
-/// Listed revision of a candidate (`None` for exact ids, which are not listed).
-type Candidates = BTreeMap<String, Option<(Option<String>, Option<String>)>>;
+/// Each candidate's listing entry (`None` for exact ids, which are not listed).
+type Candidates = BTreeMap<String, Option<Listed>>;
 
 /// Lists every pattern; returns the candidates and the listings that failed.
 async fn list(job: &SyncJob<'_>) -> (Candidates, Vec<String>) {
@@ -199,7 +200,7 @@ async fn list(job: &SyncJob<'_>) -> (Candidates, Vec<String>) {
                         model.id.split_once('/').is_some_and(|(owner, _)| owner.eq_ignore_ascii_case(author))
                             && prefix.is_none_or(|prefix| name.to_lowercase().starts_with(&prefix.to_lowercase()));
                     if in_scope {
-                        candidates.insert(model.id, Some((model.sha, model.last_modified)));
+                        candidates.insert(model.id.clone(), Some(model));
                     }
                 }
             }
@@ -220,9 +221,24 @@ enum Fetched {
     Unchanged,
 }
 
-async fn fetch_repo(job: &SyncJob<'_>, repo_id: &str, known_sha: Option<&str>) -> Result<Fetched, HubError> {
+async fn fetch_repo(
+    job: &SyncJob<'_>,
+    repo_id: &str,
+    known_sha: Option<&str>,
+    listed: Option<&Listed>,
+) -> Result<Fetched, HubError> {
     let client = job.client;
-    let (info_text, info) = client.model_info(repo_id).await?;
+    let (mut info_text, mut info) = client.model_info(repo_id).await?;
+    // `trendingScore` and `downloadsAllTime` come only with the listing: keep them with the document.
+    let extra: Vec<_> = listed.map(|listed| listed.list_only_fields().collect()).unwrap_or_default();
+    if !extra.is_empty()
+        && let Some(object) = info.as_object_mut()
+    {
+        for (key, value) in extra {
+            object.insert(key.to_owned(), Json::Number(value.clone()));
+        }
+        info_text = info.to_string();
+    }
     let sha = info
         .get("sha")
         .and_then(Json::as_str)

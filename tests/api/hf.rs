@@ -517,3 +517,36 @@ async fn a_slow_first_sync_shows_its_progress() {
     let hub_status = status["sources"].as_array().unwrap().iter().find(|source| source["id"] == "hub").unwrap().clone();
     assert_eq!(hub_status["sync"]["firstSyncDone"], true, "{hub_status}");
 }
+
+/// `trendingScore` and `downloadsAllTime` are in no `model_info` document on the Hub (the fake Hub is as
+/// faithful): the sync keeps them from its listing, so the mirror sorts by trend and expands to them.
+#[tokio::test]
+async fn trending_and_all_time_downloads_come_from_the_listing() {
+    let (hub, hub_url) = start_hub(GENERATED, 20).await;
+    let (app, _dir) = spawn_with_hf(Backend::Sqlite, &hub_url).await.expect("sqlite always runs");
+    let synced = eventually(Duration::from_secs(20), || async {
+        (hub_source(&app).await["sync"]["firstSyncDone"] == true).then_some(())
+    })
+    .await;
+    assert!(synced.is_some(), "the first sync finished: {}", hub_source(&app).await);
+    let upstream: Value =
+        reqwest::get(format!("{hub_url}/api/models/gen/model-00001")).await.unwrap().json().await.unwrap();
+    assert!(upstream.get("trendingScore").is_none() && upstream.get("downloadsAllTime").is_none(), "{upstream}");
+
+    let (status, _, trending) = get_json(&app, "/api/models?author=gen&sort=trendingScore&limit=10").await;
+    assert_eq!(status, StatusCode::OK);
+    let scores: Vec<f64> =
+        trending.as_array().unwrap().iter().map(|model| model["trendingScore"].as_f64().expect("a score")).collect();
+    assert_eq!(scores.len(), 10);
+    assert!(scores.windows(2).all(|pair| pair[0] >= pair[1]), "descending: {scores:?}");
+    assert!(scores[0] > scores[9], "the scores differ: {scores:?}");
+
+    let (_, _, expanded) = get_json(&app, "/api/models/gen/model-00001?expand=downloadsAllTime").await;
+    let (_, _, listed) = get_json(&app, "/api/models?search=model-00001&expand=downloadsAllTime").await;
+    let all_time = &listed[0]["downloadsAllTime"];
+    assert!(all_time.as_i64().is_some(), "{listed}");
+    assert_eq!(&expanded["downloadsAllTime"], all_time, "{expanded}");
+    let (_, _, plain) = get_json(&app, "/api/models/gen/model-00001").await;
+    assert!(plain.get("trendingScore").is_none(), "a plain model_info has no trendingScore, as on the Hub");
+    drop(hub);
+}

@@ -105,6 +105,9 @@ def test_list_models_search_author_filter_sort(api):
     assert downloads == sorted(downloads, reverse=True) and len(downloads) == 3
     for sort in ["likes", "last_modified", "created_at", "trending_score"]:
         assert len(list(api.list_models(sort=sort, limit=7))) == 7
+    trending = list(api.list_models(sort="trending_score", limit=7))
+    scores = [model.trending_score for model in trending]
+    assert None not in scores and scores == sorted(scores, reverse=True) and scores[0] > scores[-1]
 
 
 def test_list_models_paginates_to_the_end(api):
@@ -115,7 +118,7 @@ def test_list_models_paginates_to_the_end(api):
 
 def test_list_models_projections(api):
     [model] = list(api.list_models(expand=["author", "downloadsAllTime"], limit=1))
-    assert model.author and model.downloads is None
+    assert model.author and model.downloads is None and model.downloads_all_time is not None
     [full] = list(api.list_models(author="org", search="m1", full=True, cardData=True, fetch_config=True))
     assert len(full.sha) == 40 and full.last_modified is not None
     assert {sibling.rfilename for sibling in full.siblings} >= {"README.md", "config.json"}

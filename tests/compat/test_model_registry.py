@@ -208,7 +208,10 @@ def test_error_bodies_match_upstream(modelcat):
     response = session.post(f"{modelcat}{BASE}/model_versions", json={"registeredModelId": "1"})
     assert response.status_code == 422
     assert response.json() == {"code": "Bad Request", "message": "required field 'name' is zero value."}
-    assert session.get(modelcat).status_code == 404
+    root = session.get(modelcat, allow_redirects=False)
+    assert root.status_code == 307 and root.headers["location"] == "/api"
+    unknown = session.get(f"{modelcat}/nowhere")
+    assert unknown.status_code == 404 and unknown.json()["code"] == "Not Found"
 
 
 def test_the_registry_needs_a_token_and_a_viewer_cannot_write(modelcat, registry):

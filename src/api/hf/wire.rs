@@ -7,6 +7,9 @@ use serde_json::{Map, Value as Json, json};
 
 use crate::mirror::store::StoreError;
 
+/// Fields the Hub sends in listings and for `expand`, never in a plain `model_info` document.
+pub const LIST_ONLY: [&str; 2] = ["trendingScore", "downloadsAllTime"];
+
 /// The `expand` values the Hub accepts (`ExpandModelProperty_T`).
 pub const EXPAND_VALUES: &[&str] = &[
     "author",
@@ -188,6 +191,10 @@ pub fn model_info(info: &Map<String, Json>, expand: &[String], blobs: bool) -> J
         return expanded(info, expand);
     }
     let mut document = info.clone();
+    // As on the Hub: these come with listings and `expand` only.
+    for key in LIST_ONLY {
+        document.remove(key);
+    }
     if !blobs && let Some(siblings) = document.get_mut("siblings") {
         *siblings = plain_siblings(siblings);
     }
