@@ -258,7 +258,7 @@ async fn servers_list_search_filter_and_page() {
     let single = mcp.get(&format!("{MCP}/mcp_servers/{id}"), &[("includeTools", "true")]).await;
     assert_eq!((single.status, single.body["tools"].as_array().map(Vec::len)), (StatusCode::OK, Some(3)));
     assert_eq!(mcp.get(&format!("{MCP}/mcp_servers/99999"), &[]).await.status, StatusCode::NOT_FOUND);
-    assert_eq!(mcp.get(&format!("{MCP}/mcp_servers/not-a-number"), &[]).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(mcp.get(&format!("{MCP}/mcp_servers/not-a-number"), &[]).await.status, StatusCode::BAD_REQUEST);
     let tools = mcp.get(&format!("{MCP}/mcp_servers/{id}/tools"), &[("filterQuery", "accessType = 'read_only'")]).await;
     assert_eq!(names(&tools.body), set(&["add", "divide"]));
     let paged = mcp.get(&format!("{MCP}/mcp_servers/{id}/tools"), &[("pageSize", "2"), ("orderBy", "NAME")]).await;

@@ -5,7 +5,7 @@
 //! Kubeflow behaviour kept: `q` (substring of name, description or provider), `name` (SQL `LIKE`),
 //! `sourceLabel` (an unknown label is an empty page), `filterQuery`, `namedQuery` (ANDed with
 //! `filterQuery`; an unknown one is a 400), `includeTools` with `toolLimit`, ids as decimal strings,
-//! `toolCount` on every server, 404 for unknown servers and tools. Additions: `source` as on `/models`,
+//! `toolCount` on every server, 404 for unknown servers and tools, 400 for a server id that is not a number. Additions: `source` as on `/models`,
 //! `counts` beside `values` in `filter_options`, and `filterQuery` / `orderBy=NAME` on a server's tools.
 
 use axum::Router;
@@ -120,12 +120,16 @@ async fn find_servers(State(state): State<AppState>, readable: Readable, params:
     Ok(reply(wire::list(items, paging.size, next)))
 }
 
-/// The server `id` names, if the caller may read its source.
+/// The server `id` names, if the caller may read its source. An id that is not a number is a 400, as
+/// upstream.
 fn readable_server<'a>(
     servers: &'a crate::mcp::McpServers,
     readable: &Readable,
     id: &str,
 ) -> Result<&'a Entry, ApiError> {
+    if id.is_empty() || !id.bytes().all(|byte| byte.is_ascii_digit()) {
+        return Err(ApiError::bad_request(format!("invalid server ID {id:?}: ids are decimal numbers")));
+    }
     servers
         .get(id)
         .filter(|entry| readable.allows(&entry.source_id))
