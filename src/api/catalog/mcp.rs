@@ -5,8 +5,9 @@
 //! Kubeflow behaviour kept: `q` (substring of name, description or provider), `name` (SQL `LIKE`),
 //! `sourceLabel` (an unknown label is an empty page), `filterQuery`, `namedQuery` (ANDed with
 //! `filterQuery`; an unknown one is a 400), `includeTools` with `toolLimit`, ids as decimal strings,
-//! `toolCount` on every server, 404 for unknown servers and tools, 400 for a server id that is not a number. Additions: `source` as on `/models`,
-//! `counts` beside `values` in `filter_options`, and `filterQuery` / `orderBy=NAME` on a server's tools.
+//! `toolCount` on every server, 404 for unknown servers and tools, 400 for a server id that is not a
+//! number. Additions: `source` as on `/models`, `counts` beside `values` in `filter_options`, and
+//! `filterQuery` / `orderBy=NAME` on a server's tools.
 
 use axum::Router;
 use axum::extract::{Path, State};
