@@ -151,7 +151,7 @@ pub const MIN_WRITER_BYTES: usize = 15_000_000;
 /// String properties with this many distinct values or more are not listed in filter options.
 pub const MAX_OPTION_VALUES: usize = 50;
 /// String values longer than this keep a property out of filter options.
-const MAX_OPTION_VALUE_LEN: usize = 100;
+pub const MAX_OPTION_VALUE_LEN: usize = 100;
 /// Index operations handed to one indexing thread at a time (see `Writer::write`).
 const OPERATIONS_PER_GROUP: usize = 2000;
 /// How many values a facet reports at most.

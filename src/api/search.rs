@@ -37,7 +37,7 @@ fn bad_request(message: impl AsRef<str>) -> Response {
     Family::Modelcat.error(StatusCode::BAD_REQUEST, message.as_ref())
 }
 
-/// One hit before rendering: its group (0: `q` in the name), its rank within its kind, and the item.
+/// One hit before rendering.
 enum Hit<'a> {
     Model(StoredModel),
     Server(&'a Entry),
@@ -144,30 +144,20 @@ async fn run(state: &AppState, readable: &Readable, params: &Params) -> Result<J
         (Vec::new(), 0)
     };
 
+    // With `q`: name matches first, then each kind's own rank, interleaved. Without: by name. The sort
+    // is stable, so at equal keys models (listed first) stay ahead.
     let needle = q.map(str::to_lowercase);
-    let group = |hit: &Hit<'_>| match &needle {
-        Some(needle) if hit.name().to_lowercase().contains(needle.as_str()) => 0,
-        Some(_) => 1,
-        None => 0,
-    };
-    let mut hits: Vec<(usize, String, usize, Hit<'_>)> = Vec::with_capacity(models.len() + servers.len());
-    for (rank, model) in models.into_iter().enumerate() {
-        let hit = Hit::Model(model);
-        hits.push((group(&hit), String::new(), rank, hit));
-    }
-    for (rank, entry) in servers.into_iter().enumerate() {
-        let hit = Hit::Server(entry);
-        hits.push((group(&hit), String::new(), rank, hit));
-    }
-    if q.is_none() {
-        for hit in &mut hits {
-            hit.1 = hit.3.name().to_lowercase();
+    let mut hits: Vec<(usize, Hit<'_>)> = models.into_iter().map(Hit::Model).enumerate().collect();
+    hits.extend(servers.into_iter().map(Hit::Server).enumerate());
+    hits.sort_by_cached_key(|(rank, hit)| {
+        let name = hit.name().to_lowercase();
+        match &needle {
+            Some(needle) => (!name.contains(needle.as_str()), String::new(), *rank),
+            None => (false, name, *rank),
         }
-    }
-    // Stable: at equal keys models (pushed first) stay ahead.
-    hits.sort_by(|a, b| (a.0, &a.1, a.2).cmp(&(b.0, &b.1, b.2)));
+    });
     let total = model_total + server_total;
-    let items: Vec<Json> = hits.iter().skip(offset).take(size).map(|hit| hit.3.render()).collect();
+    let items: Vec<Json> = hits.iter().skip(offset).take(size).map(|(_, hit)| hit.render()).collect();
     let more = offset + items.len() < total;
     let next = (more && !items.is_empty())
         .then(|| {

@@ -10,24 +10,20 @@
 //!   `LIKE '%q%'`); `name` is an SQL `LIKE` pattern on the name; `filterQuery` is the shared filter language,
 //!   evaluated by [`filter`]. Servers are few (upstream catalogs hold tens to thousands), and a scan of
 //!   10,000 stays well inside a millisecond, with no index to keep in step.
-//! - [`McpServers::filter_options`] is computed once per snapshot.
+//! - [`McpServers::filter_options`] is computed once per snapshot; [`options`] computes them for any
+//!   subset (a token restricted to some sources).
 
 pub mod filter;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, OnceLock};
 
-use modelcat_index::PropertyOptions;
+use modelcat_index::{MAX_OPTION_VALUE_LEN, MAX_OPTION_VALUES, PropertyOptions};
 use modelcat_sources::MetadataValue;
 use modelcat_sources::mcp::McpServer;
 
 use crate::filter::Expr;
 pub use filter::FilterError;
-
-/// A string filter option lists at most this many values (more is a free-text field, not a choice).
-const MAX_OPTION_VALUES: usize = 100;
-/// Nor values longer than this.
-const MAX_OPTION_VALUE_LEN: usize = 100;
 
 /// One server in the catalog.
 #[derive(Debug)]
@@ -53,7 +49,7 @@ impl Entry {
     }
 
     /// Whether `q` (already lowercased) occurs in the name, description or provider.
-    pub fn matches_text(&self, q: &str) -> bool {
+    fn matches_text(&self, q: &str) -> bool {
         self.text.contains(q)
     }
 }
@@ -119,14 +115,6 @@ impl McpServers {
         McpServers { entries, by_id, options: OnceLock::new() }
     }
 
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     /// The server with this id (a decimal string, as the API writes it).
     pub fn get(&self, id: &str) -> Option<&Entry> {
         let id: u64 = id.parse().ok()?;
@@ -172,59 +160,58 @@ impl McpServers {
         Ok(Page { servers, more, total })
     }
 
-    /// The filterable properties with their values (strings, with counts) or ranges (numbers): the
-    /// well-known choice fields and every custom property. Computed once per snapshot.
+    /// The filterable properties of every server ([`options`]), computed once per snapshot.
     pub fn filter_options(&self) -> &BTreeMap<String, PropertyOptions> {
-        self.options.get_or_init(|| {
-            let mut strings: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
-            let mut ranges: BTreeMap<String, (f64, f64)> = BTreeMap::new();
-            for entry in &self.entries {
-                let server = &entry.server;
-                let mut add = |field: String, value: &str| {
-                    if !value.is_empty() {
-                        *strings.entry(field).or_default().entry(value.to_owned()).or_default() += 1;
-                    }
-                };
-                for (field, value) in [
-                    ("provider", &server.provider),
-                    ("license", &server.license),
-                    ("deploymentMode", &server.deployment_mode),
-                ] {
-                    if let Some(value) = value {
-                        add(field.to_owned(), value);
-                    }
-                }
-                for tag in &server.tags {
-                    add("tags".to_owned(), tag);
-                }
-                for transport in &server.transports {
-                    add("transports".to_owned(), transport);
-                }
-                for (name, value) in &server.custom_properties {
-                    let number = match value {
-                        MetadataValue::String(text) => {
-                            add(format!("{name}.string_value"), text);
-                            continue;
-                        }
-                        MetadataValue::Int(number) => (format!("{name}.int_value"), *number as f64),
-                        MetadataValue::Double(number) => (format!("{name}.double_value"), *number),
-                        MetadataValue::Bool(_) => continue,
-                    };
-                    let range = ranges.entry(number.0).or_insert((number.1, number.1));
-                    *range = (range.0.min(number.1), range.1.max(number.1));
-                }
-            }
-            let choices = strings.into_iter().filter(|(_, values)| {
-                values.len() <= MAX_OPTION_VALUES
-                    && values.keys().all(|value| value.chars().count() <= MAX_OPTION_VALUE_LEN)
-            });
-            let mut options: BTreeMap<String, PropertyOptions> = choices
-                .map(|(field, values)| (field, PropertyOptions::Strings(values.into_iter().collect())))
-                .collect();
-            options.extend(ranges.into_iter().map(|(field, (min, max))| (field, PropertyOptions::Range { min, max })));
-            options
-        })
+        self.options.get_or_init(|| options(&self.entries))
     }
+}
+
+/// The filterable properties of `entries` with their values (strings, with counts) or ranges (numbers):
+/// the well-known choice fields and every custom property, within the model catalog's option limits.
+pub fn options<'a>(entries: impl IntoIterator<Item = &'a Entry>) -> BTreeMap<String, PropertyOptions> {
+    let mut strings: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    let mut ranges: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+    for entry in entries {
+        let server = &entry.server;
+        let mut add = |field: String, value: &str| {
+            if !value.is_empty() {
+                *strings.entry(field).or_default().entry(value.to_owned()).or_default() += 1;
+            }
+        };
+        let fields =
+            [("provider", &server.provider), ("license", &server.license), ("deploymentMode", &server.deployment_mode)];
+        for (field, value) in fields {
+            if let Some(value) = value {
+                add(field.to_owned(), value);
+            }
+        }
+        for tag in &server.tags {
+            add("tags".to_owned(), tag);
+        }
+        for transport in &server.transports {
+            add("transports".to_owned(), transport);
+        }
+        for (name, value) in &server.custom_properties {
+            let (field, number) = match value {
+                MetadataValue::String(text) => {
+                    add(format!("{name}.string_value"), text);
+                    continue;
+                }
+                MetadataValue::Int(number) => (format!("{name}.int_value"), *number as f64),
+                MetadataValue::Double(number) => (format!("{name}.double_value"), *number),
+                MetadataValue::Bool(_) => continue,
+            };
+            let range = ranges.entry(field).or_insert((number, number));
+            *range = (range.0.min(number), range.1.max(number));
+        }
+    }
+    let choices = strings.into_iter().filter(|(_, values)| {
+        values.len() < MAX_OPTION_VALUES && values.keys().all(|value| value.chars().count() <= MAX_OPTION_VALUE_LEN)
+    });
+    let mut options: BTreeMap<String, PropertyOptions> =
+        choices.map(|(field, values)| (field, PropertyOptions::Strings(values.into_iter().collect()))).collect();
+    options.extend(ranges.into_iter().map(|(field, (min, max))| (field, PropertyOptions::Range { min, max })));
+    options
 }
 
 #[cfg(test)]

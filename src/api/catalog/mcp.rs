@@ -32,13 +32,8 @@ pub const V1_BASE_PATH: &str = "/api/mcp_catalog/v1";
 pub const OPENAPI: &str = include_str!("mcp.openapi.yaml");
 
 /// The document for the `v1` path.
-pub static OPENAPI_V1: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    OPENAPI.replacen(&format!("url: {BASE_PATH}\n"), &format!("url: {V1_BASE_PATH}\n"), 1).replacen(
-        "version: v1alpha1\n",
-        "version: v1\n",
-        1,
-    )
-});
+pub static OPENAPI_V1: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| super::v1_document(OPENAPI, BASE_PATH, V1_BASE_PATH));
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -193,17 +188,14 @@ async fn filter_options(State(state): State<AppState>, readable: Readable) -> Ap
     let view = state.catalog.view();
     // A token restricted to some sources sees the options of those sources' servers only.
     let restricted;
-    let servers = match &readable.0 {
-        None => &*view.mcp,
+    let options = match &readable.0 {
+        None => view.mcp.filter_options(),
         Some(_) => {
-            let entries = view.mcp.entries().iter().filter(|entry| readable.allows(&entry.source_id));
-            let entries = entries
-                .map(|entry| Entry::new(&entry.source_id, entry.server.clone(), entry.create_time, entry.update_time));
-            restricted = crate::mcp::McpServers::new(entries.collect());
+            restricted =
+                crate::mcp::options(view.mcp.entries().iter().filter(|entry| readable.allows(&entry.source_id)));
             &restricted
         }
     };
-    let options = servers.filter_options();
     let mut filters = Map::new();
     for (name, option) in options {
         filters.insert(name.clone(), super::option(option));

@@ -49,13 +49,17 @@ pub const OPENAPI: &str = include_str!("openapi.yaml");
 pub const V1_BASE_PATH: &str = "/api/model_catalog/v1";
 
 /// The document for the `v1` path.
-pub static OPENAPI_V1: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    OPENAPI.replacen(&format!("url: {BASE_PATH}\n"), &format!("url: {V1_BASE_PATH}\n"), 1).replacen(
+pub static OPENAPI_V1: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| v1_document(OPENAPI, BASE_PATH, V1_BASE_PATH));
+
+/// A `v1alpha1` document served at its `v1` path: the same, but for its server URL and version.
+fn v1_document(document: &str, base: &str, v1_base: &str) -> String {
+    document.replacen(&format!("url: {base}\n"), &format!("url: {v1_base}\n"), 1).replacen(
         "version: v1alpha1\n",
         "version: v1\n",
         1,
     )
-});
+}
 
 /// Page size of catalog lists without `pageSize` (Kubeflow's).
 const DEFAULT_PAGE_SIZE: u32 = 10;
