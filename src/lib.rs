@@ -2,7 +2,7 @@
 //!
 //! This crate is the server: the shared persistence layer ([`store`]: SQLite or PostgreSQL, migrations,
 //! the change log and leases), this process as one of several replicas ([`replica`]), who may do what
-//! ([`auth`]: identities, roles, API tokens), the registry store ([`registry`]), its HTTP APIs ([`api`]), configuration
+//! ([`auth`]: identities, roles, API tokens), the registry store ([`registry`]), its HTTP APIs ([`api`]) and web UI ([`ui`]), configuration
 //! ([`config`]), the catalog service ([`catalog`]), the Hugging Face mirror ([`mirror`], served by
 //! [`api::hf`]) and the application skeleton ([`app`]). [`fake_hub`] is a faithful stand-in for the Hub,
 //! for tests and benchmarks. Catalog sources live in `modelcat-sources` and the
@@ -27,6 +27,7 @@ pub mod registry;
 pub mod replica;
 pub mod store;
 pub mod telemetry;
+pub mod ui;
 
 pub use app::{AppState, Application};
 

@@ -55,8 +55,13 @@ enum Policy {
 }
 
 fn policy(path: &str) -> Policy {
-    if path.contains("/resolve/") {
+    if path.contains("/resolve/") || path.starts_with("/ui/assets/") {
+        // UI assets are immutable at their hashed URLs (see `crate::ui::assets`).
         Policy::Untouched
+    } else if path == "/ui/sources" {
+        Policy::Tagged
+    } else if path == "/ui" || path.starts_with("/ui/") {
+        Policy::Catalog
     } else if path.ends_with("/openapi.yaml") || path == "/api" {
         Policy::Document
     } else if path.starts_with("/api/mcp_catalog/")
@@ -140,14 +145,19 @@ pub async fn conditional(State(state): State<AppState>, request: Request, next: 
 }
 
 /// What the answer depends on besides the catalog's state: the path and query, the host (absolute
-/// links) and the caller (restrictions and permissions).
+/// links), the UI's encoding and fragment headers, and the caller (restrictions and permissions).
 fn request_key(request: &Request) -> u128 {
     let mut key = Vec::with_capacity(256);
     key.extend_from_slice(request.method().as_str().as_bytes());
     key.push(0);
     key.extend_from_slice(request.uri().to_string().as_bytes());
     key.push(0);
-    for name in [header::HOST, header::HeaderName::from_static("x-forwarded-host")] {
+    // The host (absolute links), and what shapes a UI answer: its encoding and page or fragment.
+    let shaping = ["hx-request", "hx-history-restore-request"].map(header::HeaderName::from_static);
+    for name in [header::HOST, header::HeaderName::from_static("x-forwarded-host"), header::ACCEPT_ENCODING]
+        .into_iter()
+        .chain(shaping)
+    {
         if let Some(value) = request.headers().get(name) {
             key.extend_from_slice(value.as_bytes());
         }

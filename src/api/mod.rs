@@ -50,8 +50,7 @@ pub fn router(state: AppState, api: ApiSettings, reset_endpoint: bool) -> Router
     let listing = axum::Json(families::listing(deprecation.is_some()));
     let mut router = Router::new()
         .route("/api", get(move || std::future::ready(listing.clone())))
-        // Until there is a web UI, the root points at the list of APIs and their documents.
-        .route("/", get(|| std::future::ready(axum::response::Redirect::temporary("/api"))))
+        .route("/", get(|| std::future::ready(axum::response::Redirect::temporary(crate::ui::BASE_PATH))))
         .nest(registry::BASE_PATH, registry::router(registry::WireVersion::V1Alpha3, reset_endpoint))
         .nest(registry::V1_BASE_PATH, registry::router(registry::WireVersion::V1, reset_endpoint));
     for (path, text) in families::documents() {
@@ -75,6 +74,7 @@ pub fn router(state: AppState, api: ApiSettings, reset_endpoint: bool) -> Router
                 ),
         )
         .merge(health::router())
+        .merge(crate::ui::router(state.clone()))
         .merge(hf::router().route_layer(middleware::from_fn_with_state(state.clone(), loading::hub)))
         .fallback(unknown_path)
         .layer(middleware::from_fn_with_state(state.clone(), conditional::conditional))

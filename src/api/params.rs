@@ -75,6 +75,16 @@ impl Params {
         }
     }
 
+    /// Every pair, in order.
+    pub fn pairs(&self) -> &[(String, String)] {
+        &self.0
+    }
+
+    /// Returns every value of `key` as given (commas are part of a value).
+    pub fn every(&self, key: &str) -> Vec<&str> {
+        self.0.iter().filter(|(name, _)| name == key).map(|(_, value)| value.as_str()).collect()
+    }
+
     /// Returns every value of `key`, splitting comma-separated ones (`a=x&a=y,z` is `x, y, z`).
     pub fn all(&self, key: &str) -> Vec<&str> {
         let values = self.0.iter().filter(|(name, _)| name == key);

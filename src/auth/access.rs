@@ -69,6 +69,14 @@ pub fn required(method: &Method, template: Option<&str>) -> Access {
     if template == "/api/models" || template.starts_with("/api/models/") || template.contains("/resolve/") {
         return Access::Read(Area::Hub);
     }
+    // The web UI reads the catalog; its static files and its trailing-slash redirect are public.
+    if template == "/ui" || template.starts_with("/ui/") {
+        return match template {
+            "/ui/" | "/ui/assets/{file}" => Access::Public,
+            _ if reads => Access::Read(Area::Catalog),
+            _ => Access::Admin,
+        };
+    }
     match template {
         "/healthz" | "/readyz" | "/readyz/health" | "/readyz/isDirty" | "/metrics" | "/api" | "/" => Access::Public,
         _ => Access::Admin,

@@ -1,0 +1,97 @@
+//! Small formatting helpers shared by the pages.
+
+use modelcat_sources::MetadataValue;
+
+/// A time in milliseconds since the epoch as a UTC date, `2026-12-07`.
+pub fn date(millis: i64) -> String {
+    // Days to a civil date (Howard Hinnant's algorithm).
+    let days = millis.div_euclid(86_400_000) + 719_468;
+    let era = days.div_euclid(146_097);
+    let day_of_era = days.rem_euclid(146_097);
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+/// A time in milliseconds since the epoch as UTC date and time, `2026-12-07 10:22:03 UTC`.
+pub fn time(millis: i64) -> String {
+    let seconds = millis.div_euclid(1000).rem_euclid(86_400);
+    format!("{} {:02}:{:02}:{:02} UTC", date(millis), seconds / 3600, seconds / 60 % 60, seconds % 60)
+}
+
+/// A number without a needless fraction (`12`, `0.61`, `48.5`).
+pub fn number(value: f64) -> String {
+    if value.fract() == 0.0 && value.abs() < 1e15 {
+        format!("{value:.0}")
+    } else {
+        let text = format!("{value:.3}");
+        text.trim_end_matches('0').trim_end_matches('.').to_owned()
+    }
+}
+
+/// A property value as text.
+pub fn value(value: &MetadataValue) -> String {
+    match value {
+        MetadataValue::String(text) => text.clone(),
+        MetadataValue::Int(number) => number.to_string(),
+        MetadataValue::Double(number) => self::number(*number),
+        MetadataValue::Bool(flag) => flag.to_string(),
+    }
+}
+
+/// A property value as a number, when it is one.
+pub fn as_number(value: &MetadataValue) -> Option<f64> {
+    match value {
+        MetadataValue::Int(number) => Some(*number as f64),
+        MetadataValue::Double(number) => Some(*number),
+        MetadataValue::String(text) => text.trim().parse().ok(),
+        MetadataValue::Bool(_) => None,
+    }
+}
+
+/// A query string from pairs, percent-encoded.
+pub fn query(pairs: &[(String, String)]) -> String {
+    let mut serializer = form_urlencoded::Serializer::new(String::new());
+    for (key, value) in pairs {
+        serializer.append_pair(key, value);
+    }
+    serializer.finish()
+}
+
+/// A path segment list (`org/model`) with each segment percent-encoded.
+pub fn path(name: &str) -> String {
+    name.split('/')
+        .map(|part| percent_encoding::utf8_percent_encode(part, percent_encoding::NON_ALPHANUMERIC).to_string())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_civil_utc_dates() {
+        assert_eq!(date(0), "1970-01-01");
+        assert_eq!(date(1_765_065_600_000), "2025-12-07");
+        assert_eq!(date(951_782_400_000), "2000-02-29");
+        assert_eq!(time(1_765_103_323_000), "2025-12-07 10:28:43 UTC");
+    }
+
+    #[test]
+    fn numbers_drop_needless_fractions() {
+        assert_eq!(number(12.0), "12");
+        assert_eq!(number(0.61), "0.61");
+        assert_eq!(number(48.5), "48.5");
+        assert_eq!(number(1.0 / 3.0), "0.333");
+    }
+
+    #[test]
+    fn paths_keep_slashes_and_encode_the_rest() {
+        assert_eq!(path("org/a b?"), "org/a%20b%3F");
+    }
+}

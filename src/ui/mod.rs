@@ -1,0 +1,145 @@
+//! The web UI (`/ui`): server-rendered pages over the catalog, for people.
+//!
+//! Contract:
+//! - Every page works without JavaScript: plain links and GET forms. The pinned htmx ([`assets`]) only
+//!   swaps fragments in place. A request with `HX-Request` (and without `HX-History-Restore-Request`) gets
+//!   the page's fragment, any other the whole page, at the same URL: the address bar, back, forward and
+//!   bookmarks carry the whole state.
+//! - Pages read the catalog through the same calls as the Kubeflow catalog API, with the caller's
+//!   restrictions ([`Readable`]), and need what it needs (anonymous by default, see `auth.anonymous_read`).
+//! - Errors are pages in the UI's own envelope ([`UiError`]): a bad query is a 400 that says what was
+//!   wrong, an unknown model a 404, an internal failure a 500 that shows no internals. While the catalog
+//!   loads, pages are a 503 that shows the load's progress and reloads itself.
+//! - Text is escaped by the templates; a model's README is rendered and sanitized by [`markdown`].
+//! - Pages and assets are gzip-compressed for clients that accept it. Assets are immutable at their
+//!   hashed URLs; pages are revalidated through the catalog's tags ([`crate::api::conditional`]).
+//!
+//! Pages: [`search`] (`/ui`), [`model`] (`/ui/models/{source}/{name}?tab=…`), [`sources`] (`/ui/sources`).
+
+pub mod assets;
+mod chart;
+mod format;
+pub mod markdown;
+mod model;
+mod search;
+mod sources;
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use tower_http::compression::CompressionLayer;
+
+pub use crate::api::catalog::Readable;
+use crate::app::AppState;
+
+/// Where the UI lives.
+pub const BASE_PATH: &str = "/ui";
+
+pub fn router(state: AppState) -> Router<AppState> {
+    let pages = Router::new()
+        .route(BASE_PATH, get(search::page))
+        .route("/ui/models/{source_id}/{*name}", get(model::page))
+        .route("/ui/sources", get(sources::page))
+        .route_layer(middleware::from_fn_with_state(state, loading));
+    pages
+        .route("/ui/", get(|| std::future::ready(Redirect::permanent(BASE_PATH))))
+        .route("/ui/assets/{file}", get(assets::serve))
+        .layer(CompressionLayer::new())
+}
+
+/// An error, as a page.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct UiError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl UiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> UiError {
+        UiError { status, message: message.into() }
+    }
+
+    pub fn not_found(message: impl Into<String>) -> UiError {
+        UiError::new(StatusCode::NOT_FOUND, message)
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> UiError {
+        UiError::new(StatusCode::BAD_REQUEST, message)
+    }
+}
+
+impl From<modelcat_index::IndexError> for UiError {
+    fn from(error: modelcat_index::IndexError) -> UiError {
+        match error {
+            modelcat_index::IndexError::Query(message) => UiError::bad_request(message),
+            internal => {
+                tracing::error!(error = %internal, "UI catalog request failed");
+                UiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on the server.")
+            }
+        }
+    }
+}
+
+impl From<crate::filter::FilterError> for UiError {
+    fn from(error: crate::filter::FilterError) -> UiError {
+        UiError::bad_request(error.to_string())
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    title: &'a str,
+    message: &'a str,
+    /// Seconds after which the page reloads itself (while the catalog loads).
+    refresh: Option<u32>,
+}
+
+impl IntoResponse for UiError {
+    fn into_response(self) -> Response {
+        let title = self.status.canonical_reason().unwrap_or("Error");
+        let page = ErrorPage { title, message: &self.message, refresh: None };
+        (self.status, render(&page)).into_response()
+    }
+}
+
+/// A template as an HTML answer (a template that fails to render is a logged 500).
+pub fn render(template: &impl Template) -> Response {
+    match template.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(error) => {
+            tracing::error!(%error, "a UI template failed to render");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal server error").into_response()
+        }
+    }
+}
+
+/// Whether a request asks for a page's fragment (an htmx swap), rather than the whole page.
+pub fn wants_fragment(headers: &HeaderMap) -> bool {
+    headers.contains_key("hx-request") && !headers.contains_key("hx-history-restore-request")
+}
+
+/// A page or its fragment: either way it varies by `HX-Request`.
+pub fn page_or_fragment(fragment: bool, page: &impl Template, part: &impl Template) -> Response {
+    let mut response = if fragment { render(part) } else { render(page) };
+    response.headers_mut().append(header::VARY, HeaderValue::from_static("hx-request"));
+    response
+}
+
+/// While the catalog loads: a 503 page with the load's progress that reloads itself.
+async fn loading(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let progress = state.catalog.progress();
+    if progress.is_loaded() {
+        return next.run(request).await;
+    }
+    let message = crate::api::loading::message(&progress.figures());
+    let page = ErrorPage { title: "Loading", message: &message, refresh: Some(2) };
+    let mut response = (StatusCode::SERVICE_UNAVAILABLE, render(&page)).into_response();
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+    response
+}
