@@ -62,10 +62,14 @@ pub fn query(pairs: &[(String, String)]) -> String {
     serializer.finish()
 }
 
+/// What a path segment keeps unencoded: RFC 3986's unreserved characters.
+const SEGMENT: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
 /// A path segment list (`org/model`) with each segment percent-encoded.
 pub fn path(name: &str) -> String {
     name.split('/')
-        .map(|part| percent_encoding::utf8_percent_encode(part, percent_encoding::NON_ALPHANUMERIC).to_string())
+        .map(|part| percent_encoding::utf8_percent_encode(part, SEGMENT).to_string())
         .collect::<Vec<_>>()
         .join("/")
 }
@@ -93,5 +97,6 @@ mod tests {
     #[test]
     fn paths_keep_slashes_and_encode_the_rest() {
         assert_eq!(path("org/a b?"), "org/a%20b%3F");
+        assert_eq!(path("ibm/granite-3.1_x~y"), "ibm/granite-3.1_x~y");
     }
 }

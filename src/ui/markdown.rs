@@ -71,22 +71,26 @@ fn split_front_matter(markdown: &str) -> (Vec<(String, String)>, &str) {
     }) else {
         return (Vec::new(), text);
     };
-    let Ok(serde_json::Value::Object(map)) = serde_norway::from_str::<serde_json::Value>(&rest[..end]) else {
+    // A YAML mapping keeps the author's order.
+    let Ok(serde_norway::Value::Mapping(map)) = serde_norway::from_str::<serde_norway::Value>(&rest[..end]) else {
         return (Vec::new(), text);
     };
-    let rows = map.into_iter().map(|(key, value)| (key, plain(&value))).collect();
+    let rows = map.iter().map(|(key, value)| (plain(key), plain(value))).collect();
     (rows, rest[end + 4..].trim_start_matches(['\r', '\n']))
 }
 
-/// A front matter value as text: scalars as they are, lists joined, maps as compact JSON.
-fn plain(value: &serde_json::Value) -> String {
+/// A front matter value as text: scalars as they are, lists of scalars joined, the rest as compact JSON.
+fn plain(value: &serde_norway::Value) -> String {
+    use serde_norway::Value;
     match value {
-        serde_json::Value::String(text) => text.clone(),
-        serde_json::Value::Null => String::new(),
-        serde_json::Value::Array(items) if items.iter().all(|item| !item.is_object() && !item.is_array()) => {
+        Value::String(text) => text.clone(),
+        Value::Null => String::new(),
+        Value::Bool(flag) => flag.to_string(),
+        Value::Number(number) => number.to_string(),
+        Value::Sequence(items) if items.iter().all(|item| !item.is_mapping() && !item.is_sequence()) => {
             items.iter().map(plain).collect::<Vec<_>>().join(", ")
         }
-        other => other.to_string(),
+        other => serde_json::to_string(other).unwrap_or_default(),
     }
 }
 

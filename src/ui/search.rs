@@ -246,6 +246,8 @@ struct FacetView {
 
 struct FacetValue {
     value: String,
+    /// What the user reads: a source's name, any other value as it is.
+    label: String,
     count: u64,
     selected: bool,
     id: String,
@@ -355,9 +357,24 @@ async fn results(
         counts.extend(own.facets);
     }
     let total = hits.total.unwrap_or(hits.models.len());
+    // The enabled model sources the caller may read, by id, with their names.
+    let view = state.catalog.view();
+    let sources: BTreeMap<String, String> = view
+        .sources
+        .iter()
+        .filter(|source| source.config.enabled)
+        .filter(|source| {
+            readable.sources().is_none_or(|allowed| allowed.iter().any(|id| id == source.config.id.as_str()))
+        })
+        .map(|source| (source.config.id.to_string(), source.config.name.clone()))
+        .collect();
     let facets = FACETS
         .iter()
         .map(|(parameter, facet, label)| {
+            let label_of = |value: &String| match *parameter {
+                "source" => sources.get(value).cloned().unwrap_or_else(|| value.clone()),
+                _ => value.clone(),
+            };
             let selected = search.selected.get(parameter).cloned().unwrap_or_default();
             let mut values: Vec<FacetValue> = counts
                 .get(*facet)
@@ -366,6 +383,7 @@ async fn results(
                 .map(|(value, count)| FacetValue {
                     selected: selected.contains(value),
                     id: value_id(parameter, value),
+                    label: label_of(value),
                     value: value.clone(),
                     count: *count,
                 })
@@ -373,7 +391,8 @@ async fn results(
             // A selected value keeps its place (at zero) even when nothing matches it.
             let unseen_selected = selected.iter().map(|value| (value, true));
             // Zero counts for the values other matches have, so they show disabled rather than vanish.
-            let others = match options.get(*facet) {
+            let others: Vec<(&String, bool)> = match options.get(*facet) {
+                _ if *parameter == "source" => sources.keys().map(|id| (id, false)).collect(),
                 Some(PropertyOptions::Strings(all)) => all.iter().map(|(value, _)| (value, false)).collect(),
                 _ => Vec::new(),
             };
@@ -381,6 +400,7 @@ async fn results(
                 if !values.iter().any(|shown| &shown.value == value) {
                     values.push(FacetValue {
                         id: value_id(parameter, value),
+                        label: label_of(value),
                         value: value.clone(),
                         count: 0,
                         selected,

@@ -125,10 +125,13 @@ async fn the_image_starts_with_its_samples_from_any_working_directory() {
     assert!(Path::new(&data).join("admin-token").exists());
     assert_eq!(std::fs::read_dir(&elsewhere).expect("working dir").count(), 0, "the working directory stays empty");
 
-    // The root points at the list of APIs.
+    // The root leads to the web UI, which shows the sample catalogs; `/api` lists the APIs.
     let home = client.get(format!("{address}/")).send().await.expect("root");
     assert_eq!(home.status(), 307);
-    assert_eq!(home.headers()["location"], "/api");
+    assert_eq!(home.headers()["location"], "/ui");
+    let ui = client.get(format!("{address}/ui")).send().await.expect("ui");
+    assert_eq!(ui.status(), 200);
+    assert!(ui.text().await.expect("html").contains("class=\"card\""), "the UI lists sample models");
     let listing: Value = client.get(format!("{address}/api")).send().await.expect("api").json().await.expect("json");
     assert!(listing["families"].as_array().is_some_and(|families| !families.is_empty()), "{listing}");
 }

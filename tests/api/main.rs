@@ -18,3 +18,4 @@ mod replicas;
 mod service;
 mod startup;
 mod store;
+mod ui;

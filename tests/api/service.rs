@@ -21,10 +21,10 @@ async fn health_readiness_and_root() {
     }
     let dirty = app.client.get(format!("{}/readyz/isDirty", app.address)).send().await.expect("sent");
     assert_eq!(dirty.text().await.expect("text"), "false");
-    // The root leads to the list of APIs (the client follows the redirect); unknown paths are 404s.
-    let root = app.call(Method::GET, "/", None).await;
-    assert_eq!(root.status, StatusCode::OK);
-    assert!(root.body["families"].is_array(), "{}", root.body);
+    // The root leads to the web UI (the client follows the redirect); unknown paths are 404s.
+    let root = app.client.get(format!("{}/", app.address)).send().await.expect("sent");
+    assert_eq!((root.status(), root.url().path()), (StatusCode::OK, "/ui"));
+    assert!(root.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
     let unknown = app.call(Method::GET, "/nowhere", None).await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
     assert_eq!(unknown.body["code"], "Not Found");

@@ -1,0 +1,265 @@
+//! The web UI through the router (`/ui`): each page and state as HTML, on catalogs written here. What a
+//! browser does with it (htmx swaps, keyboard, accessibility) is tested in `tests/compat/test_ui.py`.
+
+use std::time::Duration;
+
+use reqwest::{StatusCode, header};
+
+use crate::helpers::{TestApp, eventually};
+
+const SOURCES: &str = r#"
+model_catalogs:
+  - {id: main, name: Main Models, type: yaml, properties: {yamlCatalogPath: main.yaml}}
+  - {id: broken, name: Broken Models, type: yaml, properties: {yamlCatalogPath: broken.yaml}}
+"#;
+
+/// A README with front matter, relative links and everything a sanitizer must remove.
+const HOSTILE_README: &str = "---\\nlicense: mit\\ntags: [chat, small]\\n---\\n# Granite card\\n\\n\
+    <script>alert(1)</script><img src=x onerror=alert(2)>\\n\\n[run](javascript:alert(3)) \
+    [config](config.json) [docs](https://example.com/docs)\\n\\n| a | b |\\n|---|---|\\n| 1 | 2 |\\n";
+
+fn main_catalog() -> String {
+    format!(
+        r#"source: Main
+models:
+  - name: ibm/granite-chat
+    provider: IBM
+    description: A chat model.
+    license: mit
+    tasks: [text-generation]
+    readme: "{HOSTILE_README}"
+    artifacts:
+      - {{artifactType: model-artifact, uri: "oci://registry.example/granite:1.0"}}
+      - artifactType: metrics-artifact
+        metricsType: performance-metrics
+        customProperties:
+          hardware_type: {{metadataType: MetadataStringValue, string_value: H100}}
+          hardware_count: {{metadataType: MetadataIntValue, int_value: "1"}}
+          ttft_p90: {{metadataType: MetadataDoubleValue, double_value: 40}}
+          ttft_p50: {{metadataType: MetadataDoubleValue, double_value: 20}}
+          requests_per_second: {{metadataType: MetadataDoubleValue, double_value: 4}}
+      - artifactType: metrics-artifact
+        metricsType: performance-metrics
+        customProperties:
+          hardware_type: {{metadataType: MetadataStringValue, string_value: L40S}}
+          hardware_count: {{metadataType: MetadataIntValue, int_value: "2"}}
+          ttft_p90: {{metadataType: MetadataDoubleValue, double_value: 90}}
+          ttft_p50: {{metadataType: MetadataDoubleValue, double_value: 45}}
+          requests_per_second: {{metadataType: MetadataDoubleValue, double_value: 2}}
+  - name: google/bert
+    provider: Google
+    license: apache-2.0
+    tasks: [fill-mask]
+  - name: meta/llama-small
+    provider: Meta
+    license: llama3
+    tasks: [text-generation]
+"#
+    )
+}
+
+struct Ui {
+    app: TestApp,
+    _dir: tempfile::TempDir,
+}
+
+/// A GET's status, headers and text.
+struct Page {
+    status: StatusCode,
+    headers: header::HeaderMap,
+    text: String,
+}
+
+impl Ui {
+    async fn start() -> Ui {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("sources.yaml"), SOURCES).unwrap();
+        std::fs::write(dir.path().join("main.yaml"), main_catalog()).unwrap();
+        std::fs::write(dir.path().join("broken.yaml"), "source: Broken\nmodels:\n  - name: [unclosed\n").unwrap();
+        let sources = vec![dir.path().join("sources.yaml")];
+        let app = TestApp::spawn_configured(crate::helpers::Backend::Sqlite, |settings| {
+            settings.catalog.sources = sources;
+        })
+        .await
+        .expect("sqlite always runs");
+        let ui = Ui { app, _dir: dir };
+        let loaded = eventually(Duration::from_secs(20), || async {
+            (ui.get("/ui?source=main").await.text.contains("3 models")).then_some(())
+        })
+        .await;
+        assert!(loaded.is_some(), "the catalog was loaded");
+        ui
+    }
+
+    async fn get(&self, path: &str) -> Page {
+        self.get_with(path, &[]).await
+    }
+
+    /// An anonymous GET (the catalog is readable without a token, by default), with extra headers.
+    async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Page {
+        let mut request = self.app.anonymous.get(format!("{}{path}", self.app.address));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.expect("request");
+        let (status, headers) = (response.status(), response.headers().clone());
+        Page { status, headers, text: response.text().await.expect("text") }
+    }
+}
+
+/// The facet checkbox for `value` of `parameter`, as rendered.
+fn checkbox<'a>(html: &'a str, parameter: &str, value: &str) -> &'a str {
+    let needle = format!("name=\"{parameter}\" value=\"{value}\"");
+    let at = html.find(&needle).unwrap_or_else(|| panic!("no checkbox for {parameter}={value}"));
+    let end = html[at..].find('>').map_or(html.len(), |end| at + end);
+    &html[at..end]
+}
+
+#[tokio::test]
+async fn search_page_counts_facets_disjunctively_and_keeps_its_state_in_the_url() {
+    let ui = Ui::start().await;
+    let all = ui.get("/ui").await;
+    assert_eq!(all.status, StatusCode::OK);
+    assert!(all.headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/html"));
+    assert_eq!(all.text.matches("class=\"card\"").count(), 3, "every model is a card");
+    assert!(all.text.contains("href=\"/ui/models/main/ibm/granite-chat\""), "cards are links to model pages");
+    assert!(all.text.contains("Main Models"), "the source facet shows source names");
+
+    // One license picked: its other values keep the counts they would give, other facets narrow.
+    let mit = ui.get("/ui?license=mit").await.text;
+    assert!(mit.contains("1 model<") || mit.contains("1 model\n"), "one model is MIT");
+    assert!(checkbox(&mit, "license", "mit").contains("checked"));
+    let apache = checkbox(&mit, "license", "apache-2.0");
+    assert!(!apache.contains("disabled"), "another license can still be added: {apache}");
+    assert!(checkbox(&mit, "tasks", "fill-mask").contains("disabled"), "a value with nothing left is disabled");
+    assert!(!checkbox(&mit, "tasks", "text-generation").contains("disabled"));
+    // Two licenses are ORed, and each is a removable chip.
+    let two = ui.get("/ui?license=mit&license=apache-2.0").await.text;
+    assert_eq!(two.matches("class=\"card\"").count(), 2);
+    assert!(two.contains("href=\"/ui?license=apache-2.0\"") && two.contains("href=\"/ui?license=mit\""), "chips");
+    assert!(two.contains("Clear all"));
+
+    // Text search, ranges and sorting.
+    let chat = ui.get("/ui?q=chat").await.text;
+    assert_eq!(chat.matches("class=\"card\"").count(), 1);
+    assert!(chat.contains("value=\"chat\""), "the box shows the query");
+    let fast = ui.get("/ui?max.artifacts.ttft_p90.double_value=50").await.text;
+    assert_eq!(fast.matches("class=\"card\"").count(), 1, "only granite has a p90 under 50 ms");
+    assert!(fast.contains("ttft_p90: ≤ 50"), "the range is a chip");
+    let sorted = ui.get("/ui?sort=name").await.text;
+    let order: Vec<usize> = ["google/bert", "ibm/granite-chat", "meta/llama-small"]
+        .iter()
+        .map(|name| sorted.find(&format!("<h2>{name}</h2>")).expect("listed"))
+        .collect();
+    assert!(order.windows(2).all(|pair| pair[0] < pair[1]), "sorted by name");
+    assert!(sorted.contains("<option value=\"low:artifacts.ttft_p90.double_value\""), "metric sorts are offered");
+}
+
+#[tokio::test]
+async fn htmx_requests_get_the_fragment_and_the_canonical_url() {
+    let ui = Ui::start().await;
+    let path = "/ui?q=&license=mit&min.artifacts.ttft_p90.double_value=&sort=";
+    let fragment = ui.get_with(path, &[("HX-Request", "true")]).await;
+    assert_eq!(fragment.status, StatusCode::OK);
+    assert!(fragment.text.starts_with("<div id=\"results\""), "{}", &fragment.text[..80]);
+    assert!(fragment.text.contains("hx-swap-oob=\"innerHTML\""), "the count is updated in its live region");
+    assert_eq!(fragment.headers["hx-push-url"], "/ui?license=mit", "empty fields leave the address bar");
+    assert!(fragment.headers.get_all(header::VARY).iter().any(|value| value == "hx-request"));
+    // Back and forward ask for the whole page.
+    let restore = ui.get_with(path, &[("HX-Request", "true"), ("HX-History-Restore-Request", "true")]).await;
+    assert!(restore.text.starts_with("<!doctype html>"));
+    // The page and its fragment are tagged apart, and a repeat is a 304.
+    let page = ui.get(path).await;
+    let tag = page.headers[header::ETAG].to_str().unwrap().to_owned();
+    assert_ne!(fragment.headers[header::ETAG], page.headers[header::ETAG]);
+    let again = ui.get_with(path, &[("If-None-Match", &tag)]).await;
+    assert_eq!(again.status, StatusCode::NOT_MODIFIED);
+}
+
+#[tokio::test]
+async fn empty_results_and_bad_input_are_pages_that_say_what_happened() {
+    let ui = Ui::start().await;
+    let none = ui.get("/ui?q=zzzznothing").await;
+    assert_eq!(none.status, StatusCode::OK);
+    assert!(none.text.contains("No models match"));
+    for (path, status, says) in [
+        ("/ui?page=0", StatusCode::BAD_REQUEST, "is not a page number"),
+        ("/ui?min.artifacts.ttft_p90.double_value=fast", StatusCode::BAD_REQUEST, "is not a number"),
+        ("/ui?min.license=3", StatusCode::BAD_REQUEST, "is not a numeric property"),
+        ("/ui?sort=sideways", StatusCode::BAD_REQUEST, "is unknown"),
+        ("/ui/models/main/nobody/nothing", StatusCode::NOT_FOUND, "There is no model"),
+        ("/ui/models/elsewhere/ibm/granite-chat", StatusCode::NOT_FOUND, "There is no source"),
+        ("/ui/models/main/ibm/granite-chat?tab=gossip", StatusCode::BAD_REQUEST, "is unknown"),
+        ("/ui/models/main/ibm/granite-chat?tab=performance&latency=ttft_p999", StatusCode::BAD_REQUEST, "not measured"),
+        ("/ui/assets/missing.js", StatusCode::NOT_FOUND, "no asset"),
+    ] {
+        let page = ui.get(path).await;
+        assert_eq!(page.status, status, "{path}");
+        assert!(page.headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/html"), "{path}");
+        assert!(page.text.contains(says), "{path}: {}", page.text);
+    }
+}
+
+#[tokio::test]
+async fn model_pages_render_each_tab_and_sanitize_the_readme() {
+    let ui = Ui::start().await;
+    let base = "/ui/models/main/ibm/granite-chat";
+    let card = ui.get(base).await.text;
+    assert!(card.contains("<h1>Granite card</h1>") && card.contains("<table>"), "markdown with tables");
+    for banned in ["<script>alert", "onerror", "javascript:"] {
+        assert!(!card.contains(banned), "{banned} survived");
+    }
+    assert!(card.contains("<th scope=\"row\">tags</th><td>chat, small</td>"), "front matter is a table");
+    assert!(card.contains("href=\"https://example.com/docs\"") && !card.contains("href=\"config.json\""));
+    assert!(card.contains("aria-current=\"page\">Card<"));
+    let bare = ui.get("/ui/models/main/google/bert").await.text;
+    assert!(bare.contains("This model has no README."));
+
+    let artifacts = ui.get(&format!("{base}?tab=artifacts")).await.text;
+    assert!(artifacts.contains("data-copy=\"oci://registry.example/granite:1.0\""), "a copy button for the URI");
+
+    let performance = ui.get(&format!("{base}?tab=performance")).await.text;
+    assert_eq!(performance.matches("class=\"point\"").count(), 2, "one point per measurement");
+    assert!(performance.contains("<svg class=\"chart\"") && performance.contains("ttft_p90 (ms)"));
+    assert!(performance.contains("<option selected>ttft_p90</option>"), "the default latency is selected");
+    let p50 = ui.get(&format!("{base}?tab=performance&latency=ttft_p50&hardware=H100")).await.text;
+    assert_eq!(p50.matches("class=\"point\"").count(), 1, "the hardware selector filters");
+    assert!(p50.contains("ttft_p50 (ms)"));
+    let csv = ui.get(&format!("{base}?tab=performance&format=csv&latency=ttft_p90")).await;
+    assert_eq!(csv.headers[header::CONTENT_TYPE], "text/csv; charset=utf-8");
+    let lines: Vec<&str> = csv.text.lines().collect();
+    assert_eq!(lines[0], "best,hardware_type,hardware_count,requests_per_second,ttft_p50,ttft_p90");
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(lines[1].contains(",H100,1,4,20,40"), "sorted by latency, fastest first: {lines:?}");
+
+    let source = ui.get(&format!("{base}?tab=source")).await.text;
+    assert!(source.contains("Main Models (main)") && source.contains("YAML catalog"));
+}
+
+#[tokio::test]
+async fn sources_page_shows_status_counts_and_errors() {
+    let ui = Ui::start().await;
+    let page = ui.get("/ui/sources").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.text.contains("hx-trigger=\"every 5s\""), "it refreshes itself");
+    assert!(page.text.contains("3 models") && page.text.contains("Main Models"));
+    assert!(page.text.contains("class=\"status error\""), "the broken source is in error");
+    assert!(page.text.contains("broken.yaml"), "its error names the file: {}", page.text);
+    let fragment = ui.get_with("/ui/sources", &[("HX-Request", "true")]).await;
+    assert!(fragment.text.starts_with("<div id=\"sources\""));
+}
+
+#[tokio::test]
+async fn assets_are_pinned_immutable_and_compressed() {
+    let ui = Ui::start().await;
+    let page = ui.get("/ui").await.text;
+    let start = page.find("/ui/assets/htmx-2.0.11.min.js?v=").expect("htmx is linked");
+    let url = &page[start..start + page[start..].find('"').unwrap()];
+    let asset = ui.get_with(url, &[("Accept-Encoding", "gzip")]).await;
+    assert_eq!(asset.status, StatusCode::OK);
+    assert_eq!(asset.headers[header::CACHE_CONTROL], "public, max-age=31536000, immutable");
+    assert_eq!(asset.headers[header::CONTENT_ENCODING], "gzip");
+    assert_eq!(asset.headers[header::CONTENT_TYPE], "text/javascript; charset=utf-8");
+    let html = ui.get_with("/ui", &[("Accept-Encoding", "gzip")]).await;
+    assert_eq!(html.headers[header::CONTENT_ENCODING], "gzip", "pages are compressed too");
+}
