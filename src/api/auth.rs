@@ -41,6 +41,12 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
     };
     let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip());
     let family = Family::of(request.uri().path());
+    // A signed-in browser carries its token in a cookie that only UI paths read.
+    if family == Family::Ui
+        && let Some(bearer) = crate::ui::session::bearer_from_cookie(request.headers())
+    {
+        request.headers_mut().insert(header::AUTHORIZATION, bearer);
+    }
     let identity = match authenticator.identify(request.headers(), peer, anonymous_ok).await {
         Ok(identity) => identity,
         // Probes and documents answer whatever credentials come with them.

@@ -105,6 +105,8 @@ pub enum Family {
     Hub,
     /// modelcat's own, `/api/modelcat/`: `{"code": "not_found", "message"}`.
     Modelcat,
+    /// The web UI, `/ui`: an HTML page ([`crate::ui::UiError`]).
+    Ui,
 }
 
 impl Family {
@@ -116,6 +118,8 @@ impl Family {
             .any(|prefix| path.starts_with(prefix));
         if path.starts_with("/api/modelcat/") {
             Family::Modelcat
+        } else if path == crate::ui::BASE_PATH || path.starts_with("/ui/") {
+            Family::Ui
         } else if (path.starts_with("/api/") && !kubeflow) || path.contains("/resolve/") {
             Family::Hub
         } else {
@@ -130,6 +134,7 @@ impl Family {
             Family::Hub => {
                 hf::wire::HfError { status, code: None, message: message.to_owned(), commit: None }.into_response()
             }
+            Family::Ui => crate::ui::UiError::new(status, message).into_response(),
             Family::Modelcat => {
                 let code = match status {
                     StatusCode::BAD_REQUEST => "bad_request",

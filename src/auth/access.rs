@@ -69,10 +69,13 @@ pub fn required(method: &Method, template: Option<&str>) -> Access {
     if template == "/api/models" || template.starts_with("/api/models/") || template.contains("/resolve/") {
         return Access::Read(Area::Hub);
     }
-    // The web UI reads the catalog; its static files and its trailing-slash redirect are public.
+    // The web UI: its registry pages read the registry and registering writes it; signing in, static
+    // files and the trailing-slash redirect are public; every other page reads the catalog.
     if template == "/ui" || template.starts_with("/ui/") {
         return match template {
-            "/ui/" | "/ui/assets/{file}" => Access::Public,
+            "/ui/" | "/ui/assets/{file}" | "/ui/sign-in" | "/ui/sign-out" => Access::Public,
+            "/ui/register" if !reads => Access::Write,
+            _ if template.starts_with("/ui/registry") && reads => Access::Read(Area::Registry),
             _ if reads => Access::Read(Area::Catalog),
             _ => Access::Admin,
         };

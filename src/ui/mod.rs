@@ -14,23 +14,31 @@
 //! - Pages and assets are gzip-compressed for clients that accept it. Assets are immutable at their
 //!   hashed URLs; pages are revalidated through the catalog's tags ([`crate::api::conditional`]).
 //!
-//! Pages: [`search`] (`/ui`), [`model`] (`/ui/models/{source}/{name}?tab=…`), [`sources`] (`/ui/sources`).
+//! - Signing in keeps an API token in an `HttpOnly` cookie scoped to `/ui` ([`session`]); forms that
+//!   change something are same-origin POSTs.
+//!
+//! Pages: [`search`] (`/ui`), [`model`] (`/ui/models/{source}/{name}?tab=…`), [`registry`]
+//! (`/ui/registry`, `/ui/registry/models/{id}`, `POST /ui/register`), [`sources`] (`/ui/sources`),
+//! [`session`] (`/ui/sign-in`).
 
 pub mod assets;
 mod chart;
 mod format;
 pub mod markdown;
 mod model;
+mod registry;
 mod search;
+pub mod session;
 mod sources;
 
 use askama::Template;
+use axum::Extension;
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use tower_http::compression::CompressionLayer;
 
 pub use crate::api::catalog::Readable;
@@ -40,14 +48,20 @@ use crate::app::AppState;
 pub const BASE_PATH: &str = "/ui";
 
 pub fn router(state: AppState) -> Router<AppState> {
-    let pages = Router::new()
+    let catalog_pages = Router::new()
         .route(BASE_PATH, get(search::page))
         .route("/ui/models/{source_id}/{*name}", get(model::page))
         .route("/ui/sources", get(sources::page))
-        .route_layer(middleware::from_fn_with_state(state, loading));
-    pages
+        .route("/ui/register", post(registry::register))
+        .route_layer(middleware::from_fn_with_state(state.clone(), loading));
+    catalog_pages
+        .route("/ui/registry", get(registry::list))
+        .route("/ui/registry/models/{id}", get(registry::model))
+        .route("/ui/sign-in", get(session::page).post(session::sign_in))
+        .route("/ui/sign-out", post(session::sign_out))
         .route("/ui/", get(|| std::future::ready(Redirect::permanent(BASE_PATH))))
         .route("/ui/assets/{file}", get(assets::serve))
+        .layer(Extension(registry::RegistryApi::new(state)))
         .layer(CompressionLayer::new())
 }
 
@@ -98,12 +112,15 @@ struct ErrorPage<'a> {
     message: &'a str,
     /// Seconds after which the page reloads itself (while the catalog loads).
     refresh: Option<u32>,
+    /// Whether signing in (as someone else) could help.
+    sign_in: bool,
 }
 
 impl IntoResponse for UiError {
     fn into_response(self) -> Response {
         let title = self.status.canonical_reason().unwrap_or("Error");
-        let page = ErrorPage { title, message: &self.message, refresh: None };
+        let sign_in = matches!(self.status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN);
+        let page = ErrorPage { title, message: &self.message, refresh: None, sign_in };
         (self.status, render(&page)).into_response()
     }
 }
@@ -138,7 +155,7 @@ async fn loading(State(state): State<AppState>, request: Request, next: Next) ->
         return next.run(request).await;
     }
     let message = crate::api::loading::message(&progress.figures());
-    let page = ErrorPage { title: "Loading", message: &message, refresh: Some(2) };
+    let page = ErrorPage { title: "Loading", message: &message, refresh: Some(2), sign_in: false };
     let mut response = (StatusCode::SERVICE_UNAVAILABLE, render(&page)).into_response();
     response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
     response

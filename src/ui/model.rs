@@ -76,6 +76,7 @@ enum Body {
 #[derive(Template)]
 #[template(path = "model.html")]
 struct ModelPage {
+    source_id: String,
     name: String,
     provider: String,
     description: String,
@@ -155,6 +156,7 @@ pub async fn page(
         }
     }
     let page = ModelPage {
+        source_id: source_id.clone(),
         name: record.name.clone(),
         provider: record.provider.clone().unwrap_or_default(),
         description: record.description.clone().unwrap_or_default(),

@@ -263,3 +263,107 @@ async fn assets_are_pinned_immutable_and_compressed() {
     let html = ui.get_with("/ui", &[("Accept-Encoding", "gzip")]).await;
     assert_eq!(html.headers[header::CONTENT_ENCODING], "gzip", "pages are compressed too");
 }
+
+impl Ui {
+    /// A new token of `role`, made by the admin.
+    async fn token(&self, role: &str) -> String {
+        let body = serde_json::json!({"name": format!("ui-{role}"), "role": role});
+        let created = self.app.call(reqwest::Method::POST, "/api/modelcat/v1/tokens", Some(body)).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+        created.body["token"].as_str().expect("token").to_owned()
+    }
+
+    /// A form POST (no redirects followed) with `cookie` and extra headers.
+    async fn post(&self, path: &str, form: &[(&str, &str)], cookie: Option<&str>, headers: &[(&str, &str)]) -> Page {
+        let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let body: String = form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
+        let mut request = client
+            .post(format!("{}{path}", self.app.address))
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(body);
+        if let Some(token) = cookie {
+            request = request.header(header::COOKIE, format!("modelcat_token={token}"));
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.expect("request");
+        let (status, headers) = (response.status(), response.headers().clone());
+        Page { status, headers, text: response.text().await.expect("text") }
+    }
+
+    async fn get_as(&self, path: &str, token: &str) -> Page {
+        self.get_with(path, &[("Cookie", &format!("modelcat_token={token}"))]).await
+    }
+}
+
+#[tokio::test]
+async fn signing_in_registering_from_the_catalog_and_reading_the_registry() {
+    let ui = Ui::start().await;
+    // The registry is not readable anonymously (the default): a 401 page that offers to sign in.
+    let anonymous = ui.get("/ui/registry").await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    assert!(anonymous.text.contains("href=\"/ui/sign-in\""));
+
+    // A wrong token is refused without being shown back.
+    let wrong = ui.post("/ui/sign-in", &[("token", "mct_not-a-real-token"), ("next", "/ui/registry")], None, &[]).await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert!(wrong.text.contains("not valid") && !wrong.text.contains("mct_not-a-real-token"));
+    // A good one is kept in an HttpOnly cookie for UI paths only, and `next` stays inside the UI.
+    let editor = ui.token("editor").await;
+    let signed = ui.post("/ui/sign-in", &[("token", &editor), ("next", "https://evil.example/")], None, &[]).await;
+    assert_eq!(signed.status, StatusCode::SEE_OTHER);
+    assert_eq!(signed.headers[header::LOCATION], "/ui");
+    let cookie = signed.headers[header::SET_COOKIE].to_str().unwrap();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict") && cookie.contains("Path=/ui"));
+    let account = ui.get_as("/ui/sign-in", &editor).await;
+    assert!(account.text.contains("(editor)"), "the account page says who is signed in");
+    // The API does not take the cookie: it stays a UI credential.
+    let api = ui
+        .get_with("/api/model_registry/v1alpha3/registered_models", &[("Cookie", &format!("modelcat_token={editor}"))])
+        .await;
+    assert_eq!(api.status, StatusCode::UNAUTHORIZED);
+
+    // Register from the catalog: a registered model, a version with the source as properties, artifacts.
+    let form = [("source", "main"), ("name", "ibm/granite-chat"), ("model_name", "granite"), ("version_name", "1.0")];
+    let cross_site = ui.post("/ui/register", &form, Some(&editor), &[("Origin", "https://evil.example")]).await;
+    assert_eq!(cross_site.status, StatusCode::FORBIDDEN, "a form from another site is refused");
+    let registered = ui.post("/ui/register", &form, Some(&editor), &[]).await;
+    assert_eq!(registered.status, StatusCode::SEE_OTHER, "{}", registered.text);
+    let page_url = registered.headers[header::LOCATION].to_str().unwrap().to_owned();
+    let page = ui.get_as(&page_url, &editor).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.text.contains("<h1>granite</h1>") && page.text.contains("1.0"));
+    assert!(page.text.contains("oci://registry.example/granite:1.0"), "the catalog's artifact came along");
+    assert!(page.text.contains("href=\"/ui/models/main/ibm/granite-chat\""), "the version links back to its source");
+    let again = ui.post("/ui/register", &form, Some(&editor), &[]).await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "the same version twice is a conflict page");
+    assert!(again.text.contains("The registry says"));
+    // Through the API, the same records, made by the editor.
+    let versions =
+        ui.app.call(reqwest::Method::GET, "/api/model_registry/v1alpha3/model_versions?name=1.0", None).await;
+    let version = &versions.body["items"][0];
+    assert_eq!(version["customProperties"]["catalog_source_id"]["string_value"], "main", "{}", versions.body);
+    assert_eq!(version["author"], "token:ui-editor");
+
+    // The list filters by name, state, owner and properties; bad filters are 400 pages.
+    let listed = ui.get_as("/ui/registry?q=gran&state=LIVE", &editor).await;
+    assert!(listed.text.contains(&format!("href=\"{page_url}\"")), "{}", listed.text);
+    let other_owner = ui.get_as("/ui/registry?owner=somebody-else", &editor).await;
+    assert!(other_owner.text.contains("No registered models match"));
+    let by_property = ui.get_as("/ui/registry?filter=license.string_value%20%3D%20%27mit%27", &editor).await;
+    assert!(by_property.text.contains(&format!("href=\"{page_url}\"")));
+    let bad = ui.get_as("/ui/registry?filter=name%20%3D%3D", &editor).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(ui.get_as("/ui/registry?state=ALIVE", &editor).await.status, StatusCode::BAD_REQUEST);
+
+    // A viewer reads the registry but may not register.
+    let viewer = ui.token("viewer").await;
+    assert_eq!(ui.get_as(&page_url, &viewer).await.status, StatusCode::OK);
+    let refused = ui.post("/ui/register", &form, Some(&viewer), &[]).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(refused.headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/html"));
+    // Signing out clears the cookie.
+    let out = ui.post("/ui/sign-out", &[], Some(&editor), &[]).await;
+    assert!(out.headers[header::SET_COOKIE].to_str().unwrap().contains("Max-Age=0"));
+}
