@@ -487,9 +487,10 @@ fn chips(search: &SearchState) -> Vec<Chip> {
 }
 
 fn sorts(search: &SearchState, options: &BTreeMap<String, PropertyOptions>) -> Vec<SortOption> {
-    let current = search.effective_sort();
+    // The default (no `sort`) follows the query: relevance for text, name otherwise.
+    let current = search.sort.as_str();
     let mut sorts: Vec<(String, String)> =
-        [("relevance", "Relevance"), ("name", "Name"), ("updated", "Recently updated"), ("created", "Recently added")]
+        [("", "Best match"), ("name", "Name"), ("updated", "Recently updated"), ("created", "Recently added")]
             .iter()
             .map(|(value, label)| (value.to_string(), label.to_string()))
             .collect();
