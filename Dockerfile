@@ -5,7 +5,8 @@
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 # Dependencies first, so source edits do not rebuild them.
-COPY Cargo.toml Cargo.lock ./
+# askama.toml tells the template compiler where the UI templates are (src/ui/templates).
+COPY Cargo.toml Cargo.lock askama.toml ./
 COPY sources/Cargo.toml sources/Cargo.toml
 COPY index/Cargo.toml index/Cargo.toml
 RUN mkdir -p src sources/src index/src \
