@@ -106,6 +106,9 @@ enum Bench {
     /// Sends a polling platform's conditional requests (If-None-Match) at a fixed rate against unchanged
     /// data and measures latencies, 304s and body bytes per route.
     Polling(modelcat::bench::polling::PollingBench),
+    /// Generates YAML catalogs and measures the web UI's search fragment, search page and model pages,
+    /// from a separate process.
+    Ui(modelcat::bench::ui::UiBench),
 }
 
 #[derive(clap::Args)]
@@ -182,6 +185,10 @@ async fn main() -> anyhow::Result<()> {
         Command::Bench(Bench::Soak(bench)) => {
             modelcat::telemetry::init_tracing(LogFormat::Text);
             modelcat::bench::soak::run_soak(bench).await?;
+        }
+        Command::Bench(Bench::Ui(bench)) => {
+            modelcat::telemetry::init_tracing(LogFormat::Text);
+            modelcat::bench::ui::run_ui(bench).await?;
         }
         Command::Bench(Bench::Polling(bench)) => {
             modelcat::telemetry::init_tracing(LogFormat::Text);

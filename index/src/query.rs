@@ -181,7 +181,17 @@ impl Translator<'_> {
             Expr::IsNull { negated: false, .. } => not(exists()),
             Expr::In { values, negated, .. } => {
                 let terms = values.iter().filter_map(term).collect::<Vec<_>>();
-                let set: Boxed = Box::new(TermSetQuery::new(terms));
+                // A term set walks the term dictionary with an automaton: worth it for long lists only.
+                let set: Boxed = if terms.is_empty() {
+                    Box::new(EmptyQuery)
+                } else if terms.len() <= FEW_TERMS {
+                    any(terms
+                        .into_iter()
+                        .map(|term| Box::new(TermQuery::new(term, IndexRecordOption::Basic)) as Boxed)
+                        .collect())
+                } else {
+                    Box::new(TermSetQuery::new(terms))
+                };
                 if *negated { and_not(exists(), set) } else { set }
             }
             Expr::Compare { op, value, .. } => match op {
@@ -280,6 +290,9 @@ impl Translator<'_> {
 fn constant(query: Boxed) -> Boxed {
     Box::new(ConstScoreQuery::new(query, 0.0))
 }
+
+/// Up to this many values, `IN` is a disjunction of term queries rather than a term set.
+const FEW_TERMS: usize = 16;
 
 fn any(mut queries: Vec<Boxed>) -> Boxed {
     if queries.len() == 1 {

@@ -116,7 +116,7 @@ pub(super) const FAMILIES: &[&str] = &[
 ];
 const SIZES: &[&str] = &["0.5b", "1b", "2b", "3b", "7b", "8b", "13b", "14b", "32b", "70b", "base", "large"];
 const VARIANTS: &[&str] = &["instruct", "chat", "base", "code", "vision", "embed", "guard", "reasoning", "fp8", "awq"];
-const TASKS: &[&str] = &[
+pub(super) const TASKS: &[&str] = &[
     "text-generation",
     "text-classification",
     "token-classification",
@@ -133,7 +133,8 @@ const TASKS: &[&str] = &[
     "text-to-image",
     "code-generation",
 ];
-const LICENSES: &[&str] = &["apache-2.0", "mit", "llama3.1", "gemma", "cc-by-4.0", "cc-by-nc-4.0", "openrail", "other"];
+pub(super) const LICENSES: &[&str] =
+    &["apache-2.0", "mit", "llama3.1", "gemma", "cc-by-4.0", "cc-by-nc-4.0", "openrail", "other"];
 const LANGUAGES: &[&str] = &["en", "fr", "de", "es", "it", "pt", "zh", "ja", "ko", "ar", "hi", "ru"];
 const LIBRARIES: &[&str] = &["transformers", "vllm", "sentence-transformers", "diffusers", "onnx", "gguf"];
 const TAGS: &[&str] = &["quantized", "long-context", "multilingual", "tool-use", "safetensors", "moe", "distilled"];
@@ -413,7 +414,7 @@ struct Bench {
 }
 
 /// A search word as users type it: a family name, a task word, or the first letters of one.
-fn query_word(seed: u64) -> String {
+pub(super) fn query_word(seed: u64) -> String {
     let mut random = Random(seed | 1);
     let word = match random.below(3) {
         0 => FAMILIES[random.below(FAMILIES.len() as u64) as usize],

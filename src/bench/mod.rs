@@ -6,7 +6,8 @@
 //! PostgreSQL database and measures convergence, throughput and failover; [`peers`] runs two instances,
 //! one following the other's change feed; [`startup`] times a server's first answer and its readiness
 //! on a large catalog; [`soak`] runs a steady mixed load for many minutes and samples the server's
-//! resources; [`polling`] sends a polling platform's conditional requests at a fixed rate. Child
+//! resources; [`polling`] sends a polling platform's conditional requests at a fixed rate; [`ui`] times the
+//! web UI's pages from a separate process. Child
 //! processes are started by [`server`].
 
 pub mod catalog;
@@ -19,6 +20,7 @@ pub mod replicas;
 pub mod server;
 pub mod soak;
 pub mod startup;
+pub mod ui;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -47,6 +47,11 @@ use crate::app::AppState;
 /// Where the UI lives.
 pub const BASE_PATH: &str = "/ui";
 
+/// The UI page of a catalog model.
+pub fn model_url(source_id: &str, name: &str) -> String {
+    model::url(source_id, name, None)
+}
+
 pub fn router(state: AppState) -> Router<AppState> {
     let catalog_pages = Router::new()
         .route(BASE_PATH, get(search::page))
