@@ -75,6 +75,12 @@ pub async fn run_ui(bench: UiBench) -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // As the catalog bench does: measure after the background merge of the load's segments.
+    let merging = std::time::Instant::now();
+    while merging.elapsed() < Duration::from_secs(120) && segments(&client, &server.address).await? > 1 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    println!("ready; the load's segments merged in {:.1}s more", merging.elapsed().as_secs_f64());
     let listed: serde_json::Value = client
         .get(format!("{}/api/model_catalog/v1alpha1/models?pageSize=1000&orderBy=ID", server.address))
         .send()
@@ -131,4 +137,11 @@ pub async fn run_ui(bench: UiBench) -> anyhow::Result<()> {
         .print();
     }
     Ok(())
+}
+
+/// The server's index segment count, from `/metrics`.
+async fn segments(client: &reqwest::Client, address: &str) -> anyhow::Result<u64> {
+    let metrics = client.get(format!("{address}/metrics")).send().await?.text().await?;
+    let line = metrics.lines().find(|line| line.starts_with("modelcat_index_segments "));
+    Ok(line.and_then(|line| line.split_whitespace().nth(1)?.parse::<f64>().ok()).map_or(0, |value| value as u64))
 }
