@@ -145,6 +145,8 @@ pub struct ApiSettings {
     pub request_timeout_secs: u64,
     /// Which other origins' pages may call the API from a browser (none by default).
     pub cors: crate::api::cors::CorsSettings,
+    /// Which other origins' pages may show UI pages in a frame (`frame-ancestors`; none by default).
+    pub frame_ancestors: Vec<String>,
     /// Deprecation headers on the Kubeflow alpha paths; `None` (the default) sends none.
     pub alpha_deprecation: Option<crate::api::families::AlphaDeprecation>,
 }
@@ -157,6 +159,7 @@ impl Default for ApiSettings {
             max_body_bytes: 4 * 1024 * 1024,
             request_timeout_secs: 30,
             cors: crate::api::cors::CorsSettings::default(),
+            frame_ancestors: Vec::new(),
             alpha_deprecation: None,
         }
     }
@@ -381,6 +384,8 @@ impl Settings {
             problems.push("memory.index_writer_mb must be at least 15".to_owned());
         }
         problems.extend(self.api.cors.problems().into_iter().map(|problem| format!("api.{problem}")));
+        let framing = self.api.frame_ancestors.iter().filter_map(|origin| crate::api::cors::origin_problem(origin));
+        problems.extend(framing.map(|problem| format!("api.frame_ancestors: {problem}")));
         if let Some(Err(problem)) = self.api.alpha_deprecation.as_ref().map(|deprecation| deprecation.headers()) {
             problems.push(problem);
         }

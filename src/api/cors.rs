@@ -73,7 +73,7 @@ enum Pattern {
 
 impl Pattern {
     fn parse(origin: &str) -> Result<Pattern, String> {
-        let invalid = |why: &str| format!("cors.allowed_origins: {origin:?} {why}");
+        let invalid = |why: &str| format!("{origin:?} {why}");
         let (scheme, rest) = origin.split_once("://").ok_or_else(|| invalid("must start with http:// or https://"))?;
         let scheme = scheme.to_ascii_lowercase();
         if scheme != "http" && scheme != "https" {
@@ -130,8 +130,11 @@ impl Pattern {
 impl CorsSettings {
     /// Every problem with the section, empty when it is valid.
     pub fn problems(&self) -> Vec<String> {
-        let mut problems: Vec<String> =
-            self.allowed_origins.iter().filter_map(|origin| Pattern::parse(origin).err()).collect();
+        let mut problems: Vec<String> = self
+            .allowed_origins
+            .iter()
+            .filter_map(|origin| origin_problem(origin).map(|problem| format!("cors.allowed_origins: {problem}")))
+            .collect();
         for method in &self.allowed_methods {
             if Method::from_bytes(method.as_bytes()).is_err() {
                 problems.push(format!("cors.allowed_methods: {method:?} is not an HTTP method"));
@@ -178,6 +181,11 @@ impl CorsSettings {
             .expose_headers(headers(&self.exposed_headers))
             .max_age(Duration::from_secs(self.max_age_secs))
     }
+}
+
+/// What is wrong with an origin pattern (`scheme://host[:port]` or `scheme://*.domain[:port]`), if anything.
+pub fn origin_problem(origin: &str) -> Option<String> {
+    Pattern::parse(origin).err()
 }
 
 #[cfg(test)]

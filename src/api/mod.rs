@@ -74,7 +74,7 @@ pub fn router(state: AppState, api: ApiSettings, reset_endpoint: bool) -> Router
                 ),
         )
         .merge(health::router())
-        .merge(crate::ui::router(state.clone()))
+        .merge(crate::ui::router(state.clone(), &api.frame_ancestors))
         .merge(hf::router().route_layer(middleware::from_fn_with_state(state.clone(), loading::hub)))
         .fallback(unknown_path)
         .layer(middleware::from_fn_with_state(state.clone(), conditional::conditional))

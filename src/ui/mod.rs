@@ -17,6 +17,9 @@
 //! - Signing in keeps an API token in an `HttpOnly` cookie scoped to `/ui` ([`session`]); forms that
 //!   change something are same-origin POSTs.
 //!
+//! - Search and model pages can be embedded in other sites' frames, where `api.frame_ancestors` allows
+//!   ([`frame`]).
+//!
 //! Pages: [`search`] (`/ui`), [`model`] (`/ui/models/{source}/{name}?tab=…`), [`registry`]
 //! (`/ui/registry`, `/ui/registry/models/{id}`, `POST /ui/register`), [`sources`] (`/ui/sources`),
 //! [`session`] (`/ui/sign-in`).
@@ -24,6 +27,7 @@
 pub mod assets;
 mod chart;
 mod format;
+pub mod frame;
 pub mod markdown;
 mod model;
 mod registry;
@@ -52,11 +56,13 @@ pub fn model_url(source_id: &str, name: &str) -> String {
     model::url(source_id, name, None)
 }
 
-pub fn router(state: AppState) -> Router<AppState> {
+/// The UI's routes; `frame_ancestors` are the origins that may frame its pages ([`frame`]).
+pub fn router(state: AppState, frame_ancestors: &[String]) -> Router<AppState> {
     let catalog_pages = Router::new()
         .route(BASE_PATH, get(search::page))
         .route("/ui/models/{source_id}/{*name}", get(model::page))
         .route("/ui/sources", get(sources::page))
+        .route("/ui/oembed", get(frame::oembed))
         .route("/ui/register", post(registry::register))
         .route_layer(middleware::from_fn_with_state(state.clone(), loading));
     catalog_pages
@@ -67,6 +73,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/ui/", get(|| std::future::ready(Redirect::permanent(BASE_PATH))))
         .route("/ui/assets/{file}", get(assets::serve))
         .layer(Extension(registry::RegistryApi::new(state)))
+        .layer(middleware::from_fn_with_state(frame::Policy::new(frame_ancestors), frame::headers))
         .layer(CompressionLayer::new())
 }
 
@@ -113,6 +120,7 @@ impl From<crate::filter::FilterError> for UiError {
 #[derive(Template)]
 #[template(path = "error.html")]
 struct ErrorPage<'a> {
+    frame: frame::Frame,
     title: &'a str,
     message: &'a str,
     /// Seconds after which the page reloads itself (while the catalog loads).
@@ -125,7 +133,7 @@ impl IntoResponse for UiError {
     fn into_response(self) -> Response {
         let title = self.status.canonical_reason().unwrap_or("Error");
         let sign_in = matches!(self.status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN);
-        let page = ErrorPage { title, message: &self.message, refresh: None, sign_in };
+        let page = ErrorPage { frame: frame::Frame::default(), title, message: &self.message, refresh: None, sign_in };
         (self.status, render(&page)).into_response()
     }
 }
@@ -160,7 +168,13 @@ async fn loading(State(state): State<AppState>, request: Request, next: Next) ->
         return next.run(request).await;
     }
     let message = crate::api::loading::message(&progress.figures());
-    let page = ErrorPage { title: "Loading", message: &message, refresh: Some(2), sign_in: false };
+    let page = ErrorPage {
+        frame: frame::Frame::default(),
+        title: "Loading",
+        message: &message,
+        refresh: Some(2),
+        sign_in: false,
+    };
     let mut response = (StatusCode::SERVICE_UNAVAILABLE, render(&page)).into_response();
     response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
     response

@@ -18,6 +18,7 @@ use modelcat_sources::config::SourceKind;
 use modelcat_sources::{ArtifactKind, ArtifactRecord};
 
 use super::chart::{self, Point};
+use super::frame::Frame;
 use super::{Readable, UiError, format, markdown};
 use crate::api::params::Params;
 use crate::app::AppState;
@@ -76,6 +77,11 @@ enum Body {
 #[derive(Template)]
 #[template(path = "model.html")]
 struct ModelPage {
+    frame: Frame,
+    /// This page's oEmbed description.
+    oembed: String,
+    /// The page with the site's chrome (an embed links to it).
+    full: String,
     source_id: String,
     name: String,
     provider: String,
@@ -90,6 +96,7 @@ struct ModelPage {
 pub async fn page(
     State(state): State<AppState>,
     readable: Readable,
+    frame: Frame,
     Path((source_id, name)): Path<(String, String)>,
     params: Params,
 ) -> Result<Response, UiError> {
@@ -141,6 +148,7 @@ pub async fn page(
             Body::Card { front_matter: rendered.front_matter, html: rendered.html }
         }
     };
+    let frame_pairs = frame.pairs();
     let mut facts = Vec::new();
     for (label, value) in [
         ("Source", Some(source.config.name.clone())),
@@ -155,7 +163,11 @@ pub async fn page(
             facts.push((label, value));
         }
     }
+    let full = url(&source_id, &record.name, Some(tab));
     let page = ModelPage {
+        frame,
+        oembed: format!("/ui/oembed?{}", format::query(&[("url".to_owned(), url(&source_id, &record.name, None))])),
+        full,
         source_id: source_id.clone(),
         name: record.name.clone(),
         provider: record.provider.clone().unwrap_or_default(),
@@ -163,7 +175,11 @@ pub async fn page(
         facts,
         tabs: TABS
             .iter()
-            .map(|(id, label)| Tab { label, href: url(&source_id, &record.name, Some(id)), current: *id == tab })
+            .map(|(id, label)| Tab {
+                label,
+                href: framed(url(&source_id, &record.name, Some(id)), &frame_pairs),
+                current: *id == tab,
+            })
             .collect(),
         body,
         api: format!(
@@ -174,6 +190,15 @@ pub async fn page(
         ),
     };
     Ok(super::render(&page))
+}
+
+/// A UI URL with the framing parameters added.
+fn framed(url: String, pairs: &[(String, String)]) -> String {
+    if pairs.is_empty() {
+        return url;
+    }
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}{}", format::query(pairs))
 }
 
 fn artifact(artifact: &ArtifactRecord) -> ArtifactView {

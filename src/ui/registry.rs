@@ -110,6 +110,7 @@ struct ModelRow {
 #[derive(Template)]
 #[template(path = "registry.html")]
 struct RegistryPage {
+    frame: super::frame::Frame,
     q: String,
     state: String,
     owner: String,
@@ -178,7 +179,7 @@ pub async fn list(
         pairs.push(("pageToken".to_owned(), token.to_owned()));
         format!("/ui/registry?{}", format::query(&pairs))
     });
-    Ok(super::render(&RegistryPage { q, state, owner, filter, rows, next }))
+    Ok(super::render(&RegistryPage { frame: Default::default(), q, state, owner, filter, rows, next }))
 }
 
 struct ArtifactRow {
@@ -202,6 +203,7 @@ struct VersionView {
 #[derive(Template)]
 #[template(path = "registry_model.html")]
 struct RegistryModelPage {
+    frame: super::frame::Frame,
     name: String,
     owner: String,
     state: String,
@@ -254,6 +256,7 @@ pub async fn model(
         });
     }
     Ok(super::render(&RegistryModelPage {
+        frame: Default::default(),
         name: text(&model, "name"),
         owner: text(&model, "owner"),
         state: text(&model, "state"),

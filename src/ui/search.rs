@@ -17,6 +17,7 @@ use axum::http::{HeaderMap, HeaderValue};
 use axum::response::Response;
 use modelcat_index::{PropertyOptions, SortBy};
 
+use super::frame::Frame;
 use super::{Readable, UiError, format};
 use crate::api::params::Params;
 use crate::app::AppState;
@@ -302,6 +303,7 @@ struct Results {
 #[derive(Template)]
 #[template(path = "search.html")]
 struct SearchPage<'a> {
+    frame: Frame,
     q: &'a str,
     sorts: Vec<SortOption>,
     results: &'a Results,
@@ -321,6 +323,7 @@ struct ResultsPart<'a> {
 pub async fn page(
     State(state): State<AppState>,
     readable: Readable,
+    frame: Frame,
     headers: HeaderMap,
     params: Params,
 ) -> Result<Response, UiError> {
@@ -329,10 +332,13 @@ pub async fn page(
     let results = results(&state, &readable, &search, &options).await?;
     let fragment = super::wants_fragment(&headers);
     let part = ResultsPart { results: &results, oob: true };
-    let page = SearchPage { q: &search.q, sorts: sorts(&search, &options), results: &results, oob: false };
+    let embed = frame.embed;
+    let page = SearchPage { frame, q: &search.q, sorts: sorts(&search, &options), results: &results, oob: false };
     let mut response = super::page_or_fragment(fragment, &page, &part);
-    // The address bar shows the state without the empty fields a form sends.
-    if let Ok(url) = HeaderValue::from_str(&search.url()) {
+    // The address bar shows the state without the empty fields a form sends (an embed has none).
+    if let Ok(url) =
+        HeaderValue::from_str(&search.url()).map_err(drop).and_then(|url| if embed { Err(()) } else { Ok(url) })
+    {
         response.headers_mut().insert("hx-push-url", url);
     }
     Ok(response)

@@ -30,6 +30,7 @@ const MAX_AGE_SECS: u32 = 8 * 3600;
 #[derive(Template)]
 #[template(path = "sign_in.html")]
 struct SignInPage<'a> {
+    frame: super::frame::Frame,
     /// Who is signed in, and as what.
     signed_in: Option<(&'a str, &'a str)>,
     next: &'a str,
@@ -81,7 +82,7 @@ pub async fn page(
     let identity = identity.map(|Extension(identity)| identity);
     let signed_in = identity.as_ref().map(|identity| (identity.subject.as_str(), identity.role.as_str()));
     let auth_on = !state.authenticator.settings().disabled();
-    super::render(&SignInPage { signed_in, next, error: "", auth_on })
+    super::render(&SignInPage { frame: Default::default(), signed_in, next, error: "", auth_on })
 }
 
 /// `POST /ui/sign-in`: form fields `token` and `next`.
@@ -99,7 +100,7 @@ pub async fn sign_in(
     let next = local(&next);
     let auth_on = !state.authenticator.settings().disabled();
     let refuse = |message: &str| {
-        let page = SignInPage { signed_in: None, next, error: message, auth_on };
+        let page = SignInPage { frame: Default::default(), signed_in: None, next, error: message, auth_on };
         (StatusCode::UNAUTHORIZED, super::render(&page)).into_response()
     };
     let Ok(mut bearer) = HeaderValue::from_str(&format!("Bearer {token}")) else {

@@ -44,6 +44,7 @@ struct Overview {
 #[derive(Template)]
 #[template(path = "sources.html")]
 struct SourcesPage<'a> {
+    frame: super::frame::Frame,
     overview: &'a Overview,
 }
 
@@ -67,7 +68,11 @@ pub async fn page(State(state): State<AppState>, readable: Readable, headers: He
         config_error: view.config_error.clone().unwrap_or_default(),
     };
     let fragment = super::wants_fragment(&headers);
-    Ok(super::page_or_fragment(fragment, &SourcesPage { overview: &overview }, &SourcesList { overview: &overview }))
+    Ok(super::page_or_fragment(
+        fragment,
+        &SourcesPage { frame: Default::default(), overview: &overview },
+        &SourcesList { overview: &overview },
+    ))
 }
 
 fn row(source: &SourceView, asset: &'static str) -> Row {

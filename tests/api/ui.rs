@@ -72,6 +72,10 @@ struct Page {
 
 impl Ui {
     async fn start() -> Ui {
+        Ui::start_with(|_| {}).await
+    }
+
+    async fn start_with(configure: impl FnOnce(&mut modelcat::config::Settings)) -> Ui {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::write(dir.path().join("sources.yaml"), SOURCES).unwrap();
         std::fs::write(dir.path().join("main.yaml"), main_catalog()).unwrap();
@@ -79,6 +83,7 @@ impl Ui {
         let sources = vec![dir.path().join("sources.yaml")];
         let app = TestApp::spawn_configured(crate::helpers::Backend::Sqlite, |settings| {
             settings.catalog.sources = sources;
+            configure(settings);
         })
         .await
         .expect("sqlite always runs");
@@ -366,4 +371,72 @@ async fn signing_in_registering_from_the_catalog_and_reading_the_registry() {
     // Signing out clears the cookie.
     let out = ui.post("/ui/sign-out", &[], Some(&editor), &[]).await;
     assert!(out.headers[header::SET_COOKIE].to_str().unwrap().contains("Max-Age=0"));
+}
+
+#[tokio::test]
+async fn pages_embed_without_chrome_where_framing_is_allowed_and_describe_themselves_as_oembed() {
+    let ui = Ui::start().await;
+    // By default no site may frame the UI.
+    let page = ui.get("/ui").await;
+    let policy = page.headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap().to_owned();
+    assert!(policy.contains("frame-ancestors 'none'") && policy.contains("script-src 'self'"), "{policy}");
+    assert_eq!(page.headers[header::X_FRAME_OPTIONS], "DENY");
+    assert!(page.text.contains("class=\"top\""), "the whole page has the site's header");
+    // Embedded: no chrome, links open a new tab, the theme is forced, the form keeps the framing.
+    let embedded = ui.get("/ui?embed=1&theme=dark&q=granite").await.text;
+    assert!(!embedded.contains("class=\"top\"") && embedded.contains("<base target=\"_blank\">"));
+    assert!(embedded.contains("data-theme=\"dark\"") && embedded.contains("name=\"embed\" value=\"1\""));
+    let fragment = ui.get_with("/ui?embed=1&q=granite", &[("HX-Request", "true")]).await;
+    assert!(!fragment.headers.contains_key("hx-push-url"), "an embed keeps its own address");
+    let card = ui.get("/ui/models/main/ibm/granite-chat?embed=1&tab=performance").await.text;
+    assert!(card.contains("<svg class=\"chart\"") && card.contains("View in modelcat"));
+    assert!(!card.contains("Register in the registry"));
+    assert!(
+        card.contains("href=\"/ui/models/main/ibm/granite-chat?tab=artifacts&#38;embed=1\""),
+        "tabs keep the framing"
+    );
+    for (path, says) in [("/ui?embed=perhaps", "is not a flag"), ("/ui?theme=sepia", "is unknown")] {
+        let page = ui.get(path).await;
+        assert_eq!(page.status, StatusCode::BAD_REQUEST, "{path}");
+        assert!(page.text.contains(says), "{path}");
+    }
+
+    // oEmbed: a rich description whose HTML frames the embeddable page.
+    let url = format!("{}/ui/models/main/ibm/granite-chat?tab=card", ui.app.address);
+    let oembed = ui
+        .app
+        .anonymous
+        .get(format!("{}/ui/oembed", ui.app.address))
+        .query(&[("url", url.as_str()), ("maxwidth", "500")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(oembed.status(), StatusCode::OK);
+    let body: serde_json::Value = oembed.json().await.unwrap();
+    assert_eq!(
+        (body["type"].as_str(), body["version"].as_str(), body["width"].as_u64()),
+        (Some("rich"), Some("1.0"), Some(500))
+    );
+    assert_eq!(body["title"], "ibm/granite-chat");
+    assert!(body["html"].as_str().unwrap().contains("/ui/models/main/ibm/granite-chat?embed=1\""), "{body}");
+    assert!(ui.get("/ui/models/main/ibm/granite-chat").await.text.contains("application/json+oembed"), "discoverable");
+    for (query, status) in [
+        ("url=/ui/sources", StatusCode::NOT_FOUND),
+        ("url=/ui/models/main/nobody/nothing", StatusCode::NOT_FOUND),
+        ("url=/ui/models/main/ibm/granite-chat&format=xml", StatusCode::NOT_IMPLEMENTED),
+        ("url=/ui/models/main/ibm/granite-chat&maxwidth=wide", StatusCode::BAD_REQUEST),
+        ("", StatusCode::BAD_REQUEST),
+    ] {
+        assert_eq!(ui.get(&format!("/ui/oembed?{query}")).await.status, status, "{query}");
+    }
+
+    // Allowed origins are listed, and the legacy header that would deny them is gone.
+    let allowing = Ui::start_with(|settings| {
+        settings.api.frame_ancestors = vec!["https://portal.example.com".into(), "https://*.intranet.example".into()];
+    })
+    .await;
+    let page = allowing.get("/ui?embed=1").await;
+    let policy = page.headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+    assert!(policy.ends_with("frame-ancestors https://portal.example.com https://*.intranet.example"), "{policy}");
+    assert!(!page.headers.contains_key(header::X_FRAME_OPTIONS));
 }

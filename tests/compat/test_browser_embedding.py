@@ -1,10 +1,11 @@
 """A real browser (Debian's Chromium, driven by Playwright) calls modelcat from another origin's page.
 
-Two origins serve the same page: http://127.0.0.1:<port> is in modelcat's `api.cors.allowed_origins`,
-http://localhost:<port> is not. The page calls the registry API with `fetch` and an `Authorization`
-header, which makes the browser send a preflight first. From the allowed origin the call works and the
-page can read the `ETag`; from the other the browser blocks it. A conditional request from the page gets
-its 304 through the browser's cache.
+Two origins serve the same pages: http://127.0.0.1:<port> is in modelcat's `api.cors.allowed_origins`
+and `api.frame_ancestors`, http://localhost:<port> in neither. The page calls the registry API with
+`fetch` and an `Authorization` header, which makes the browser send a preflight first. From the allowed
+origin the call works and the page can read the `ETag`; from the other the browser blocks it. A
+conditional request from the page gets its 304 through the browser's cache. An embeddable UI page shows
+in an iframe of the allowed origin and is refused in one of the other.
 
 CHROMIUM names the browser (default /usr/bin/chromium). Without it the test is skipped, except under CI,
 where it fails.
@@ -15,6 +16,7 @@ import os
 import shutil
 import tempfile
 import threading
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -37,11 +39,17 @@ async function callModelcat(url, token) {
 
 class PageHandler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
+        # /frame.html?src=URL frames URL; anything else is the portal page.
+        if self.path.startswith("/frame.html?src="):
+            src = urllib.parse.unquote(self.path.split("=", 1)[1])
+            body = f'<!doctype html><title>frame</title><iframe id="embed" src="{src}"></iframe>'.encode()
+        else:
+            body = PAGE
         self.send_response(200)
         self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", str(len(PAGE)))
+        self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(PAGE)
+        self.wfile.write(body)
 
     def log_message(self, *args):
         pass
@@ -65,7 +73,7 @@ def setup():
     pages = http.server.ThreadingHTTPServer(("127.0.0.1", page_port), PageHandler)
     threading.Thread(target=pages.serve_forever, daemon=True).start()
     allowed = f"http://127.0.0.1:{page_port}"
-    config = f"api:\n  cors:\n    allowed_origins: ['{allowed}']\n"
+    config = f"api:\n  cors:\n    allowed_origins: ['{allowed}']\n  frame_ancestors: ['{allowed}']\n"
     server = start_modelcat("sqlite", Path(tempfile.mkdtemp(prefix="modelcat-browser-")), config_text=config)
     playwright = sync_playwright().start()
     browser = playwright.chromium.launch(
@@ -134,3 +142,25 @@ def test_the_browser_revalidates_with_the_etag(setup):
     assert first.get("status") == 200 and second.get("status") == 200, (first, second)
     assert first["etag"] == second["etag"]
     assert after == before + 1, f"the second call was revalidated with a 304 ({before} -> {after})"
+
+
+def framed(browser, origin: str, src: str) -> bool:
+    """Whether a page of `origin` shows `src` (an embeddable UI page) in its iframe."""
+    page = browser.new_page()
+    try:
+        page.goto(f"{origin}/frame.html?src={urllib.parse.quote(src, safe='')}", wait_until="load")
+        frame = page.frame_locator("#embed")
+        try:
+            frame.locator("#count").wait_for(timeout=3000)
+            return True
+        except Exception:
+            return False
+    finally:
+        page.close()
+
+
+def test_ui_pages_embed_in_frames_of_allowed_origins_only(setup):
+    server, browser, allowed, foreign = setup
+    src = f"{server.base_url}/ui?embed=1&theme=dark"
+    assert framed(browser, allowed, src), "an allowed origin shows the embedded search"
+    assert not framed(browser, foreign, src), "the browser refuses to frame it for another origin"
