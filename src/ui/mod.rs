@@ -20,12 +20,14 @@
 //! - Search and model pages can be embedded in other sites' frames, where `api.frame_ancestors` allows
 //!   ([`frame`]).
 //!
-//! Pages: [`search`] (`/ui`), [`model`] (`/ui/models/{source}/{name}?tab=…`), [`registry`]
+//! Pages: [`search`] (`/ui`), [`model`] (`/ui/models/{source}/{name}?tab=…`), [`compare`]
+//! (`/ui/compare`), [`registry`]
 //! (`/ui/registry`, `/ui/registry/models/{id}`, `POST /ui/register`), [`sources`] (`/ui/sources`),
 //! [`session`] (`/ui/sign-in`).
 
 pub mod assets;
 mod chart;
+mod compare;
 mod format;
 pub mod frame;
 pub mod markdown;
@@ -62,6 +64,7 @@ pub fn router(state: AppState, frame_ancestors: &[String]) -> Router<AppState> {
         .route(BASE_PATH, get(search::page))
         .route("/ui/models/{source_id}/{*name}", get(model::page))
         .route("/ui/sources", get(sources::page))
+        .route("/ui/compare", get(compare::page))
         .route("/ui/oembed", get(frame::oembed))
         .route("/ui/register", post(registry::register))
         .route_layer(middleware::from_fn_with_state(state.clone(), loading));

@@ -276,6 +276,8 @@ struct SortOption {
 
 struct Card {
     href: String,
+    /// `source/name`, as the comparison takes it.
+    key: String,
     name: String,
     source: String,
     provider: String,
@@ -535,6 +537,7 @@ fn card(model: &modelcat_index::StoredModel) -> Card {
     }
     Card {
         href: super::model::url(&model.source_id, &record.name, None),
+        key: format!("{}/{}", model.source_id, record.name),
         name: record.name.clone(),
         source: model.source_id.clone(),
         provider: record.provider.clone().unwrap_or_default(),

@@ -440,3 +440,31 @@ async fn pages_embed_without_chrome_where_framing_is_allowed_and_describe_themse
     assert!(policy.ends_with("frame-ancestors https://portal.example.com https://*.intranet.example"), "{policy}");
     assert!(!page.headers.contains_key(header::X_FRAME_OPTIONS));
 }
+
+#[tokio::test]
+async fn models_compare_side_by_side_with_differences_marked() {
+    let ui = Ui::start().await;
+    let search = ui.get("/ui").await.text;
+    assert!(search.contains("form=\"compare\" name=\"m\" value=\"main/ibm/granite-chat\""), "cards can be picked");
+    let page = ui.get("/ui/compare?m=main/ibm/granite-chat&m=main/google/bert&m=main/meta/llama-small").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let text = page.text;
+    for name in ["ibm/granite-chat", "google/bert", "meta/llama-small"] {
+        assert!(text.contains(&format!(">{name}</a>")), "{name} has a column");
+    }
+    assert!(text.contains("<tr class=\"differs\"><th scope=\"row\">License"), "licenses differ");
+    assert!(text.contains("<td>40</td>"), "granite's best TTFT p90");
+    assert!(
+        text.contains("href=\"/ui/compare?m=main%2Fgoogle%2Fbert&amp;m=main%2Fmeta%2Fllama-small\"")
+            || text.contains("m=main%2Fgoogle%2Fbert&#38;m=main%2Fmeta%2Fllama-small"),
+        "a column can be removed"
+    );
+    for (query, status) in [
+        ("m=main/ibm/granite-chat", StatusCode::BAD_REQUEST),
+        ("m=main/ibm/granite-chat&m=main/nobody", StatusCode::NOT_FOUND),
+        ("m=main/ibm/granite-chat&m=nosource", StatusCode::BAD_REQUEST),
+        ("m=a/b&m=c/d&m=e/f&m=g/h&m=i/j", StatusCode::BAD_REQUEST),
+    ] {
+        assert_eq!(ui.get(&format!("/ui/compare?{query}")).await.status, status, "{query}");
+    }
+}

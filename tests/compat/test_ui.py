@@ -118,6 +118,22 @@ def test_facets_chips_and_back_restore_the_state(page):
     assert count(page) == before
 
 
+def test_pick_models_and_compare_them(page):
+    page.goto("/ui?q=northwind")
+    page.locator(".card").first.wait_for()
+    picks = page.locator("input[form=compare]")
+    assert picks.count() >= 2
+    before = page.url
+    picks.nth(0).check()
+    picks.nth(1).check()
+    page.wait_for_timeout(400)
+    assert page.url == before, "picking models is not a search"
+    page.get_by_role("button", name="Compare selected").click()
+    page.wait_for_url(re.compile(r"/ui/compare\?m="))
+    assert page.locator("table.compare thead th").count() == 2
+    audit(page, "compare")
+
+
 def test_keyboard_only_filtering_and_opening_a_model(page):
     page.goto("/ui")
     page.keyboard.press("/")

@@ -34,6 +34,13 @@
     }, true);
   });
 
+  // Picking models to compare belongs to the comparison form, not to the search.
+  ["input", "change"].forEach(function (type) {
+    document.addEventListener(type, function (event) {
+      if (event.target.getAttribute && event.target.getAttribute("form") === "compare") event.stopPropagation();
+    }, true);
+  });
+
   // Copy buttons.
   document.addEventListener("click", function (event) {
     var button = event.target.closest("button[data-copy]");
