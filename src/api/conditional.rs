@@ -58,7 +58,8 @@ fn policy(path: &str) -> Policy {
     if path.contains("/resolve/") || path.starts_with("/ui/assets/") {
         // UI assets are immutable at their hashed URLs (see `crate::ui::assets`).
         Policy::Untouched
-    } else if path == "/ui/sources" {
+    } else if path == "/ui/sources" || path == "/ui/mirror" {
+        // Sync progress moves on its own.
         Policy::Tagged
     } else if path == "/ui" || path.starts_with("/ui/") {
         Policy::Catalog

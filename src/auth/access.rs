@@ -75,6 +75,7 @@ pub fn required(method: &Method, template: Option<&str>) -> Access {
         return match template {
             "/ui/" | "/ui/assets/{file}" | "/ui/sign-in" | "/ui/sign-out" => Access::Public,
             "/ui/register" if !reads => Access::Write,
+            "/ui/tokens" | "/ui/tokens/{id}/revoke" => Access::Admin,
             _ if template.starts_with("/ui/registry") && reads => Access::Read(Area::Registry),
             _ if reads => Access::Read(Area::Catalog),
             _ => Access::Admin,

@@ -51,15 +51,7 @@ pub async fn page(State(state): State<AppState>, readable: Readable, params: Par
     for key in &picked {
         let (source, name) =
             key.split_once('/').ok_or_else(|| UiError::bad_request(format!("{key:?} is not source/name")))?;
-        if readable.sources().is_some_and(|allowed| !allowed.iter().any(|id| id == source)) {
-            return Err(UiError::not_found(format!("There is no source {source:?}.")));
-        }
-        let model = state
-            .catalog
-            .model(source, name)
-            .await?
-            .ok_or_else(|| UiError::not_found(format!("There is no model {name:?} in source {source:?}.")))?;
-        models.push(model);
+        models.push(super::catalog_model(&state, &readable, source, name).await?);
     }
     let columns = picked
         .iter()

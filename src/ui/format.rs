@@ -4,23 +4,14 @@ use modelcat_sources::MetadataValue;
 
 /// A time in milliseconds since the epoch as a UTC date, `2026-12-07`.
 pub fn date(millis: i64) -> String {
-    // Days to a civil date (Howard Hinnant's algorithm).
-    let days = millis.div_euclid(86_400_000) + 719_468;
-    let era = days.div_euclid(146_097);
-    let day_of_era = days.rem_euclid(146_097);
-    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}")
+    time(millis)[..10].to_owned()
 }
 
 /// A time in milliseconds since the epoch as UTC date and time, `2026-12-07 10:22:03 UTC`.
 pub fn time(millis: i64) -> String {
-    let seconds = millis.div_euclid(1000).rem_euclid(86_400);
-    format!("{} {:02}:{:02}:{:02} UTC", date(millis), seconds / 3600, seconds / 60 % 60, seconds % 60)
+    // The Hub's format, `2026-12-07T10:22:03.000Z`, has both.
+    let iso = modelcat_sources::hf::format_hub_time(millis);
+    format!("{} {} UTC", &iso[..10], &iso[11..19])
 }
 
 /// A number without a needless fraction (`12`, `0.61`, `48.5`).

@@ -126,14 +126,7 @@ pub async fn oembed(
         .ok_or_else(|| UiError::not_found("Only model pages (/ui/models/{source}/{name}) can be embedded."))?;
     let (source, name) = rest.split_once('/').ok_or_else(|| UiError::not_found("That is not a model page."))?;
     let (source, name) = (crate::api::params::percent_decode(source), crate::api::params::percent_decode(name));
-    if readable.sources().is_some_and(|allowed| !allowed.contains(&source)) {
-        return Err(UiError::not_found(format!("There is no source {source:?}.")));
-    }
-    let model = state
-        .catalog
-        .model(&source, &name)
-        .await?
-        .ok_or_else(|| UiError::not_found(format!("There is no model {name:?} in source {source:?}.")))?;
+    let model = super::catalog_model(&state, &readable, &source, &name).await?;
     let bound = |key: &str, default: u32| -> Result<u32, UiError> {
         match params.get(key).filter(|value| !value.is_empty()) {
             None => Ok(default),

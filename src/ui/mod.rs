@@ -15,14 +15,15 @@
 //!   hashed URLs; pages are revalidated through the catalog's tags ([`crate::api::conditional`]).
 //!
 //! - Signing in keeps an API token in an `HttpOnly` cookie scoped to `/ui` ([`session`]); forms that
-//!   change something are same-origin POSTs.
+//!   change something are same-origin POSTs. Registry and token pages call those APIs in process as the
+//!   signed-in caller ([`in_process`]).
 //!
 //! - Search and model pages can be embedded in other sites' frames, where `api.frame_ancestors` allows
 //!   ([`frame`]).
 //!
 //! Pages: [`search`] (`/ui`), [`model`] (`/ui/models/{source}/{name}?tab=…`), [`compare`]
-//! (`/ui/compare`), [`registry`]
-//! (`/ui/registry`, `/ui/registry/models/{id}`, `POST /ui/register`), [`sources`] (`/ui/sources`),
+//! (`/ui/compare`), [`tokens`] (`/ui/tokens`, admins), [`registry`]
+//! (`/ui/registry`, `/ui/registry/models/{id}`, `POST /ui/register`), [`sources`] (`/ui/sources`, `/ui/mirror`),
 //! [`session`] (`/ui/sign-in`).
 
 pub mod assets;
@@ -30,12 +31,14 @@ mod chart;
 mod compare;
 mod format;
 pub mod frame;
+mod in_process;
 pub mod markdown;
 mod model;
 mod registry;
 mod search;
 pub mod session;
 mod sources;
+mod tokens;
 
 use askama::Template;
 use axum::Extension;
@@ -64,6 +67,7 @@ pub fn router(state: AppState, frame_ancestors: &[String]) -> Router<AppState> {
         .route(BASE_PATH, get(search::page))
         .route("/ui/models/{source_id}/{*name}", get(model::page))
         .route("/ui/sources", get(sources::page))
+        .route("/ui/mirror", get(sources::mirror))
         .route("/ui/compare", get(compare::page))
         .route("/ui/oembed", get(frame::oembed))
         .route("/ui/register", post(registry::register))
@@ -71,11 +75,13 @@ pub fn router(state: AppState, frame_ancestors: &[String]) -> Router<AppState> {
     catalog_pages
         .route("/ui/registry", get(registry::list))
         .route("/ui/registry/models/{id}", get(registry::model))
+        .route("/ui/tokens", get(tokens::page).post(tokens::create))
+        .route("/ui/tokens/{id}/revoke", post(tokens::revoke))
         .route("/ui/sign-in", get(session::page).post(session::sign_in))
         .route("/ui/sign-out", post(session::sign_out))
         .route("/ui/", get(|| std::future::ready(Redirect::permanent(BASE_PATH))))
         .route("/ui/assets/{file}", get(assets::serve))
-        .layer(Extension(registry::RegistryApi::new(state)))
+        .layer(Extension(in_process::Apis::new(state)))
         .layer(middleware::from_fn_with_state(frame::Policy::new(frame_ancestors), frame::headers))
         .layer(CompressionLayer::new())
 }
@@ -139,6 +145,26 @@ impl IntoResponse for UiError {
         let page = ErrorPage { frame: frame::Frame::default(), title, message: &self.message, refresh: None, sign_in };
         (self.status, render(&page)).into_response()
     }
+}
+
+/// A catalog model the caller may read, from an enabled source; otherwise the 404 that says which part
+/// is missing (a source the caller may not read is missing too).
+pub async fn catalog_model(
+    state: &AppState,
+    readable: &Readable,
+    source: &str,
+    name: &str,
+) -> Result<modelcat_index::StoredModel, UiError> {
+    let enabled =
+        state.catalog.view().sources.iter().any(|view| view.config.id.as_str() == source && view.config.enabled);
+    if !enabled || readable.sources().is_some_and(|allowed| !allowed.iter().any(|id| id == source)) {
+        return Err(UiError::not_found(format!("There is no source {source:?}.")));
+    }
+    state
+        .catalog
+        .model(source, name)
+        .await?
+        .ok_or_else(|| UiError::not_found(format!("There is no model {name:?} in source {source:?}.")))
 }
 
 /// A template as an HTML answer (a template that fails to render is a logged 500).

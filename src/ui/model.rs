@@ -100,18 +100,13 @@ pub async fn page(
     Path((source_id, name)): Path<(String, String)>,
     params: Params,
 ) -> Result<Response, UiError> {
+    let model = super::catalog_model(&state, &readable, &source_id, &name).await?;
     let view = state.catalog.view();
     let source = view
         .sources
         .iter()
-        .find(|source| source.config.id.as_str() == source_id && source.config.enabled)
-        .filter(|_| readable.sources().is_none_or(|allowed| allowed.contains(&source_id)))
+        .find(|source| source.config.id.as_str() == source_id)
         .ok_or_else(|| UiError::not_found(format!("There is no source {source_id:?}.")))?;
-    let model = state
-        .catalog
-        .model(&source_id, &name)
-        .await?
-        .ok_or_else(|| UiError::not_found(format!("There is no model {name:?} in source {source_id:?}.")))?;
     let tab = params.get("tab").filter(|tab| !tab.is_empty()).unwrap_or("card");
     if !TABS.iter().any(|(known, _)| *known == tab) {
         return Err(UiError::bad_request(format!(

@@ -1,23 +1,21 @@
 //! `/ui/registry`: registered models with filters on state, owner, name and properties; one model with
 //! its versions and their artifacts; and "register from catalog" (`POST /ui/register`).
 //!
-//! Every read and write goes through the Kubeflow registry API in process ([`RegistryApi`]) as the page's
-//! caller: the same validation, per-model permissions and audit records as over HTTP, and the API's error
-//! messages on the page.
+//! Every read and write goes through the Kubeflow registry API in process ([`Apis::registry`]) as the
+//! page's caller: the same validation, per-model permissions and audit records as over HTTP, and the API's
+//! error messages on the page.
 
 use askama::Template;
 use axum::Extension;
-use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::{Value as Json, json};
-use tower::ServiceExt;
 
+use super::in_process::{Apis, text, time};
 use super::{Readable, UiError, format, session};
 use crate::api::params::{Params, form_pairs};
-use crate::api::registry::WireVersion;
 use crate::app::AppState;
 use crate::auth::Identity;
 
@@ -26,61 +24,9 @@ const PAGE_SIZE: u32 = 25;
 /// Versions shown on a model's page, newest first.
 const VERSIONS_SHOWN: u32 = 50;
 
-/// The registry API, called in process.
-#[derive(Clone)]
-pub struct RegistryApi(Router);
-
-impl RegistryApi {
-    pub fn new(state: AppState) -> RegistryApi {
-        RegistryApi(crate::api::registry::router(WireVersion::V1Alpha3, false).with_state(state))
-    }
-
-    /// Calls `uri` (relative to the registry's base path) as `identity`; an error answer becomes the page.
-    async fn call(
-        &self,
-        method: Method,
-        uri: &str,
-        identity: Option<&Identity>,
-        body: Option<Json>,
-    ) -> Result<Json, UiError> {
-        let body = body.map_or_else(Body::empty, |body| Body::from(body.to_string()));
-        let mut request = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(body)
-            .map_err(|error| UiError::bad_request(error.to_string()))?;
-        if let Some(identity) = identity {
-            request.extensions_mut().insert(identity.clone());
-        }
-        let response = self.0.clone().oneshot(request).await.unwrap_or_else(|never| match never {});
-        let status = response.status();
-        let bytes = axum::body::to_bytes(response.into_body(), 64 << 20).await.unwrap_or_default();
-        let json: Json = serde_json::from_slice(&bytes).unwrap_or(Json::Null);
-        if status.is_success() {
-            Ok(json)
-        } else {
-            let message = json["message"].as_str().unwrap_or("the registry refused the request");
-            Err(UiError::new(status, format!("The registry says: {message}")))
-        }
-    }
-
-    async fn get(&self, uri: &str, identity: Option<&Identity>) -> Result<Json, UiError> {
-        self.call(Method::GET, uri, identity, None).await
-    }
-}
-
 /// A filterQuery string literal.
 fn literal(text: &str) -> String {
     format!("'{}'", text.replace('\\', "\\\\").replace('\'', "\\'"))
-}
-
-fn text(value: &Json, key: &str) -> String {
-    value[key].as_str().unwrap_or_default().to_owned()
-}
-
-fn time(value: &Json, key: &str) -> String {
-    value[key].as_str().and_then(|millis| millis.parse().ok()).map(format::date).unwrap_or_default()
 }
 
 /// Custom properties as (name, text) rows.
@@ -122,10 +68,11 @@ struct RegistryPage {
 /// `GET /ui/registry`: `q` (name contains), `state`, `owner`, `filter` (a `filterQuery` on any field or
 /// property), `pageToken`.
 pub async fn list(
-    Extension(api): Extension<RegistryApi>,
+    Extension(apis): Extension<Apis>,
     identity: Option<Extension<Identity>>,
     params: Params,
 ) -> Result<Response, UiError> {
+    let api = &apis.registry;
     let identity = identity.map(|Extension(identity)| identity);
     let field = |name: &str| params.get(name).unwrap_or_default().trim().to_owned();
     let (q, state, owner, filter) = (field("q"), field("state"), field("owner"), field("filter"));
@@ -216,10 +163,11 @@ struct RegistryModelPage {
 
 /// `GET /ui/registry/models/{id}`.
 pub async fn model(
-    Extension(api): Extension<RegistryApi>,
+    Extension(apis): Extension<Apis>,
     identity: Option<Extension<Identity>>,
     Path(id): Path<String>,
 ) -> Result<Response, UiError> {
+    let api = &apis.registry;
     let identity = identity.map(|Extension(identity)| identity);
     let identity = identity.as_ref();
     let id = crate::api::registry::path_id(&id).map_err(|error| UiError::bad_request(error.message))?;
@@ -273,13 +221,14 @@ pub async fn model(
 /// then a version carrying the catalog source as properties, then the catalog model's artifacts.
 pub async fn register(
     State(state): State<AppState>,
-    Extension(api): Extension<RegistryApi>,
+    Extension(apis): Extension<Apis>,
     readable: Readable,
     identity: Option<Extension<Identity>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, UiError> {
     session::same_origin(&headers)?;
+    let api = &apis.registry;
     let identity = identity.map(|Extension(identity)| identity);
     let identity = identity.as_ref();
     let fields = form_pairs(std::str::from_utf8(&body).unwrap_or_default());
@@ -292,14 +241,7 @@ pub async fn register(
     if version_name.is_empty() {
         return Err(UiError::bad_request("Give the version a name."));
     }
-    if readable.sources().is_some_and(|allowed| !allowed.contains(&source)) {
-        return Err(UiError::not_found(format!("There is no source {source:?}.")));
-    }
-    let model = state
-        .catalog
-        .model(&source, &name)
-        .await?
-        .ok_or_else(|| UiError::not_found(format!("There is no model {name:?} in source {source:?}.")))?;
+    let model = super::catalog_model(&state, &readable, &source, &name).await?;
     let record = &model.record;
     let string = |text: &str| json!({"metadataType": "MetadataStringValue", "string_value": text});
     let mut provenance = serde_json::Map::new();

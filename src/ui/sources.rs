@@ -1,5 +1,6 @@
 //! `/ui/sources`: every source's status, size, last load or sync, errors and Hub sync progress; the
-//! sources file's state. The list refreshes itself every few seconds (htmx, or a meta refresh without
+//! sources file's state. `/ui/mirror`: the Hub mirror's sources, what they take from the Hub and how
+//! their last sync went. Both refresh themselves every few seconds (htmx, or a meta refresh without
 //! JavaScript).
 
 use askama::Template;
@@ -23,6 +24,9 @@ struct Row {
     error: String,
     href: String,
     sync: Option<Sync>,
+    /// The include and exclude patterns (what a mirror takes).
+    included: String,
+    excluded: String,
 }
 
 struct Sync {
@@ -52,6 +56,44 @@ struct SourcesPage<'a> {
 #[template(path = "sources_list.html")]
 struct SourcesList<'a> {
     overview: &'a Overview,
+}
+
+#[derive(Template)]
+#[template(path = "mirror.html")]
+struct MirrorPage<'a> {
+    frame: super::frame::Frame,
+    overview: &'a Overview,
+}
+
+#[derive(Template)]
+#[template(path = "mirror_list.html")]
+struct MirrorList<'a> {
+    overview: &'a Overview,
+}
+
+/// `GET /ui/mirror`: the Hugging Face sources only.
+pub async fn mirror(
+    State(state): State<AppState>,
+    readable: Readable,
+    headers: HeaderMap,
+) -> Result<Response, UiError> {
+    let view = state.catalog.view();
+    let rows = view
+        .sources
+        .iter()
+        .filter(|source| matches!(source.config.kind, Ok(SourceKind::Hf(_))))
+        .filter(|source| {
+            readable.sources().is_none_or(|allowed| allowed.iter().any(|id| id == source.config.id.as_str()))
+        })
+        .map(|source| row(source, "models"))
+        .collect();
+    let overview = Overview { rows, files: Vec::new(), config_error: String::new() };
+    let fragment = super::wants_fragment(&headers);
+    Ok(super::page_or_fragment(
+        fragment,
+        &MirrorPage { frame: Default::default(), overview: &overview },
+        &MirrorList { overview: &overview },
+    ))
 }
 
 /// `GET /ui/sources`.
@@ -95,6 +137,8 @@ fn row(source: &SourceView, asset: &'static str) -> Row {
         loaded: time(source.last_loaded),
         error: source.error.clone().unwrap_or_default(),
         href: format!("/ui?{}", format::query(&[("source".to_owned(), config.id.to_string())])),
+        included: config.included_models.join(", "),
+        excluded: config.excluded_models.join(", "),
         sync: source.sync.as_ref().map(|sync| Sync {
             syncing: sync.syncing,
             done: sync.done,

@@ -72,12 +72,13 @@ struct Page {
 
 impl Ui {
     async fn start() -> Ui {
-        Ui::start_with(|_| {}).await
+        Ui::start_with("", |_| {}).await
     }
 
-    async fn start_with(configure: impl FnOnce(&mut modelcat::config::Settings)) -> Ui {
+    /// A server with [`SOURCES`] and `more_sources` (entries of `model_catalogs`), then `configure`d.
+    async fn start_with(more_sources: &str, configure: impl FnOnce(&mut modelcat::config::Settings)) -> Ui {
         let dir = tempfile::tempdir().expect("temp dir");
-        std::fs::write(dir.path().join("sources.yaml"), SOURCES).unwrap();
+        std::fs::write(dir.path().join("sources.yaml"), format!("{SOURCES}{more_sources}")).unwrap();
         std::fs::write(dir.path().join("main.yaml"), main_catalog()).unwrap();
         std::fs::write(dir.path().join("broken.yaml"), "source: Broken\nmodels:\n  - name: [unclosed\n").unwrap();
         let sources = vec![dir.path().join("sources.yaml")];
@@ -343,7 +344,7 @@ async fn signing_in_registering_from_the_catalog_and_reading_the_registry() {
     assert!(page.text.contains("href=\"/ui/models/main/ibm/granite-chat\""), "the version links back to its source");
     let again = ui.post("/ui/register", &form, Some(&editor), &[]).await;
     assert_eq!(again.status, StatusCode::CONFLICT, "the same version twice is a conflict page");
-    assert!(again.text.contains("The registry says"));
+    assert!(again.text.contains("The API says"));
     // Through the API, the same records, made by the editor.
     let versions =
         ui.app.call(reqwest::Method::GET, "/api/model_registry/v1alpha3/model_versions?name=1.0", None).await;
@@ -431,7 +432,7 @@ async fn pages_embed_without_chrome_where_framing_is_allowed_and_describe_themse
     }
 
     // Allowed origins are listed, and the legacy header that would deny them is gone.
-    let allowing = Ui::start_with(|settings| {
+    let allowing = Ui::start_with("", |settings| {
         settings.api.frame_ancestors = vec!["https://portal.example.com".into(), "https://*.intranet.example".into()];
     })
     .await;
@@ -467,4 +468,89 @@ async fn models_compare_side_by_side_with_differences_marked() {
     ] {
         assert_eq!(ui.get(&format!("/ui/compare?{query}")).await.status, status, "{query}");
     }
+}
+
+#[tokio::test]
+async fn admins_manage_tokens_and_a_new_secret_is_shown_once() {
+    let ui = Ui::start().await;
+    let admin = ui.token("admin").await;
+    let editor = ui.token("editor").await;
+    assert_eq!(ui.get_as("/ui/tokens", &editor).await.status, StatusCode::FORBIDDEN, "admins only");
+    let listed = ui.get_as("/ui/tokens", &admin).await;
+    assert_eq!(listed.status, StatusCode::OK);
+    assert!(listed.text.contains("ui-editor") && !listed.text.contains(&editor), "listed without secrets");
+    assert!(ui.get_as("/ui/sign-in", &admin).await.text.contains("href=\"/ui/tokens\""), "the account page links it");
+
+    let made = ui
+        .post("/ui/tokens", &[("name", "ci-bot"), ("role", "viewer"), ("expires_in_days", "7")], Some(&admin), &[])
+        .await;
+    assert_eq!(made.status, StatusCode::OK, "{}", made.text);
+    assert_eq!(made.headers[header::CACHE_CONTROL], "no-store");
+    let start =
+        made.text.find("<code id=\"new-token\">").expect("the secret is shown") + "<code id=\"new-token\">".len();
+    let secret = made.text[start..start + made.text[start..].find('<').unwrap()].to_owned();
+    assert!(secret.starts_with("mct_"), "{secret}");
+    // The new token works, and is never shown again.
+    let whoami = ui.get_with("/api/modelcat/v1/whoami", &[("Authorization", &format!("Bearer {secret}"))]).await;
+    assert!(whoami.text.contains("ci-bot"), "{}", whoami.text);
+    assert!(!ui.get_as("/ui/tokens", &admin).await.text.contains(&secret));
+    let bad = ui.post("/ui/tokens", &[("name", ""), ("role", "viewer")], Some(&admin), &[]).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "an empty name is refused with the API's reason");
+    assert!(bad.text.contains("name must be"));
+
+    // Revoking from the page: the token stops working.
+    let page = ui.get_as("/ui/tokens", &admin).await.text;
+    let marker = "aria-label=\"Revoke ci-bot\"";
+    let form_at = page[..page.find(marker).expect("a revoke button")].rfind("action=\"").unwrap() + "action=\"".len();
+    let action = page[form_at..form_at + page[form_at..].find('"').unwrap()].to_owned();
+    let cross_site = ui.post(&action, &[], Some(&admin), &[("Origin", "https://evil.example")]).await;
+    assert_eq!(cross_site.status, StatusCode::FORBIDDEN);
+    let revoked = ui.post(&action, &[], Some(&admin), &[]).await;
+    assert_eq!(revoked.status, StatusCode::SEE_OTHER);
+    let refused = ui.get_with("/api/modelcat/v1/whoami", &[("Authorization", &format!("Bearer {secret}"))]).await;
+    assert!(refused.status == StatusCode::UNAUTHORIZED || !refused.text.contains("ci-bot"), "{}", refused.text);
+    // The audit log names the admin who did it from the UI.
+    let audit = ui.app.call(reqwest::Method::GET, "/api/modelcat/v1/audit?pageSize=100", None).await;
+    let actions: Vec<(String, String)> = audit.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| {
+            (
+                item["action"].as_str().unwrap_or_default().to_owned(),
+                item["actor"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert!(
+        actions.iter().any(|(action, actor)| action.starts_with("token.create") && actor == "token:ui-admin"),
+        "{actions:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_mirror_page_shows_what_is_mirrored_and_how_the_sync_went() {
+    let plain = Ui::start().await;
+    assert!(plain.get("/ui/mirror").await.text.contains("No Hugging Face source is configured"));
+    drop(plain);
+    let hub = modelcat::fake_hub::FakeHub::new(0, 20);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (hub_url, task) = hub.serve(listener).await.unwrap();
+    std::mem::forget(task);
+    let mirror = format!(
+        "  - {{id: hub, name: Hub Mirror, type: hf, includedModels: [org/*], properties: {{url: \"{hub_url}\"}}}}\n"
+    );
+    let ui = Ui::start_with(&mirror, |_| {}).await;
+    let synced = eventually(Duration::from_secs(20), || async {
+        let page = ui.get("/ui/mirror").await.text;
+        (page.contains("Last successful sync")).then_some(page)
+    })
+    .await
+    .expect("the first sync finished");
+    assert!(synced.contains("Hub Mirror") && synced.contains("org/*"), "what it takes: {synced}");
+    assert!(synced.contains("Outcome:"), "the last sync's outcome");
+    assert!(synced.contains("href=\"/ui?source=hub\""), "its models are a click away");
+    assert!(!synced.contains("Main Models"), "only Hub sources");
+    let fragment = ui.get_with("/ui/mirror", &[("HX-Request", "true")]).await.text;
+    assert!(fragment.starts_with("<div id=\"mirror\""));
 }

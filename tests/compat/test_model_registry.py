@@ -209,7 +209,7 @@ def test_error_bodies_match_upstream(modelcat):
     assert response.status_code == 422
     assert response.json() == {"code": "Bad Request", "message": "required field 'name' is zero value."}
     root = session.get(modelcat, allow_redirects=False)
-    assert root.status_code == 307 and root.headers["location"] == "/api"
+    assert root.status_code == 307 and root.headers["location"] == "/ui"
     unknown = session.get(f"{modelcat}/nowhere")
     assert unknown.status_code == 404 and unknown.json()["code"] == "Not Found"
 

@@ -205,6 +205,21 @@ def test_register_from_the_catalog_then_find_it_in_the_registry(ui, page):
     audit(page, "registry")
 
 
+def test_admin_pages(ui, page):
+    server, _ = ui
+    page.goto("/ui/sign-in?next=/ui/sign-in")
+    page.fill("#token", server.admin_token)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("link", name="Manage API tokens").click()
+    page.wait_for_url(re.compile(r"/ui/tokens$"))
+    page.fill("input[name=name]", "browser-made")
+    page.get_by_role("button", name="Create token").click()
+    assert page.locator("#new-token").inner_text().startswith("mct_")
+    audit(page, "tokens")
+    page.goto("/ui/mirror")
+    audit(page, "mirror")
+
+
 def test_sources_page_refreshes_itself_and_pages_fold_on_small_screens(ui, page):
     page.goto("/ui/sources")
     assert page.locator("table.sources tbody tr").count() >= 3
