@@ -99,8 +99,7 @@ fn rows(models: &[StoredModel]) -> Vec<Row> {
     rows
 }
 
-/// The best value of a numeric artifact property across a model's artifacts, by `pick`.
+/// The best value of a numeric artifact property across a model's artifacts, as text.
 fn best(model: &StoredModel, property: &str, pick: fn(f64, f64) -> f64) -> String {
-    let values = model.record.artifacts.iter().filter_map(|artifact| artifact.common.properties.get(property));
-    values.filter_map(format::as_number).reduce(pick).map(format::number).unwrap_or_default()
+    super::model::best_metric(&model.record, property, pick).map(format::number).unwrap_or_default()
 }

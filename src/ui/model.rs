@@ -187,6 +187,16 @@ pub async fn page(
     Ok(super::render(&page))
 }
 
+/// The best of a numeric artifact property across a model's artifacts, by `pick` (`f64::max`, `f64::min`).
+pub(super) fn best_metric(
+    record: &modelcat_sources::ModelRecord,
+    property: &str,
+    pick: fn(f64, f64) -> f64,
+) -> Option<f64> {
+    let values = record.artifacts.iter().filter_map(|artifact| artifact.common.properties.get(property));
+    values.filter_map(format::as_number).reduce(pick)
+}
+
 /// A UI URL with the framing parameters added.
 fn framed(url: String, pairs: &[(String, String)]) -> String {
     if pairs.is_empty() {

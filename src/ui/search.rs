@@ -338,9 +338,7 @@ pub async fn page(
     let page = SearchPage { frame, q: &search.q, sorts: sorts(&search, &options), results: &results, oob: false };
     let mut response = super::page_or_fragment(fragment, &page, &part);
     // The address bar shows the state without the empty fields a form sends (an embed has none).
-    if let Ok(url) =
-        HeaderValue::from_str(&search.url()).map_err(drop).and_then(|url| if embed { Err(()) } else { Ok(url) })
-    {
+    if !embed && let Ok(url) = HeaderValue::from_str(&search.url()) {
         response.headers_mut().insert("hx-push-url", url);
     }
     Ok(response)
@@ -517,22 +515,11 @@ fn sorts(search: &SearchState, options: &BTreeMap<String, PropertyOptions>) -> V
 fn card(model: &modelcat_index::StoredModel) -> Card {
     let record = &model.record;
     let mut metrics = Vec::new();
-    let best = |name: &str, lowest: bool| {
-        let values = record
-            .artifacts
-            .iter()
-            .filter_map(|artifact| artifact.common.properties.get(name))
-            .filter_map(format::as_number);
-        if lowest {
-            values.fold(None, |best: Option<f64>, value| Some(best.map_or(value, |best| best.min(value))))
-        } else {
-            values.fold(None, |best: Option<f64>, value| Some(best.map_or(value, |best| best.max(value))))
-        }
-    };
-    if let Some(accuracy) = best("overall_average", false) {
+    let best = |name: &str, pick: fn(f64, f64) -> f64| super::model::best_metric(record, name, pick);
+    if let Some(accuracy) = best("overall_average", f64::max) {
         metrics.push(("accuracy".to_owned(), format::number(accuracy)));
     }
-    if let Some(latency) = best("ttft_p90", true) {
+    if let Some(latency) = best("ttft_p90", f64::min) {
         metrics.push(("best TTFT p90".to_owned(), format!("{} ms", format::number(latency))));
     }
     Card {
