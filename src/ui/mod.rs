@@ -13,18 +13,15 @@
 //! - Text is escaped by the templates; a model's README is rendered and sanitized by [`markdown`].
 //! - Pages and assets are gzip-compressed for clients that accept it. Assets are immutable at their
 //!   hashed URLs; pages are revalidated through the catalog's tags ([`crate::api::conditional`]).
-//!
 //! - Signing in keeps an API token in an `HttpOnly` cookie scoped to `/ui` ([`session`]); forms that
 //!   change something are same-origin POSTs. Registry and token pages call those APIs in process as the
 //!   signed-in caller ([`in_process`]).
-//!
 //! - Search and model pages can be embedded in other sites' frames, where `api.frame_ancestors` allows
 //!   ([`frame`]).
 //!
-//! Pages: [`search`] (`/ui`), [`model`] (`/ui/models/{source}/{name}?tab=…`), [`compare`]
-//! (`/ui/compare`), [`tokens`] (`/ui/tokens`, admins), [`registry`]
-//! (`/ui/registry`, `/ui/registry/models/{id}`, `POST /ui/register`), [`sources`] (`/ui/sources`, `/ui/mirror`),
-//! [`session`] (`/ui/sign-in`).
+//! Pages: [`search`] (`/ui`), [`model`] (`/ui/models/{source}/{name}?tab=…`), [`compare`] (`/ui/compare`),
+//! [`registry`] (`/ui/registry`, `/ui/registry/models/{id}`, `POST /ui/register`), [`sources`]
+//! (`/ui/sources`, `/ui/mirror`), [`tokens`] (`/ui/tokens`, admins), [`session`] (`/ui/sign-in`).
 
 pub mod assets;
 mod chart;
