@@ -41,6 +41,8 @@ pub struct AppState {
     pub authenticator: Authenticator,
     /// The shared store (tokens are read from it directly).
     pub backend: Arc<dyn store::Backend>,
+    /// Lifecycle, reviews, aliases and governance fields over the shared store.
+    pub governance: crate::governance::store::GovernanceStore,
     /// Tags of catalog answers, remembered for conditional requests.
     pub tags: crate::api::conditional::TagMemo,
 }
@@ -97,6 +99,7 @@ impl Application {
             public_base_url: settings.public_base_url.clone(),
             replica: replica.clone(),
             authenticator,
+            governance: crate::governance::store::GovernanceStore::new(backend.clone()),
             backend,
             tags: crate::api::conditional::memo(TAG_MEMO_BYTES),
         };

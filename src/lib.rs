@@ -17,6 +17,7 @@ pub mod catalog;
 pub mod config;
 pub mod fake_hub;
 pub mod federation;
+pub mod governance;
 pub mod hex;
 pub mod mcp;
 pub mod mirror;

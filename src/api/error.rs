@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use crate::filter::FilterError;
+use crate::governance::GovernanceError;
 use crate::pagination::TokenError;
 use crate::registry::RegistryError;
 
@@ -58,6 +59,24 @@ impl From<RegistryError> for ApiError {
             RegistryError::PreconditionFailed(message) => ApiError::new(StatusCode::PRECONDITION_FAILED, message),
             internal => {
                 tracing::error!(error = %internal, detail = ?internal, "registry request failed");
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal server error")
+            }
+        }
+    }
+}
+
+impl From<GovernanceError> for ApiError {
+    fn from(error: GovernanceError) -> Self {
+        match error {
+            GovernanceError::NotFound(message) => ApiError::not_found(message),
+            GovernanceError::Invalid(message) => ApiError::bad_request(message),
+            GovernanceError::Illegal(message) => ApiError::new(StatusCode::CONFLICT, message),
+            GovernanceError::Forbidden(message) => ApiError::new(StatusCode::FORBIDDEN, message),
+            refused @ GovernanceError::Refused { .. } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, refused.to_string())
+            }
+            GovernanceError::Db(error) => {
+                tracing::error!(error = %error, detail = ?error, "governance request failed");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal server error")
             }
         }

@@ -15,6 +15,7 @@ pub mod cors;
 pub mod error;
 pub mod families;
 pub mod federation;
+pub mod governance;
 pub mod health;
 pub mod hf;
 pub mod loading;
@@ -73,6 +74,7 @@ pub fn router(state: AppState, api: ApiSettings, reset_endpoint: bool) -> Router
                     get(search::search).route_layer(middleware::from_fn_with_state(state.clone(), loading::catalog)),
                 ),
         )
+        .nest(governance::BASE_PATH, governance::router())
         .merge(health::router())
         .merge(crate::ui::router(state.clone(), &api.frame_ancestors))
         .merge(hf::router().route_layer(middleware::from_fn_with_state(state.clone(), loading::hub)))
@@ -103,7 +105,7 @@ pub enum Family {
     Kubeflow,
     /// The Hub-compatible API: `{"error": "…"}` with `X-Error-Message`.
     Hub,
-    /// modelcat's own, `/api/modelcat/`: `{"code": "not_found", "message"}`.
+    /// modelcat's own, `/api/modelcat/` and `/api/governance/`: `{"code": "not_found", "message"}`.
     Modelcat,
     /// The web UI, `/ui`: an HTML page ([`crate::ui::UiError`]).
     Ui,
@@ -116,7 +118,7 @@ impl Family {
         let kubeflow = ["/api/model_registry/", "/api/model_catalog/", "/api/mcp_catalog/"]
             .iter()
             .any(|prefix| path.starts_with(prefix));
-        if path.starts_with("/api/modelcat/") {
+        if path.starts_with("/api/modelcat/") || path.starts_with(governance::BASE_PATH) {
             Family::Modelcat
         } else if path == crate::ui::BASE_PATH || path.starts_with("/ui/") {
             Family::Ui

@@ -65,6 +65,10 @@ pub fn required(method: &Method, template: Option<&str>) -> Access {
             _ => Access::Admin,
         };
     }
+    // Governance: the handlers require read, edit or manage on the model.
+    if template.starts_with("/api/governance/v1/") {
+        return if reads { Access::Read(Area::Registry) } else { Access::Write };
+    }
     // The Hub API: listing, model documents (`paths-info` is a POST that reads) and file resolution.
     if template == "/api/models" || template.starts_with("/api/models/") || template.contains("/resolve/") {
         return Access::Read(Area::Hub);
@@ -111,6 +115,9 @@ mod tests {
         assert_eq!(required(&get, Some(permissions)), Access::Read(Area::Registry));
         assert_eq!(required(&Method::PUT, Some(&format!("{permissions}/{{principal}}"))), Access::Write);
         assert_eq!(required(&post, Some("/api/models/{*rest}")), Access::Read(Area::Hub));
+        let transitions = "/api/governance/v1/model_versions/{id}/transitions";
+        assert_eq!(required(&get, Some(transitions)), Access::Read(Area::Registry));
+        assert_eq!(required(&post, Some(transitions)), Access::Write);
         assert_eq!(required(&get, Some("/{owner}/{name}/resolve/{*rest}")), Access::Read(Area::Hub));
         assert_eq!(required(&get, Some("/healthz")), Access::Public);
         assert_eq!(required(&get, None), Access::Public);

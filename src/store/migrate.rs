@@ -28,6 +28,7 @@ pub const SQLITE: &[Migration] = &[
         sql: include_str!("migrations/sqlite/0008_model_permissions.sql"),
     },
     Migration { version: 9, name: "audit_retention", sql: include_str!("migrations/sqlite/0009_audit_retention.sql") },
+    Migration { version: 10, name: "governance", sql: include_str!("migrations/sqlite/0010_governance.sql") },
 ];
 
 /// Migrations for PostgreSQL, in order.
@@ -49,6 +50,7 @@ pub const POSTGRES: &[Migration] = &[
         name: "audit_retention",
         sql: include_str!("migrations/postgres/0009_audit_retention.sql"),
     },
+    Migration { version: 10, name: "governance", sql: include_str!("migrations/postgres/0010_governance.sql") },
 ];
 
 /// Creates the bookkeeping table; portable across both backends.

@@ -7,6 +7,7 @@ mod cluster;
 mod embedding;
 mod federation;
 mod first_run;
+mod governance;
 mod helpers;
 mod hf;
 mod leakage;

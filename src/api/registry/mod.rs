@@ -25,6 +25,7 @@ use axum::routing::{MethodRouter, get, post};
 use crate::api::error::ApiError;
 use crate::app::AppState;
 use crate::filter::{Expr, Literal, Property};
+use crate::governance::kubeflow_guard;
 use crate::pagination;
 use crate::registry::permissions::{Level, Viewer};
 use crate::registry::schema::{
@@ -203,6 +204,7 @@ fn delete_handler(kind: &'static Kind) -> MethodRouter<AppState> {
         // Deleting a registered model takes manage; deleting a version or an artifact, edit.
         let level = if kind == &REGISTERED_MODEL { Level::Manage } else { Level::Edit };
         caller.require(&state, &record, level).await?;
+        kubeflow_guard::check_delete(&state.governance, &record).await?;
         state.registry.delete(kind, record.id).await?;
         Ok::<_, ApiError>(StatusCode::NO_CONTENT.into_response())
     })
@@ -257,6 +259,9 @@ fn attached_artifacts(version: WireVersion, owner: &'static Kind) -> MethodRoute
         let kind = wire::artifact_kind_of(&object)?;
         let Decoded { draft, id } = wire::decode(kind, object, BodySchema::Full, &[])?;
         caller.require(&state, &state.registry.get(owner, owner_id).await?, Level::Edit).await?;
+        if owner == &MODEL_VERSION {
+            kubeflow_guard::check_artifacts_open(&state.governance, owner_id).await?;
+        }
         if let Some(artifact_id) = id {
             caller.require(&state, &state.registry.get(kind, artifact_id).await?, Level::Edit).await?;
             let record = state.registry.update(kind, artifact_id, draft, None).await?;
@@ -309,6 +314,7 @@ async fn update(
     // On `/artifacts/{id}` the stored type decides which fields the body may carry.
     let kind = stored.kind;
     let decoded = wire::decode(kind, object, BodySchema::Update, &[])?;
+    kubeflow_guard::check_update(&state.governance, &stored, &decoded.draft).await?;
     let record = state.registry.update(kind, id, decoded.draft, expected_version).await?;
     Ok(respond(StatusCode::OK, &record, version))
 }

@@ -12,6 +12,7 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value as Json};
 
 use crate::api::error::ApiError;
+use crate::governance::kubeflow_guard::GOVERNANCE_KEYS;
 use crate::registry::schema::{ARTIFACT_KINDS, Field, FieldType, Kind, MODEL_ARTIFACT, artifact_kind};
 use crate::registry::{Draft, MetaValue, Properties, Record, Scalar};
 
@@ -129,7 +130,7 @@ pub fn decode(
             _ => {
                 let field = kind.field(&key).filter(|field| schema.accepts(field));
                 let Some(field) = field else {
-                    return Err(ApiError::bad_request(format!("json: unknown field \"{key}\"")));
+                    return Err(ApiError::bad_request(unknown_field(&key)));
                 };
                 if !field.on_create && !field.on_update {
                     continue;
@@ -365,6 +366,17 @@ pub struct ListBody<'a> {
     #[serde(rename = "pageSize")]
     pub page_size: u32,
     pub size: usize,
+}
+
+/// Upstream's message for an unknown key, with a pointer to the governance API for its fields.
+fn unknown_field(key: &str) -> String {
+    if GOVERNANCE_KEYS.contains(&key) {
+        return format!(
+            "json: unknown field \"{key}\" ({key} is governed: change it through {})",
+            crate::api::governance::BASE_PATH
+        );
+    }
+    format!("json: unknown field \"{key}\"")
 }
 
 #[cfg(test)]

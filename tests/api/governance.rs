@@ -1,0 +1,359 @@
+//! Governance over HTTP, on both backends: a version's lifecycle from draft to retired with three users
+//! (a submitter and two reviewers), its gates, reviews, aliases, what the Kubeflow API may no longer do,
+//! the audit entries and outbox events every change writes; and, in `properties`, random sequences of
+//! transitions and reviews checked against a reference model.
+
+use modelcat::api::registry::BASE_PATH;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, Reply, TestApp, authorized_client, eventually, reply};
+
+mod properties;
+
+const GOVERNANCE: &str = "/api/governance/v1";
+
+/// A user: a token's client and its subject.
+struct User {
+    client: reqwest::Client,
+    subject: String,
+}
+
+async fn user(app: &TestApp, name: &str, role: &str) -> User {
+    let created = app.call(Method::POST, "/api/modelcat/v1/tokens", Some(json!({"name": name, "role": role}))).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    User { client: authorized_client(created.body["token"].as_str().expect("token")), subject: format!("token:{name}") }
+}
+
+async fn send(app: &TestApp, user: &User, method: Method, path: &str, body: Option<Value>) -> Reply {
+    let mut request = user.client.request(method, format!("{}{path}", app.address));
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    reply(request.send().await.expect("sent")).await
+}
+
+fn created(reply: Reply) -> String {
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    reply.body["id"].as_str().expect("id").to_owned()
+}
+
+/// Custom properties that make an artifact complete for submission.
+fn complete_properties() -> Value {
+    json!({
+        "sha256": {"metadataType": "MetadataStringValue", "string_value": "ab".repeat(32)},
+        "size": {"metadataType": "MetadataIntValue", "int_value": "1024"},
+    })
+}
+
+async fn move_to(app: &TestApp, user: &User, version: &str, to: &str) -> Reply {
+    let path = format!("{GOVERNANCE}/model_versions/{version}/transitions");
+    send(app, user, Method::POST, &path, Some(json!({"to": to, "comment": format!("to {to}")}))).await
+}
+
+async fn review(app: &TestApp, user: &User, version: &str, decision: &str) -> Reply {
+    let path = format!("{GOVERNANCE}/model_versions/{version}/reviews");
+    send(app, user, Method::POST, &path, Some(json!({"decision": decision}))).await
+}
+
+fn expect(reply: &Reply, status: StatusCode, what: &str) {
+    assert_eq!(reply.status, status, "{what}: {}", reply.body);
+}
+
+async fn lifecycle(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else { return };
+    let sam = user(&app, "sam", "editor").await;
+    let rita = user(&app, "rita", "editor").await;
+    let alex = user(&app, "alex", "editor").await;
+    let viewer = user(&app, "vic", "viewer").await;
+
+    // Sam registers a model, a version and an artifact without digest, size or license.
+    let registry = |path: &str| format!("{BASE_PATH}{path}");
+    let body = json!({"name": "fraud-detector"});
+    let model = created(send(&app, &sam, Method::POST, &registry("/registered_models"), Some(body)).await);
+    let body = json!({"name": "v1", "registeredModelId": model});
+    let version = created(send(&app, &sam, Method::POST, &registry("/model_versions"), Some(body)).await);
+    let body = json!({"artifactType": "model-artifact", "name": "weights", "uri": "s3://models/fraud/v1"});
+    let artifacts = registry(&format!("/model_versions/{version}/artifacts"));
+    let artifact = created(send(&app, &sam, Method::POST, &artifacts, Some(body)).await);
+    for reviewer in [&rita, &alex] {
+        let path = format!("/api/modelcat/v1/registered_models/{model}/permissions/user:{}", reviewer.subject);
+        expect(&send(&app, &sam, Method::PUT, &path, Some(json!({"level": "edit"}))).await, StatusCode::OK, "grant");
+    }
+
+    let status = send(&app, &viewer, Method::GET, &format!("{GOVERNANCE}/model_versions/{version}"), None).await;
+    expect(&status, StatusCode::OK, "a viewer reads the lifecycle");
+    assert_eq!(status.body["state"], "draft");
+    assert_eq!(status.body["nextStates"], json!(["submitted", "retired"]));
+
+    // Illegal moves are 409; a gate's refusal is 422 with every reason.
+    let skipped = move_to(&app, &sam, &version, "production").await;
+    expect(&skipped, StatusCode::CONFLICT, "draft to production");
+    assert_eq!(skipped.body["code"], "conflict");
+    assert!(skipped.body["message"].as_str().unwrap().contains("may move to submitted or retired only"));
+    let refused = move_to(&app, &sam, &version, "submitted").await;
+    expect(&refused, StatusCode::UNPROCESSABLE_ENTITY, "incomplete artifacts");
+    let reasons: Vec<&str> =
+        refused.body["refusals"].as_array().unwrap().iter().map(|r| r["reason"].as_str().unwrap()).collect();
+    assert_eq!(reasons.len(), 3, "{reasons:?}");
+    assert!(reasons.iter().all(|reason| reason.contains("\"weights\"")), "{reasons:?}");
+    assert_eq!(refused.body["refusals"][0]["rule"], "artifacts-complete");
+    assert_eq!(refused.body["rulesVersion"], "builtin-1");
+    let denied = move_to(&app, &viewer, &version, "submitted").await;
+    expect(&denied, StatusCode::FORBIDDEN, "a viewer cannot submit");
+
+    // With a digest, a size and the model's license, the version is submitted.
+    let body = json!({"customProperties": complete_properties()});
+    let patched = send(&app, &sam, Method::PATCH, &registry(&format!("/artifacts/{artifact}")), Some(body)).await;
+    expect(&patched, StatusCode::OK, "artifact properties");
+    let body = json!({"license": "apache-2.0"});
+    let patched = send(&app, &sam, Method::PATCH, &registry(&format!("/registered_models/{model}")), Some(body)).await;
+    expect(&patched, StatusCode::OK, "model license");
+    let submitted = move_to(&app, &sam, &version, "submitted").await;
+    expect(&submitted, StatusCode::OK, "submission");
+    assert_eq!(submitted.body["submittedBy"], sam.subject.as_str());
+    assert_eq!(submitted.body["review"]["stage"], "staging");
+
+    // From submission on, the Kubeflow API cannot change what is reviewed.
+    let body = json!({"uri": "s3://elsewhere"});
+    let frozen = send(&app, &sam, Method::PATCH, &registry(&format!("/artifacts/{artifact}")), Some(body)).await;
+    expect(&frozen, StatusCode::CONFLICT, "frozen artifact");
+    assert!(frozen.body["message"].as_str().unwrap().contains("frozen"), "{}", frozen.body);
+    let body = json!({"artifactType": "model-artifact", "name": "extra", "uri": "s3://x"});
+    expect(&send(&app, &sam, Method::POST, &artifacts, Some(body)).await, StatusCode::CONFLICT, "new artifact");
+    let path = registry(&format!("/model_versions/{version}"));
+    expect(&send(&app, &sam, Method::DELETE, &path, None).await, StatusCode::CONFLICT, "version delete");
+    let path = registry(&format!("/registered_models/{model}"));
+    expect(&send(&app, &sam, Method::DELETE, &path, None).await, StatusCode::CONFLICT, "model delete");
+    let governed = send(&app, &sam, Method::PATCH, &path, Some(json!({"riskTier": "low"}))).await;
+    expect(&governed, StatusCode::BAD_REQUEST, "a governance field through Kubeflow");
+    assert!(governed.body["message"].as_str().unwrap().contains("/api/governance/v1"), "{}", governed.body);
+
+    // Nobody reviews their own submission; high risk needs two approvers; one review per round.
+    expect(&review(&app, &sam, &version, "approve").await, StatusCode::FORBIDDEN, "self-approval");
+    let tier = send(
+        &app,
+        &rita,
+        Method::PATCH,
+        &format!("{GOVERNANCE}/registered_models/{model}"),
+        Some(json!({"riskTier": "high"})),
+    )
+    .await;
+    expect(&tier, StatusCode::FORBIDDEN, "fields need manage");
+    let body = json!({"riskTier": "high", "owners": ["user:token:sam"], "group": "payments", "tags": ["pii"]});
+    let tier = send(&app, &sam, Method::PATCH, &format!("{GOVERNANCE}/registered_models/{model}"), Some(body)).await;
+    expect(&tier, StatusCode::OK, "risk tier");
+    assert_eq!(tier.body["riskTier"], "high");
+    assert_eq!(tier.body["updatedBy"], sam.subject.as_str());
+    expect(&review(&app, &rita, &version, "approve").await, StatusCode::OK, "first approval");
+    expect(&review(&app, &rita, &version, "approve").await, StatusCode::CONFLICT, "second review in a round");
+    let short = move_to(&app, &sam, &version, "approved_staging").await;
+    expect(&short, StatusCode::UNPROCESSABLE_ENTITY, "one approval of two");
+    assert_eq!(short.body["refusals"][0]["rule"], "approvals");
+    expect(&review(&app, &alex, &version, "approve").await, StatusCode::OK, "second approval");
+    expect(&move_to(&app, &sam, &version, "approved_staging").await, StatusCode::OK, "approved for staging");
+    expect(&move_to(&app, &sam, &version, "staging").await, StatusCode::OK, "staging");
+
+    // A reviewer sends it back; the next round starts with no approvals.
+    let back = review(&app, &rita, &version, "request_changes").await;
+    expect(&back, StatusCode::OK, "request changes");
+    assert_eq!(back.body["state"], "changes_requested");
+    let path = registry(&format!("/artifacts/{artifact}"));
+    let reopened = send(&app, &sam, Method::PATCH, &path, Some(json!({"description": "retrained"}))).await;
+    expect(&reopened, StatusCode::OK, "artifacts reopen");
+    expect(&move_to(&app, &sam, &version, "draft").await, StatusCode::OK, "back to draft");
+    let resubmitted = move_to(&app, &sam, &version, "submitted").await;
+    assert_eq!(resubmitted.body["review"]["approvals"], json!([]), "approvals belong to their round");
+    for reviewer in [&rita, &alex] {
+        expect(&review(&app, reviewer, &version, "approve").await, StatusCode::OK, "staging approval");
+    }
+    expect(&move_to(&app, &sam, &version, "approved_staging").await, StatusCode::OK, "approved_staging");
+    expect(&move_to(&app, &sam, &version, "staging").await, StatusCode::OK, "staging again");
+    for reviewer in [&rita, &alex] {
+        expect(&review(&app, reviewer, &version, "approve").await, StatusCode::OK, "production approval");
+    }
+    expect(&move_to(&app, &sam, &version, "approved_prod").await, StatusCode::OK, "approved_prod");
+    expect(&move_to(&app, &sam, &version, "production").await, StatusCode::OK, "production");
+
+    // Aliases point at versions; each change is recorded; a retiring version may not hold one.
+    let body = json!({"name": "v2", "registeredModelId": model});
+    let second = created(send(&app, &sam, Method::POST, &registry("/model_versions"), Some(body)).await);
+    let alias = |name: &str| format!("{GOVERNANCE}/registered_models/{model}/aliases/{name}");
+    for (name, target) in [("champion", &version), ("champion", &version), ("challenger", &second)] {
+        let set = send(&app, &sam, Method::PUT, &alias(name), Some(json!({"modelVersionId": target}))).await;
+        expect(&set, StatusCode::OK, "alias");
+    }
+    let bad = send(&app, &sam, Method::PUT, &alias("Champion!"), Some(json!({"modelVersionId": version}))).await;
+    expect(&bad, StatusCode::BAD_REQUEST, "alias name");
+    let listed =
+        send(&app, &viewer, Method::GET, &format!("{GOVERNANCE}/registered_models/{model}/aliases"), None).await;
+    assert_eq!(listed.body["aliases"].as_array().unwrap().len(), 2);
+    assert_eq!(listed.body["history"].as_array().unwrap().len(), 2, "setting an alias again records nothing");
+    expect(&move_to(&app, &sam, &version, "deprecated").await, StatusCode::OK, "deprecated");
+    let held = move_to(&app, &sam, &version, "retired").await;
+    expect(&held, StatusCode::CONFLICT, "retiring the champion");
+    assert!(held.body["message"].as_str().unwrap().contains("\"champion\""), "{}", held.body);
+    let moved = send(&app, &sam, Method::PUT, &alias("champion"), Some(json!({"modelVersionId": second}))).await;
+    assert_eq!(moved.body["history"][2]["previousVersionId"], version.as_str());
+    let retired = move_to(&app, &sam, &version, "retired").await;
+    expect(&retired, StatusCode::OK, "retired");
+    assert_eq!(retired.body["nextStates"], json!([]));
+
+    // Retiring archives the version for Kubeflow, for good.
+    let path = registry(&format!("/model_versions/{version}"));
+    assert_eq!(send(&app, &sam, Method::GET, &path, None).await.body["state"], "ARCHIVED");
+    let revived = send(&app, &sam, Method::PATCH, &path, Some(json!({"state": "LIVE"}))).await;
+    expect(&revived, StatusCode::CONFLICT, "un-archiving a retired version");
+
+    // The history, the reviews, one audit entry per change.
+    let history =
+        send(&app, &viewer, Method::GET, &format!("{GOVERNANCE}/model_versions/{version}/transitions"), None).await;
+    let moves: Vec<String> = history.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| format!("{}>{}", item["from"].as_str().unwrap(), item["to"].as_str().unwrap()))
+        .collect();
+    let expected = "draft>submitted submitted>approved_staging approved_staging>staging staging>changes_requested \
+                    changes_requested>draft draft>submitted submitted>approved_staging approved_staging>staging \
+                    staging>approved_prod approved_prod>production production>deprecated deprecated>retired";
+    assert_eq!(moves.join(" "), expected);
+    let reviews =
+        send(&app, &viewer, Method::GET, &format!("{GOVERNANCE}/model_versions/{version}/reviews"), None).await;
+    assert_eq!(reviews.body["items"].as_array().unwrap().len(), 7);
+    let entity = format!("model_version/{version}");
+    let audited = eventually(std::time::Duration::from_secs(10), || async {
+        let query = [("entity", entity.as_str()), ("pageSize", "1000")];
+        let page = app.client.get(format!("{}/api/modelcat/v1/audit", app.address)).query(&query).send().await.ok()?;
+        let body: Value = page.json().await.ok()?;
+        let items = body["items"].as_array()?.clone();
+        let governance =
+            items.iter().filter(|item| item["action"].as_str().unwrap_or("").starts_with("lifecycle.")).count();
+        (governance == 18).then_some(items)
+    })
+    .await
+    .expect("18 lifecycle entries in the audit log");
+    let transitions = audited.iter().filter(|item| item["action"] == "lifecycle.transition").count();
+    assert_eq!(transitions, 11, "one entry per transition (the 12th came with a review)");
+    let outbox = outbox_count(&app).await;
+    assert_eq!(outbox, 11 + 7 + 1 + 3, "transitions, reviews, the fields and the alias changes each wrote one event");
+}
+
+/// The number of events in the outbox, read from the server's store.
+pub async fn outbox_count(app: &TestApp) -> i64 {
+    let backend = modelcat::store::connect(&app.database_url).await.expect("store");
+    modelcat::governance::events::count(&*backend).await.expect("count")
+}
+
+#[tokio::test]
+async fn lifecycle_on_sqlite() {
+    lifecycle(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn lifecycle_on_postgres() {
+    lifecycle(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn bad_requests_get_precise_errors() {
+    let Some(app) = TestApp::spawn(Backend::Sqlite).await else { return };
+    let model = app.create("/registered_models", json!({"name": "m"})).await;
+    let version = app.create("/model_versions", json!({"name": "v", "registeredModelId": model})).await;
+    let call = |method: Method, path: String, body: Option<Value>| {
+        let app = &app;
+        async move { app.call(method, &format!("{GOVERNANCE}{path}"), body).await }
+    };
+    let cases = [
+        (
+            Method::POST,
+            format!("/model_versions/{version}/transitions"),
+            Some(json!({"to": "live"})),
+            StatusCode::BAD_REQUEST,
+            "unknown lifecycle state",
+        ),
+        (
+            Method::POST,
+            format!("/model_versions/{version}/transitions"),
+            Some(json!({"state": "submitted"})),
+            StatusCode::BAD_REQUEST,
+            "unknown field",
+        ),
+        (
+            Method::POST,
+            format!("/model_versions/{version}/transitions"),
+            Some(json!({"to": "submitted", "comment": "x".repeat(5000)})),
+            StatusCode::BAD_REQUEST,
+            "at most 4096",
+        ),
+        (
+            Method::POST,
+            format!("/model_versions/{version}/reviews"),
+            Some(json!({"decision": "approve"})),
+            StatusCode::CONFLICT,
+            "only submitted or staging",
+        ),
+        (
+            Method::POST,
+            format!("/model_versions/{version}/reviews"),
+            Some(json!({"decision": "maybe"})),
+            StatusCode::BAD_REQUEST,
+            "unknown variant",
+        ),
+        (
+            Method::POST,
+            "/model_versions/999/transitions".to_owned(),
+            Some(json!({"to": "submitted"})),
+            StatusCode::NOT_FOUND,
+            "model version 999 not found",
+        ),
+        (Method::GET, "/model_versions/abc".to_owned(), None, StatusCode::BAD_REQUEST, "invalid id"),
+        (
+            Method::GET,
+            "/registered_models/999".to_owned(),
+            None,
+            StatusCode::NOT_FOUND,
+            "registered model 999 not found",
+        ),
+        (
+            Method::PATCH,
+            format!("/registered_models/{model}"),
+            Some(json!({"riskTier": "extreme"})),
+            StatusCode::BAD_REQUEST,
+            "unknown variant",
+        ),
+        (
+            Method::PATCH,
+            format!("/registered_models/{model}"),
+            Some(json!({"tags": [""]})),
+            StatusCode::BAD_REQUEST,
+            "tags: at most 64",
+        ),
+        (
+            Method::PUT,
+            format!("/registered_models/{model}/aliases/champion"),
+            Some(json!({"modelVersionId": "999"})),
+            StatusCode::NOT_FOUND,
+            "model version 999",
+        ),
+        (
+            Method::DELETE,
+            format!("/registered_models/{model}/aliases/champion"),
+            None,
+            StatusCode::NOT_FOUND,
+            "has no alias",
+        ),
+        (Method::GET, "/nothing/here".to_owned(), None, StatusCode::NOT_FOUND, "no route"),
+    ];
+    for (method, path, body, status, message) in cases {
+        let answer = call(method.clone(), path.clone(), body).await;
+        assert_eq!(answer.status, status, "{method} {path}: {}", answer.body);
+        assert!(answer.body["message"].as_str().unwrap_or("").contains(message), "{method} {path}: {}", answer.body);
+    }
+    let anonymous =
+        reply(app.anonymous.get(format!("{}{GOVERNANCE}/model_versions/{version}", app.address)).send().await.unwrap())
+            .await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED, "{}", anonymous.body);
+    assert_eq!(anonymous.body["code"], "unauthorized", "the modelcat envelope: {}", anonymous.body);
+    assert_eq!(outbox_count(&app).await, 0, "refused requests write no event");
+}
