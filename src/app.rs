@@ -43,6 +43,8 @@ pub struct AppState {
     pub backend: Arc<dyn store::Backend>,
     /// Lifecycle, reviews, aliases and governance fields over the shared store.
     pub governance: crate::governance::store::GovernanceStore,
+    /// Webhook subscriptions and their delivery log.
+    pub webhooks: crate::webhooks::Webhooks,
     /// Tags of catalog answers, remembered for conditional requests.
     pub tags: crate::api::conditional::TagMemo,
 }
@@ -87,6 +89,8 @@ impl Application {
             settings.audit_retention,
         ));
         telemetry::spawn_upkeep();
+        let webhook_store = crate::webhooks::store::WebhookStore::new(backend.clone());
+        tokio::spawn(crate::webhooks::dispatcher::run(webhook_store.clone(), settings.webhooks.clone()));
         let state = AppState {
             registry,
             catalog: catalog.clone(),
@@ -100,6 +104,11 @@ impl Application {
             replica: replica.clone(),
             authenticator,
             governance: crate::governance::store::GovernanceStore::new(backend.clone()),
+            webhooks: crate::webhooks::Webhooks {
+                store: webhook_store,
+                destinations: settings.webhooks.destinations(),
+                rotation_window: settings.webhooks.rotation_window(),
+            },
             backend,
             tags: crate::api::conditional::memo(TAG_MEMO_BYTES),
         };

@@ -42,6 +42,8 @@ pub struct Settings {
     pub audit_checkpoint_interval: std::time::Duration,
     /// How long audit entries are kept (`audit.retention_days`); `None` keeps them all.
     pub audit_retention: Option<std::time::Duration>,
+    /// Webhook deliveries (the `webhooks` section).
+    pub webhooks: crate::webhooks::WebhookSettings,
 }
 
 /// The `memory` section as written: budgets in MiB.
@@ -198,6 +200,8 @@ struct FileSettings {
     auth: crate::auth::settings::AuthFileSettings,
     #[serde(default)]
     audit: AuditFileSettings,
+    #[serde(default)]
+    webhooks: crate::webhooks::WebhookSettings,
 }
 
 /// The `audit` section as written.
@@ -350,6 +354,7 @@ impl Settings {
                 .map(|url| url.trim_end_matches('/').to_owned()),
             replication: file.replication.settings(),
             hub_cache_bytes: file.memory.hub_cache_mb << 20,
+            webhooks: file.webhooks,
         };
         settings.validate()?;
         Ok(settings)
@@ -357,7 +362,7 @@ impl Settings {
 
     /// Collects every problem into one error.
     fn validate(&self) -> Result<(), ConfigError> {
-        let mut problems = Vec::new();
+        let mut problems = self.webhooks.problems();
         if self.api.default_page_size == 0 {
             problems.push("api.default_page_size must be at least 1".to_owned());
         }

@@ -29,6 +29,7 @@ pub mod replica;
 pub mod store;
 pub mod telemetry;
 pub mod ui;
+pub mod webhooks;
 
 pub use app::{AppState, Application};
 

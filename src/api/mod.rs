@@ -23,6 +23,7 @@ pub mod params;
 pub mod permissions;
 pub mod registry;
 pub mod search;
+pub mod webhooks;
 
 use std::time::{Duration, Instant};
 
@@ -68,6 +69,7 @@ pub fn router(state: AppState, api: ApiSettings, reset_endpoint: bool) -> Router
                 .route_layer(middleware::from_fn_with_state(state.clone(), loading::feed))
                 .merge(auth::router())
                 .merge(permissions::router())
+                .merge(webhooks::router())
                 .route("/status", get(catalog::status))
                 .route(
                     "/search",

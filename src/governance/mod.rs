@@ -17,7 +17,6 @@
 //! Who may do what is the HTTP layer's ([`crate::api::governance`]): reading needs read on the model,
 //! transitions, reviews and aliases need edit, and the model's governance fields need manage.
 
-pub mod events;
 pub mod gates;
 pub mod kubeflow_guard;
 pub mod lifecycle;

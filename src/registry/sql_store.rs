@@ -111,6 +111,41 @@ impl SqlStore {
         Ok(row.map(|row| crate::hex::sha256(format!("{row:?}").as_bytes())))
     }
 
+    /// Appends the event of a create or update of a registered model or version to the outbox
+    /// ([`crate::store::outbox`]); other kinds announce nothing.
+    async fn announce(
+        &self,
+        tx: &mut Box<dyn Transaction>,
+        created: bool,
+        kind: &Kind,
+        id: i64,
+    ) -> Result<(), RegistryError> {
+        use crate::store::outbox::{self, EventType};
+        let mut sql = self.sql();
+        let event = if kind == &REGISTERED_MODEL {
+            sql.push("SELECT id, name FROM registered_model WHERE id = ");
+            if created { EventType::ModelCreated } else { EventType::ModelUpdated }
+        } else if kind == &MODEL_VERSION {
+            sql.push("SELECT registered_model_id, name FROM model_version WHERE id = ");
+            if created { EventType::VersionCreated } else { EventType::VersionUpdated }
+        } else {
+            return Ok(());
+        };
+        sql.arg(Value::Int(id));
+        let row = tx.read(&sql, &[Col::Int, Col::Text]).await.map_err(db_error)?.into_iter().next();
+        let mut values = row.unwrap_or_default().into_iter();
+        let model = values.next().and_then(|value| value.as_int()).unwrap_or(id);
+        let mut data = serde_json::json!({
+            "registeredModelId": model.to_string(),
+            "name": values.next().and_then(Value::into_text),
+            "actor": audit::current().subject,
+        });
+        if kind == &MODEL_VERSION {
+            data["modelVersionId"] = serde_json::json!(id.to_string());
+        }
+        outbox::append(&mut **tx, self.db.dialect(), event, data).await.map_err(db_error)
+    }
+
     /// Appends `entry` to the change log (the transaction's last statement before commit).
     async fn log(&self, tx: &mut Box<dyn Transaction>, entry: Option<changes::Entry>) -> Result<(), RegistryError> {
         let entries: Vec<_> = entry.into_iter().collect();
@@ -671,6 +706,7 @@ impl RegistryStore for SqlStore {
         };
         let record = Record { id, kind, parent, create_time: now, update_time: now, version: 1, values, properties };
         self.audit(&mut tx, "create", kind, id, None).await?;
+        self.announce(&mut tx, true, kind, id).await?;
         let entry = self.catalog_entry(&mut tx, kind, id).await?;
         self.log(&mut tx, entry).await?;
         tx.commit().await.map_err(|error| write_error(kind, None, error))?;
@@ -709,6 +745,7 @@ impl RegistryStore for SqlStore {
             )));
         }
         self.audit(&mut tx, "update", kind, id, before).await?;
+        self.announce(&mut tx, false, kind, id).await?;
         let entry = self.catalog_entry(&mut tx, kind, id).await?;
         self.log(&mut tx, entry).await?;
         tx.commit().await.map_err(|error| write_error(kind, None, error))?;

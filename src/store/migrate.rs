@@ -29,6 +29,7 @@ pub const SQLITE: &[Migration] = &[
     },
     Migration { version: 9, name: "audit_retention", sql: include_str!("migrations/sqlite/0009_audit_retention.sql") },
     Migration { version: 10, name: "governance", sql: include_str!("migrations/sqlite/0010_governance.sql") },
+    Migration { version: 11, name: "webhooks", sql: include_str!("migrations/sqlite/0011_webhooks.sql") },
 ];
 
 /// Migrations for PostgreSQL, in order.
@@ -51,6 +52,7 @@ pub const POSTGRES: &[Migration] = &[
         sql: include_str!("migrations/postgres/0009_audit_retention.sql"),
     },
     Migration { version: 10, name: "governance", sql: include_str!("migrations/postgres/0010_governance.sql") },
+    Migration { version: 11, name: "webhooks", sql: include_str!("migrations/postgres/0011_webhooks.sql") },
 ];
 
 /// Creates the bookkeeping table; portable across both backends.

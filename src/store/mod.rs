@@ -18,6 +18,7 @@ pub mod audit;
 pub mod changes;
 pub mod lease;
 pub mod migrate;
+pub mod outbox;
 pub mod postgres;
 pub mod replicas;
 pub mod sql;

@@ -68,6 +68,7 @@ impl TestApp {
             auth,
             audit_checkpoint_interval: Duration::ZERO,
             audit_retention: None,
+            webhooks: Default::default(),
             public_base_url: None,
             replication: Default::default(),
             hub_cache_bytes: modelcat::mirror::DEFAULT_CACHE_BYTES,

@@ -20,3 +20,4 @@ mod service;
 mod startup;
 mod store;
 mod ui;
+mod webhooks;

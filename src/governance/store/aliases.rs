@@ -5,10 +5,10 @@ use serde_json::json;
 use super::{Fields, GovernanceStore, Reader};
 use crate::audit;
 use crate::governance::lifecycle::State;
-use crate::governance::{Alias, AliasChange, Aliases, GovernanceError, events};
+use crate::governance::{Alias, AliasChange, Aliases, GovernanceError};
 use crate::store::now_millis;
+use crate::store::outbox::{self as events, EventType};
 use crate::store::sql::{Col, Value};
-use events::EventType;
 
 impl GovernanceStore {
     /// A model's aliases and their history, oldest change first.

@@ -14,11 +14,11 @@ use std::sync::Arc;
 use serde_json::json;
 
 use super::lifecycle::{RiskTier, State};
-use super::{GovernanceError, ModelGovernance, ModelPatch, events, timestamp};
+use super::{GovernanceError, ModelGovernance, ModelPatch, timestamp};
 use crate::audit;
 use crate::store::now_millis;
+use crate::store::outbox::{self as events, EventType};
 use crate::store::sql::{Backend, Col, DbError, Dialect, Row, Sql, Transaction, Value};
-use events::EventType;
 
 /// Governance over the shared store.
 #[derive(Clone)]

@@ -6,12 +6,12 @@ use super::{Current, Fields, GovernanceStore, Reader, digest, text_or_null};
 use crate::audit;
 use crate::governance::gates::{self, ArtifactFacts, Facts};
 use crate::governance::lifecycle::{Decision, RiskTier, Stage, State};
-use crate::governance::{GovernanceError, Review, ReviewRound, Transition, VersionStatus, events};
+use crate::governance::{GovernanceError, Review, ReviewRound, Transition, VersionStatus};
 use crate::registry::{MetaValue, Properties};
 use crate::store::changes::{self, ModelOf};
 use crate::store::now_millis;
+use crate::store::outbox::{self as events, EventType};
 use crate::store::sql::{Col, DbError, Sql, Transaction, Value};
-use events::EventType;
 
 impl GovernanceStore {
     pub(super) async fn current(

@@ -9,11 +9,12 @@ use std::sync::Arc;
 use modelcat::audit::{self, Actor};
 use modelcat::governance::lifecycle::{Decision, RiskTier, STATES, State};
 use modelcat::governance::store::GovernanceStore;
-use modelcat::governance::{GovernanceError, ModelPatch, events};
+use modelcat::governance::{GovernanceError, ModelPatch};
 use modelcat::registry::schema::{MODEL_ARTIFACT, MODEL_VERSION, REGISTERED_MODEL};
 use modelcat::registry::sql_store::SqlStore;
 use modelcat::registry::{Attach, Draft, MetaValue, RegistryStore, Scalar};
 use modelcat::store::Backend;
+use modelcat::store::outbox as events;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
