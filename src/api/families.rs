@@ -19,10 +19,13 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{catalog, federation, registry};
+use super::{catalog, federation, governance, registry};
 
 /// modelcat's own document (`/api/modelcat/v1/openapi.yaml`).
 pub const MODELCAT_OPENAPI: &str = include_str!("modelcat.openapi.yaml");
+
+/// The governance document (`/api/governance/v1/openapi.yaml`).
+pub const GOVERNANCE_OPENAPI: &str = include_str!("governance.openapi.yaml");
 
 /// The alpha base paths and the `v1` path that succeeds each.
 pub const ALPHA_PATHS: [(&str, &str); 3] = [
@@ -68,6 +71,11 @@ pub fn listing(alpha_deprecated: bool) -> serde_json::Value {
                 "versions": [version("v1", federation::BASE_PATH, "stable")],
             },
             {
+                "id": "governance",
+                "name": "modelcat governance (lifecycle, reviews, aliases, governance fields)",
+                "versions": [version("v1", governance::BASE_PATH, "stable")],
+            },
+            {
                 "id": "huggingface_hub",
                 "name": "Hugging Face Hub-compatible (models, files)",
                 "versions": [{"version": "hub", "basePath": "/api/models", "openapi": null, "status": "stable",
@@ -78,7 +86,7 @@ pub fn listing(alpha_deprecated: bool) -> serde_json::Value {
 }
 
 /// Every OpenAPI document, by its path.
-pub fn documents() -> [(String, &'static str); 7] {
+pub fn documents() -> [(String, &'static str); 8] {
     let at = |base: &str| format!("{base}/openapi.yaml");
     [
         (at(registry::BASE_PATH), registry::openapi::YAML.as_str()),
@@ -88,6 +96,7 @@ pub fn documents() -> [(String, &'static str); 7] {
         (at(catalog::mcp::BASE_PATH), catalog::mcp::OPENAPI),
         (at(catalog::mcp::V1_BASE_PATH), catalog::mcp::OPENAPI_V1.as_str()),
         (at(federation::BASE_PATH), MODELCAT_OPENAPI),
+        (at(governance::BASE_PATH), GOVERNANCE_OPENAPI),
     ]
 }
 

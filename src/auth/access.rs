@@ -66,8 +66,12 @@ pub fn required(method: &Method, template: Option<&str>) -> Access {
         };
     }
     // Governance: the handlers require read, edit or manage on the model.
-    if template.starts_with("/api/governance/v1/") {
-        return if reads { Access::Read(Area::Registry) } else { Access::Write };
+    if let Some(route) = template.strip_prefix("/api/governance/v1/") {
+        return match route {
+            "openapi.yaml" => Access::Public,
+            _ if reads => Access::Read(Area::Registry),
+            _ => Access::Write,
+        };
     }
     // The Hub API: listing, model documents (`paths-info` is a POST that reads) and file resolution.
     if template == "/api/models" || template.starts_with("/api/models/") || template.contains("/resolve/") {

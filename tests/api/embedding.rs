@@ -370,7 +370,7 @@ async fn families_documents_and_v1_mounts() {
     let families: Value = families.json().await.unwrap();
     let ids: Vec<&str> =
         families["families"].as_array().unwrap().iter().map(|family| family["id"].as_str().unwrap()).collect();
-    assert_eq!(ids, ["model_registry", "model_catalog", "mcp_catalog", "modelcat", "huggingface_hub"]);
+    assert_eq!(ids, ["model_registry", "model_catalog", "mcp_catalog", "modelcat", "governance", "huggingface_hub"]);
     assert_eq!(families["families"][1]["versions"][1]["status"], "alpha");
     for (url, base) in [
         ("/api/model_registry/v1/openapi.yaml", "/api/model_registry/v1/registered_models"),
@@ -386,6 +386,7 @@ async fn families_documents_and_v1_mounts() {
         ("/api/mcp_catalog/v1/openapi.yaml", "/api/mcp_catalog/v1"),
         ("/api/mcp_catalog/v1alpha1/openapi.yaml", "/api/mcp_catalog/v1alpha1"),
         ("/api/modelcat/v1/openapi.yaml", "/api/modelcat/v1"),
+        ("/api/governance/v1/openapi.yaml", "/api/governance/v1"),
     ] {
         let text = app.anonymous.get(format!("{}{url}", app.address)).send().await.unwrap().text().await.unwrap();
         let document: Value = serde_norway::from_str(&text).unwrap();
