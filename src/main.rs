@@ -109,6 +109,9 @@ enum Bench {
     /// Generates YAML catalogs and measures the web UI's search fragment, search page and model pages,
     /// from a separate process.
     Ui(modelcat::bench::ui::UiBench),
+    /// Times lifecycle transitions and reviews over HTTP from a separate process, the gates, and webhook
+    /// delivery throughput to a local receiver.
+    Governance(modelcat::bench::governance::GovernanceBench),
 }
 
 #[derive(clap::Args)]
@@ -189,6 +192,10 @@ async fn main() -> anyhow::Result<()> {
         Command::Bench(Bench::Ui(bench)) => {
             modelcat::telemetry::init_tracing(LogFormat::Text);
             modelcat::bench::ui::run_ui(bench).await?;
+        }
+        Command::Bench(Bench::Governance(bench)) => {
+            modelcat::telemetry::init_tracing(LogFormat::Text);
+            modelcat::bench::governance::run_governance(bench).await?;
         }
         Command::Bench(Bench::Polling(bench)) => {
             modelcat::telemetry::init_tracing(LogFormat::Text);

@@ -6,11 +6,12 @@
 //! PostgreSQL database and measures convergence, throughput and failover; [`peers`] runs two instances,
 //! one following the other's change feed; [`startup`] times a server's first answer and its readiness
 //! on a large catalog; [`soak`] runs a steady mixed load for many minutes and samples the server's
-//! resources; [`polling`] sends a polling platform's conditional requests at a fixed rate; [`ui`] times the
+//! resources; [`governance`] times lifecycle steps, the gates and webhook deliveries; [`polling`] sends a polling platform's conditional requests at a fixed rate; [`ui`] times the
 //! web UI's pages from a separate process. Child
 //! processes are started by [`server`].
 
 pub mod catalog;
+pub mod governance;
 pub mod hf;
 pub mod mcp;
 pub mod peers;

@@ -39,11 +39,23 @@ impl Server {
         sources: &str,
         lease_ttl_ms: u64,
     ) -> anyhow::Result<Server> {
+        Self::start_configured(root, id, database_url, sources, lease_ttl_ms, "")
+    }
+
+    /// Starts a server whose configuration also holds `more_config` (top-level YAML sections).
+    pub fn start_configured(
+        root: &Path,
+        id: &str,
+        database_url: &str,
+        sources: &str,
+        lease_ttl_ms: u64,
+        more_config: &str,
+    ) -> anyhow::Result<Server> {
         let dir = root.join(id);
         std::fs::create_dir_all(&dir)?;
         std::fs::write(dir.join("sources.yaml"), sources)?;
         let config = format!(
-            "catalog:\n  sources: [{}]\nreplication:\n  replica_id: {id}\n  lease_ttl_ms: {lease_ttl_ms}\n",
+            "catalog:\n  sources: [{}]\nreplication:\n  replica_id: {id}\n  lease_ttl_ms: {lease_ttl_ms}\n{more_config}",
             dir.join("sources.yaml").display()
         );
         std::fs::write(dir.join("modelcat.yaml"), config)?;

@@ -112,13 +112,15 @@ impl SqlStore {
     }
 
     /// Appends the event of a create or update of a registered model or version to the outbox
-    /// ([`crate::store::outbox`]); other kinds announce nothing.
+    /// ([`crate::store::outbox`]); other kinds announce nothing. `known` is the entity's model id and
+    /// name when the caller has them (a create), read here otherwise.
     async fn announce(
         &self,
         tx: &mut Box<dyn Transaction>,
         created: bool,
         kind: &Kind,
         id: i64,
+        known: Option<(i64, Option<String>)>,
     ) -> Result<(), RegistryError> {
         use crate::store::outbox::{self, EventType};
         let mut sql = self.sql();
@@ -131,13 +133,18 @@ impl SqlStore {
         } else {
             return Ok(());
         };
-        sql.arg(Value::Int(id));
-        let row = tx.read(&sql, &[Col::Int, Col::Text]).await.map_err(db_error)?.into_iter().next();
-        let mut values = row.unwrap_or_default().into_iter();
-        let model = values.next().and_then(|value| value.as_int()).unwrap_or(id);
+        let (model, name) = match known {
+            Some(known) => known,
+            None => {
+                sql.arg(Value::Int(id));
+                let row = tx.read(&sql, &[Col::Int, Col::Text]).await.map_err(db_error)?.into_iter().next();
+                let mut values = row.unwrap_or_default().into_iter();
+                (values.next().and_then(|value| value.as_int()).unwrap_or(id), values.next().and_then(Value::into_text))
+            }
+        };
         let mut data = serde_json::json!({
             "registeredModelId": model.to_string(),
-            "name": values.next().and_then(Value::into_text),
+            "name": name,
             "actor": audit::current().subject,
         });
         if kind == &MODEL_VERSION {
@@ -706,7 +713,9 @@ impl RegistryStore for SqlStore {
         };
         let record = Record { id, kind, parent, create_time: now, update_time: now, version: 1, values, properties };
         self.audit(&mut tx, "create", kind, id, None).await?;
-        self.announce(&mut tx, true, kind, id).await?;
+        let model = if kind == &MODEL_VERSION { parent.unwrap_or_default() } else { id };
+        let known = (model, text_value(&record.values, "name").map(str::to_owned));
+        self.announce(&mut tx, true, kind, id, Some(known)).await?;
         let entry = self.catalog_entry(&mut tx, kind, id).await?;
         self.log(&mut tx, entry).await?;
         tx.commit().await.map_err(|error| write_error(kind, None, error))?;
@@ -745,7 +754,7 @@ impl RegistryStore for SqlStore {
             )));
         }
         self.audit(&mut tx, "update", kind, id, before).await?;
-        self.announce(&mut tx, false, kind, id).await?;
+        self.announce(&mut tx, false, kind, id, None).await?;
         let entry = self.catalog_entry(&mut tx, kind, id).await?;
         self.log(&mut tx, entry).await?;
         tx.commit().await.map_err(|error| write_error(kind, None, error))?;

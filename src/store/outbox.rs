@@ -1,7 +1,9 @@
-//! The event outbox: a change that announces itself appends exactly one event inside its own
-//! transaction, together with one pending delivery for each enabled webhook subscription that wants
-//! that type. An event and its deliveries exist exactly when the change committed, so a crash between
-//! the commit and the delivery loses nothing; the webhook dispatcher ([`crate::webhooks`]) sends them.
+//! The event outbox: a change that announces itself appends its event inside its own transaction,
+//! together with one pending delivery for each enabled webhook subscription that wants that type. An
+//! event and its deliveries exist exactly when the change committed, so a crash between the commit and
+//! the delivery loses nothing; the webhook dispatcher ([`crate::webhooks`]) sends them. An event no
+//! subscription wants is not written (the audit log records every change regardless), so a server
+//! without subscriptions pays one cheap statement per change.
 //!
 //! An event is the Standard Webhooks payload shape, `{"type", "timestamp", "data"}`, with an id
 //! (`evt_…`) that each delivery sends as `webhook-id`.
@@ -60,7 +62,7 @@ impl EventType {
 }
 
 /// Appends one event with `data` inside `transaction`, and a pending delivery for each subscription
-/// that wants it.
+/// that wants it, if any does.
 pub async fn append(
     transaction: &mut dyn Transaction,
     dialect: Dialect,
@@ -72,7 +74,7 @@ pub async fn append(
     let timestamp = modelcat_sources::hf::format_hub_time(now);
     let payload = json!({ "type": event_type.as_str(), "timestamp": timestamp, "data": data });
     let mut sql = Sql::new(dialect);
-    sql.push("INSERT INTO event_outbox (event_id, event_type, payload, created_at) VALUES (")
+    sql.push("INSERT INTO event_outbox (event_id, event_type, payload, created_at) SELECT ")
         .arg(Value::Text(event_id))
         .push(", ")
         .arg(Value::Text(event_type.as_str().to_owned()))
@@ -80,9 +82,11 @@ pub async fn append(
         .arg(Value::Text(payload.to_string()))
         .push(", ")
         .arg(Value::Int(now))
-        .push(") RETURNING id");
+        .push(" WHERE EXISTS (SELECT 1 FROM webhook_subscription s WHERE ");
+    push_wants(&mut sql, event_type);
+    sql.push(") RETURNING id");
     let row = transaction.read(&sql, &[Col::Int]).await?.into_iter().next();
-    let event_row = row.and_then(|row| row.into_iter().next()?.as_int()).unwrap_or_default();
+    let Some(event_row) = row.and_then(|row| row.into_iter().next()?.as_int()) else { return Ok(()) };
     let mut fan_out = Sql::new(dialect);
     fan_out
         .push(
@@ -96,15 +100,22 @@ pub async fn append(
         .arg(Value::Int(now))
         .push(", ")
         .arg(Value::Int(now))
-        .push(
-            " FROM webhook_subscription s WHERE s.disabled_at IS NULL AND (NOT EXISTS (SELECT 1 FROM \
-             webhook_subscription_event e WHERE e.subscription_id = s.id) OR EXISTS (SELECT 1 FROM \
-             webhook_subscription_event e WHERE e.subscription_id = s.id AND e.event_type = ",
-        )
-        .arg(Value::Text(event_type.as_str().to_owned()))
-        .push("))");
+        .push(" FROM webhook_subscription s WHERE ");
+    push_wants(&mut fan_out, event_type);
     transaction.execute(&fan_out).await?;
     Ok(())
+}
+
+/// The condition on `webhook_subscription s` that it is enabled and wants `event_type` (a subscription
+/// without types wants every type).
+fn push_wants(sql: &mut Sql, event_type: EventType) {
+    sql.push(
+        "s.disabled_at IS NULL AND (NOT EXISTS (SELECT 1 FROM webhook_subscription_event e WHERE \
+         e.subscription_id = s.id) OR EXISTS (SELECT 1 FROM webhook_subscription_event e WHERE \
+         e.subscription_id = s.id AND e.event_type = ",
+    )
+    .arg(Value::Text(event_type.as_str().to_owned()))
+    .push("))");
 }
 
 /// The number of events in the outbox.

@@ -42,11 +42,16 @@ pub async fn run(store: WebhookStore, settings: WebhookSettings) {
             tokio::time::sleep(poll).await;
             continue;
         }
-        join_all(due.iter().map(|due| deliver(&client, &store, &settings, due))).await;
+        let outcomes = join_all(due.iter().map(|due| deliver(&client, &settings, due))).await;
+        if let Err(error) = store.record(&outcomes).await {
+            // The claims expire and the deliveries are attempted again.
+            tracing::warn!(%error, "cannot record webhook attempts");
+        }
     }
 }
 
-async fn deliver(client: &reqwest::Client, store: &WebhookStore, settings: &WebhookSettings, due: &Due) {
+/// Sends one delivery; returns it with how the attempt ended and how long it took.
+async fn deliver<'a>(client: &reqwest::Client, settings: &WebhookSettings, due: &'a Due) -> (&'a Due, Outcome, i64) {
     let started = Instant::now();
     let timestamp = now_millis() / 1000;
     let request = client
@@ -88,10 +93,7 @@ async fn deliver(client: &reqwest::Client, store: &WebhookStore, settings: &Webh
             "webhook attempt failed"
         ),
     }
-    if let Err(error) = store.record(due, &outcome, duration_ms).await {
-        // The claim expires and the delivery is attempted again.
-        tracing::warn!(%error, delivery = due.delivery, "cannot record a webhook attempt");
-    }
+    (due, outcome, duration_ms)
 }
 
 /// A transport error's cause chain, without the URL.

@@ -444,7 +444,13 @@ impl WebhookStore {
         .arg(Value::Int(limit));
         let cols = [Col::Int, Col::Int, Col::Text, Col::Text, Col::Text, Col::Int, Col::Text, Col::Text, Col::Int];
         let mut claimed = Vec::new();
-        for row in self.db.read(&sql, &cols).await? {
+        let rows = self.db.read(&sql, &cols).await?;
+        if rows.is_empty() {
+            return Ok(claimed);
+        }
+        // One transaction claims the batch.
+        let mut tx = self.db.begin().await?;
+        for row in rows {
             let mut values = row.into_iter();
             let delivery = values.next().and_then(|value| value.as_int()).unwrap_or_default();
             let mut claim = self.sql();
@@ -456,10 +462,7 @@ impl WebhookStore {
                 .push(" AND state = 'pending' AND (claimed_until IS NULL OR claimed_until < ")
                 .arg(Value::Int(now))
                 .push(")");
-            let mut tx = self.db.begin().await?;
-            let won = tx.execute(&claim).await? == 1;
-            tx.commit().await?;
-            if !won {
+            if tx.execute(&claim).await? != 1 {
                 continue;
             }
             let subscription = values.next().and_then(|value| value.as_int()).unwrap_or_default();
@@ -481,11 +484,28 @@ impl WebhookStore {
                 attempts: values.next().and_then(|value| value.as_int()).unwrap_or_default(),
             });
         }
+        tx.commit().await?;
         Ok(claimed)
     }
 
-    /// Records how an attempt at `due` ended.
-    pub async fn record(&self, due: &Due, outcome: &Outcome, duration_ms: i64) -> Result<(), WebhookError> {
+    /// Records how each attempt of a batch ended (attempt, outcome, milliseconds it took), in one
+    /// transaction.
+    pub async fn record(&self, attempts: &[(&Due, Outcome, i64)]) -> Result<(), WebhookError> {
+        let mut tx = self.db.begin().await?;
+        for (due, outcome, duration_ms) in attempts {
+            self.record_one(&mut *tx, due, outcome, *duration_ms).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn record_one(
+        &self,
+        tx: &mut dyn crate::store::sql::Transaction,
+        due: &Due,
+        outcome: &Outcome,
+        duration_ms: i64,
+    ) -> Result<(), WebhookError> {
         let now = now_millis();
         let (state, status, error, next) = match outcome {
             Outcome::Delivered(status) => ("delivered", Some(i64::from(*status)), None, None),
@@ -496,7 +516,6 @@ impl WebhookStore {
             Outcome::Failed { status, error, retry_at: None } => ("failed", status.map(i64::from), error.clone(), None),
         };
         let int_or_null = |value: Option<i64>| value.map_or(Value::Null(Col::Int), Value::Int);
-        let mut tx = self.db.begin().await?;
         let mut attempt = self.sql();
         attempt
             .push("INSERT INTO webhook_attempt (delivery_id, at, status, error, duration_ms) VALUES (")
@@ -540,9 +559,8 @@ impl WebhookStore {
                 detail: Some("the endpoint answered 410 Gone".into()),
                 ..Default::default()
             };
-            audit::append(&mut *tx, self.db.dialect(), record).await?;
+            audit::append(tx, self.db.dialect(), record).await?;
         }
-        tx.commit().await?;
         Ok(())
     }
 

@@ -62,8 +62,17 @@ fn expect(reply: &Reply, status: StatusCode, what: &str) {
     assert_eq!(reply.status, status, "{what}: {}", reply.body);
 }
 
+/// Subscribes a catch-all webhook, so every change writes its event (to an address that never
+/// resolves: the deliveries stay pending).
+pub async fn subscribe_everything(app: &TestApp) {
+    let body = json!({"url": "https://hooks.example.invalid/everything"});
+    let created = app.call(Method::POST, "/api/modelcat/v1/webhooks", Some(body)).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+}
+
 async fn lifecycle(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else { return };
+    subscribe_everything(&app).await;
     let sam = user(&app, "sam", "editor").await;
     let rita = user(&app, "rita", "editor").await;
     let alex = user(&app, "alex", "editor").await;
@@ -285,6 +294,7 @@ async fn lifecycle_on_postgres() {
 #[tokio::test]
 async fn bad_requests_get_precise_errors() {
     let Some(app) = TestApp::spawn(Backend::Sqlite).await else { return };
+    subscribe_everything(&app).await;
     let model = app.create("/registered_models", json!({"name": "m"})).await;
     let version = app.create("/model_versions", json!({"name": "v", "registeredModelId": model})).await;
     let call = |method: Method, path: String, body: Option<Value>| {

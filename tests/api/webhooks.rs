@@ -216,3 +216,21 @@ async fn deliveries_are_signed_retried_logged_and_stop_at_410() {
     let enabled = app.call(Method::PATCH, &format!("{WEBHOOKS}/{id}"), Some(json!({"enabled": true}))).await;
     assert_eq!(enabled.body["enabled"], true, "{}", enabled.body);
 }
+
+#[tokio::test]
+async fn without_a_subscription_no_event_is_written() {
+    let app = spawn().await;
+    let model = app.create("/registered_models", json!({"name": "quiet"})).await;
+    app.patch(&format!("/registered_models/{model}"), json!({"description": "still quiet"})).await;
+    let backend = modelcat::store::connect(&app.database_url).await.unwrap();
+    assert_eq!(modelcat::store::outbox::count(&*backend).await.unwrap(), 0);
+    let receiver = Receiver::start().await;
+    let created = app
+        .call(Method::POST, WEBHOOKS, Some(json!({"url": receiver.url, "eventTypes": ["registered_model.updated"]})))
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    app.create("/registered_models", json!({"name": "not wanted"})).await;
+    app.patch(&format!("/registered_models/{model}"), json!({"description": "wanted"})).await;
+    wait_for("the wanted event", || receiver.of_type("registered_model.updated").pop()).await;
+    assert_eq!(modelcat::store::outbox::count(&*backend).await.unwrap(), 1, "only the wanted type was written");
+}

@@ -15,6 +15,7 @@ use modelcat::registry::sql_store::SqlStore;
 use modelcat::registry::{Attach, Draft, MetaValue, RegistryStore, Scalar};
 use modelcat::store::Backend;
 use modelcat::store::outbox as events;
+use modelcat::webhooks::store::{SubscriptionDraft, WebhookStore};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
@@ -249,6 +250,10 @@ fn random_sequences_follow_the_rules() {
     let directory = tempfile::tempdir().expect("temp dir");
     let url = format!("sqlite://{}", directory.path().join("governance.db").display());
     let backend = runtime.block_on(modelcat::store::connect(&url)).expect("store");
+    // A catch-all subscription, so that every change writes its event.
+    let webhooks = WebhookStore::new(backend.clone());
+    let everything = SubscriptionDraft { url: Some("https://hooks.example.invalid/".to_owned()), ..Default::default() };
+    runtime.block_on(webhooks.create(everything)).expect("a subscription");
     let world =
         World { registry: SqlStore::new(backend.clone()), governance: GovernanceStore::new(backend.clone()), backend };
     let mut runner = TestRunner::new(Config { cases: 96, ..Config::default() });
