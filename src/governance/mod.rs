@@ -9,7 +9,8 @@
 //!   round (a round starts when the version enters `submitted` or `staging`); approvals count only in
 //!   their round.
 //! - [`store::GovernanceStore`] makes every change in one transaction with its audit entry
-//!   ([`crate::audit`]) and exactly one outbox event ([`events`]), so a crash loses neither. Retiring a
+//!   ([`crate::audit`]) and its event ([`crate::store::outbox`], written when a webhook subscription
+//!   wants it), so a crash loses neither. Retiring a
 //!   version sets its Kubeflow state to `ARCHIVED` in the same transaction (and logs it for the catalog).
 //! - What the Kubeflow API may no longer do to a governed version ([`kubeflow_guard`]): un-archive a
 //!   retired one, or change, add or delete the artifacts of one under review or past it.
