@@ -49,6 +49,9 @@ enum Command {
     /// Creates, lists and revokes API tokens.
     #[command(subcommand)]
     Token(modelcat::auth::cli::TokenCommand),
+    /// Creates, lists, deletes and rotates webhook subscriptions, and shows their deliveries.
+    #[command(subcommand)]
+    Webhook(modelcat::webhooks::cli::WebhookCommand),
     /// Verifies the audit log's hash chain and signed checkpoints.
     #[command(subcommand)]
     Audit(modelcat::audit::cli::AuditCommand),
@@ -207,6 +210,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Token(command) => modelcat::auth::cli::run(command).await?,
         Command::Audit(command) => modelcat::audit::cli::run(command).await?,
+        Command::Webhook(command) => modelcat::webhooks::cli::run(command).await?,
         Command::Mirror(command) => {
             modelcat::telemetry::init_tracing(LogFormat::Text);
             modelcat::mirror::cli::run(command).await?;

@@ -14,7 +14,9 @@
 //! - Every attempt is logged per delivery; an admin can send a delivery again, and rotate a secret while
 //!   the old one keeps signing for `webhooks.rotation_window_hours`.
 //! - Finished deliveries and events older than `webhooks.retention_days` are pruned.
+//! - Subscriptions are managed over HTTP ([`crate::api::webhooks`]) and on the command line ([`cli`]).
 
+pub mod cli;
 pub mod dispatcher;
 pub mod guard;
 pub mod signing;

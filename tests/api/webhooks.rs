@@ -234,3 +234,47 @@ async fn without_a_subscription_no_event_is_written() {
     wait_for("the wanted event", || receiver.of_type("registered_model.updated").pop()).await;
     assert_eq!(modelcat::store::outbox::count(&*backend).await.unwrap(), 1, "only the wanted type was written");
 }
+
+#[tokio::test]
+async fn the_command_line_manages_subscriptions() {
+    let app = spawn().await;
+    let cli = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_modelcat"))
+            .arg("webhook")
+            .args(args)
+            .args(["--database-url", &app.database_url, "--data-dir"])
+            .arg(&app.data_dir)
+            .output()
+            .expect("runs");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (ok, secret, said) =
+        cli(&["create", "--url", "https://hooks.example.com/cli", "--event", "model_version.transitioned"]);
+    assert!(ok, "{said}");
+    assert!(secret.trim().starts_with("whsec_") && said.contains("shown only this once"), "{secret} {said}");
+    let (ok, listed, _) = cli(&["list"]);
+    assert!(
+        ok && listed.contains("https://hooks.example.com/cli") && listed.contains("model_version.transitioned"),
+        "{listed}"
+    );
+    assert!(!listed.contains(secret.trim()), "no secret in the list");
+    let read = app.call(Method::GET, WEBHOOKS, None).await;
+    let id = read.body["items"][0]["id"].as_str().unwrap().to_owned();
+    let (ok, rotated, _) = cli(&["rotate-secret", &id]);
+    assert!(ok && rotated.trim().starts_with("whsec_") && rotated.trim() != secret.trim());
+    let (refused, _, said) = cli(&["create", "--url", "http://10.0.0.1/hook"]);
+    assert!(!refused && said.contains("webhooks.allowed_networks"), "{said}");
+    let (refused, _, said) = cli(&["create", "--url", "https://hooks.example.com/x", "--event", "nope"]);
+    assert!(!refused && said.contains("unknown event type"), "{said}");
+    let (ok, _, _) = cli(&["delete", &id]);
+    assert!(ok);
+    assert_eq!(app.call(Method::GET, WEBHOOKS, None).await.body["items"], json!([]));
+    let audit = app.call(Method::GET, "/api/modelcat/v1/audit?actor=cli", None).await;
+    let actions: Vec<&str> =
+        audit.body["items"].as_array().unwrap().iter().map(|item| item["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["webhook.create", "webhook.rotate_secret", "webhook.delete"]);
+}

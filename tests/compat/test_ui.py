@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from conftest import ROOT, create_token, start_modelcat, stop_modelcat
 from test_browser_embedding import chromium_path
@@ -83,7 +84,7 @@ def test_search_as_you_type_updates_results_counts_and_the_url(page):
     assert page.evaluate("document.activeElement.id") == "q", "/ focuses the search box"
     page.keyboard.type("coder", delay=30)
     page.wait_for_url(re.compile(r"/ui\?q=coder$"))
-    page.wait_for_function(f"!document.querySelector('#count').textContent.startsWith('{total} ')")
+    expect(page.locator("#count")).not_to_have_text(re.compile(rf"^{total} "))
     assert count(page) == 2
     assert page.locator(".card").count() == 2
     # The facet counts follow the query: only the matching provider is enabled.
@@ -105,7 +106,7 @@ def test_facets_chips_and_back_restore_the_state(page):
     audit(page, "search-facet")
     chip.click()
     page.wait_for_url(re.compile(r"/ui\?q=model$"))
-    page.wait_for_function("document.querySelectorAll('.chip').length === 0")
+    expect(page.locator(".chip")).to_have_count(0)
     assert count(page) == before
     # Back: the filter, its chip and its count return; forward: they go again.
     page.go_back()
@@ -114,7 +115,7 @@ def test_facets_chips_and_back_restore_the_state(page):
     assert count(page) == narrowed
     assert page.locator("#q").input_value() == "model"
     page.go_forward()
-    page.wait_for_function("document.querySelectorAll('.chip').length === 0")
+    expect(page.locator(".chip")).to_have_count(0)
     assert count(page) == before
 
 
