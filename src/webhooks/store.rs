@@ -516,6 +516,24 @@ impl WebhookStore {
             Outcome::Failed { status, error, retry_at: None } => ("failed", status.map(i64::from), error.clone(), None),
         };
         let int_or_null = |value: Option<i64>| value.map_or(Value::Null(Col::Int), Value::Int);
+        let mut update = self.sql();
+        update
+            .push("UPDATE webhook_delivery SET state = ")
+            .arg(Value::Text(state.to_owned()))
+            .push(", attempts = attempts + 1, claimed_until = NULL, last_status = ")
+            .arg(int_or_null(status))
+            .push(", last_error = ")
+            .arg(text_or_null(error.clone()))
+            .push(", updated_at = ")
+            .arg(Value::Int(now));
+        if let Some(next) = next {
+            update.push(", next_attempt_at = ").arg(Value::Int(next));
+        }
+        update.push(" WHERE id = ").arg(Value::Int(due.delivery));
+        if tx.execute(&update).await? == 0 {
+            // The subscription was deleted meanwhile, and its deliveries with it.
+            return Ok(());
+        }
         let mut attempt = self.sql();
         attempt
             .push("INSERT INTO webhook_attempt (delivery_id, at, status, error, duration_ms) VALUES (")
@@ -525,26 +543,11 @@ impl WebhookStore {
             .push(", ")
             .arg(int_or_null(status))
             .push(", ")
-            .arg(text_or_null(error.clone()))
+            .arg(text_or_null(error))
             .push(", ")
             .arg(Value::Int(duration_ms))
             .push(")");
         tx.execute(&attempt).await?;
-        let mut update = self.sql();
-        update
-            .push("UPDATE webhook_delivery SET state = ")
-            .arg(Value::Text(state.to_owned()))
-            .push(", attempts = attempts + 1, claimed_until = NULL, last_status = ")
-            .arg(int_or_null(status))
-            .push(", last_error = ")
-            .arg(text_or_null(error))
-            .push(", updated_at = ")
-            .arg(Value::Int(now));
-        if let Some(next) = next {
-            update.push(", next_attempt_at = ").arg(Value::Int(next));
-        }
-        update.push(" WHERE id = ").arg(Value::Int(due.delivery));
-        tx.execute(&update).await?;
         if matches!(outcome, Outcome::Gone) {
             let mut disable = self.sql();
             disable

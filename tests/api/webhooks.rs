@@ -278,3 +278,27 @@ async fn the_command_line_manages_subscriptions() {
         audit.body["items"].as_array().unwrap().iter().map(|item| item["action"].as_str().unwrap()).collect();
     assert_eq!(actions, ["webhook.create", "webhook.rotate_secret", "webhook.delete"]);
 }
+
+#[tokio::test]
+async fn an_attempt_for_a_deleted_subscription_does_not_lose_the_batch() {
+    use modelcat::store::outbox::{self, EventType};
+    use modelcat::webhooks::store::{Outcome, SubscriptionDraft, WebhookStore};
+    let directory = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", directory.path().join("webhooks.db").display());
+    let backend = modelcat::store::connect(&url).await.unwrap();
+    let store = WebhookStore::new(backend.clone());
+    let draft = |url: &str| SubscriptionDraft { url: Some(url.to_owned()), ..Default::default() };
+    let kept = store.create(draft("https://kept.example/")).await.unwrap().subscription.id.parse().unwrap();
+    let deleted = store.create(draft("https://deleted.example/")).await.unwrap().subscription.id.parse().unwrap();
+    let mut transaction = backend.begin().await.unwrap();
+    outbox::append(&mut *transaction, backend.dialect(), EventType::ModelCreated, json!({})).await.unwrap();
+    transaction.commit().await.unwrap();
+    let due = store.claim_due(10, 60_000).await.unwrap();
+    assert_eq!(due.len(), 2, "one delivery per subscription");
+    assert!(store.claim_due(10, 60_000).await.unwrap().is_empty(), "claimed deliveries are not claimed again");
+    store.delete(deleted).await.unwrap();
+    let outcomes: Vec<_> = due.iter().map(|due| (due, Outcome::Delivered(204), 3)).collect();
+    store.record(&outcomes).await.expect("the batch is recorded");
+    let log = store.deliveries(kept, 10).await.unwrap();
+    assert_eq!((log[0].state.as_str(), log[0].attempt_log.len()), ("delivered", 1));
+}
