@@ -21,6 +21,7 @@ pub mod governance;
 pub mod hex;
 pub mod mcp;
 pub mod mirror;
+pub mod nullable;
 pub use modelcat_index::filter;
 pub mod pagination;
 pub mod private_file;

@@ -72,14 +72,10 @@ fn bad(message: impl Into<String>) -> Failure {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct Body {
     url: Option<String>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::nullable::deserialize")]
     description: Option<Option<String>>,
     event_types: Option<Vec<String>>,
     enabled: Option<bool>,
-}
-
-fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Option<String>>, D::Error> {
-    Option::<String>::deserialize(deserializer).map(Some)
 }
 
 fn draft(state: &AppState, bytes: &[u8]) -> Result<SubscriptionDraft, Failure> {

@@ -68,15 +68,10 @@ pub struct ModelGovernance {
 pub struct ModelPatch {
     pub owners: Option<Vec<String>>,
     /// `null` clears the group.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::nullable::deserialize")]
     pub group: Option<Option<String>>,
     pub risk_tier: Option<RiskTier>,
     pub tags: Option<Vec<String>>,
-}
-
-/// Tells a field given as `null` (`Some(None)`) from one left out (`None`).
-fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Option<String>>, D::Error> {
-    Option::<String>::deserialize(deserializer).map(Some)
 }
 
 /// Where a version stands.

@@ -75,10 +75,6 @@ const COLUMNS: &str = "seq, at, actor, action, entity, before_digest, after_dige
 const COLS: &[Col] =
     &[Col::Int, Col::Int, Col::Text, Col::Text, Col::Text, Col::Text, Col::Text, Col::Text, Col::Text, Col::Text];
 
-fn text(value: Option<String>) -> Value {
-    value.map_or(Value::Null(Col::Text), Value::Text)
-}
-
 /// Appends `record`, made by `actor`, inside `transaction`.
 pub async fn append(
     transaction: &mut dyn Transaction,
@@ -122,10 +118,10 @@ fn values(sql: &mut Sql, entry: &Entry) {
         Value::Text(entry.actor.clone()),
         Value::Text(entry.action.clone()),
         Value::Text(entry.entity.clone()),
-        text(entry.before_digest.clone()),
-        text(entry.after_digest.clone()),
-        text(entry.request_id.clone()),
-        text(entry.detail.clone()),
+        Value::text_or_null(entry.before_digest.clone()),
+        Value::text_or_null(entry.after_digest.clone()),
+        Value::text_or_null(entry.request_id.clone()),
+        Value::text_or_null(entry.detail.clone()),
     ] {
         sql.push(", ").arg(value);
     }

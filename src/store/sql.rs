@@ -28,6 +28,16 @@ pub enum Value {
 }
 
 impl Value {
+    /// Text, or a text-typed NULL.
+    pub fn text_or_null(text: Option<String>) -> Value {
+        text.map_or(Value::Null(Col::Text), Value::Text)
+    }
+
+    /// An integer, or an integer-typed NULL.
+    pub fn int_or_null(number: Option<i64>) -> Value {
+        number.map_or(Value::Null(Col::Int), Value::Int)
+    }
+
     pub fn as_int(&self) -> Option<i64> {
         match self {
             Value::Int(number) => Some(*number),

@@ -118,10 +118,6 @@ fn time(millis: i64) -> String {
     modelcat_sources::hf::format_hub_time(millis)
 }
 
-fn text_or_null(text: Option<String>) -> Value {
-    text.map_or(Value::Null(Col::Text), Value::Text)
-}
-
 /// The host of a URL, for audit entries.
 fn host_of(url: &str) -> String {
     reqwest::Url::parse(url).ok().and_then(|url| url.host_str().map(str::to_owned)).unwrap_or_default()
@@ -196,7 +192,7 @@ impl WebhookStore {
         sql.push("INSERT INTO webhook_subscription (url, description, secret, disabled_at, disabled_reason, created_by, created_at, updated_at) VALUES (")
             .arg(Value::Text(url.clone()))
             .push(", ")
-            .arg(text_or_null(draft.description.flatten()))
+            .arg(Value::text_or_null(draft.description.flatten()))
             .push(", ")
             .arg(Value::Text(secret.clone()))
             .push(", ");
@@ -257,7 +253,7 @@ impl WebhookStore {
             sql.push(", url = ").arg(Value::Text(url.clone()));
         }
         if let Some(description) = &draft.description {
-            sql.push(", description = ").arg(text_or_null(description.clone()));
+            sql.push(", description = ").arg(Value::text_or_null(description.clone()));
         }
         match draft.enabled {
             Some(true) => {
@@ -515,15 +511,14 @@ impl WebhookStore {
             }
             Outcome::Failed { status, error, retry_at: None } => ("failed", status.map(i64::from), error.clone(), None),
         };
-        let int_or_null = |value: Option<i64>| value.map_or(Value::Null(Col::Int), Value::Int);
         let mut update = self.sql();
         update
             .push("UPDATE webhook_delivery SET state = ")
             .arg(Value::Text(state.to_owned()))
             .push(", attempts = attempts + 1, claimed_until = NULL, last_status = ")
-            .arg(int_or_null(status))
+            .arg(Value::int_or_null(status))
             .push(", last_error = ")
-            .arg(text_or_null(error.clone()))
+            .arg(Value::text_or_null(error.clone()))
             .push(", updated_at = ")
             .arg(Value::Int(now));
         if let Some(next) = next {
@@ -541,9 +536,9 @@ impl WebhookStore {
             .push(", ")
             .arg(Value::Int(now))
             .push(", ")
-            .arg(int_or_null(status))
+            .arg(Value::int_or_null(status))
             .push(", ")
-            .arg(text_or_null(error))
+            .arg(Value::text_or_null(error))
             .push(", ")
             .arg(Value::Int(duration_ms))
             .push(")");

@@ -117,7 +117,6 @@ impl GovernanceStore {
             }
         }
         tx.execute(&sql).await?;
-        let id_or_null = |id: Option<i64>| id.map_or(Value::Null(Col::Int), Value::Int);
         let mut sql = self.sql();
         sql.push(
             "INSERT INTO model_alias_history (registered_model_id, alias, previous_version_id, model_version_id, \
@@ -127,9 +126,9 @@ impl GovernanceStore {
         .push(", ")
         .arg(Value::Text(alias.to_owned()))
         .push(", ")
-        .arg(id_or_null(previous))
+        .arg(Value::int_or_null(previous))
         .push(", ")
-        .arg(id_or_null(version))
+        .arg(Value::int_or_null(version))
         .push(", ")
         .arg(Value::Text(actor.subject.clone()))
         .push(", ")

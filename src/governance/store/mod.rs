@@ -70,10 +70,6 @@ impl Fields {
     }
 }
 
-fn text_or_null(text: Option<String>) -> Value {
-    text.map_or(Value::Null(Col::Text), Value::Text)
-}
-
 fn json_list(text: Option<String>) -> Vec<String> {
     text.and_then(|text| serde_json::from_str(&text).ok()).unwrap_or_default()
 }
@@ -159,7 +155,7 @@ impl GovernanceStore {
         .push(", ")
         .arg(Value::Text(serde_json::to_string(&after.owners).unwrap_or_default()))
         .push(", ")
-        .arg(text_or_null(after.group.clone()))
+        .arg(Value::text_or_null(after.group.clone()))
         .push(", ")
         .arg(Value::Text(after.risk_tier.as_str().to_owned()))
         .push(", ")

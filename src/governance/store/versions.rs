@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::{Current, Fields, GovernanceStore, Reader, digest, text_or_null};
+use super::{Current, Fields, GovernanceStore, Reader, digest};
 use crate::audit;
 use crate::governance::gates::{self, ArtifactFacts, Facts};
 use crate::governance::lifecycle::{Decision, RiskTier, Stage, State};
@@ -259,7 +259,7 @@ impl GovernanceStore {
         .push(", ")
         .arg(Value::Text(decision.as_str().to_owned()))
         .push(", ")
-        .arg(text_or_null(comment.clone()))
+        .arg(Value::text_or_null(comment.clone()))
         .push(", ")
         .arg(Value::Int(now_millis()))
         .push(")");
@@ -328,7 +328,7 @@ impl GovernanceStore {
         .push(", ")
         .arg(Value::Text(actor.to_owned()))
         .push(", ")
-        .arg(text_or_null(comment.clone()))
+        .arg(Value::text_or_null(comment.clone()))
         .push(", ")
         .arg(Value::Int(now))
         .push(") RETURNING id");
@@ -342,7 +342,7 @@ impl GovernanceStore {
             .push(", ")
             .arg(Value::Text(target.as_str().to_owned()))
             .push(", ")
-            .arg(text_or_null(submitted_by))
+            .arg(Value::text_or_null(submitted_by))
             .push(", ")
             .arg(Value::Int(transition))
             .push(", ")
