@@ -103,7 +103,7 @@ impl Application {
             public_base_url: settings.public_base_url.clone(),
             replica: replica.clone(),
             authenticator,
-            governance: crate::governance::store::GovernanceStore::new(backend.clone()),
+            governance: crate::governance::store::GovernanceStore::new(backend.clone(), settings.trusted_keys.clone()),
             webhooks: crate::webhooks::Webhooks {
                 store: webhook_store,
                 destinations: settings.webhooks.destinations(),

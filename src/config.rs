@@ -44,6 +44,8 @@ pub struct Settings {
     pub audit_retention: Option<std::time::Duration>,
     /// Webhook deliveries (the `webhooks` section).
     pub webhooks: crate::webhooks::WebhookSettings,
+    /// The public keys model signatures are verified against (`governance.trusted_keys`).
+    pub trusted_keys: Vec<crate::governance::signatures::TrustedKey>,
 }
 
 /// The `memory` section as written: budgets in MiB.
@@ -202,6 +204,24 @@ struct FileSettings {
     audit: AuditFileSettings,
     #[serde(default)]
     webhooks: crate::webhooks::WebhookSettings,
+    #[serde(default)]
+    governance: GovernanceFileSettings,
+}
+
+/// The `governance` section as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GovernanceFileSettings {
+    #[serde(default)]
+    trusted_keys: Vec<TrustedKeyFile>,
+}
+
+/// A key model signatures may be made with: a name, and a PEM file holding its ECDSA P-256 public key.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrustedKeyFile {
+    id: String,
+    public_key_file: PathBuf,
 }
 
 /// The `audit` section as written.
@@ -334,7 +354,18 @@ impl Settings {
             .auth
             .settings(overrides.admin_token.as_deref())
             .map_err(|problems| ConfigError::Invalid(problems.join("; ")))?;
+        let mut trusted_keys = Vec::new();
+        for key in file.governance.trusted_keys {
+            let path = in_file(key.public_key_file);
+            let pem =
+                std::fs::read_to_string(&path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+            let trusted = crate::governance::signatures::TrustedKey::from_pem(&key.id, &pem).map_err(|problem| {
+                ConfigError::Invalid(format!("governance.trusted_keys {:?} ({}): {problem}", key.id, path.display()))
+            })?;
+            trusted_keys.push(trusted);
+        }
         let settings = Settings {
+            trusted_keys,
             auth,
             audit_checkpoint_interval: std::time::Duration::from_secs(file.audit.checkpoint_interval_secs),
             audit_retention: file

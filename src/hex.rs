@@ -21,6 +21,11 @@ pub fn sha256(bytes: &[u8]) -> String {
     encode(&Sha256::digest(bytes))
 }
 
+/// Whether `text` is a SHA-256 digest: 64 hex digits.
+pub fn is_sha256(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|byte| byte.is_ascii_hexdigit())
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -72,6 +72,9 @@ impl From<GovernanceError> for ApiError {
             GovernanceError::Invalid(message) => ApiError::bad_request(message),
             GovernanceError::Illegal(message) => ApiError::new(StatusCode::CONFLICT, message),
             GovernanceError::Forbidden(message) => ApiError::new(StatusCode::FORBIDDEN, message),
+            invalid @ (GovernanceError::InvalidPolicies(_) | GovernanceError::Bundle(_)) => {
+                ApiError::bad_request(invalid.to_string())
+            }
             refused @ GovernanceError::Refused { .. } => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, refused.to_string())
             }

@@ -8,18 +8,27 @@
 //! - `GET`/`POST /model_versions/{id}/transitions` (`{"to": "submitted", "comment": "…"}`, edit): the
 //!   history, and a move;
 //! - `GET`/`POST /model_versions/{id}/reviews` (`{"decision": "approve" | "request_changes", "comment"}`,
-//!   edit): the reviews, and one more.
+//!   edit): the reviews, and one more;
+//! - `POST /model_versions/{id}/policy_check` (`{"to", "policies"?}`, read): what the policies in force,
+//!   or a draft, would decide now, without effect;
+//! - `GET`/`POST /model_versions/{id}/evaluations` (edit): results of a suite, judged here;
+//! - `GET`/`POST /model_versions/{id}/signatures` (edit; the body is a model-signing bundle): verified
+//!   against the trusted keys and recorded, verified or failed;
+//! - `GET`/`PUT /policies` (`{"policies", "comment"}`, admin), `GET /policies/versions[/{version}]`,
+//!   `GET /policies/schema`: the Cedar policies, their versions and their schema;
+//! - `GET /evaluation_suites`, `GET`/`PUT`/`DELETE /evaluation_suites/{name}` (changes: admin).
 //!
 //! Reads need read on the model (a model the caller may not read is a 404, as in the registry API).
-//! Errors use the modelcat envelope `{"code", "message"}`: 400, 403, 404, 409 (`conflict`: a move the
-//! lifecycle does not allow, a second review in a round), and 422 (`refused`) with `refusals`, each
-//! reason with the rule that gave it, and the rules' version.
+//! Errors use the modelcat envelope `{"code", "message"}`: 400 (with `problems` for policies that do not
+//! validate), 403, 404, 409 (`conflict`: a move the lifecycle does not allow, a second review in a
+//! round), and 422 (`refused`) with `refusals`, each naming the policy that refused, its reason and the
+//! details, and the `policyVersion` that decided.
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
@@ -28,8 +37,10 @@ use super::error::ApiError;
 use super::registry::path_id;
 use super::registry::permits::Caller;
 use crate::app::AppState;
+use crate::governance::evaluations::Suite;
 use crate::governance::lifecycle::{Decision, State as LifecycleState};
-use crate::governance::{GovernanceError, ModelPatch, gates};
+use crate::governance::store::evaluations::Submission;
+use crate::governance::{GovernanceError, ModelPatch};
 use crate::registry::permissions::Level;
 
 /// The base path of the governance API.
@@ -46,6 +57,15 @@ pub fn router() -> Router<AppState> {
         .route("/model_versions/{id}", get(version))
         .route("/model_versions/{id}/transitions", get(transitions).post(transition))
         .route("/model_versions/{id}/reviews", get(reviews).post(review))
+        .route("/model_versions/{id}/policy_check", post(policy_check))
+        .route("/model_versions/{id}/evaluations", get(evaluations).post(record_evaluation))
+        .route("/model_versions/{id}/signatures", get(signatures).post(record_signature))
+        .route("/policies", get(policies).put(put_policies))
+        .route("/policies/versions", get(policy_versions))
+        .route("/policies/versions/{version}", get(policy_version))
+        .route("/policies/schema", get(policy_schema))
+        .route("/evaluation_suites", get(suites))
+        .route("/evaluation_suites/{name}", get(suite).put(put_suite).delete(delete_suite))
 }
 
 /// A failed governance request, in the modelcat envelope.
@@ -71,14 +91,22 @@ impl IntoResponse for Failure {
     fn into_response(self) -> Response {
         let error = match self {
             Failure::Api(error) => error,
-            Failure::Governance(GovernanceError::Refused { target, refusals }) => {
+            Failure::Governance(GovernanceError::Refused { target, refusals, policy_version }) => {
                 let body = json!({
                     "code": "refused",
                     "message": format!("the move to {target} was refused"),
                     "refusals": refusals,
-                    "rulesVersion": gates::RULES_VERSION,
+                    "policyVersion": policy_version,
                 });
                 return (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response();
+            }
+            Failure::Governance(GovernanceError::InvalidPolicies(problems)) => {
+                let body = json!({
+                    "code": "bad_request",
+                    "message": format!("the policies were not accepted: {}", problems.join("; ")),
+                    "problems": problems,
+                });
+                return (StatusCode::BAD_REQUEST, Json(body)).into_response();
             }
             Failure::Governance(error) => ApiError::from(error),
         };
@@ -220,4 +248,106 @@ async fn review(State(state): State<AppState>, caller: Caller, Path(id): Path<St
     let status = state.governance.review(version, decision, text).await?;
     tracing::info!(version, decision = decision.as_str(), "model version reviewed");
     ok(status)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyCheckBody {
+    to: String,
+    /// A draft policy set to try instead of the one in force.
+    policies: Option<String>,
+}
+
+async fn policy_check(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, bytes: Bytes) -> Answer {
+    let PolicyCheckBody { to, policies } = body(&bytes)?;
+    let target: LifecycleState =
+        to.parse().map_err(|message: String| ApiError::bad_request(format!("to: {message}")))?;
+    let version = on_version(&state, &caller, &id, Level::Read).await?;
+    ok(state.governance.policy_check(version, target, policies).await?)
+}
+
+async fn evaluations(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Answer {
+    let version = on_version(&state, &caller, &id, Level::Read).await?;
+    ok(state.governance.evaluations(version).await?)
+}
+
+async fn record_evaluation(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Answer {
+    let submission: Submission = body(&bytes)?;
+    let version = on_version(&state, &caller, &id, Level::Edit).await?;
+    let results = state.governance.record_evaluation(version, submission).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "items": results }))).into_response())
+}
+
+async fn signatures(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Answer {
+    let version = on_version(&state, &caller, &id, Level::Read).await?;
+    ok(json!({ "items": state.governance.signatures(version).await? }))
+}
+
+async fn record_signature(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Answer {
+    let version = on_version(&state, &caller, &id, Level::Edit).await?;
+    let record = state.governance.record_signature(version, &bytes).await?;
+    tracing::info!(version, status = record.status, "model signature recorded");
+    Ok((StatusCode::CREATED, Json(record)).into_response())
+}
+
+async fn policies(State(state): State<AppState>) -> Answer {
+    ok(state.governance.current_policies().await?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PoliciesBody {
+    policies: String,
+    comment: Option<String>,
+}
+
+async fn put_policies(State(state): State<AppState>, bytes: Bytes) -> Answer {
+    let PoliciesBody { policies, comment: text } = body(&bytes)?;
+    let text = comment(text)?;
+    let stored = state.governance.put_policies(policies, text).await?;
+    tracing::info!(version = stored.version, "governance policies stored");
+    ok(stored)
+}
+
+async fn policy_versions(State(state): State<AppState>) -> Answer {
+    ok(json!({ "items": state.governance.policy_versions().await? }))
+}
+
+async fn policy_version(State(state): State<AppState>, Path(version): Path<String>) -> Answer {
+    let number = version.strip_prefix('v').unwrap_or(&version).parse::<i64>().map_err(|_| {
+        ApiError::bad_request(format!("invalid policy version {version:?}: v1, v2, … are stored versions"))
+    })?;
+    ok(state.governance.policy_version(number).await?)
+}
+
+async fn policy_schema() -> Answer {
+    ok(json!({ "schema": crate::governance::policy::SCHEMA }))
+}
+
+async fn suites(State(state): State<AppState>) -> Answer {
+    ok(json!({ "items": state.governance.suites().await? }))
+}
+
+async fn suite(State(state): State<AppState>, Path(name): Path<String>) -> Answer {
+    ok(state.governance.suite(&name).await?)
+}
+
+async fn put_suite(State(state): State<AppState>, Path(name): Path<String>, bytes: Bytes) -> Answer {
+    let suite: Suite = body(&bytes)?;
+    ok(state.governance.put_suite(&name, suite).await?)
+}
+
+async fn delete_suite(State(state): State<AppState>, Path(name): Path<String>) -> Answer {
+    state.governance.delete_suite(&name).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -65,10 +65,13 @@ pub fn required(method: &Method, template: Option<&str>) -> Access {
             _ => Access::Admin,
         };
     }
-    // Governance: the handlers require read, edit or manage on the model.
+    // Governance: the handlers require read, edit or manage on the model. Policies and evaluation
+    // suites apply to every model: changing them is an admin's. A policy check only reads.
     if let Some(route) = template.strip_prefix("/api/governance/v1/") {
         return match route {
             "openapi.yaml" => Access::Public,
+            "model_versions/{id}/policy_check" => Access::Read(Area::Registry),
+            "policies" | "evaluation_suites/{name}" if !reads => Access::Admin,
             _ if reads => Access::Read(Area::Registry),
             _ => Access::Write,
         };
@@ -122,6 +125,10 @@ mod tests {
         let transitions = "/api/governance/v1/model_versions/{id}/transitions";
         assert_eq!(required(&get, Some(transitions)), Access::Read(Area::Registry));
         assert_eq!(required(&post, Some(transitions)), Access::Write);
+        assert_eq!(required(&Method::PUT, Some("/api/governance/v1/policies")), Access::Admin);
+        assert_eq!(required(&get, Some("/api/governance/v1/policies")), Access::Read(Area::Registry));
+        let check = "/api/governance/v1/model_versions/{id}/policy_check";
+        assert_eq!(required(&post, Some(check)), Access::Read(Area::Registry));
         assert_eq!(required(&get, Some("/{owner}/{name}/resolve/{*rest}")), Access::Read(Area::Hub));
         assert_eq!(required(&get, Some("/healthz")), Access::Public);
         assert_eq!(required(&get, None), Access::Public);

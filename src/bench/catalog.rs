@@ -312,6 +312,7 @@ async fn run_in(bench: &CatalogBench, temp: &Path) -> anyhow::Result<()> {
             audit_checkpoint_interval: std::time::Duration::from_secs(60),
             audit_retention: None,
             webhooks: Default::default(),
+            trusted_keys: Vec::new(),
             listen: "127.0.0.1:0".into(),
             database_url: format!("sqlite://{}", temp.join("registry.db").display()),
             data_dir: temp.join("data"),

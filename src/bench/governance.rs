@@ -16,8 +16,9 @@ use serde_json::{Value, json};
 
 use super::server::Server;
 use super::{Outcome, Scratch, expect_ok, header};
-use crate::governance::gates::{self, ArtifactFacts, Facts};
 use crate::governance::lifecycle::{RiskTier, State};
+use crate::governance::policy::{ArtifactFacts, Engine, EvaluationFacts, Facts, SignatureFacts};
+use crate::governance::signatures::{self, Resource};
 
 #[derive(Debug, clap::Args)]
 pub struct GovernanceBench {
@@ -52,22 +53,37 @@ struct Users {
     submitter: reqwest::Client,
     reviewer: reqwest::Client,
     address: String,
+    /// A signature bundle over the artifact every version has.
+    bundle: Vec<u8>,
 }
 
 pub async fn run_governance(bench: GovernanceBench) -> anyhow::Result<()> {
     let scratch = Scratch::new("governance")?;
     let database_url =
         bench.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", scratch.0.join("registry.db").display()));
-    let config = "webhooks:\n  allowed_networks: [\"127.0.0.0/8\"]\n  poll_interval_ms: 20\n";
+    // Production needs a passing evaluation and a signature by a trusted key: each version gets both.
+    let (key, public_pem) = signatures::generate_key();
+    let key_file = scratch.0.join("release.pub");
+    std::fs::write(&key_file, public_pem)?;
+    let config = format!(
+        "webhooks:\n  allowed_networks: [\"127.0.0.0/8\"]\n  poll_interval_ms: 20\ngovernance:\n  trusted_keys:\n    \
+         - {{id: release, public_key_file: {:?}}}\n",
+        key_file.display().to_string()
+    );
     let mut server =
-        Server::start_configured(&scratch.0, "governance", &database_url, "catalogs: []\n", 15_000, config)?;
+        Server::start_configured(&scratch.0, "governance", &database_url, "catalogs: []\n", 15_000, &config)?;
     let admin = server.client(16)?;
     server.ready(&admin).await?;
     let users = Arc::new(Users {
         submitter: super::client(Some(&token(&admin, &server.address, "submitter").await?), 16)?,
         reviewer: super::client(Some(&token(&admin, &server.address, "reviewer").await?), 16)?,
         address: server.address.clone(),
+        bundle: signatures::sign(&key, &[Resource { name: "weights".to_owned(), digest: "ab".repeat(32) }]),
     });
+    let suite = json!({"metrics": [{"name": "accuracy", "category": "task", "direction": "higher_is_better",
+        "thresholds": {"low": 0.5, "medium": 0.7, "high": 0.9}}]});
+    let suite_url = format!("{}/api/governance/v1/evaluation_suites/quality", server.address);
+    expect_ok(admin.put(suite_url).json(&suite).send().await?).await?;
     println!(
         "governance: {} clients for {} s, {} webhook events, on {}",
         bench.concurrency,
@@ -86,7 +102,7 @@ pub async fn run_governance(bench: GovernanceBench) -> anyhow::Result<()> {
     let subscription =
         format!("{}/api/modelcat/v1/webhooks/{}", users.address, everything["id"].as_str().unwrap_or("0"));
     expect_ok(admin.delete(subscription).send().await?).await?;
-    gates_timing();
+    policy_timing();
     received.store(0, Ordering::Relaxed);
     webhooks(&admin, &users, &url, &received, bench.events).await?;
     server.terminate();
@@ -124,7 +140,7 @@ async fn model(users: &Users, worker: usize) -> anyhow::Result<String> {
     Ok(id)
 }
 
-/// A version with one complete model artifact.
+/// A version with one complete model artifact, a passing evaluation and a verified signature.
 async fn version(users: &Users, model: &str, number: usize) -> anyhow::Result<String> {
     let registry = format!("{}/api/model_registry/v1", users.address);
     let body = json!({"name": format!("v{number}"), "registeredModelId": model});
@@ -138,6 +154,12 @@ async fn version(users: &Users, model: &str, number: usize) -> anyhow::Result<St
         },
     });
     post(&users.submitter, format!("{registry}/model_versions/{id}/artifacts"), artifact).await?;
+    let governance = format!("{}/api/governance/v1/model_versions/{id}", users.address);
+    let evaluation = json!({"suite": "quality", "datasetDigest": format!("sha256:{}", "cd".repeat(32)),
+        "results": [{"metric": "accuracy", "value": 0.8}]});
+    post(&users.submitter, format!("{governance}/evaluations"), evaluation).await?;
+    let signed = users.submitter.post(format!("{governance}/signatures")).body(users.bundle.clone()).send().await?;
+    expect_ok(signed).await?;
     Ok(id)
 }
 
@@ -211,8 +233,10 @@ async fn lifecycle(users: &Arc<Users>, concurrency: usize, duration: u64) -> any
     Ok((transitions, reviews))
 }
 
-/// Times the gates on a submission of ten artifacts and on a high-risk approval, in process.
-fn gates_timing() {
+/// Times the default Cedar policies, in process, on a high-risk model's moves with ten artifacts:
+/// submission, approval and production, all allowed, and a production move refused for a failing
+/// evaluation.
+fn policy_timing() {
     let artifact = |index: usize| ArtifactFacts {
         name: format!("shard-{index}"),
         sha256: Some("ab".repeat(32)),
@@ -224,22 +248,33 @@ fn gates_timing() {
         model_license: Some("apache-2.0".to_owned()),
         approvals: 2,
         artifacts: (0..10).map(artifact).collect(),
+        evaluations: EvaluationFacts { required: 6, ..EvaluationFacts::default() },
+        signatures: SignatureFacts { verified: 1, ..SignatureFacts::default() },
+        ..Facts::default()
     };
+    let mut failing = facts.clone();
+    failing.evaluations.failed.push("safety/toxicity is 0.2, above the maximum 0.01".to_owned());
+    let engine = Engine::new();
+    let policies = engine.builtin();
+    let moves = [State::Submitted, State::ApprovedProd, State::Production];
     let started = Instant::now();
-    let mut latencies = Vec::with_capacity(200_000);
-    for round in 0..200_000 {
-        let target = if round % 2 == 0 { State::Submitted } else { State::ApprovedProd };
+    let mut latencies = Vec::with_capacity(100_000);
+    for round in 0..100_000 {
+        let (target, facts, allowed) = match round % 4 {
+            3 => (State::Production, &failing, false),
+            step => (moves[step], &facts, true),
+        };
         let call = Instant::now();
-        let refusals = gates::check(target, std::hint::black_box(&facts));
+        let verdict = engine.decide(&policies, "bench", 1, target, std::hint::black_box(facts));
         latencies.push(call.elapsed());
-        assert!(refusals.is_empty());
+        assert_eq!(verdict.allowed, allowed, "{verdict:?}");
     }
     let elapsed = started.elapsed();
     latencies.sort_unstable();
     let micros = |fraction: f64| super::percentile_ms(&latencies, fraction) * 1000.0;
     println!(
-        "gates (in process, rules {}): {:.0} checks/s, p50 {:.2} µs, p99 {:.2} µs",
-        gates::RULES_VERSION,
+        "policies (Cedar, in process, {}): {:.0} decisions/s, p50 {:.1} µs, p99 {:.1} µs",
+        policies.version,
         latencies.len() as f64 / elapsed.as_secs_f64(),
         micros(0.50),
         micros(0.99)

@@ -106,6 +106,7 @@ async fn run_against(bench: &RegistryBench, database_url: &str, temp: &std::path
         audit_checkpoint_interval: std::time::Duration::from_secs(60),
         audit_retention: None,
         webhooks: Default::default(),
+        trusted_keys: Vec::new(),
         listen: "127.0.0.1:0".into(),
         database_url: database_url.to_owned(),
         data_dir: temp.join("data"),

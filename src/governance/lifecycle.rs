@@ -14,9 +14,10 @@
 use serde::{Deserialize, Serialize};
 
 /// A version's lifecycle state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum State {
+    #[default]
     Draft,
     Submitted,
     ChangesRequested,

@@ -1,10 +1,14 @@
 //! Governance of registered models: owners, group, risk tier and tags; a lifecycle for each version with
-//! reviews and approvals; gates on its transitions; named aliases; and an outbox of events.
+//! reviews and approvals; policies on its transitions; evaluations and signatures; named aliases; and an
+//! outbox of events.
 //!
 //! Contract:
 //! - [`lifecycle`] is the state machine; a move it does not list is [`GovernanceError::Illegal`] (409).
-//! - [`gates`] decide whether a legal move may go ahead; a refusal is [`GovernanceError::Refused`] (422)
-//!   with every reason and the rule that gave it.
+//! - [`policy`] (Cedar) decides whether a legal move may go ahead; a refusal is
+//!   [`GovernanceError::Refused`] (422) with every reason, the policy that gave it and the policy
+//!   version. The facts it decides on include [`evaluations`] (computed pass or fail against the
+//!   suites' thresholds for the model's risk tier) and [`signatures`] (model-signing bundles verified
+//!   against trusted keys).
 //! - Nobody reviews a version they submitted ([`GovernanceError::Forbidden`]); a reviewer reviews once per
 //!   round (a round starts when the version enters `submitted` or `staging`); approvals count only in
 //!   their round.
@@ -18,16 +22,18 @@
 //! Who may do what is the HTTP layer's ([`crate::api::governance`]): reading needs read on the model,
 //! transitions, reviews and aliases need edit, and the model's governance fields need manage.
 
-pub mod gates;
+pub mod evaluations;
 pub mod kubeflow_guard;
 pub mod lifecycle;
+pub mod policy;
+pub mod signatures;
 pub mod store;
 
 use serde::{Deserialize, Serialize};
 
 use crate::store::DbError;
-use gates::Refusal;
 use lifecycle::{Decision, RiskTier, Stage, State};
+use policy::Refusal;
 
 /// Why a governance request failed.
 #[derive(Debug, thiserror::Error)]
@@ -41,9 +47,15 @@ pub enum GovernanceError {
     Illegal(String),
     #[error("{0}")]
     Forbidden(String),
-    /// The gates refused a legal move.
+    /// The policies refused a legal move.
     #[error("the move to {target} was refused: {}", refusals.iter().map(|refusal| refusal.reason.as_str()).collect::<Vec<_>>().join("; "))]
-    Refused { target: State, refusals: Vec<Refusal> },
+    Refused { target: State, refusals: Vec<Refusal>, policy_version: String },
+    /// A policy set that does not validate: every problem.
+    #[error("the policies were not accepted: {}", .0.join("; "))]
+    InvalidPolicies(Vec<String>),
+    /// A body that is not a model-signing bundle.
+    #[error(transparent)]
+    Bundle(#[from] signatures::BundleError),
     #[error("database error: {0}")]
     Db(#[from] DbError),
 }
@@ -84,7 +96,8 @@ pub struct VersionStatus {
     pub submitted_by: Option<String>,
     /// The states a transition may move it to next.
     pub next_states: Vec<State>,
-    /// While under review: the stage reviewed, the approvals given in this round and how many it needs.
+    /// While under review: the stage reviewed, the approvals given in this round and how many the
+    /// policies in force need.
     pub review: Option<ReviewRound>,
     /// The aliases pointing at the version.
     pub aliases: Vec<String>,
@@ -95,7 +108,9 @@ pub struct VersionStatus {
 #[serde(rename_all = "camelCase")]
 pub struct ReviewRound {
     pub stage: Stage,
-    pub approvals_needed: usize,
+    /// The fewest distinct approvals with which the policies would allow the approval; absent when no
+    /// count would (another fact is missing).
+    pub approvals_needed: Option<usize>,
     pub approvals: Vec<Review>,
 }
 
@@ -109,6 +124,23 @@ pub struct Transition {
     pub actor: String,
     pub comment: Option<String>,
     pub at: String,
+    /// The policy version that allowed it (absent for a review's request for changes).
+    pub policy_version: Option<String>,
+}
+
+/// What the policies would decide about a move now (a dry run).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyCheck {
+    pub from: State,
+    pub to: State,
+    /// Whether the lifecycle allows the move at all (the policies are asked either way).
+    pub legal: bool,
+    pub allowed: bool,
+    pub refusals: Vec<Refusal>,
+    pub policy_version: String,
+    /// The facts the policies were given.
+    pub facts: serde_json::Value,
 }
 
 /// One review of a version, as recorded.

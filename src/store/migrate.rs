@@ -30,6 +30,11 @@ pub const SQLITE: &[Migration] = &[
     Migration { version: 9, name: "audit_retention", sql: include_str!("migrations/sqlite/0009_audit_retention.sql") },
     Migration { version: 10, name: "governance", sql: include_str!("migrations/sqlite/0010_governance.sql") },
     Migration { version: 11, name: "webhooks", sql: include_str!("migrations/sqlite/0011_webhooks.sql") },
+    Migration {
+        version: 12,
+        name: "policies_evaluations_signatures",
+        sql: include_str!("migrations/sqlite/0012_policies_evaluations_signatures.sql"),
+    },
 ];
 
 /// Migrations for PostgreSQL, in order.
@@ -53,6 +58,11 @@ pub const POSTGRES: &[Migration] = &[
     },
     Migration { version: 10, name: "governance", sql: include_str!("migrations/postgres/0010_governance.sql") },
     Migration { version: 11, name: "webhooks", sql: include_str!("migrations/postgres/0011_webhooks.sql") },
+    Migration {
+        version: 12,
+        name: "policies_evaluations_signatures",
+        sql: include_str!("migrations/postgres/0012_policies_evaluations_signatures.sql"),
+    },
 ];
 
 /// Creates the bookkeeping table; portable across both backends.

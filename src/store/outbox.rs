@@ -26,10 +26,16 @@ pub enum EventType {
     VersionDenied,
     ModelGovernanceUpdated,
     AliasChanged,
+    /// Evaluation results whose metrics all pass (or that no tier requires).
+    EvaluationRecorded,
+    /// Evaluation results of which at least one metric fails its threshold.
+    EvaluationFailed,
+    SignatureVerified,
+    SignatureFailed,
 }
 
 /// Every event type.
-pub const EVENT_TYPES: [EventType; 9] = [
+pub const EVENT_TYPES: [EventType; 13] = [
     EventType::ModelCreated,
     EventType::ModelUpdated,
     EventType::VersionCreated,
@@ -39,6 +45,10 @@ pub const EVENT_TYPES: [EventType; 9] = [
     EventType::VersionDenied,
     EventType::ModelGovernanceUpdated,
     EventType::AliasChanged,
+    EventType::EvaluationRecorded,
+    EventType::EvaluationFailed,
+    EventType::SignatureVerified,
+    EventType::SignatureFailed,
 ];
 
 impl EventType {
@@ -53,6 +63,10 @@ impl EventType {
             EventType::VersionDenied => "model_version.denied",
             EventType::ModelGovernanceUpdated => "registered_model.governance_updated",
             EventType::AliasChanged => "registered_model.alias_changed",
+            EventType::EvaluationRecorded => "model_version.evaluation_recorded",
+            EventType::EvaluationFailed => "model_version.evaluation_failed",
+            EventType::SignatureVerified => "model_version.signature_verified",
+            EventType::SignatureFailed => "model_version.signature_failed",
         }
     }
 

@@ -1,7 +1,8 @@
 //! Governance over HTTP, on both backends: a version's lifecycle from draft to retired with three users
-//! (a submitter and two reviewers), its gates, reviews, aliases, what the Kubeflow API may no longer do,
-//! the audit entries and outbox events every change writes; and, in `properties`, random sequences of
-//! transitions and reviews checked against a reference model.
+//! (a submitter and two reviewers), the default policies' refusals, reviews, evaluations, signatures,
+//! aliases, what the Kubeflow API may no longer do, the audit entries and outbox events every change
+//! writes; in `policies`, stored Cedar policy versions and dry runs; and, in `properties`, random
+//! sequences of transitions and reviews checked against a reference model.
 
 use std::collections::BTreeMap;
 
@@ -9,8 +10,11 @@ use modelcat::api::registry::BASE_PATH;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+use modelcat::governance::signatures::{self, Resource, TrustedKey};
+
 use crate::helpers::{Backend, Reply, TestApp, authorized_client, eventually, reply};
 
+mod policies;
 mod properties;
 
 const GOVERNANCE: &str = "/api/governance/v1";
@@ -70,9 +74,49 @@ pub async fn subscribe_everything(app: &TestApp) {
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
 }
 
+/// A trusted signing key and the server settings that trust it.
+fn release_key() -> (ring::signature::EcdsaKeyPair, TrustedKey) {
+    let (key, pem) = signatures::generate_key();
+    (key, TrustedKey::from_pem("release", &pem).expect("a P-256 key"))
+}
+
+/// A suite that requires accuracy and toxicity of high-risk models.
+async fn quality_suite(app: &TestApp) {
+    let suite = json!({"description": "release quality", "metrics": [
+        {"name": "accuracy", "category": "task", "direction": "higher_is_better",
+         "thresholds": {"medium": 0.8, "high": 0.9}},
+        {"name": "toxicity", "category": "safety", "direction": "lower_is_better", "thresholds": {"high": 0.01}},
+    ]});
+    let stored = app.call(Method::PUT, &format!("{GOVERNANCE}/evaluation_suites/quality"), Some(suite)).await;
+    assert_eq!(stored.status, StatusCode::OK, "{}", stored.body);
+}
+
+fn evaluation(accuracy: f64, toxicity: f64) -> Value {
+    json!({"suite": "quality", "datasetDigest": format!("sha256:{}", "cd".repeat(32)), "datasetName": "holdout-2026",
+           "results": [{"metric": "accuracy", "value": accuracy}, {"metric": "toxicity", "value": toxicity}]})
+}
+
+async fn sign(app: &TestApp, user: &User, version: &str, bundle: Vec<u8>) -> Reply {
+    let path = format!("{}{GOVERNANCE}/model_versions/{version}/signatures", app.address);
+    reply(user.client.post(path).body(bundle).send().await.expect("sent")).await
+}
+
+fn rules(reply: &Reply) -> Vec<&str> {
+    reply.body["refusals"].as_array().unwrap().iter().map(|refusal| refusal["rule"].as_str().unwrap()).collect()
+}
+
+fn details(reply: &Reply, index: usize) -> Vec<&str> {
+    let details = reply.body["refusals"][index]["details"].as_array().unwrap();
+    details.iter().map(|detail| detail.as_str().unwrap()).collect()
+}
+
 async fn lifecycle(backend: Backend) {
-    let Some(app) = TestApp::spawn(backend).await else { return };
+    let (key, trusted) = release_key();
+    let Some(app) = TestApp::spawn_configured(backend, |settings| settings.trusted_keys = vec![trusted]).await else {
+        return;
+    };
     subscribe_everything(&app).await;
+    quality_suite(&app).await;
     let sam = user(&app, "sam", "editor").await;
     let rita = user(&app, "rita", "editor").await;
     let alex = user(&app, "alex", "editor").await;
@@ -97,19 +141,19 @@ async fn lifecycle(backend: Backend) {
     assert_eq!(status.body["state"], "draft");
     assert_eq!(status.body["nextStates"], json!(["submitted", "retired"]));
 
-    // Illegal moves are 409; a gate's refusal is 422 with every reason.
+    // Illegal moves are 409; a policy's refusal is 422 with every reason.
     let skipped = move_to(&app, &sam, &version, "production").await;
     expect(&skipped, StatusCode::CONFLICT, "draft to production");
     assert_eq!(skipped.body["code"], "conflict");
     assert!(skipped.body["message"].as_str().unwrap().contains("may move to submitted or retired only"));
     let refused = move_to(&app, &sam, &version, "submitted").await;
     expect(&refused, StatusCode::UNPROCESSABLE_ENTITY, "incomplete artifacts");
-    let reasons: Vec<&str> =
-        refused.body["refusals"].as_array().unwrap().iter().map(|r| r["reason"].as_str().unwrap()).collect();
+    assert_eq!(rules(&refused), ["artifacts-complete"]);
+    let reasons = details(&refused, 0);
     assert_eq!(reasons.len(), 3, "{reasons:?}");
     assert!(reasons.iter().all(|reason| reason.contains("\"weights\"")), "{reasons:?}");
-    assert_eq!(refused.body["refusals"][0]["rule"], "artifacts-complete");
-    assert_eq!(refused.body["rulesVersion"], "builtin-1");
+    let defaults = refused.body["policyVersion"].as_str().unwrap();
+    assert!(defaults.starts_with("builtin-"), "{defaults}");
     let denied = move_to(&app, &viewer, &version, "submitted").await;
     expect(&denied, StatusCode::FORBIDDEN, "a viewer cannot submit");
 
@@ -160,7 +204,9 @@ async fn lifecycle(backend: Backend) {
     expect(&review(&app, &rita, &version, "approve").await, StatusCode::CONFLICT, "second review in a round");
     let short = move_to(&app, &sam, &version, "approved_staging").await;
     expect(&short, StatusCode::UNPROCESSABLE_ENTITY, "one approval of two");
-    assert_eq!(short.body["refusals"][0]["rule"], "approvals");
+    assert_eq!(rules(&short), ["high-risk-two-approvers"]);
+    let round = send(&app, &sam, Method::GET, &format!("{GOVERNANCE}/model_versions/{version}"), None).await;
+    assert_eq!(round.body["review"]["approvalsNeeded"], 2, "the policies need two approvers of a high-risk model");
     expect(&review(&app, &alex, &version, "approve").await, StatusCode::OK, "second approval");
     expect(&move_to(&app, &sam, &version, "approved_staging").await, StatusCode::OK, "approved for staging");
     expect(&move_to(&app, &sam, &version, "staging").await, StatusCode::OK, "staging");
@@ -184,6 +230,62 @@ async fn lifecycle(backend: Backend) {
         expect(&review(&app, reviewer, &version, "approve").await, StatusCode::OK, "production approval");
     }
     expect(&move_to(&app, &sam, &version, "approved_prod").await, StatusCode::OK, "approved_prod");
+
+    // Production needs every evaluation the high tier requires, passing, and a verified signature.
+    let refused = move_to(&app, &sam, &version, "production").await;
+    expect(&refused, StatusCode::UNPROCESSABLE_ENTITY, "production without evaluations or signature");
+    assert_eq!(rules(&refused), ["evaluations-passing", "signature-verified"]);
+    assert_eq!(details(&refused, 0), ["no result for quality/accuracy", "no result for quality/toxicity"]);
+    assert_eq!(details(&refused, 1), ["the version has no signature bundle"]);
+    let evaluations = format!("{GOVERNANCE}/model_versions/{version}/evaluations");
+    let mut claimed = evaluation(0.95, 0.0);
+    claimed["results"][0]["passed"] = json!(true);
+    let claimed = send(&app, &sam, Method::POST, &evaluations, Some(claimed)).await;
+    expect(&claimed, StatusCode::BAD_REQUEST, "a client's own verdict");
+    let recorded = send(&app, &sam, Method::POST, &evaluations, Some(evaluation(0.95, 0.05))).await;
+    expect(&recorded, StatusCode::CREATED, "evaluation");
+    let verdicts: Vec<_> =
+        recorded.body["items"].as_array().unwrap().iter().map(|item| item["passed"].clone()).collect();
+    assert_eq!(verdicts, [json!(true), json!(false)], "computed against the high tier's thresholds");
+    assert_eq!(recorded.body["items"][1]["threshold"], 0.01);
+    let (stranger, _) = signatures::generate_key();
+    let weights = || vec![Resource { name: "weights.bin".to_owned(), digest: "ab".repeat(32) }];
+    let untrusted = sign(&app, &sam, &version, signatures::sign(&stranger, &weights())).await;
+    expect(&untrusted, StatusCode::CREATED, "an untrusted signature is recorded");
+    assert_eq!(untrusted.body["status"], "failed");
+    assert!(untrusted.body["reason"].as_str().unwrap().contains("trusted key"), "{}", untrusted.body);
+    let other = vec![Resource { name: "other.bin".to_owned(), digest: "ef".repeat(32) }];
+    let elsewhere = sign(&app, &sam, &version, signatures::sign(&key, &other)).await;
+    assert_eq!(elsewhere.body["status"], "verified", "{}", elsewhere.body);
+    let garbage = sign(&app, &sam, &version, b"{\"mediaType\": \"x\"}".to_vec()).await;
+    expect(&garbage, StatusCode::BAD_REQUEST, "not a bundle");
+    let dry = send(
+        &app,
+        &viewer,
+        Method::POST,
+        &format!("{GOVERNANCE}/model_versions/{version}/policy_check"),
+        Some(json!({"to": "production"})),
+    )
+    .await;
+    expect(&dry, StatusCode::OK, "a dry run");
+    assert_eq!((dry.body["legal"].clone(), dry.body["allowed"].clone()), (json!(true), json!(false)));
+    assert_eq!(dry.body["facts"]["context"]["failed_evaluations"], 1);
+    assert_eq!(
+        details(&dry, 0),
+        ["quality/toxicity is 0.05, above the maximum 0.01 for a high-risk model"],
+        "{}",
+        dry.body
+    );
+    let signature_problems = details(&dry, 1);
+    assert!(signature_problems[0].contains("failed verification"), "{signature_problems:?}");
+    assert!(signature_problems[1].contains("does not sign the digest of model artifact \"weights\""));
+    let fixed = send(&app, &sam, Method::POST, &evaluations, Some(evaluation(0.95, 0.004))).await;
+    expect(&fixed, StatusCode::CREATED, "fixed evaluation");
+    let signed = sign(&app, &sam, &version, signatures::sign(&key, &weights())).await;
+    assert_eq!((signed.body["status"].as_str(), signed.body["keyId"].as_str()), (Some("verified"), Some("release")));
+    let report = send(&app, &viewer, Method::GET, &evaluations, None).await;
+    assert_eq!((report.body["required"].clone(), report.body["failed"].clone()), (json!(2), json!([])));
+    assert_eq!(report.body["results"].as_array().unwrap().len(), 4, "every result is kept");
     expect(&move_to(&app, &sam, &version, "production").await, StatusCode::OK, "production");
 
     // Aliases point at versions; each change is recorded; a retiring version may not hold one.
@@ -246,6 +348,10 @@ async fn lifecycle(backend: Backend) {
     .expect("18 lifecycle entries in the audit log");
     let transitions = audited.iter().filter(|item| item["action"] == "lifecycle.transition").count();
     assert_eq!(transitions, 11, "one entry per transition (the 12th came with a review)");
+    let count = |action: &str| audited.iter().filter(|item| item["action"] == action).count();
+    assert_eq!((count("evaluation.record"), count("signature.record")), (2, 3));
+    let production = &history.body["items"].as_array().unwrap()[9];
+    assert_eq!((production["to"].as_str(), production["policyVersion"].as_str()), (Some("production"), Some(defaults)));
     let events = outbox_counts(&app).await;
     let expected: BTreeMap<String, i64> = [
         ("model_version.transitioned", 11),
@@ -256,6 +362,10 @@ async fn lifecycle(backend: Backend) {
         ("registered_model.created", 1),
         ("registered_model.updated", 1),
         ("model_version.created", 2),
+        ("model_version.evaluation_failed", 1),
+        ("model_version.evaluation_recorded", 1),
+        ("model_version.signature_failed", 1),
+        ("model_version.signature_verified", 2),
     ]
     .into_iter()
     .map(|(event_type, count)| (event_type.to_owned(), count))

@@ -69,6 +69,7 @@ impl TestApp {
             audit_checkpoint_interval: Duration::ZERO,
             audit_retention: None,
             webhooks: Default::default(),
+            trusted_keys: Vec::new(),
             public_base_url: None,
             replication: Default::default(),
             hub_cache_bytes: modelcat::mirror::DEFAULT_CACHE_BYTES,

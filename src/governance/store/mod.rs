@@ -1,29 +1,46 @@
-//! The governance tables (migration `0010_governance`) over the shared store: reads, and the writes that
-//! each commit one change with its audit entry and its outbox event. This file holds the model's
-//! governance fields and the shared helpers; [`versions`] the lifecycle, reviews and gates' facts;
-//! [`aliases`] the aliases.
+//! The governance tables (migrations `0010_governance` and `0012_policies_evaluations_signatures`) over
+//! the shared store: reads, and the writes that each commit one change with its audit entry and its
+//! outbox event. This file holds the model's governance fields and the shared helpers; [`versions`] the
+//! lifecycle, reviews and the policies' facts; [`policies`] the policy versions; [`evaluations`] suites
+//! and results; [`signatures`] signature bundles; [`aliases`] the aliases.
 //!
 //! Writes to one version (or one model's aliases and fields) are serialized: SQLite has one writer, and
 //! on PostgreSQL each write first locks the version's (or model's) row.
 
 mod aliases;
+pub mod evaluations;
+mod policies;
+pub mod signatures;
 mod versions;
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use serde_json::json;
 
 use super::lifecycle::{RiskTier, State};
+use super::policy::{Engine, Policies};
+use super::signatures::TrustedKey;
 use super::{GovernanceError, ModelGovernance, ModelPatch, timestamp};
 use crate::audit;
 use crate::store::now_millis;
 use crate::store::outbox::{self as events, EventType};
 use crate::store::sql::{Backend, Col, DbError, Dialect, Row, Sql, Transaction, Value};
 
+pub use policies::PolicyVersion;
+
 /// Governance over the shared store.
 #[derive(Clone)]
 pub struct GovernanceStore {
     db: Arc<dyn Backend>,
+    policy: Arc<PolicyState>,
+    trusted_keys: Arc<[TrustedKey]>,
+}
+
+/// The policy engine, the built-in policies, and the last stored version compiled.
+struct PolicyState {
+    engine: Engine,
+    builtin: Arc<Policies>,
+    cached: RwLock<Option<Arc<Policies>>>,
 }
 
 /// Reads outside a transaction, or inside the caller's.
@@ -62,6 +79,20 @@ impl Fields {
     fn text(&mut self) -> Option<String> {
         self.0.next().and_then(Value::into_text)
     }
+    fn double(&mut self) -> Option<f64> {
+        match self.0.next() {
+            Some(Value::Double(number)) => Some(number),
+            Some(Value::Int(number)) => Some(number as f64),
+            _ => None,
+        }
+    }
+    fn bool(&mut self) -> Option<bool> {
+        match self.0.next() {
+            Some(Value::Bool(flag)) => Some(flag),
+            Some(Value::Int(number)) => Some(number != 0),
+            _ => None,
+        }
+    }
     fn id(&mut self) -> String {
         self.int().unwrap_or_default().to_string()
     }
@@ -79,8 +110,12 @@ fn digest(value: &impl serde::Serialize) -> Option<String> {
 }
 
 impl GovernanceStore {
-    pub fn new(db: Arc<dyn Backend>) -> Self {
-        GovernanceStore { db }
+    /// Governance over `db`; model signatures are verified against `trusted_keys`.
+    pub fn new(db: Arc<dyn Backend>, trusted_keys: Vec<TrustedKey>) -> Self {
+        let engine = Engine::new();
+        let builtin = Arc::new(engine.builtin());
+        let policy = Arc::new(PolicyState { engine, builtin, cached: RwLock::new(None) });
+        GovernanceStore { db, policy, trusted_keys: trusted_keys.into() }
     }
 
     fn sql(&self) -> Sql {

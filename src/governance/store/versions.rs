@@ -1,12 +1,13 @@
-//! A version's lifecycle: where it stands, its transitions and reviews, and the facts the gates check.
+//! A version's lifecycle: where it stands, its transitions and reviews, the facts the policies decide on,
+//! and a dry run of the policies.
 
 use serde_json::json;
 
 use super::{Current, Fields, GovernanceStore, Reader, digest};
 use crate::audit;
-use crate::governance::gates::{self, ArtifactFacts, Facts};
-use crate::governance::lifecycle::{Decision, RiskTier, Stage, State};
-use crate::governance::{GovernanceError, Review, ReviewRound, Transition, VersionStatus};
+use crate::governance::lifecycle::{Decision, Stage, State};
+use crate::governance::policy::{ArtifactFacts, Facts, Verdict};
+use crate::governance::{GovernanceError, PolicyCheck, Review, ReviewRound, Transition, VersionStatus};
 use crate::registry::{MetaValue, Properties};
 use crate::store::changes::{self, ModelOf};
 use crate::store::now_millis;
@@ -75,7 +76,10 @@ impl GovernanceStore {
         let current = self.current(&mut reader, version, false).await?;
         let review = match current.state.review_stage() {
             Some(stage) => {
-                let governance = self.read_model(&mut reader, current.model, false).await?;
+                let facts = self.facts(&mut reader, &current, version).await?;
+                let policies = self.policies_in_force(&mut reader).await?;
+                let target = stage.approved_state();
+                let approvals_needed = self.policy.engine.approvals_needed(&policies, version, target, &facts);
                 let mut sql = self.review_select();
                 sql.push(" WHERE model_version_id = ")
                     .arg(Value::Int(version))
@@ -83,7 +87,7 @@ impl GovernanceStore {
                     .arg(Value::Int(current.round))
                     .push(" AND decision = 'approve' ORDER BY id");
                 let approvals = self.reviews_of(&mut reader, &sql).await?;
-                Some(ReviewRound { stage, approvals_needed: gates::approvals_needed(governance.risk_tier), approvals })
+                Some(ReviewRound { stage, approvals_needed, approvals })
             }
             None => None,
         };
@@ -108,11 +112,12 @@ impl GovernanceStore {
         self.current(&mut Reader::Db(&*self.db), version, false).await?;
         let mut sql = self.sql();
         sql.push(
-            "SELECT id, from_state, to_state, actor, comment, at FROM version_transition WHERE model_version_id = ",
+            "SELECT id, from_state, to_state, actor, comment, at, policy_version FROM version_transition \
+             WHERE model_version_id = ",
         )
         .arg(Value::Int(version))
         .push(" ORDER BY id");
-        let cols = [Col::Int, Col::Text, Col::Text, Col::Text, Col::Text, Col::Int];
+        let cols = [Col::Int, Col::Text, Col::Text, Col::Text, Col::Text, Col::Int, Col::Text];
         let rows = self.db.read(&sql, &cols).await?;
         let state = |text: Option<String>| text.and_then(|text| text.parse().ok()).unwrap_or(State::Draft);
         Ok(rows
@@ -126,6 +131,7 @@ impl GovernanceStore {
                     actor: fields.text().unwrap_or_default(),
                     comment: fields.text(),
                     at: fields.time(),
+                    policy_version: fields.text(),
                 }
             })
             .collect())
@@ -173,7 +179,7 @@ impl GovernanceStore {
             .collect())
     }
 
-    /// Moves a version to `target` if the lifecycle allows it and the gates pass.
+    /// Moves a version to `target` if the lifecycle allows it and the policies in force allow it.
     pub async fn transition(
         &self,
         version: i64,
@@ -189,12 +195,17 @@ impl GovernanceStore {
         if target == State::Retired {
             self.refuse_if_aliased(&mut *tx, version).await?;
         }
-        let facts = self.facts(&mut *tx, &current, version, target).await?;
-        let refusals = gates::check(target, &facts);
-        if !refusals.is_empty() {
-            return Err(GovernanceError::Refused { target, refusals });
+        let facts = self.facts(&mut Reader::Tx(&mut *tx), &current, version).await?;
+        let policies = self.policies_in_force(&mut Reader::Tx(&mut *tx)).await?;
+        let verdict = self.policy.engine.decide(&policies, &actor.subject, version, target, &facts);
+        if !verdict.allowed {
+            let Verdict { refusals, policy_version, .. } = verdict;
+            return Err(GovernanceError::Refused { target, refusals, policy_version });
         }
-        let transition = self.record_transition(&mut *tx, version, &current, target, &actor.subject, &comment).await?;
+        let decision = Decided { policy_version: verdict.policy_version, facts: facts.record(target) };
+        let transition = self
+            .record_transition(&mut *tx, version, &current, target, &actor.subject, &comment, Some(decision))
+            .await?;
         let record = audit::Record {
             action: "lifecycle.transition".to_owned(),
             entity: format!("model_version/{version}"),
@@ -284,7 +295,7 @@ impl GovernanceStore {
             Decision::RequestChanges => {
                 let target = State::ChangesRequested;
                 let transition =
-                    self.record_transition(&mut *tx, version, &current, target, &actor.subject, &comment).await?;
+                    self.record_transition(&mut *tx, version, &current, target, &actor.subject, &comment, None).await?;
                 data["transitionId"] = json!(transition.to_string());
                 data["from"] = json!(current.state);
                 data["to"] = json!(target);
@@ -304,8 +315,10 @@ impl GovernanceStore {
         self.version(version).await
     }
 
-    /// Writes a transition row and the version's new state (a new round); retiring also archives the
-    /// version for Kubeflow and logs it for the catalog. Returns the transition's id.
+    /// Writes a transition row (with the policy decision that allowed it, if policies decided) and the
+    /// version's new state (a new round); retiring also archives the version for Kubeflow and logs it for
+    /// the catalog. Returns the transition's id.
+    #[allow(clippy::too_many_arguments)]
     async fn record_transition(
         &self,
         tx: &mut dyn Transaction,
@@ -314,11 +327,17 @@ impl GovernanceStore {
         target: State,
         actor: &str,
         comment: &Option<String>,
+        decision: Option<Decided>,
     ) -> Result<i64, GovernanceError> {
         let now = now_millis();
+        let (policy_version, policy_facts) = match decision {
+            Some(decision) => (Some(decision.policy_version), Some(decision.facts.to_string())),
+            None => (None, None),
+        };
         let mut sql = self.sql();
         sql.push(
-            "INSERT INTO version_transition (model_version_id, from_state, to_state, actor, comment, at) VALUES (",
+            "INSERT INTO version_transition (model_version_id, from_state, to_state, actor, comment, at, \
+             policy_version, policy_facts) VALUES (",
         )
         .arg(Value::Int(version))
         .push(", ")
@@ -331,6 +350,10 @@ impl GovernanceStore {
         .arg(Value::text_or_null(comment.clone()))
         .push(", ")
         .arg(Value::Int(now))
+        .push(", ")
+        .arg(Value::text_or_null(policy_version))
+        .push(", ")
+        .arg(Value::text_or_null(policy_facts))
         .push(") RETURNING id");
         let row = tx.read(&sql, &[Col::Int]).await?.into_iter().next();
         let transition = row.and_then(|row| Fields::of(row).int()).unwrap_or_default();
@@ -365,59 +388,82 @@ impl GovernanceStore {
         Ok(transition)
     }
 
-    /// What the gates need for a move to `target`, read in the transition's transaction.
-    async fn facts(
-        &self,
-        tx: &mut dyn Transaction,
-        current: &Current,
-        version: i64,
-        target: State,
-    ) -> Result<Facts, GovernanceError> {
+    /// The facts the policies decide on, read by `reader` (in a transition, its transaction).
+    async fn facts(&self, reader: &mut Reader<'_>, current: &Current, version: i64) -> Result<Facts, GovernanceError> {
+        let governance = self.read_model(reader, current.model, false).await?;
         let mut sql = self.sql();
-        sql.push(
-            "SELECT r.license, g.risk_tier FROM registered_model r LEFT JOIN model_governance g \
-             ON g.registered_model_id = r.id WHERE r.id = ",
-        )
-        .arg(Value::Int(current.model));
-        let row = tx.read(&sql, &[Col::Text, Col::Text]).await?.into_iter().next().unwrap_or_default();
-        let mut fields = Fields::of(row);
+        sql.push("SELECT license FROM registered_model WHERE id = ").arg(Value::Int(current.model));
+        let row = reader.read(&sql, &[Col::Text]).await?.into_iter().next().unwrap_or_default();
         let mut facts = Facts {
-            model_license: fields.text(),
-            risk_tier: fields.text().and_then(|tier| RiskTier::parse(&tier)).unwrap_or_default(),
+            registered_model: current.model,
+            state: current.state,
+            risk_tier: governance.risk_tier,
+            group: governance.group,
+            owners: governance.owners,
+            tags: governance.tags,
+            model_license: Fields::of(row).text(),
             ..Facts::default()
         };
-        if target == State::Submitted {
-            let mut sql = self.sql();
-            sql.push(
-                "SELECT name, properties FROM artifact WHERE artifact_type = 'model-artifact' AND model_version_id = ",
-            )
+        let mut sql = self.sql();
+        sql.push(
+            "SELECT name, properties FROM artifact WHERE artifact_type = 'model-artifact' AND model_version_id = ",
+        )
+        .arg(Value::Int(version))
+        .push(" ORDER BY id");
+        for row in reader.read(&sql, &[Col::Text, Col::Text]).await? {
+            let mut fields = Fields::of(row);
+            let name = fields.text().unwrap_or_default();
+            let properties: Properties =
+                fields.text().and_then(|json| serde_json::from_str(&json).ok()).unwrap_or_default();
+            let property = |key: &str| properties.get(key).and_then(scalar_text);
+            facts.artifacts.push(ArtifactFacts {
+                name,
+                sha256: property("sha256"),
+                size: property("size"),
+                license: property("license"),
+            });
+        }
+        let mut sql = self.sql();
+        sql.push("SELECT COUNT(DISTINCT reviewer) FROM version_review WHERE model_version_id = ")
             .arg(Value::Int(version))
-            .push(" ORDER BY id");
-            for row in tx.read(&sql, &[Col::Text, Col::Text]).await? {
-                let mut fields = Fields::of(row);
-                let name = fields.text().unwrap_or_default();
-                let properties: Properties =
-                    fields.text().and_then(|json| serde_json::from_str(&json).ok()).unwrap_or_default();
-                let property = |key: &str| properties.get(key).and_then(scalar_text);
-                facts.artifacts.push(ArtifactFacts {
-                    name,
-                    sha256: property("sha256"),
-                    size: property("size"),
-                    license: property("license"),
-                });
-            }
-        }
-        if matches!(target, State::ApprovedStaging | State::ApprovedProd) {
-            let mut sql = self.sql();
-            sql.push("SELECT COUNT(DISTINCT reviewer) FROM version_review WHERE model_version_id = ")
-                .arg(Value::Int(version))
-                .push(" AND round = ")
-                .arg(Value::Int(current.round))
-                .push(" AND decision = 'approve'");
-            let row = tx.read(&sql, &[Col::Int]).await?.into_iter().next().unwrap_or_default();
-            facts.approvals = usize::try_from(Fields::of(row).int().unwrap_or(0)).unwrap_or(0);
-        }
+            .push(" AND round = ")
+            .arg(Value::Int(current.round))
+            .push(" AND decision = 'approve'");
+        let row = reader.read(&sql, &[Col::Int]).await?.into_iter().next().unwrap_or_default();
+        facts.approvals = usize::try_from(Fields::of(row).int().unwrap_or(0)).unwrap_or(0);
+        facts.evaluations = self.evaluation_facts(reader, version, facts.risk_tier).await?;
+        facts.signatures = self.signature_facts(reader, version, &facts.artifacts).await?;
         Ok(facts)
+    }
+
+    /// What the policies in force (or `policies`, a draft) would decide about moving a version to
+    /// `target` now, without effect.
+    pub async fn policy_check(
+        &self,
+        version: i64,
+        target: State,
+        policies: Option<String>,
+    ) -> Result<PolicyCheck, GovernanceError> {
+        let mut reader = Reader::Db(&*self.db);
+        let current = self.current(&mut reader, version, false).await?;
+        let policies = match policies {
+            Some(text) => std::sync::Arc::new(
+                self.check_policies(&text).map_err(|error| GovernanceError::InvalidPolicies(error.problems))?,
+            ),
+            None => self.policies_in_force(&mut reader).await?,
+        };
+        let facts = self.facts(&mut reader, &current, version).await?;
+        let actor = audit::current();
+        let verdict = self.policy.engine.decide(&policies, &actor.subject, version, target, &facts);
+        Ok(PolicyCheck {
+            from: current.state,
+            to: target,
+            legal: current.state.may_move_to(target),
+            allowed: verdict.allowed,
+            refusals: verdict.refusals,
+            policy_version: verdict.policy_version,
+            facts: facts.record(target),
+        })
     }
 
     async fn refuse_if_aliased(&self, tx: &mut dyn Transaction, version: i64) -> Result<(), GovernanceError> {
@@ -437,6 +483,12 @@ impl GovernanceStore {
             if aliases.len() == 1 { "it" } else { "them" },
         )))
     }
+}
+
+/// The policy decision that allowed a transition, recorded with it.
+struct Decided {
+    policy_version: String,
+    facts: serde_json::Value,
 }
 
 fn scalar_text(value: &MetaValue) -> Option<String> {

@@ -1,14 +1,18 @@
-//! Random sequences of transitions, reviews and risk-tier changes by three users, run against the
-//! governance store on SQLite and checked step by step against a reference model of the rules: illegal
-//! moves are refused, nobody reviews their own submission, a high-risk model needs two approvers, and
-//! each change that succeeds writes exactly one audit entry and one outbox event (a refusal writes none).
+//! Random sequences of transitions, reviews, risk-tier changes, evaluations and signatures by three
+//! users, run against the governance store on SQLite and checked step by step against a reference model
+//! of the default policies: illegal moves are refused, nobody reviews their own submission, a high-risk
+//! model needs two approvers, production needs a verified signature and (for a high-risk model) a
+//! passing evaluation, and each change that succeeds writes exactly one audit entry and one outbox event
+//! (a refusal writes none).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use modelcat::audit::{self, Actor};
 use modelcat::governance::lifecycle::{Decision, RiskTier, STATES, State};
+use modelcat::governance::signatures::{self, Resource, TrustedKey};
 use modelcat::governance::store::GovernanceStore;
+use modelcat::governance::store::evaluations::{MetricValue, Submission};
 use modelcat::governance::{GovernanceError, ModelPatch};
 use modelcat::registry::schema::{MODEL_ARTIFACT, MODEL_VERSION, REGISTERED_MODEL};
 use modelcat::registry::sql_store::SqlStore;
@@ -18,12 +22,27 @@ use modelcat::store::outbox as events;
 use modelcat::webhooks::store::{SubscriptionDraft, WebhookStore};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use ring::signature::EcdsaKeyPair;
 
 #[derive(Debug, Clone)]
 enum Action {
-    Move { user: usize, to: Target },
-    Review { user: usize, decision: Decision },
+    Move {
+        user: usize,
+        to: Target,
+    },
+    Review {
+        user: usize,
+        decision: Decision,
+    },
     Tier(RiskTier),
+    /// Records an evaluation whose one metric (required of high-risk models) passes or fails.
+    Evaluate {
+        passing: bool,
+    },
+    /// Records a signature over the version's artifact by the trusted key or by a stranger's.
+    Sign {
+        trusted: bool,
+    },
 }
 
 /// Where a move goes: a named state, or the next state on the way to production (which the reference
@@ -44,6 +63,8 @@ fn action() -> impl Strategy<Value = Action> {
             decision: if approve { Decision::Approve } else { Decision::RequestChanges },
         }),
         1 => prop_oneof![Just(RiskTier::Low), Just(RiskTier::Medium), Just(RiskTier::High)].prop_map(Action::Tier),
+        1 => prop::bool::weighted(0.7).prop_map(|passing| Action::Evaluate { passing }),
+        1 => prop::bool::weighted(0.7).prop_map(|trusted| Action::Sign { trusted }),
     ]
 }
 
@@ -64,6 +85,9 @@ struct Reference {
     reviewed: BTreeSet<usize>,
     approvals: BTreeSet<usize>,
     tier: RiskTier,
+    /// The latest evaluation passed (`None`: none recorded).
+    evaluation: Option<bool>,
+    signed: bool,
 }
 
 impl Reference {
@@ -116,6 +140,10 @@ impl Reference {
                 if matches!(to, State::ApprovedStaging | State::ApprovedProd) && self.approvals.len() < needed {
                     return Outcome::Refused;
                 }
+                let evaluated = self.tier != RiskTier::High || self.evaluation == Some(true);
+                if to == State::Production && !(evaluated && self.signed) {
+                    return Outcome::Refused;
+                }
                 if to == State::Submitted {
                     self.submitter = Some(user);
                 }
@@ -141,6 +169,15 @@ impl Reference {
                 }
                 Outcome::Done
             }
+            Action::Evaluate { .. } | Action::Sign { .. } if self.state() == State::Retired => Outcome::Illegal,
+            Action::Evaluate { passing } => {
+                self.evaluation = Some(passing);
+                Outcome::Done
+            }
+            Action::Sign { trusted } => {
+                self.signed |= trusted;
+                Outcome::Done
+            }
         }
     }
 }
@@ -159,6 +196,8 @@ struct World {
     backend: Arc<dyn Backend>,
     registry: SqlStore,
     governance: GovernanceStore,
+    trusted: EcdsaKeyPair,
+    stranger: EcdsaKeyPair,
 }
 
 impl World {
@@ -199,7 +238,7 @@ impl World {
             let before = self.written().await;
             let user = match action {
                 Action::Move { user, .. } | Action::Review { user, .. } => *user,
-                Action::Tier(_) => 0,
+                Action::Tier(_) | Action::Evaluate { .. } | Action::Sign { .. } => 0,
             };
             let actor = Actor { subject: format!("user{user}"), request_id: None, authenticated: true };
             let result = audit::scope(actor, async {
@@ -211,6 +250,23 @@ impl World {
                     Action::Tier(tier) => {
                         let patch = ModelPatch { risk_tier: Some(tier), ..ModelPatch::default() };
                         self.governance.update_model(model, patch).await.map(drop)
+                    }
+                    Action::Evaluate { passing } => {
+                        let submission = Submission {
+                            suite: "quality".to_owned(),
+                            dataset_digest: format!("sha256:{}", "d".repeat(64)),
+                            dataset_name: None,
+                            results: vec![MetricValue {
+                                metric: "accuracy".to_owned(),
+                                value: if passing { 0.95 } else { 0.5 },
+                            }],
+                        };
+                        self.governance.record_evaluation(version, submission).await.map(drop)
+                    }
+                    Action::Sign { trusted } => {
+                        let key = if trusted { &self.trusted } else { &self.stranger };
+                        let weights = [Resource { name: "weights".to_owned(), digest: "0".repeat(64) }];
+                        self.governance.record_signature(version, &signatures::sign(key, &weights)).await.map(drop)
                     }
                 }
             })
@@ -254,8 +310,15 @@ fn random_sequences_follow_the_rules() {
     let webhooks = WebhookStore::new(backend.clone());
     let everything = SubscriptionDraft { url: Some("https://hooks.example.invalid/".to_owned()), ..Default::default() };
     runtime.block_on(webhooks.create(everything)).expect("a subscription");
-    let world =
-        World { registry: SqlStore::new(backend.clone()), governance: GovernanceStore::new(backend.clone()), backend };
+    let (trusted, pem) = signatures::generate_key();
+    let keys = vec![TrustedKey::from_pem("release", &pem).expect("a P-256 key")];
+    let governance = GovernanceStore::new(backend.clone(), keys);
+    let suite = serde_json::json!({"metrics": [{"name": "accuracy", "category": "task",
+        "direction": "higher_is_better", "thresholds": {"high": 0.9}}]});
+    let suite = serde_json::from_value(suite).expect("a suite");
+    runtime.block_on(governance.put_suite("quality", suite)).expect("suite stored");
+    let stranger = signatures::generate_key().0;
+    let world = World { registry: SqlStore::new(backend.clone()), governance, backend, trusted, stranger };
     let mut runner = TestRunner::new(Config { cases: 96, ..Config::default() });
     let case = std::sync::atomic::AtomicUsize::new(0);
     runner
