@@ -78,6 +78,7 @@ impl From<GovernanceError> for ApiError {
             refused @ GovernanceError::Refused { .. } => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, refused.to_string())
             }
+            GovernanceError::Registry(error) => ApiError::from(error),
             GovernanceError::Db(error) => {
                 tracing::error!(error = %error, detail = ?error, "governance request failed");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal server error")

@@ -16,7 +16,11 @@
 //!   against the trusted keys and recorded, verified or failed;
 //! - `GET`/`PUT /policies` (`{"policies", "comment"}`, admin), `GET /policies/versions[/{version}]`,
 //!   `GET /policies/schema`: the Cedar policies, their versions and their schema;
-//! - `GET /evaluation_suites`, `GET`/`PUT`/`DELETE /evaluation_suites/{name}` (changes: admin).
+//! - `GET /evaluation_suites`, `GET`/`PUT`/`DELETE /evaluation_suites/{name}` (changes: admin);
+//! - `GET`/`POST /serving_environments/{id}/deployments` (`{"registeredModelId", "splits": [{
+//!   "modelVersionId", "weight"}], "comment"}`, edit): an environment's history (`?registeredModelId=`
+//!   for one model), and a new split; `POST /serving_environments/{id}/rollback`
+//!   (`{"registeredModelId", "comment"}`, edit): back to the last good split.
 //!
 //! Reads need read on the model (a model the caller may not read is a 404, as in the registry API).
 //! Errors use the modelcat envelope `{"code", "message"}`: 400 (with `problems` for policies that do not
@@ -25,7 +29,8 @@
 //! details, and the `policyVersion` that decided.
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -37,6 +42,7 @@ use super::error::ApiError;
 use super::registry::path_id;
 use super::registry::permits::Caller;
 use crate::app::AppState;
+use crate::governance::deployments::SplitRequest;
 use crate::governance::evaluations::Suite;
 use crate::governance::lifecycle::{Decision, State as LifecycleState};
 use crate::governance::store::evaluations::Submission;
@@ -66,6 +72,8 @@ pub fn router() -> Router<AppState> {
         .route("/policies/schema", get(policy_schema))
         .route("/evaluation_suites", get(suites))
         .route("/evaluation_suites/{name}", get(suite).put(put_suite).delete(delete_suite))
+        .route("/serving_environments/{id}/deployments", get(deployments).post(deploy))
+        .route("/serving_environments/{id}/rollback", post(rollback))
 }
 
 /// A failed governance request, in the modelcat envelope.
@@ -91,10 +99,10 @@ impl IntoResponse for Failure {
     fn into_response(self) -> Response {
         let error = match self {
             Failure::Api(error) => error,
-            Failure::Governance(GovernanceError::Refused { target, refusals, policy_version }) => {
+            Failure::Governance(GovernanceError::Refused { asked, refusals, policy_version }) => {
                 let body = json!({
                     "code": "refused",
-                    "message": format!("the move to {target} was refused"),
+                    "message": format!("{asked} was refused"),
                     "refusals": refusals,
                     "policyVersion": policy_version,
                 });
@@ -350,4 +358,70 @@ async fn put_suite(State(state): State<AppState>, Path(name): Path<String>, byte
 async fn delete_suite(State(state): State<AppState>, Path(name): Path<String>) -> Answer {
     state.governance.delete_suite(&name).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct DeployBody {
+    registered_model_id: String,
+    splits: Vec<SplitRequest>,
+    comment: Option<String>,
+}
+
+async fn deploy(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, bytes: Bytes) -> Answer {
+    let DeployBody { registered_model_id, splits, comment: text } = body(&bytes)?;
+    let text = comment(text)?;
+    let environment = path_id(&id)?;
+    let model = on_model(&state, &caller, &registered_model_id, Level::Edit).await?;
+    let deployment = state.governance.deploy(environment, model, &splits, text).await?;
+    tracing::info!(environment, model, deployment = deployment.id, "deployed");
+    Ok((StatusCode::CREATED, Json(deployment)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RollbackBody {
+    registered_model_id: String,
+    comment: Option<String>,
+}
+
+async fn rollback(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, bytes: Bytes) -> Answer {
+    let RollbackBody { registered_model_id, comment: text } = body(&bytes)?;
+    let text = comment(text)?;
+    let environment = path_id(&id)?;
+    let model = on_model(&state, &caller, &registered_model_id, Level::Edit).await?;
+    let deployment = state.governance.rollback(environment, model, text).await?;
+    tracing::info!(environment, model, deployment = deployment.id, "rolled back");
+    Ok((StatusCode::CREATED, Json(deployment)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct DeploymentsQuery {
+    registered_model_id: Option<String>,
+}
+
+async fn deployments(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    query: Result<Query<DeploymentsQuery>, QueryRejection>,
+) -> Answer {
+    let Query(query) = query.map_err(|error| ApiError::bad_request(error.body_text()))?;
+    let environment = path_id(&id)?;
+    let model = match query.registered_model_id {
+        Some(model) => Some(on_model(&state, &caller, &model, Level::Read).await?),
+        None => None,
+    };
+    let mut items = state.governance.deployments(environment, model).await?;
+    // Of every model, the caller sees those they may read.
+    let mut readable = std::collections::BTreeMap::new();
+    for item in &items {
+        if !readable.contains_key(&item.registered_model_id) {
+            let may = on_model(&state, &caller, &item.registered_model_id, Level::Read).await.is_ok();
+            readable.insert(item.registered_model_id.clone(), may);
+        }
+    }
+    items.retain(|item| readable.get(&item.registered_model_id).copied().unwrap_or(false));
+    ok(json!({ "items": items }))
 }

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use super::server::Server;
 use super::{Outcome, Scratch, expect_ok, header};
 use crate::governance::lifecycle::{RiskTier, State};
-use crate::governance::policy::{ArtifactFacts, Engine, EvaluationFacts, Facts, SignatureFacts};
+use crate::governance::policy::{ArtifactFacts, Ask, Engine, EvaluationFacts, Facts, SignatureFacts};
 use crate::governance::signatures::{self, Resource};
 
 #[derive(Debug, clap::Args)]
@@ -265,7 +265,7 @@ fn policy_timing() {
             step => (moves[step], &facts, true),
         };
         let call = Instant::now();
-        let verdict = engine.decide(&policies, "bench", 1, target, std::hint::black_box(facts));
+        let verdict = engine.decide(&policies, "bench", 1, &Ask::Transition(target), std::hint::black_box(facts));
         latencies.push(call.elapsed());
         assert_eq!(verdict.allowed, allowed, "{verdict:?}");
     }

@@ -22,6 +22,7 @@
 //! Who may do what is the HTTP layer's ([`crate::api::governance`]): reading needs read on the model,
 //! transitions, reviews and aliases need edit, and the model's governance fields need manage.
 
+pub mod deployments;
 pub mod evaluations;
 pub mod kubeflow_guard;
 pub mod lifecycle;
@@ -47,9 +48,9 @@ pub enum GovernanceError {
     Illegal(String),
     #[error("{0}")]
     Forbidden(String),
-    /// The policies refused a legal move.
-    #[error("the move to {target} was refused: {}", refusals.iter().map(|refusal| refusal.reason.as_str()).collect::<Vec<_>>().join("; "))]
-    Refused { target: State, refusals: Vec<Refusal>, policy_version: String },
+    /// The policies refused a legal move or a deployment; `asked` says which ("the move to production").
+    #[error("{asked} was refused: {}", refusals.iter().map(|refusal| refusal.reason.as_str()).collect::<Vec<_>>().join("; "))]
+    Refused { asked: String, refusals: Vec<Refusal>, policy_version: String },
     /// A policy set that does not validate: every problem.
     #[error("the policies were not accepted: {}", .0.join("; "))]
     InvalidPolicies(Vec<String>),
@@ -58,6 +59,9 @@ pub enum GovernanceError {
     Bundle(#[from] signatures::BundleError),
     #[error("database error: {0}")]
     Db(#[from] DbError),
+    /// A registry write made as part of a governance change (a deployment's inference services).
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
 }
 
 /// A registered model's governance fields.

@@ -619,9 +619,17 @@ impl SqlStore {
     }
 }
 
-#[async_trait]
-impl RegistryStore for SqlStore {
-    async fn create(&self, kind: &'static Kind, draft: Draft, attach: Attach) -> Result<Record, RegistryError> {
+impl SqlStore {
+    /// [`RegistryStore::create`] inside the caller's transaction, which the caller commits (so another
+    /// store can make a registry write part of its own change). A write the catalog shows appends to the
+    /// change log, which must stay its transaction's last statement.
+    pub async fn create_in(
+        &self,
+        tx: &mut Box<dyn Transaction>,
+        kind: &'static Kind,
+        draft: Draft,
+        attach: Attach,
+    ) -> Result<Record, RegistryError> {
         let now = now_millis();
         let mut values = draft.values;
         let properties = draft.properties.unwrap_or_default();
@@ -633,7 +641,6 @@ impl RegistryStore for SqlStore {
         if kind.generated_name && !values.contains_key("name") {
             values.insert("name", Scalar::Text(uuid::Uuid::new_v4().to_string()));
         }
-        let mut tx = self.db.begin().await.map_err(db_error)?;
         let mut columns: Vec<(&'static str, Value)> = Vec::with_capacity(kind.fields.len() + 6);
         let mut run = None;
         match attach {
@@ -661,14 +668,13 @@ impl RegistryStore for SqlStore {
         // A metric logged again to the same run updates the metric and extends its history.
         if let (Some((experiment_id, run_id)), true) = (run, kind == &METRIC) {
             let name = text_value(&values, "name").unwrap_or_default();
-            if let Some(existing) = self.run_metric(&mut tx, run_id, name).await? {
-                self.append_history(&mut tx, &values, &properties, now, experiment_id, run_id).await?;
-                let before = self.state_digest(&mut tx, kind, existing).await?;
+            if let Some(existing) = self.run_metric(tx, run_id, name).await? {
+                self.append_history(tx, &values, &properties, now, experiment_id, run_id).await?;
+                let before = self.state_digest(tx, kind, existing).await?;
                 let update = Draft { values, properties: Some(properties) };
-                self.update_row(&mut tx, kind, existing, &update, None, now).await?;
-                self.audit(&mut tx, "update", kind, existing, before).await?;
-                tx.commit().await.map_err(db_error)?;
-                return self.get(kind, existing).await;
+                self.update_row(tx, kind, existing, &update, None, now).await?;
+                self.audit(tx, "update", kind, existing, before).await?;
+                return self.get_in(tx, kind, existing).await;
             }
         }
 
@@ -686,20 +692,17 @@ impl RegistryStore for SqlStore {
             }
         }
         let name = text_value(&values, "name");
-        let id = match self.insert_row(&mut tx, kind, &columns).await {
+        let id = match self.insert_row(tx, kind, &columns).await {
             Ok(id) => id,
-            Err(DbError::ForeignKey(_)) => {
-                drop(tx);
-                return Err(self.missing_reference(kind, &values, attach).await);
-            }
+            Err(DbError::ForeignKey(_)) => return Err(self.missing_reference(kind, &values, attach).await),
             Err(error) => return Err(write_error(kind, name, error)),
         };
-        self.insert_properties(&mut tx, kind, id, &properties).await?;
+        self.insert_properties(tx, kind, id, &properties).await?;
         if kind == &REGISTERED_MODEL {
-            self.grant_creator(&mut tx, id).await?;
+            self.grant_creator(tx, id).await?;
         }
         if let (Some((experiment_id, run_id)), true) = (run, kind == &METRIC) {
-            self.append_history(&mut tx, &values, &properties, now, experiment_id, run_id).await?;
+            self.append_history(tx, &values, &properties, now, experiment_id, run_id).await?;
         }
         let parent = match attach {
             Attach::Parent(parent_id) => Some(parent_id),
@@ -712,12 +715,61 @@ impl RegistryStore for SqlStore {
                 }),
         };
         let record = Record { id, kind, parent, create_time: now, update_time: now, version: 1, values, properties };
-        self.audit(&mut tx, "create", kind, id, None).await?;
+        self.audit(tx, "create", kind, id, None).await?;
         let model = if kind == &MODEL_VERSION { parent.unwrap_or_default() } else { id };
         let known = (model, text_value(&record.values, "name").map(str::to_owned));
-        self.announce(&mut tx, true, kind, id, Some(known)).await?;
-        let entry = self.catalog_entry(&mut tx, kind, id).await?;
-        self.log(&mut tx, entry).await?;
+        self.announce(tx, true, kind, id, Some(known)).await?;
+        let entry = self.catalog_entry(tx, kind, id).await?;
+        self.log(tx, entry).await?;
+        Ok(record)
+    }
+
+    /// [`RegistryStore::update`] inside the caller's transaction (see [`SqlStore::create_in`]).
+    pub async fn update_in(
+        &self,
+        tx: &mut Box<dyn Transaction>,
+        kind: &'static Kind,
+        id: i64,
+        draft: Draft,
+        expected_version: Option<i64>,
+    ) -> Result<(), RegistryError> {
+        let now = now_millis();
+        let before = self.state_digest(tx, kind, id).await?;
+        let touched = self.update_row(tx, kind, id, &draft, expected_version, now).await?;
+        if touched == 0 {
+            let current = self.get_in(tx, kind, id).await?;
+            return Err(RegistryError::PreconditionFailed(format!(
+                "{} {id} was modified since it was read (version {}, expected {})",
+                kind.label,
+                current.version,
+                expected_version.unwrap_or_default()
+            )));
+        }
+        self.audit(tx, "update", kind, id, before).await?;
+        self.announce(tx, false, kind, id, None).await?;
+        let entry = self.catalog_entry(tx, kind, id).await?;
+        self.log(tx, entry).await
+    }
+
+    /// [`RegistryStore::get`] as the caller's transaction sees it.
+    async fn get_in(
+        &self,
+        tx: &mut Box<dyn Transaction>,
+        kind: &'static Kind,
+        id: i64,
+    ) -> Result<Record, RegistryError> {
+        let mut sql = self.select(kind);
+        sql.push(" WHERE t.id = ").arg(Value::Int(id));
+        let row = tx.read(&sql, &layout(kind).cols).await.map_err(db_error)?.into_iter().next();
+        record_from_row(kind, row.ok_or_else(|| not_found(kind, id))?)
+    }
+}
+
+#[async_trait]
+impl RegistryStore for SqlStore {
+    async fn create(&self, kind: &'static Kind, draft: Draft, attach: Attach) -> Result<Record, RegistryError> {
+        let mut tx = self.db.begin().await.map_err(db_error)?;
+        let record = self.create_in(&mut tx, kind, draft, attach).await?;
         tx.commit().await.map_err(|error| write_error(kind, None, error))?;
         Ok(record)
     }
@@ -739,24 +791,8 @@ impl RegistryStore for SqlStore {
         draft: Draft,
         expected_version: Option<i64>,
     ) -> Result<Record, RegistryError> {
-        let now = now_millis();
         let mut tx = self.db.begin().await.map_err(db_error)?;
-        let before = self.state_digest(&mut tx, kind, id).await?;
-        let touched = self.update_row(&mut tx, kind, id, &draft, expected_version, now).await?;
-        if touched == 0 {
-            drop(tx);
-            let current = self.get(kind, id).await?;
-            return Err(RegistryError::PreconditionFailed(format!(
-                "{} {id} was modified since it was read (version {}, expected {})",
-                kind.label,
-                current.version,
-                expected_version.unwrap_or_default()
-            )));
-        }
-        self.audit(&mut tx, "update", kind, id, before).await?;
-        self.announce(&mut tx, false, kind, id, None).await?;
-        let entry = self.catalog_entry(&mut tx, kind, id).await?;
-        self.log(&mut tx, entry).await?;
+        self.update_in(&mut tx, kind, id, draft, expected_version).await?;
         tx.commit().await.map_err(|error| write_error(kind, None, error))?;
         self.get(kind, id).await
     }

@@ -35,6 +35,7 @@ pub const SQLITE: &[Migration] = &[
         name: "policies_evaluations_signatures",
         sql: include_str!("migrations/sqlite/0012_policies_evaluations_signatures.sql"),
     },
+    Migration { version: 13, name: "deployments", sql: include_str!("migrations/sqlite/0013_deployments.sql") },
 ];
 
 /// Migrations for PostgreSQL, in order.
@@ -63,6 +64,7 @@ pub const POSTGRES: &[Migration] = &[
         name: "policies_evaluations_signatures",
         sql: include_str!("migrations/postgres/0012_policies_evaluations_signatures.sql"),
     },
+    Migration { version: 13, name: "deployments", sql: include_str!("migrations/postgres/0013_deployments.sql") },
 ];
 
 /// Creates the bookkeeping table; portable across both backends.

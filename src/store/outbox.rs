@@ -32,10 +32,12 @@ pub enum EventType {
     EvaluationFailed,
     SignatureVerified,
     SignatureFailed,
+    DeploymentChanged,
+    DeploymentRolledBack,
 }
 
 /// Every event type.
-pub const EVENT_TYPES: [EventType; 13] = [
+pub const EVENT_TYPES: [EventType; 15] = [
     EventType::ModelCreated,
     EventType::ModelUpdated,
     EventType::VersionCreated,
@@ -49,6 +51,8 @@ pub const EVENT_TYPES: [EventType; 13] = [
     EventType::EvaluationFailed,
     EventType::SignatureVerified,
     EventType::SignatureFailed,
+    EventType::DeploymentChanged,
+    EventType::DeploymentRolledBack,
 ];
 
 impl EventType {
@@ -67,6 +71,8 @@ impl EventType {
             EventType::EvaluationFailed => "model_version.evaluation_failed",
             EventType::SignatureVerified => "model_version.signature_verified",
             EventType::SignatureFailed => "model_version.signature_failed",
+            EventType::DeploymentChanged => "deployment.changed",
+            EventType::DeploymentRolledBack => "deployment.rolled_back",
         }
     }
 

@@ -14,6 +14,7 @@ use modelcat::governance::signatures::{self, Resource, TrustedKey};
 
 use crate::helpers::{Backend, Reply, TestApp, authorized_client, eventually, reply};
 
+mod deployments;
 mod policies;
 mod properties;
 

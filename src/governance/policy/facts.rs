@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use cedar_policy::RestrictedExpression;
 
-use super::string;
+use super::{Ask, string};
 use crate::governance::lifecycle::{RiskTier, State};
 
 /// A version's facts.
@@ -65,6 +65,7 @@ impl Facts {
         "missing_evaluations",
         "failed_evaluations",
         "verified_signatures",
+        "weight",
     ];
 
     /// Each fact an artifact misses for submission.
@@ -93,8 +94,14 @@ impl Facts {
     }
 
     /// The details behind a context attribute, for a refusal that cites it.
-    pub fn details(&self, attribute: &str) -> Vec<String> {
+    pub fn details(&self, attribute: &str, ask: &Ask) -> Vec<String> {
         match attribute {
+            "weight" => match ask {
+                Ask::Deploy { environment, weight } => {
+                    vec![format!("the version is {} and would take {weight}% of {environment}", self.state)]
+                }
+                Ask::Transition(_) => Vec::new(),
+            },
             "artifacts" | "incomplete_artifacts" if self.artifacts.is_empty() => {
                 vec!["the version has no model artifact".to_owned()]
             }
@@ -122,9 +129,10 @@ impl Facts {
         let mut context: serde_json::Map<_, _> =
             self.counts().into_iter().map(|(name, count)| (name.to_owned(), serde_json::json!(count))).collect();
         context.insert("to".to_owned(), serde_json::json!(to));
+        let ask = Ask::Transition(to);
         let details: serde_json::Map<_, _> = Self::EXPLAINED
             .iter()
-            .map(|name| (name.to_string(), self.details(name)))
+            .map(|name| (name.to_string(), self.details(name, &ask)))
             .filter(|(name, details)| !details.is_empty() && name != "distinct_approvals")
             .map(|(name, details)| (name, serde_json::json!(details)))
             .collect();
@@ -169,9 +177,17 @@ impl Facts {
         ]
     }
 
-    pub(super) fn context(&self, to: State) -> Vec<(String, RestrictedExpression)> {
-        let counts = self.counts().into_iter();
-        let counts = counts.map(|(name, count)| (name.to_owned(), RestrictedExpression::new_long(count)));
-        std::iter::once(("to".to_owned(), string(to.as_str()))).chain(counts).collect()
+    pub(super) fn context(&self, ask: &Ask) -> Vec<(String, RestrictedExpression)> {
+        match ask {
+            Ask::Transition(to) => {
+                let counts = self.counts().into_iter();
+                let counts = counts.map(|(name, count)| (name.to_owned(), RestrictedExpression::new_long(count)));
+                std::iter::once(("to".to_owned(), string(to.as_str()))).chain(counts).collect()
+            }
+            Ask::Deploy { environment, weight } => vec![
+                ("environment".to_owned(), string(environment)),
+                ("weight".to_owned(), RestrictedExpression::new_long(i64::from(*weight))),
+            ],
+        }
     }
 }

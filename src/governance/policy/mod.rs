@@ -6,8 +6,9 @@
 //!   problem. `@explain("a, b")` names the context attributes whose details a refusal lists.
 //! - [`DEFAULT_POLICIES`] holds the seed rules; its version is `builtin-` and the first 12 hex digits of
 //!   its SHA-256, so a decision names exactly the text that made it. Stored sets are `v1`, `v2`, ….
-//! - [`Engine::decide`] fails closed: a move is allowed only when a policy permits it, none forbids it,
-//!   and no policy failed to evaluate. A refusal names each deciding policy with its reason and details.
+//! - [`Engine::decide`] answers an [`Ask`] (a lifecycle move, or a share of a serving environment's
+//!   traffic) and fails closed: it is allowed only when a policy permits it, none forbids it, and no
+//!   policy failed to evaluate. A refusal names each deciding policy with its reason and details.
 //! - Facts that need loops (artifacts, evaluations, signatures) are computed in Rust ([`Facts`]); Cedar
 //!   sees counts.
 
@@ -71,6 +72,31 @@ pub struct Verdict {
     pub allowed: bool,
     pub refusals: Vec<Refusal>,
     pub policy_version: String,
+}
+
+/// What a request asks the policies.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ask {
+    /// Moving a version to a state.
+    Transition(State),
+    /// A version taking `weight` percent of a serving environment's traffic for its model.
+    Deploy { environment: String, weight: u8 },
+}
+
+impl Ask {
+    fn action(&self) -> &'static str {
+        match self {
+            Ask::Transition(_) => "transition",
+            Ask::Deploy { .. } => "deploy",
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Ask::Transition(to) => format!("the move to {to}"),
+            Ask::Deploy { environment, weight } => format!("{weight}% of the traffic of {environment}"),
+        }
+    }
 }
 
 /// Compiles and evaluates policy sets against the schema.
@@ -145,14 +171,14 @@ impl Engine {
         Ok(Policies { version, text: text.to_owned(), set, forbids })
     }
 
-    /// Decides a move of a version to `to` by `actor`, given the version's facts.
-    pub fn decide(&self, policies: &Policies, actor: &str, version: i64, to: State, facts: &Facts) -> Verdict {
+    /// Decides what `actor` asks of a version, given the version's facts.
+    pub fn decide(&self, policies: &Policies, actor: &str, version: i64, ask: &Ask, facts: &Facts) -> Verdict {
         let refuse = |rule: &str, reason: String| Verdict {
             allowed: false,
             refusals: vec![Refusal { rule: rule.to_owned(), reason, details: Vec::new() }],
             policy_version: policies.version.clone(),
         };
-        let request = match self.request(actor, version, to, facts) {
+        let request = match self.request(actor, version, ask, facts) {
             Ok(request) => request,
             Err(error) => return refuse("request", format!("the facts do not fit the policy schema: {error}")),
         };
@@ -169,13 +195,13 @@ impl Engine {
             .reason()
             .filter_map(|id| {
                 let forbid = policies.forbids.get(&id.to_string())?;
-                let details = forbid.explain.iter().flat_map(|name| facts.details(name)).collect();
+                let details = forbid.explain.iter().flat_map(|name| facts.details(name, ask)).collect();
                 Some(Refusal { rule: id.to_string(), reason: forbid.reason.clone(), details })
             })
             .collect();
         refusals.sort_by(|a, b| a.rule.cmp(&b.rule));
         if refusals.is_empty() {
-            return refuse("default-deny", format!("no policy permits the move to {to}"));
+            return refuse("default-deny", format!("no policy permits {}", ask.describe()));
         }
         Verdict { allowed: false, refusals, policy_version: policies.version.clone() }
     }
@@ -186,11 +212,11 @@ impl Engine {
         let mut probe = facts.clone();
         (0..=10).find(|&approvals| {
             probe.approvals = approvals;
-            self.decide(policies, "", version, to, &probe).allowed
+            self.decide(policies, "", version, &Ask::Transition(to), &probe).allowed
         })
     }
 
-    fn request(&self, actor: &str, version: i64, to: State, facts: &Facts) -> Result<(Request, Entities), String> {
+    fn request(&self, actor: &str, version: i64, ask: &Ask, facts: &Facts) -> Result<(Request, Entities), String> {
         let uid = |kind: &str, id: &str| {
             EntityUid::from_str(&format!("{kind}::{}", serde_json::Value::from(id))).map_err(|error| error.to_string())
         };
@@ -198,8 +224,8 @@ impl Engine {
         let entity = Entity::new(resource.clone(), facts.resource_attributes(), Default::default())
             .map_err(|error| error.to_string())?;
         let entities = Entities::from_entities([entity], Some(&self.schema)).map_err(|error| error.to_string())?;
-        let context = Context::from_pairs(facts.context(to)).map_err(|error| error.to_string())?;
-        let action = uid("Action", "transition")?;
+        let context = Context::from_pairs(facts.context(ask)).map_err(|error| error.to_string())?;
+        let action = uid("Action", ask.action())?;
         let request = Request::new(uid("User", actor)?, action, resource, context, Some(&self.schema))
             .map_err(|error| error.to_string())?;
         Ok((request, entities))

@@ -26,7 +26,7 @@ fn submission_lists_every_missing_fact_under_its_policy() {
         ],
         ..Default::default()
     };
-    let verdict = engine.decide(&policies, "sam", 1, State::Submitted, &facts);
+    let verdict = engine.decide(&policies, "sam", 1, &Ask::Transition(State::Submitted), &facts);
     assert!(!verdict.allowed);
     assert_eq!(rules(&verdict), ["artifacts-complete"]);
     assert_eq!(
@@ -38,12 +38,12 @@ fn submission_lists_every_missing_fact_under_its_policy() {
         ]
     );
     let licensed = Facts { model_license: Some("mit".to_owned()), ..facts };
-    let verdict = engine.decide(&policies, "sam", 1, State::Submitted, &licensed);
+    let verdict = engine.decide(&policies, "sam", 1, &Ask::Transition(State::Submitted), &licensed);
     assert_eq!(verdict.refusals[0].details.len(), 2, "the model's license covers its artifacts");
-    let empty = engine.decide(&policies, "sam", 1, State::Submitted, &Facts::default());
+    let empty = engine.decide(&policies, "sam", 1, &Ask::Transition(State::Submitted), &Facts::default());
     assert_eq!(empty.refusals[0].details, ["the version has no model artifact"]);
     let whole = Facts { artifacts: vec![complete("weights")], ..Default::default() };
-    assert!(engine.decide(&policies, "sam", 1, State::Submitted, &whole).allowed);
+    assert!(engine.decide(&policies, "sam", 1, &Ask::Transition(State::Submitted), &whole).allowed);
 }
 
 #[test]
@@ -51,16 +51,19 @@ fn approvals_follow_the_risk_tier() {
     let engine = Engine::new();
     let policies = engine.builtin();
     let mut facts = Facts { risk_tier: RiskTier::High, approvals: 1, ..Default::default() };
-    let verdict = engine.decide(&policies, "ann", 1, State::ApprovedProd, &facts);
+    let verdict = engine.decide(&policies, "ann", 1, &Ask::Transition(State::ApprovedProd), &facts);
     assert_eq!(rules(&verdict), ["high-risk-two-approvers"]);
     assert_eq!(verdict.refusals[0].details, ["1 distinct approval in this review round"]);
     facts.approvals = 0;
-    let verdict = engine.decide(&policies, "ann", 1, State::ApprovedProd, &facts);
+    let verdict = engine.decide(&policies, "ann", 1, &Ask::Transition(State::ApprovedProd), &facts);
     assert_eq!(rules(&verdict), ["four-eyes", "high-risk-two-approvers"], "every deciding policy is named");
     assert_eq!(engine.approvals_needed(&policies, 1, State::ApprovedProd, &facts), Some(2));
     facts.risk_tier = RiskTier::Low;
     assert_eq!(engine.approvals_needed(&policies, 1, State::ApprovedStaging, &facts), Some(1));
-    assert!(engine.decide(&policies, "ann", 1, State::Staging, &Facts::default()).allowed, "no policy on staging");
+    assert!(
+        engine.decide(&policies, "ann", 1, &Ask::Transition(State::Staging), &Facts::default()).allowed,
+        "no policy on staging"
+    );
 }
 
 #[test]
@@ -75,7 +78,7 @@ fn production_needs_passing_evaluations_and_a_verified_signature() {
         },
         ..Default::default()
     };
-    let verdict = engine.decide(&policies, "ann", 1, State::Production, &facts);
+    let verdict = engine.decide(&policies, "ann", 1, &Ask::Transition(State::Production), &facts);
     assert_eq!(rules(&verdict), ["evaluations-passing", "signature-verified"]);
     assert_eq!(
         verdict.refusals[0].details,
@@ -84,7 +87,7 @@ fn production_needs_passing_evaluations_and_a_verified_signature() {
     assert_eq!(verdict.refusals[1].details, ["the version has no signature bundle"]);
     facts.evaluations = EvaluationFacts { required: 3, ..Default::default() };
     facts.signatures.verified = 1;
-    assert!(engine.decide(&policies, "ann", 1, State::Production, &facts).allowed);
+    assert!(engine.decide(&policies, "ann", 1, &Ask::Transition(State::Production), &facts).allowed);
 }
 
 #[test]
@@ -100,13 +103,13 @@ fn custom_policies_see_the_model_and_the_caller() {
     "#;
     let policies = engine.compile("v1".to_owned(), text).unwrap();
     let finance = Facts { group: Some("finance".to_owned()), approvals: 2, ..Default::default() };
-    let verdict = engine.decide(&policies, "ann", 1, State::ApprovedProd, &finance);
+    let verdict = engine.decide(&policies, "ann", 1, &Ask::Transition(State::ApprovedProd), &finance);
     assert_eq!((rules(&verdict), verdict.policy_version.as_str()), (vec!["finance-three"], "v1"));
     assert_eq!(engine.approvals_needed(&policies, 1, State::ApprovedProd, &finance), Some(3));
-    assert!(!engine.decide(&policies, "bot", 1, State::Retired, &finance).allowed);
-    assert!(engine.decide(&policies, "ann", 1, State::Retired, &finance).allowed);
+    assert!(!engine.decide(&policies, "bot", 1, &Ask::Transition(State::Retired), &finance).allowed);
+    assert!(engine.decide(&policies, "ann", 1, &Ask::Transition(State::Retired), &finance).allowed);
     let none = engine.compile("v2".to_owned(), "").unwrap();
-    let verdict = engine.decide(&none, "ann", 1, State::Staging, &finance);
+    let verdict = engine.decide(&none, "ann", 1, &Ask::Transition(State::Staging), &finance);
     assert_eq!(rules(&verdict), ["default-deny"], "nothing permits: fail closed");
 }
 
@@ -139,7 +142,23 @@ fn bad_policies_are_refused_with_every_problem() {
 }
 
 #[test]
+fn serving_takes_released_versions_and_staging_canaries() {
+    let engine = Engine::new();
+    let policies = engine.builtin();
+    let deploy = |weight| Ask::Deploy { environment: "prod-eu".to_owned(), weight };
+    let at = |state| Facts { state, ..Default::default() };
+    assert!(engine.decide(&policies, "ann", 1, &deploy(100), &at(State::Production)).allowed);
+    assert!(engine.decide(&policies, "ann", 1, &deploy(10), &at(State::Staging)).allowed);
+    let greedy = engine.decide(&policies, "ann", 1, &deploy(11), &at(State::Staging));
+    assert_eq!(rules(&greedy), ["serve-released-versions"]);
+    assert_eq!(greedy.refusals[0].details, ["the version is staging and would take 11% of prod-eu"]);
+    assert!(!engine.decide(&policies, "ann", 1, &deploy(50), &at(State::Retired)).allowed);
+    assert!(engine.decide(&policies, "ann", 1, &deploy(0), &at(State::Retired)).allowed, "no traffic, no rule");
+}
+
+#[test]
 fn the_explained_attributes_are_the_context_counts() {
-    let counts: Vec<_> = Facts::default().counts().into_iter().map(|(name, _)| name).collect();
-    assert_eq!(counts, Facts::EXPLAINED);
+    let mut attributes: Vec<_> = Facts::default().counts().into_iter().map(|(name, _)| name).collect();
+    attributes.push("weight");
+    assert_eq!(attributes, Facts::EXPLAINED);
 }

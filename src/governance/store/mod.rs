@@ -1,13 +1,15 @@
-//! The governance tables (migrations `0010_governance` and `0012_policies_evaluations_signatures`) over
+//! The governance tables (migrations `0010_governance`, `0012_policies_evaluations_signatures` and `0013_deployments`) over
 //! the shared store: reads, and the writes that each commit one change with its audit entry and its
 //! outbox event. This file holds the model's governance fields and the shared helpers; [`versions`] the
 //! lifecycle, reviews and the policies' facts; [`policies`] the policy versions; [`evaluations`] suites
-//! and results; [`signatures`] signature bundles; [`aliases`] the aliases.
+//! and results; [`signatures`] signature bundles; [`deployments`] traffic splits and their inference
+//! services; [`aliases`] the aliases.
 //!
 //! Writes to one version (or one model's aliases and fields) are serialized: SQLite has one writer, and
 //! on PostgreSQL each write first locks the version's (or model's) row.
 
 mod aliases;
+mod deployments;
 pub mod evaluations;
 mod policies;
 pub mod signatures;

@@ -6,7 +6,7 @@ use serde_json::json;
 use super::{Current, Fields, GovernanceStore, Reader, digest};
 use crate::audit;
 use crate::governance::lifecycle::{Decision, Stage, State};
-use crate::governance::policy::{ArtifactFacts, Facts, Verdict};
+use crate::governance::policy::{ArtifactFacts, Ask, Facts, Verdict};
 use crate::governance::{GovernanceError, PolicyCheck, Review, ReviewRound, Transition, VersionStatus};
 use crate::registry::{MetaValue, Properties};
 use crate::store::changes::{self, ModelOf};
@@ -194,13 +194,19 @@ impl GovernanceStore {
         }
         if target == State::Retired {
             self.refuse_if_aliased(&mut *tx, version).await?;
+            if let Some((environment, weight)) = self.serving_weight(&mut *tx, version).await? {
+                return Err(GovernanceError::Illegal(format!(
+                    "model version {version} still takes {weight}% of the traffic in serving environment \
+                     {environment}: deploy a split without it first"
+                )));
+            }
         }
         let facts = self.facts(&mut Reader::Tx(&mut *tx), &current, version).await?;
         let policies = self.policies_in_force(&mut Reader::Tx(&mut *tx)).await?;
-        let verdict = self.policy.engine.decide(&policies, &actor.subject, version, target, &facts);
+        let verdict = self.policy.engine.decide(&policies, &actor.subject, version, &Ask::Transition(target), &facts);
         if !verdict.allowed {
             let Verdict { refusals, policy_version, .. } = verdict;
-            return Err(GovernanceError::Refused { target, refusals, policy_version });
+            return Err(GovernanceError::Refused { asked: format!("the move to {target}"), refusals, policy_version });
         }
         let decision = Decided { policy_version: verdict.policy_version, facts: facts.record(target) };
         let transition = self
@@ -389,7 +395,12 @@ impl GovernanceStore {
     }
 
     /// The facts the policies decide on, read by `reader` (in a transition, its transaction).
-    async fn facts(&self, reader: &mut Reader<'_>, current: &Current, version: i64) -> Result<Facts, GovernanceError> {
+    pub(super) async fn facts(
+        &self,
+        reader: &mut Reader<'_>,
+        current: &Current,
+        version: i64,
+    ) -> Result<Facts, GovernanceError> {
         let governance = self.read_model(reader, current.model, false).await?;
         let mut sql = self.sql();
         sql.push("SELECT license FROM registered_model WHERE id = ").arg(Value::Int(current.model));
@@ -454,7 +465,7 @@ impl GovernanceStore {
         };
         let facts = self.facts(&mut reader, &current, version).await?;
         let actor = audit::current();
-        let verdict = self.policy.engine.decide(&policies, &actor.subject, version, target, &facts);
+        let verdict = self.policy.engine.decide(&policies, &actor.subject, version, &Ask::Transition(target), &facts);
         Ok(PolicyCheck {
             from: current.state,
             to: target,
