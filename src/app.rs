@@ -43,6 +43,8 @@ pub struct AppState {
     pub backend: Arc<dyn store::Backend>,
     /// Lifecycle, reviews, aliases and governance fields over the shared store.
     pub governance: crate::governance::store::GovernanceStore,
+    /// This server's Ed25519 key: it signs audit checkpoints and evidence bundles.
+    pub signer: Arc<crate::audit::checkpoint::Signer>,
     /// Webhook subscriptions and their delivery log.
     pub webhooks: crate::webhooks::Webhooks,
     /// Tags of catalog answers, remembered for conditional requests.
@@ -82,9 +84,10 @@ impl Application {
         tokio::spawn(replica.clone().run_housekeeping());
         let signer = crate::audit::checkpoint::Signer::load_or_create(&settings.data_dir)
             .context("cannot read or create the audit checkpoint key")?;
+        let signer = Arc::new(signer);
         let audit = tokio::spawn(crate::audit::checkpoint::run(
             backend.clone(),
-            signer,
+            signer.clone(),
             settings.audit_checkpoint_interval,
             settings.audit_retention,
         ));
@@ -104,6 +107,7 @@ impl Application {
             replica: replica.clone(),
             authenticator,
             governance: crate::governance::store::GovernanceStore::new(backend.clone(), settings.trusted_keys.clone()),
+            signer,
             webhooks: crate::webhooks::Webhooks {
                 store: webhook_store,
                 destinations: settings.webhooks.destinations(),

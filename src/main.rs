@@ -55,6 +55,9 @@ enum Command {
     /// Verifies the audit log's hash chain and signed checkpoints.
     #[command(subcommand)]
     Audit(modelcat::audit::cli::AuditCommand),
+    /// Exports a model version's signed evidence bundle, and verifies one offline.
+    #[command(subcommand)]
+    Evidence(modelcat::governance::cli::EvidenceCommand),
     /// Measures modelcat and prints the figures.
     #[command(subcommand)]
     Bench(Bench),
@@ -210,6 +213,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Token(command) => modelcat::auth::cli::run(command).await?,
         Command::Audit(command) => modelcat::audit::cli::run(command).await?,
+        Command::Evidence(command) => modelcat::governance::cli::run(command).await?,
         Command::Webhook(command) => modelcat::webhooks::cli::run(command).await?,
         Command::Mirror(command) => {
             modelcat::telemetry::init_tracing(LogFormat::Text);

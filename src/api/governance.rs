@@ -20,7 +20,9 @@
 //! - `GET`/`POST /serving_environments/{id}/deployments` (`{"registeredModelId", "splits": [{
 //!   "modelVersionId", "weight"}], "comment"}`, edit): an environment's history (`?registeredModelId=`
 //!   for one model), and a new split; `POST /serving_environments/{id}/rollback`
-//!   (`{"registeredModelId", "comment"}`, edit): back to the last good split.
+//!   (`{"registeredModelId", "comment"}`, edit): back to the last good split;
+//! - `GET /model_versions/{id}/evidence` (read): the version's signed evidence bundle (a tar archive);
+//!   `GET /evidence_key`: the public key it is signed with, to verify it offline.
 //!
 //! Reads need read on the model (a model the caller may not read is a 404, as in the registry API).
 //! Errors use the modelcat envelope `{"code", "message"}`: 400 (with `problems` for policies that do not
@@ -74,6 +76,8 @@ pub fn router() -> Router<AppState> {
         .route("/evaluation_suites/{name}", get(suite).put(put_suite).delete(delete_suite))
         .route("/serving_environments/{id}/deployments", get(deployments).post(deploy))
         .route("/serving_environments/{id}/rollback", post(rollback))
+        .route("/model_versions/{id}/evidence", get(evidence))
+        .route("/evidence_key", get(evidence_key))
 }
 
 /// A failed governance request, in the modelcat envelope.
@@ -424,4 +428,24 @@ async fn deployments(
     }
     items.retain(|item| readable.get(&item.registered_model_id).copied().unwrap_or(false));
     ok(json!({ "items": items }))
+}
+
+async fn evidence(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Answer {
+    let version = on_version(&state, &caller, &id, Level::Read).await?;
+    let (model, files) = state.governance.evidence_files(version).await?;
+    let bundle = crate::governance::evidence::pack(model, version, &files, &state.signer);
+    let disposition = format!("attachment; filename=\"evidence-model-version-{version}.tar\"");
+    let headers = [
+        (axum::http::header::CONTENT_TYPE, "application/x-tar".to_owned()),
+        (axum::http::header::CONTENT_DISPOSITION, disposition),
+    ];
+    Ok((StatusCode::OK, headers, bundle).into_response())
+}
+
+async fn evidence_key(State(state): State<AppState>) -> Answer {
+    ok(json!({
+        "algorithm": "ed25519",
+        "keyId": state.signer.key_id(),
+        "publicKey": crate::hex::encode(state.signer.public_key()),
+    }))
 }

@@ -1,7 +1,8 @@
 //! Signed checkpoints of the audit chain's head.
 //!
 //! Each server keeps an Ed25519 key in its data directory (`audit-key`, PKCS#8, mode 0600; the public
-//! half in `audit-key.pub` as hex, to hand to whoever verifies). [`run`] chains pending entries every
+//! half in `audit-key.pub` as hex, to hand to whoever verifies), which also signs evidence bundles
+//! ([`crate::governance::evidence`]). [`run`] chains pending entries every
 //! second and, once per interval when the head moved, signs `(position, hash)` of the head into a
 //! checkpoint. The key id is the first 16 hex digits of the public key's SHA-256, so checkpoints of
 //! several replicas (each with its own key) can be told apart.
@@ -57,6 +58,16 @@ impl Signer {
         &self.key_id
     }
 
+    /// The raw Ed25519 public key.
+    pub fn public_key(&self) -> &[u8] {
+        self.pair.public_key().as_ref()
+    }
+
+    /// Signs `message` with the server's key (evidence bundles sign their manifest with it too).
+    pub fn sign_bytes(&self, message: &[u8]) -> Vec<u8> {
+        self.pair.sign(message).as_ref().to_vec()
+    }
+
     /// A checkpoint of the head `(seq, hash)`.
     pub fn sign(&self, seq: i64, hash: &str) -> Checkpoint {
         let signature = hex(self.pair.sign(message(seq, hash).as_bytes()).as_ref());
@@ -86,7 +97,7 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// Chains pending entries every second and checkpoints the head once per `interval` when it moved, for
 /// as long as the process runs. With a `retention`, once an hour (and soon after start) it removes the
 /// entries older than that, up to the last checkpoint among them ([`table::prune`]).
-pub async fn run(backend: Arc<dyn Backend>, signer: Signer, interval: Duration, retention: Option<Duration>) {
+pub async fn run(backend: Arc<dyn Backend>, signer: Arc<Signer>, interval: Duration, retention: Option<Duration>) {
     let mut last: Option<(Instant, i64)> = None;
     let mut pruned: Option<Instant> = None;
     loop {

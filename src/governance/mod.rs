@@ -22,8 +22,10 @@
 //! Who may do what is the HTTP layer's ([`crate::api::governance`]): reading needs read on the model,
 //! transitions, reviews and aliases need edit, and the model's governance fields need manage.
 
+pub mod cli;
 pub mod deployments;
 pub mod evaluations;
+pub mod evidence;
 pub mod kubeflow_guard;
 pub mod lifecycle;
 pub mod policy;

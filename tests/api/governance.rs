@@ -289,6 +289,35 @@ async fn lifecycle(backend: Backend) {
     assert_eq!(report.body["results"].as_array().unwrap().len(), 4, "every result is kept");
     expect(&move_to(&app, &sam, &version, "production").await, StatusCode::OK, "production");
 
+    // The evidence bundle: deterministic, signed by the server, verified offline with its public key.
+    let evidence = || async {
+        let url = format!("{}{GOVERNANCE}/model_versions/{version}/evidence", app.address);
+        let response = viewer.client.get(url).send().await.expect("evidence");
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()["content-type"], "application/x-tar");
+        response.bytes().await.expect("bundle").to_vec()
+    };
+    let bundle = evidence().await;
+    assert_eq!(bundle, evidence().await, "the same record exports the same bytes");
+    let key = send(&app, &viewer, Method::GET, &format!("{GOVERNANCE}/evidence_key"), None).await;
+    let public = modelcat::hex::decode(key.body["publicKey"].as_str().unwrap()).unwrap();
+    let verified = modelcat::governance::evidence::verify(&bundle, &[public]).expect("a valid bundle");
+    let names: Vec<&str> = verified.manifest.files.iter().map(|file| file.name.as_str()).collect();
+    let policy_file = format!("policies/{defaults}.cedar");
+    let expected = [
+        "artifacts.json",
+        "audit.json",
+        "deployments.json",
+        "evaluations.json",
+        "model-card.json",
+        policy_file.as_str(),
+        "policy-decisions.json",
+        "reviews.json",
+        "signatures.json",
+        "transitions.json",
+    ];
+    assert_eq!(names, expected);
+
     // Aliases point at versions; each change is recorded; a retiring version may not hold one.
     let body = json!({"name": "v2", "registeredModelId": model});
     let second = created(send(&app, &sam, Method::POST, &registry("/model_versions"), Some(body)).await);

@@ -111,7 +111,7 @@ impl GovernanceStore {
         self.deployment_rows(reader, &sql).await
     }
 
-    fn deployment_select(&self) -> crate::store::sql::Sql {
+    pub(super) fn deployment_select(&self) -> crate::store::sql::Sql {
         let mut sql = self.sql();
         sql.push(
             "SELECT id, serving_environment_id, registered_model_id, splits, kind, status, restores, policy_version, \
@@ -120,7 +120,7 @@ impl GovernanceStore {
         sql
     }
 
-    async fn deployment_rows(
+    pub(super) async fn deployment_rows(
         &self,
         reader: &mut Reader<'_>,
         sql: &crate::store::sql::Sql,

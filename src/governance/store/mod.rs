@@ -3,7 +3,7 @@
 //! outbox event. This file holds the model's governance fields and the shared helpers; [`versions`] the
 //! lifecycle, reviews and the policies' facts; [`policies`] the policy versions; [`evaluations`] suites
 //! and results; [`signatures`] signature bundles; [`deployments`] traffic splits and their inference
-//! services; [`aliases`] the aliases.
+//! services; [`evidence`] the files of a version's evidence bundle; [`aliases`] the aliases.
 //!
 //! Writes to one version (or one model's aliases and fields) are serialized: SQLite has one writer, and
 //! on PostgreSQL each write first locks the version's (or model's) row.
@@ -11,6 +11,7 @@
 mod aliases;
 mod deployments;
 pub mod evaluations;
+mod evidence;
 mod policies;
 pub mod signatures;
 mod versions;
