@@ -158,7 +158,7 @@ pub fn pretty(value: &impl Serialize) -> Vec<u8> {
 mod tests {
     use super::*;
 
-    fn signer() -> (tempfile::TempDir, Signer, Vec<u8>) {
+    fn fresh_signer() -> (tempfile::TempDir, Signer, Vec<u8>) {
         let directory = tempfile::tempdir().unwrap();
         let signer = Signer::load_or_create(directory.path()).unwrap();
         let public = signer.public_key().to_vec();
@@ -197,7 +197,7 @@ mod tests {
 
     #[test]
     fn a_bundle_is_deterministic_and_verifies_with_the_servers_key() {
-        let (_directory, signer, public) = signer();
+        let (_directory, signer, public) = fresh_signer();
         let bundle = pack(3, 7, &files(), &signer);
         assert_eq!(bundle, pack(3, 7, &files(), &signer), "the same record packs to the same bytes");
         let verified = verify(&bundle, std::slice::from_ref(&public)).unwrap();
@@ -206,8 +206,8 @@ mod tests {
 
     #[test]
     fn a_changed_byte_a_wrong_key_or_an_extra_file_fail() {
-        let (_directory, signer, public) = signer();
-        let (_other, _, stranger) = signer();
+        let (_directory, signer, public) = fresh_signer();
+        let (_other, _, stranger) = fresh_signer();
         let bundle = pack(3, 7, &files(), &signer);
         let trusted = std::slice::from_ref(&public);
         let reason = |bundle: &[u8], keys: &[Vec<u8>]| verify(bundle, keys).unwrap_err().0;

@@ -98,8 +98,8 @@ fn custom_policies_see_the_model_and_the_caller() {
         @id("finance-three") @reason("finance models need three approvers") @explain("distinct_approvals")
         forbid (principal, action == Action::"transition", resource)
         when { resource.group == "finance" && context.to == "approved_prod" && context.distinct_approvals < 3 };
-        @id("no-friday-bot") @reason("the release bot may not retire")
-        forbid (principal == User::"bot", action, resource) when { context.to == "retired" };
+        @id("bot-never-retires") @reason("the release bot may not retire a version")
+        forbid (principal == User::"bot", action == Action::"transition", resource) when { context.to == "retired" };
     "#;
     let policies = engine.compile("v1".to_owned(), text).unwrap();
     let finance = Facts { group: Some("finance".to_owned()), approvals: 2, ..Default::default() };
