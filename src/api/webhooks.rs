@@ -1,8 +1,9 @@
 //! Webhook subscriptions over HTTP, under `/api/modelcat/v1` (admins only; the rules are
 //! [`crate::webhooks`]'):
 //!
-//! - `GET /webhooks`, `POST /webhooks` (`{"url", "description", "eventTypes": [...], "enabled"}`; no
-//!   event types means every type): the secret of a new subscription is in the answer, this once;
+//! - `GET /webhooks`, `POST /webhooks` (`{"url", "description", "eventTypes": [...], "catalogSources":
+//!   [...], "enabled"}`; no event types means every type; `catalog.*` events come only for the catalog
+//!   sources named): the secret of a new subscription is in the answer, this once;
 //! - `GET`, `PATCH`, `DELETE /webhooks/{id}`; `POST /webhooks/{id}/rotate-secret` (the new secret, once;
 //!   the old one keeps signing for `webhooks.rotation_window_hours`);
 //! - `GET /webhooks/{id}/deliveries?limit=N`: the delivery log, newest first, with every attempt;
@@ -75,6 +76,7 @@ struct Body {
     #[serde(default, deserialize_with = "crate::nullable::deserialize")]
     description: Option<Option<String>>,
     event_types: Option<Vec<String>>,
+    catalog_sources: Option<Vec<String>>,
     enabled: Option<bool>,
 }
 
@@ -103,7 +105,8 @@ fn draft(state: &AppState, bytes: &[u8]) -> Result<SubscriptionDraft, Failure> {
     {
         return Err(bad("description: at most 1024 bytes"));
     }
-    Ok(SubscriptionDraft { url, description: body.description, event_types, enabled: body.enabled })
+    let catalog_sources = body.catalog_sources.map(crate::webhooks::check_catalog_sources).transpose().map_err(bad)?;
+    Ok(SubscriptionDraft { url, description: body.description, event_types, catalog_sources, enabled: body.enabled })
 }
 
 fn secret_answer(status: StatusCode, body: impl serde::Serialize) -> Response {

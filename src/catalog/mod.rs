@@ -14,6 +14,7 @@
 
 pub mod artifacts;
 pub mod cache;
+pub mod events;
 pub mod follower;
 pub mod perf;
 pub mod progress;

@@ -36,6 +36,7 @@ pub const SQLITE: &[Migration] = &[
         sql: include_str!("migrations/sqlite/0012_policies_evaluations_signatures.sql"),
     },
     Migration { version: 13, name: "deployments", sql: include_str!("migrations/sqlite/0013_deployments.sql") },
+    Migration { version: 14, name: "catalog_events", sql: include_str!("migrations/sqlite/0014_catalog_events.sql") },
 ];
 
 /// Migrations for PostgreSQL, in order.
@@ -65,6 +66,7 @@ pub const POSTGRES: &[Migration] = &[
         sql: include_str!("migrations/postgres/0012_policies_evaluations_signatures.sql"),
     },
     Migration { version: 13, name: "deployments", sql: include_str!("migrations/postgres/0013_deployments.sql") },
+    Migration { version: 14, name: "catalog_events", sql: include_str!("migrations/postgres/0014_catalog_events.sql") },
 ];
 
 /// Creates the bookkeeping table; portable across both backends.

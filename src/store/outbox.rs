@@ -34,10 +34,13 @@ pub enum EventType {
     SignatureFailed,
     DeploymentChanged,
     DeploymentRolledBack,
+    /// Models a chosen catalog source gained ([`crate::catalog::events`]).
+    CatalogModelsAdded,
+    CatalogModelsRemoved,
 }
 
 /// Every event type.
-pub const EVENT_TYPES: [EventType; 15] = [
+pub const EVENT_TYPES: [EventType; 17] = [
     EventType::ModelCreated,
     EventType::ModelUpdated,
     EventType::VersionCreated,
@@ -53,6 +56,8 @@ pub const EVENT_TYPES: [EventType; 15] = [
     EventType::SignatureFailed,
     EventType::DeploymentChanged,
     EventType::DeploymentRolledBack,
+    EventType::CatalogModelsAdded,
+    EventType::CatalogModelsRemoved,
 ];
 
 impl EventType {
@@ -73,6 +78,8 @@ impl EventType {
             EventType::SignatureFailed => "model_version.signature_failed",
             EventType::DeploymentChanged => "deployment.changed",
             EventType::DeploymentRolledBack => "deployment.rolled_back",
+            EventType::CatalogModelsAdded => "catalog.models_added",
+            EventType::CatalogModelsRemoved => "catalog.models_removed",
         }
     }
 
@@ -89,6 +96,28 @@ pub async fn append(
     event_type: EventType,
     data: Json,
 ) -> Result<(), DbError> {
+    append_to(transaction, dialect, event_type, None, data).await
+}
+
+/// [`append`] for an event about catalog source `source`: only subscriptions that chose the source
+/// want it.
+pub async fn append_for_source(
+    transaction: &mut dyn Transaction,
+    dialect: Dialect,
+    event_type: EventType,
+    source: &str,
+    data: Json,
+) -> Result<(), DbError> {
+    append_to(transaction, dialect, event_type, Some(source), data).await
+}
+
+async fn append_to(
+    transaction: &mut dyn Transaction,
+    dialect: Dialect,
+    event_type: EventType,
+    source: Option<&str>,
+    data: Json,
+) -> Result<(), DbError> {
     let now = now_millis();
     let event_id = format!("evt_{}", uuid::Uuid::new_v4().simple());
     let timestamp = modelcat_sources::hf::format_hub_time(now);
@@ -103,7 +132,7 @@ pub async fn append(
         .push(", ")
         .arg(Value::Int(now))
         .push(" WHERE EXISTS (SELECT 1 FROM webhook_subscription s WHERE ");
-    push_wants(&mut sql, event_type);
+    push_wants(&mut sql, event_type, source);
     sql.push(") RETURNING id");
     let row = transaction.read(&sql, &[Col::Int]).await?.into_iter().next();
     let Some(event_row) = row.and_then(|row| row.into_iter().next()?.as_int()) else { return Ok(()) };
@@ -121,14 +150,14 @@ pub async fn append(
         .push(", ")
         .arg(Value::Int(now))
         .push(" FROM webhook_subscription s WHERE ");
-    push_wants(&mut fan_out, event_type);
+    push_wants(&mut fan_out, event_type, source);
     transaction.execute(&fan_out).await?;
     Ok(())
 }
 
 /// The condition on `webhook_subscription s` that it is enabled and wants `event_type` (a subscription
-/// without types wants every type).
-fn push_wants(sql: &mut Sql, event_type: EventType) {
+/// without types wants every type) and, for an event about a catalog source, chose that source.
+fn push_wants(sql: &mut Sql, event_type: EventType, source: Option<&str>) {
     sql.push(
         "s.disabled_at IS NULL AND (NOT EXISTS (SELECT 1 FROM webhook_subscription_event e WHERE \
          e.subscription_id = s.id) OR EXISTS (SELECT 1 FROM webhook_subscription_event e WHERE \
@@ -136,6 +165,11 @@ fn push_wants(sql: &mut Sql, event_type: EventType) {
     )
     .arg(Value::Text(event_type.as_str().to_owned()))
     .push("))");
+    if let Some(source) = source {
+        sql.push(" AND EXISTS (SELECT 1 FROM webhook_subscription_source c WHERE c.subscription_id = s.id AND c.source_id = ")
+            .arg(Value::Text(source.to_owned()))
+            .push(")");
+    }
 }
 
 /// The number of events in the outbox.

@@ -21,6 +21,9 @@ pub enum WebhookCommand {
         /// An event type to deliver (repeat for several) [default: every type].
         #[arg(long = "event", value_name = "TYPE")]
         events: Vec<String>,
+        /// A catalog source whose models added or removed to announce (repeat for several).
+        #[arg(long = "catalog-source", value_name = "ID")]
+        catalog_sources: Vec<String>,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -59,7 +62,7 @@ pub async fn run(command: WebhookCommand) -> anyhow::Result<()> {
 
 async fn execute(command: WebhookCommand) -> anyhow::Result<()> {
     match command {
-        WebhookCommand::Create { url, description, events, store } => {
+        WebhookCommand::Create { url, description, events, catalog_sources, store } => {
             let settings = store.settings()?;
             let url = settings.webhooks.destinations().check_url(&url).map_err(anyhow::Error::msg)?.to_string();
             let event_types = events
@@ -70,6 +73,7 @@ async fn execute(command: WebhookCommand) -> anyhow::Result<()> {
                 url: Some(url),
                 description: Some(description),
                 event_types: Some(event_types),
+                catalog_sources: Some(super::check_catalog_sources(catalog_sources).map_err(anyhow::Error::msg)?),
                 enabled: None,
             };
             let created = WebhookStore::new(store.connect().await?).create(draft).await?;

@@ -15,6 +15,7 @@
 //!   the old one keeps signing for `webhooks.rotation_window_hours`.
 //! - Finished deliveries and events older than `webhooks.retention_days` are pruned.
 //! - Subscriptions are managed over HTTP ([`crate::api::webhooks`]) and on the command line ([`cli`]).
+//! - `catalog.*` events go only to the subscriptions that chose their source (`catalogSources`).
 
 pub mod cli;
 pub mod dispatcher;
@@ -27,6 +28,25 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::store::DbError;
+
+/// The most catalog sources one subscription may choose.
+const MAX_CATALOG_SOURCES: usize = 64;
+
+/// Checks the catalog source ids a subscription chooses (their events are
+/// [`crate::catalog::events`]'); returns them sorted, without repeats.
+pub fn check_catalog_sources(sources: Vec<String>) -> Result<Vec<String>, String> {
+    if sources.len() > MAX_CATALOG_SOURCES {
+        return Err(format!("catalogSources: at most {MAX_CATALOG_SOURCES} sources"));
+    }
+    let mut checked = Vec::with_capacity(sources.len());
+    for source in sources {
+        let id = modelcat_sources::SourceId::parse(&source).map_err(|error| format!("catalogSources: {error}"))?;
+        checked.push(id.as_str().to_owned());
+    }
+    checked.sort();
+    checked.dedup();
+    Ok(checked)
+}
 
 /// What the HTTP layer needs of webhooks.
 #[derive(Clone)]

@@ -302,3 +302,77 @@ async fn an_attempt_for_a_deleted_subscription_does_not_lose_the_batch() {
     let log = store.deliveries(kept, 10).await.unwrap();
     assert_eq!((log[0].state.as_str(), log[0].attempt_log.len()), ("delivered", 1));
 }
+
+/// Writes like an editor does: a temporary file renamed over the old one.
+fn write_atomically(path: &std::path::Path, text: &str) {
+    let temporary = path.with_extension("swp");
+    std::fs::write(&temporary, text).expect("write");
+    std::fs::rename(&temporary, path).expect("rename");
+}
+
+fn catalog(names: &[&str]) -> String {
+    let models: Vec<String> =
+        names.iter().map(|name| format!("  - {{name: {name}, provider: Acme, license: mit}}")).collect();
+    format!("source: Acme\nmodels:\n{}\n", models.join("\n"))
+}
+
+#[tokio::test]
+async fn catalog_events_announce_models_added_and_removed_for_chosen_sources() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sources = "model_catalogs:\n  - {id: team-a, name: Team A, type: yaml, properties: {yamlCatalogPath: a.yaml}}\n  \
+                   - {id: team-b, name: Team B, type: yaml, properties: {yamlCatalogPath: b.yaml}}\n";
+    std::fs::write(dir.path().join("sources.yaml"), sources).unwrap();
+    std::fs::write(dir.path().join("a.yaml"), catalog(&["acme/m1", "acme/m2"])).unwrap();
+    std::fs::write(dir.path().join("b.yaml"), catalog(&["acme/x1"])).unwrap();
+    let sources = vec![dir.path().join("sources.yaml")];
+    let app = TestApp::spawn_configured(Backend::Sqlite, |settings| {
+        settings.webhooks.allowed_networks = vec!["127.0.0.0/8".parse().unwrap()];
+        settings.webhooks.poll_interval_ms = 20;
+        settings.catalog.sources = sources;
+        settings.catalog.debounce = Duration::from_millis(30);
+    })
+    .await
+    .expect("sqlite app");
+    let (chosen, everything) = (Receiver::start().await, Receiver::start().await);
+    let body = json!({"url": chosen.url, "catalogSources": ["team-a", "team-a"],
+                      "eventTypes": ["catalog.models_added", "catalog.models_removed"]});
+    let created = app.call(Method::POST, WEBHOOKS, Some(body)).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    assert_eq!(created.body["catalogSources"], json!(["team-a"]));
+    let other = app.call(Method::POST, WEBHOOKS, Some(json!({"url": everything.url}))).await;
+    assert_eq!(other.status, StatusCode::CREATED, "{}", other.body);
+    let bad = app.call(Method::POST, WEBHOOKS, Some(json!({"url": everything.url, "catalogSources": ["Not an id!"]})));
+    assert_eq!(bad.await.status, StatusCode::BAD_REQUEST);
+
+    // Team A gains a model and loses one; team B gains one.
+    write_atomically(&dir.path().join("a.yaml"), &catalog(&["acme/m2", "acme/m3"]));
+    write_atomically(&dir.path().join("b.yaml"), &catalog(&["acme/x1", "acme/x2"]));
+    let models = |delivery: &Received| {
+        let body: Value = serde_json::from_str(&delivery.body).unwrap();
+        (body["data"]["sourceId"].as_str().unwrap().to_owned(), body["data"]["models"].clone())
+    };
+    let added = eventually(Duration::from_secs(10), || async {
+        let added = chosen.of_type("catalog.models_added");
+        (!added.is_empty() && !chosen.of_type("catalog.models_removed").is_empty()).then_some(added)
+    })
+    .await
+    .expect("catalog events for team A");
+    assert_eq!(added.iter().map(models).collect::<Vec<_>>(), [("team-a".to_owned(), json!(["acme/m3"]))]);
+    let removed: Vec<_> = chosen.of_type("catalog.models_removed").iter().map(models).collect();
+    assert_eq!(removed, [("team-a".to_owned(), json!(["acme/m1"]))]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(chosen.received.lock().unwrap().len(), 2, "nothing for team B, which it did not choose");
+    assert!(
+        everything.received.lock().unwrap().iter().all(|delivery| !delivery.body.contains("\"catalog.")),
+        "a subscription without catalog sources gets no catalog events"
+    );
+
+    // Another replica announcing the same change finds nothing left to announce.
+    let backend = modelcat::store::connect(&app.database_url).await.expect("store");
+    let announcer = modelcat::catalog::events::Announcer::new(backend);
+    let names = |names: &[&str]| names.iter().map(|name| name.to_string()).collect::<Vec<_>>();
+    let again = announcer.announce("team-a", &names(&["acme/m1", "acme/m2"]), &names(&["acme/m2", "acme/m3"])).await;
+    assert_eq!(again.expect("announce"), (0, 0));
+    let back = announcer.announce("team-a", &[], &names(&["acme/m1", "acme/m2", "acme/m3"])).await;
+    assert_eq!(back.expect("announce"), (1, 0), "a fresh index announces only what is new");
+}

@@ -6,6 +6,9 @@
 //! batch. A failing fetch keeps the last good records and shows the error. A sources config that fails
 //! validation is rejected whole; the previous one stays active and the error is shown.
 //!
+//! When a source's model names change, the names before and after go to the announcer
+//! ([`crate::catalog::events`]) before the index commits, for the webhooks that chose the source.
+//!
 //! Store-backed sources (registered models, Hub mirrors) change through the change log: the follower
 //! ([`super::follower`]) hands over each page of entries, and the reloader re-reads what they name and
 //! applies it ([`log`]), recording the page's position as the index checkpoint in the same commit.
@@ -22,6 +25,7 @@ use modelcat_sources::{
 };
 use tokio::sync::{mpsc, watch as channel};
 
+use super::events::Announcer;
 use super::follower::Checkpoint;
 use super::progress::LoadProgress;
 use super::registry_source::RegistrySource;
@@ -118,6 +122,10 @@ pub struct Reloader {
     /// Their servers as last published, and whether a source changed since.
     mcp_servers: Arc<crate::mcp::McpServers>,
     mcp_changed: bool,
+    /// Writes `catalog.*` webhook events for chosen sources ([`crate::catalog::events`]).
+    announcer: Announcer,
+    /// Sources whose model names changed, with the names before and after, to announce.
+    announcements: Vec<(String, Vec<String>, Vec<String>)>,
     /// This reloader's own queue, for sources that report progress.
     commands: mpsc::UnboundedSender<Command>,
 }
@@ -143,6 +151,7 @@ impl Reloader {
             }
             None => None,
         };
+        let announcer = Announcer::new(replica.backend().clone());
         let watcher = Watcher::start(settings.debounce, commands.clone()).map_err(|error| {
             tracing::warn!(%error, "cannot watch files: hot reload is off");
         });
@@ -164,6 +173,8 @@ impl Reloader {
             mcp: BTreeMap::new(),
             mcp_servers: Arc::default(),
             mcp_changed: false,
+            announcer,
+            announcements: Vec::new(),
             commands,
         };
         Ok((receiver, reloader))
@@ -294,7 +305,11 @@ impl Reloader {
         for id in &removed {
             tracing::info!(source = %id, "source removed from the config");
             // A deliberate removal (never a failed sync): what the store holds for the source goes too.
-            let forgotten = match self.runtimes.remove(id).map(|runtime| runtime.config.kind) {
+            let runtime = self.runtimes.remove(id);
+            if let Some(runtime) = runtime.as_ref().filter(|runtime| !runtime.hashes.is_empty()) {
+                self.announcements.push((id.clone(), runtime.hashes.keys().cloned().collect(), Vec::new()));
+            }
+            let forgotten = match runtime.map(|runtime| runtime.config.kind) {
                 Some(Ok(SourceKind::Hf(_))) => match self.mirror.store.forget_source(id).await {
                     Ok(()) => self.mirror.reload_listing().await.map(drop).map_err(|error| error.to_string()),
                     Err(error) => Err(error.to_string()),
@@ -419,7 +434,8 @@ impl Reloader {
                 }
                 _ if !runtime.hashes.is_empty() => {
                     // A disabled or unbuildable source serves nothing.
-                    runtime.hashes.clear();
+                    let before = runtime.hashes.drain().map(|(name, _)| name).collect();
+                    self.announcements.push((id.clone(), before, Vec::new()));
                     self.apply(&id, vec![Change::DeleteSource(id.clone())]).await?;
                 }
                 _ => {}
@@ -443,6 +459,7 @@ impl Reloader {
                 }
             }
         }
+        self.announce().await;
         for (id, done) in pending {
             if let Err(error) = done.await {
                 tracing::error!(source = %id, %error, "index update failed");
@@ -517,6 +534,10 @@ impl Reloader {
         let deleted = runtime.hashes.keys().filter(|name| !hashes.contains_key(*name));
         changes.extend(deleted.map(|name| Change::Delete(DocKey { source_id: id.to_owned(), name: name.clone() })));
         let written = changes.len();
+        if written > 0 {
+            let before = runtime.hashes.keys().cloned().collect();
+            self.announcements.push((id.to_owned(), before, hashes.keys().cloned().collect()));
+        }
         runtime.sync = snapshot.state;
         runtime.hashes = hashes;
         runtime.status = status;
@@ -527,6 +548,23 @@ impl Reloader {
         tracing::info!(source = %id, models, written, elapsed_ms = started.elapsed().as_millis() as u64, "source loaded");
         self.progress.source_loaded(id, models);
         Some((id.to_owned(), Box::pin(self.index.submit(changes))))
+    }
+
+    /// Writes the catalog events of the sources whose names changed (before their index commits wait, so
+    /// a crash in between announces again at restart rather than never).
+    async fn announce(&mut self) {
+        let registry = self.registry_id();
+        for (id, before, after) in std::mem::take(&mut self.announcements) {
+            // Registered models have their own events (`registered_model.*`).
+            if Some(&id) == registry.as_ref() {
+                continue;
+            }
+            match self.announcer.announce(&id, &before, &after).await {
+                Ok((0, 0)) => {}
+                Ok((added, removed)) => tracing::info!(source = %id, added, removed, "catalog changes announced"),
+                Err(error) => tracing::warn!(source = %id, %error, "cannot write catalog events"),
+            }
+        }
     }
 
     /// The create times the index holds for the changed records of `snapshot` that it holds already and

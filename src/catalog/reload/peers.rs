@@ -48,6 +48,7 @@ impl Reloader {
             None
         };
         let Some(runtime) = self.runtimes.get_mut(id) else { return Ok(Vec::new()) };
+        let before: Vec<String> = runtime.hashes.keys().cloned().collect();
         let mut batch = Vec::new();
         let mut gone = entries.names;
         for (hash_text, record) in found {
@@ -67,6 +68,11 @@ impl Reloader {
             if runtime.hashes.remove(&name).is_some() {
                 batch.push(Change::Delete(DocKey { source_id: id.to_owned(), name }));
             }
+        }
+        let added_or_removed =
+            runtime.hashes.len() != before.len() || before.iter().any(|name| !runtime.hashes.contains_key(name));
+        if added_or_removed {
+            self.announcements.push((id.to_owned(), before, runtime.hashes.keys().cloned().collect()));
         }
         if let Some(problem) = problem {
             runtime.status = match (&problem, runtime.hashes.is_empty()) {

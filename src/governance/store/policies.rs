@@ -26,6 +26,8 @@ pub struct PolicyVersion {
 
 /// The largest policy set accepted, in bytes.
 const MAX_POLICY_BYTES: usize = 256 * 1024;
+/// The deepest nesting of brackets accepted in a policy set.
+const MAX_NESTING: usize = 32;
 
 impl GovernanceStore {
     /// The policies in force, as seen by `reader` (inside a transition's transaction, the version it
@@ -112,6 +114,10 @@ impl GovernanceStore {
         if text.len() > MAX_POLICY_BYTES {
             return Err(PolicyError { problems: vec![format!("a policy set is at most {MAX_POLICY_BYTES} bytes")] });
         }
+        // The parser recurses on nesting: bound it before parsing (anyone may try a draft).
+        if nesting(text) > MAX_NESTING {
+            return Err(PolicyError { problems: vec![format!("brackets nest at most {MAX_NESTING} levels deep")] });
+        }
         self.policy.engine.compile("draft".to_owned(), text)
     }
 
@@ -153,6 +159,22 @@ impl GovernanceStore {
         tx.commit().await?;
         self.policy_version(version).await
     }
+}
+
+/// The deepest nesting of brackets in `text` (those in strings and comments count too).
+fn nesting(text: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    for byte in text.bytes() {
+        match byte {
+            b'(' | b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 /// The label of a stored version.

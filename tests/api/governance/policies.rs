@@ -80,6 +80,13 @@ async fn policies_are_validated_versioned_and_tried_without_effect() {
     );
     let broken = app.call(Method::POST, &check, Some(json!({"to": "approved_staging", "policies": "permit ("}))).await;
     expect(&broken, StatusCode::BAD_REQUEST, "a draft that does not parse");
+    let deep = format!(
+        "@id(\"x\") permit (principal, action, resource) when {{ {}true{} }};",
+        "(".repeat(5000),
+        ")".repeat(5000)
+    );
+    let deep = app.call(Method::POST, &check, Some(json!({"to": "approved_staging", "policies": deep}))).await;
+    expect(&deep, StatusCode::BAD_REQUEST, "a draft nested too deep for the parser");
 
     // Stored, it is in force at once.
     let stored = app.call(Method::PUT, &policies, Some(json!({"policies": FINANCE, "comment": "finance rule"}))).await;
