@@ -11,8 +11,8 @@
 //! - The index lives in a directory with a schema version stamp; one that is missing, unreadable or of
 //!   another version is recreated empty and [`CatalogIndex::open`] says so, so the caller reloads it.
 //! - Every change bumps a generation number, which callers use to key caches.
-//! - A [`Change::Checkpoint`] is stored in the commit payload, so it is durable exactly when the changes
-//!   queued before it are.
+//! - A [`Change::Checkpoint`] and each [`Change::SourceState`] are stored in the commit payload, so they
+//!   are durable exactly when the changes queued before them are.
 
 pub mod document;
 pub mod filter;
@@ -85,6 +85,39 @@ pub enum Change {
     /// and every later commit, so it moves together with the documents; [`CatalogIndex::checkpoint`]
     /// reads it back after a restart.
     Checkpoint(String),
+    /// Records an opaque state of one source (e.g. the digest of the file its models came from) the
+    /// same way, read back by [`CatalogIndex::source_state`]; `None` forgets it, as
+    /// [`Change::DeleteSource`] does.
+    SourceState { source_id: String, state: Option<String> },
+}
+
+/// What every commit's payload holds: the caller's checkpoint and each source's state. A payload
+/// without the version marker is a checkpoint written before sources had states.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Payload {
+    v: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    checkpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    sources: BTreeMap<String, String>,
+}
+
+impl Payload {
+    fn read(stored: Option<String>) -> Payload {
+        match stored {
+            None => Payload::default(),
+            Some(text) => serde_json::from_str(&text).unwrap_or(Payload {
+                v: 1,
+                checkpoint: Some(text),
+                sources: BTreeMap::new(),
+            }),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.checkpoint.is_none() && self.sources.is_empty()
+    }
 }
 
 /// The order of search results.
@@ -180,8 +213,8 @@ struct Writer {
     files: Option<MmapDirectory>,
     /// How many files that map holds.
     mapped_files: Arc<AtomicUsize>,
-    /// The latest checkpoint, written as the payload of every commit.
-    checkpoint: Option<String>,
+    /// The latest checkpoint and source states, written as the payload of every commit.
+    payload: Payload,
 }
 
 /// The catalog index: a reader for searches and a channel to the writer thread.
@@ -242,7 +275,7 @@ impl CatalogIndex {
         writer.set_merge_policy(Box::new(merge_policy()));
         let (sender, receiver) = mpsc::unbounded_channel();
         let generation = Arc::new(AtomicU64::new(1));
-        let checkpoint = index.load_metas()?.payload;
+        let payload = Payload::read(index.load_metas()?.payload);
         let mapped_files = Arc::new(AtomicUsize::new(0));
         let worker = Writer {
             reader: reader.clone(),
@@ -250,7 +283,7 @@ impl CatalogIndex {
             generation: generation.clone(),
             files,
             mapped_files: mapped_files.clone(),
-            checkpoint,
+            payload,
         };
         std::thread::Builder::new().name("index-writer".into()).spawn(move || worker.run(writer, receiver))?;
         Ok((CatalogIndex { index, reader, fields, writer: sender, generation, mapped_files }, fresh))
@@ -258,7 +291,12 @@ impl CatalogIndex {
 
     /// The checkpoint of the last commit (see [`Change::Checkpoint`]), if any.
     pub fn checkpoint(&self) -> Result<Option<String>, IndexError> {
-        Ok(self.index.load_metas()?.payload)
+        Ok(Payload::read(self.index.load_metas()?.payload).checkpoint)
+    }
+
+    /// The state of `source_id` as of the last commit (see [`Change::SourceState`]), if any.
+    pub fn source_state(&self, source_id: &str) -> Result<Option<String>, IndexError> {
+        Ok(Payload::read(self.index.load_metas()?.payload).sources.remove(source_id))
     }
 
     /// How many segments readers search (each one adds a fixed cost to every search).
@@ -602,7 +640,7 @@ impl Writer {
 
     fn write(&mut self, writer: &mut IndexWriter, batches: &[Batch]) -> Result<u64, IndexError> {
         // Taken only once the commit succeeded: a rolled-back batch must not advance the checkpoint.
-        let mut checkpoint = self.checkpoint.clone();
+        let mut payload = self.payload.clone();
         // Operations go to the indexing threads in groups: a group is indexed by one thread into one
         // segment, so a small commit writes (and syncs) one segment rather than one per thread, while a
         // bulk load still spreads its groups over every thread.
@@ -620,8 +658,15 @@ impl Writer {
                 }
                 Change::DeleteSource(source_id) => {
                     group.push(UserOperation::Delete(Term::from_field_text(self.fields.source, source_id)));
+                    payload.sources.remove(source_id);
                 }
-                Change::Checkpoint(next) => checkpoint = Some(next.clone()),
+                Change::Checkpoint(next) => payload.checkpoint = Some(next.clone()),
+                Change::SourceState { source_id, state: Some(state) } => {
+                    payload.sources.insert(source_id.clone(), state.clone());
+                }
+                Change::SourceState { source_id, state: None } => {
+                    payload.sources.remove(source_id);
+                }
             }
             if group.len() >= OPERATIONS_PER_GROUP {
                 writer.run(std::mem::replace(&mut group, Vec::with_capacity(OPERATIONS_PER_GROUP)))?;
@@ -631,11 +676,12 @@ impl Writer {
             writer.run(group)?;
         }
         let mut commit = writer.prepare_commit()?;
-        if let Some(checkpoint) = &checkpoint {
-            commit.set_payload(checkpoint);
+        if !payload.is_empty() {
+            payload.v = 1;
+            commit.set_payload(&serde_json::to_string(&payload).unwrap_or_default());
         }
         commit.commit()?;
-        self.checkpoint = checkpoint;
+        self.payload = payload;
         self.reader.reload()?;
         self.forget_deleted_files();
         Ok(self.generation.fetch_add(1, Ordering::AcqRel) + 1)

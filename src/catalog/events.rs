@@ -88,13 +88,7 @@ impl Announcer {
         for chunk in removed.chunks(CHUNK) {
             let mut sql = Sql::new(dialect);
             sql.push("DELETE FROM catalog_announced WHERE source_id = ").arg(text(source)).push(" AND name IN (");
-            for (index, name) in chunk.iter().enumerate() {
-                if index > 0 {
-                    sql.push(", ");
-                }
-                sql.arg(text(name));
-            }
-            sql.push(")");
+            sql.arg_list(chunk.iter().map(|name| text(name))).push(")");
             tx.execute(&sql).await?;
         }
         for (event_type, names) in

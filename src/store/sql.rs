@@ -107,6 +107,17 @@ impl Sql {
         self
     }
 
+    /// Appends each value as an argument, separated by commas (a `VALUES` row, an `IN` list).
+    pub fn arg_list(&mut self, values: impl IntoIterator<Item = Value>) -> &mut Self {
+        for (index, value) in values.into_iter().enumerate() {
+            if index > 0 {
+                self.push(", ");
+            }
+            self.arg(value);
+        }
+        self
+    }
+
     pub fn dialect(&self) -> Dialect {
         self.dialect
     }

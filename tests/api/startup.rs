@@ -138,3 +138,56 @@ async fn catalog_times_are_first_seen_and_survive_a_restart() {
     let ordered = node.get(&format!("{CATALOG}/models?source=timed&orderBy=LAST_UPDATE_TIME&sortOrder=DESC")).await;
     assert_eq!(ordered.expect("list")["items"][0]["name"], "team/second");
 }
+
+/// A restart parses no catalog file whose bytes and config are unchanged since the index took its models,
+/// and parses one that changed while the server was down (never serving stale models).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_skips_unchanged_catalogs_and_reloads_changed_ones() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let (kept, edited) = (root.path().join("kept.yaml"), root.path().join("edited.yaml"));
+    std::fs::write(&kept, catalog(3)).expect("catalog");
+    std::fs::write(&edited, "source: Edited\nmodels:\n  - name: team/old\n").expect("catalog");
+    let sources = format!(
+        "model_catalogs:\n  - {{id: kept, name: Kept, type: yaml, properties: {{yamlCatalogPath: {}}}}}\n  \
+         - {{id: edited, name: Edited, type: yaml, properties: {{yamlCatalogPath: {}}}}}\n",
+        kept.display(),
+        edited.display()
+    );
+    let database = format!("sqlite://{}", root.path().join("registry.db").display());
+    modelcat::install_crypto_provider();
+    let mut node = Node::start(root.path(), "s", &database, &sources, &Timing::default()).await;
+    let parsed = |node: &Node, source: &str| {
+        let needle = format!("source={source} ");
+        let log = without_colors(&node.log());
+        log.lines().filter(|line| line.contains("source loaded") && line.contains(&needle)).count()
+    };
+    assert_eq!((parsed(&node, "kept"), parsed(&node, "edited")), (1, 1), "{}", node.log());
+
+    node.stop();
+    node.restart().await;
+    assert_eq!((parsed(&node, "kept"), parsed(&node, "edited")), (1, 1), "nothing parsed again:\n{}", node.log());
+    let served = node.get(&format!("{CATALOG}/models?source=kept&pageSize=10")).await.expect("models");
+    assert_eq!(served["size"], 3, "the skipped catalog still serves its models");
+
+    node.stop();
+    std::fs::write(&edited, "source: Edited\nmodels:\n  - name: team/new\n").expect("edit while down");
+    node.restart().await;
+    assert_eq!((parsed(&node, "kept"), parsed(&node, "edited")), (1, 2), "{}", node.log());
+    let names = node.get(&format!("{CATALOG}/models?source=edited")).await.expect("models");
+    assert_eq!(names["items"][0]["name"], "team/new");
+    assert_eq!(names["size"], 1, "the model removed while the server was down is gone");
+}
+
+/// A log without its ANSI colour sequences.
+fn without_colors(log: &str) -> String {
+    let mut plain = String::with_capacity(log.len());
+    let mut chars = log.chars();
+    while let Some(char) = chars.next() {
+        if char == '\u{1b}' {
+            chars.by_ref().find(|char| char.is_ascii_alphabetic());
+        } else {
+            plain.push(char);
+        }
+    }
+    plain
+}

@@ -6,6 +6,9 @@
 //! batch. A failing fetch keeps the last good records and shows the error. A sources config that fails
 //! validation is rejected whole; the previous one stays active and the error is shown.
 //!
+//! A YAML source's fetch state (its file's digest) is committed with its models, with a digest of its
+//! config: a restart whose file and config are unchanged parses nothing ([`Reloader::indexed_state`]).
+//!
 //! When a source's model names change, the names before and after go to the announcer
 //! ([`crate::catalog::events`]) before the index commits, for the webhooks that chose the source.
 //!
@@ -368,12 +371,15 @@ impl Reloader {
     /// replaces, or from the index on first sight.
     fn runtime(&mut self, config: SourceConfig) -> Runtime {
         let id = config.id.to_string();
-        let hashes = match self.runtimes.remove(&id) {
-            Some(previous) => previous.hashes,
-            None => self.index.source_hashes(&id).unwrap_or_else(|error| {
-                tracing::warn!(source = %id, %error, "cannot read indexed hashes; reloading everything");
-                HashMap::new()
-            }),
+        let (hashes, resumed) = match self.runtimes.remove(&id) {
+            Some(previous) => (previous.hashes, None),
+            None => {
+                let hashes = self.index.source_hashes(&id).unwrap_or_else(|error| {
+                    tracing::warn!(source = %id, %error, "cannot read indexed hashes; reloading everything");
+                    HashMap::new()
+                });
+                (hashes, self.indexed_state(&config))
+            }
         };
         let (source, status, error): (Option<Arc<dyn Source>>, _, _) = match &config.kind {
             _ if !config.enabled => (None, SourceStatus::Disabled, None),
@@ -402,7 +408,12 @@ impl Reloader {
             },
             Err(message) => (None, SourceStatus::Error, Some(message.clone())),
         };
-        let sync = source.as_ref().map_or_else(SyncState::new, |source| source.resume_state(&hashes));
+        let sync = match resumed {
+            // The index holds this file's models as of the same config and file digest: a fetch that
+            // finds the same bytes parses nothing.
+            Some(sync) if !hashes.is_empty() => sync,
+            _ => source.as_ref().map_or_else(SyncState::new, |source| source.resume_state(&hashes)),
+        };
         Runtime { filter: config.name_filter(), config, source, sync, hashes, status, error, last_loaded: None }
     }
 
@@ -534,6 +545,11 @@ impl Reloader {
         let deleted = runtime.hashes.keys().filter(|name| !hashes.contains_key(*name));
         changes.extend(deleted.map(|name| Change::Delete(DocKey { source_id: id.to_owned(), name: name.clone() })));
         let written = changes.len();
+        if matches!(runtime.config.kind, Ok(SourceKind::Yaml { .. })) {
+            let state = ResumeState { config: fingerprint(&runtime.config), sync: snapshot.state.clone() };
+            let state = serde_json::to_string(&state).ok();
+            changes.push(Change::SourceState { source_id: id.to_owned(), state });
+        }
         if written > 0 {
             let before = runtime.hashes.keys().cloned().collect();
             self.announcements.push((id.to_owned(), before, hashes.keys().cloned().collect()));
@@ -548,6 +564,16 @@ impl Reloader {
         tracing::info!(source = %id, models, written, elapsed_ms = started.elapsed().as_millis() as u64, "source loaded");
         self.progress.source_loaded(id, models);
         Some((id.to_owned(), Box::pin(self.index.submit(changes))))
+    }
+
+    /// The fetch state the index holds for a YAML source, if it was written under the same config.
+    fn indexed_state(&self, config: &SourceConfig) -> Option<SyncState> {
+        if !matches!(config.kind, Ok(SourceKind::Yaml { .. })) || !config.enabled {
+            return None;
+        }
+        let stored = self.index.source_state(config.id.as_str()).ok().flatten()?;
+        let state: ResumeState = serde_json::from_str(&stored).ok()?;
+        (state.config == fingerprint(config)).then_some(state.sync)
     }
 
     /// Writes the catalog events of the sources whose names changed (before their index commits wait, so
@@ -644,6 +670,20 @@ impl Reloader {
 }
 
 /// The content hash of every changed record of a snapshot, by name.
+/// What the index keeps of a YAML source between restarts (in its commit, with the source's models):
+/// the config it was loaded under and the last fetch's state (the file's digest).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ResumeState {
+    config: String,
+    sync: SyncState,
+}
+
+/// A digest of a source's config: models loaded under another (another path, other include or exclude
+/// patterns) are loaded again.
+fn fingerprint(config: &SourceConfig) -> String {
+    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(format!("{config:?}").as_bytes()))
+}
+
 fn content_hashes(snapshot: &SourceSnapshot) -> HashMap<String, u64> {
     let changed = snapshot.records.iter().filter_map(|(name, outcome)| match outcome {
         RecordOutcome::Changed(record) => Some((name.clone(), record.content_hash())),

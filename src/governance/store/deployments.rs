@@ -268,12 +268,7 @@ impl GovernanceStore {
             Value::text_or_null(comment.clone()),
             Value::Int(now_millis()),
         ];
-        for (index, value) in values.into_iter().enumerate() {
-            if index > 0 {
-                sql.push(", ");
-            }
-            sql.arg(value);
-        }
+        sql.arg_list(values);
         sql.push(") RETURNING id");
         let row = tx.read(&sql, &[Col::Int]).await?.into_iter().next().unwrap_or_default();
         let id = Fields::of(row).int().unwrap_or_default();

@@ -229,12 +229,7 @@ impl GovernanceStore {
                 Value::Text(actor.subject.clone()),
                 Value::Int(now),
             ];
-            for (index, value) in values.into_iter().enumerate() {
-                if index > 0 {
-                    sql.push(", ");
-                }
-                sql.arg(value);
-            }
+            sql.arg_list(values);
             sql.push(") RETURNING id");
             let row = tx.read(&sql, &[Col::Int]).await?.into_iter().next().unwrap_or_default();
             ids.push(Fields::of(row).id());
