@@ -176,6 +176,41 @@ async fn a_directory_index_survives_reopening_and_rebuilds_on_version_change() {
 }
 
 #[tokio::test]
+async fn checkpoints_and_source_states_commit_with_their_changes_and_survive_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Storage::Directory(dir.path().join("index"));
+    let (index, _) = CatalogIndex::open(&storage, DEFAULT_WRITER_BYTES).unwrap();
+    let upsert = |source: &str| Change::Upsert {
+        source_id: source.into(),
+        hash: 1,
+        record: Arc::new(model("x", "X", "mit", &[])),
+    };
+    let state = |source: &str, state: Option<&str>| Change::SourceState {
+        source_id: source.into(),
+        state: state.map(str::to_owned),
+    };
+    index
+        .apply(vec![upsert("a"), state("a", Some("digest-a")), Change::Checkpoint("{\"position\":3}".into())])
+        .await
+        .unwrap();
+    index.apply(vec![upsert("b"), state("b", Some("digest-b"))]).await.unwrap();
+    index.apply(vec![Change::DeleteSource("b".into())]).await.unwrap();
+    index.close().await;
+    let (index, fresh) = CatalogIndex::open(&storage, DEFAULT_WRITER_BYTES).unwrap();
+    assert!(!fresh);
+    assert_eq!(index.source_state("a").unwrap().as_deref(), Some("digest-a"), "kept by later commits");
+    assert_eq!(index.source_state("b").unwrap(), None, "forgotten with its source");
+    assert_eq!(index.checkpoint().unwrap().as_deref(), Some("{\"position\":3}"));
+    index.apply(vec![state("a", None)]).await.unwrap();
+    assert_eq!(index.source_state("a").unwrap(), None);
+    // A payload written before sources had states is the checkpoint itself.
+    assert_eq!(
+        Payload::read(Some("{\"epoch\":\"e\",\"position\":1}".into())).checkpoint.as_deref(),
+        Some("{\"epoch\":\"e\",\"position\":1}")
+    );
+}
+
+#[tokio::test]
 async fn compaction_merges_segments_and_keeps_every_model() {
     let index = catalog().await;
     for name in ["a/one", "a/two", "a/three"] {
