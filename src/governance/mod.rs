@@ -1,26 +1,30 @@
 //! Governance of registered models: owners, group, risk tier and tags; a lifecycle for each version with
-//! reviews and approvals; policies on its transitions; evaluations and signatures; named aliases; and an
-//! outbox of events.
+//! reviews and approvals; policies on its transitions and deployments; evaluations and signatures;
+//! deployments to serving environments; evidence bundles; named aliases; and an outbox of events.
 //!
 //! Contract:
 //! - [`lifecycle`] is the state machine; a move it does not list is [`GovernanceError::Illegal`] (409).
-//! - [`policy`] (Cedar) decides whether a legal move may go ahead; a refusal is
-//!   [`GovernanceError::Refused`] (422) with every reason, the policy that gave it and the policy
-//!   version. The facts it decides on include [`evaluations`] (computed pass or fail against the
-//!   suites' thresholds for the model's risk tier) and [`signatures`] (model-signing bundles verified
-//!   against trusted keys).
+//! - [`policy`] (Cedar) decides whether a legal move, or a version's share of a serving environment's
+//!   traffic, may go ahead; a refusal is [`GovernanceError::Refused`] (422) with every reason, the
+//!   policy that gave it and the policy version. The facts it decides on include [`evaluations`]
+//!   (computed pass or fail against the suites' thresholds for the model's risk tier) and
+//!   [`signatures`] (model-signing bundles verified against trusted keys).
 //! - Nobody reviews a version they submitted ([`GovernanceError::Forbidden`]); a reviewer reviews once per
 //!   round (a round starts when the version enters `submitted` or `staging`); approvals count only in
 //!   their round.
 //! - [`store::GovernanceStore`] makes every change in one transaction with its audit entry
 //!   ([`crate::audit`]) and its event ([`crate::store::outbox`], written when a webhook subscription
-//!   wants it), so a crash loses neither. Retiring a
-//!   version sets its Kubeflow state to `ARCHIVED` in the same transaction (and logs it for the catalog).
+//!   wants it), so a crash loses neither. Retiring a version sets its Kubeflow state to `ARCHIVED` in the
+//!   same transaction (and logs it for the catalog); a [`deployments`] split writes its Kubeflow
+//!   inference services in its own.
+//! - [`evidence`] packs a version's record into a deterministic archive signed by the server, which
+//!   [`cli`] verifies offline.
 //! - What the Kubeflow API may no longer do to a governed version ([`kubeflow_guard`]): un-archive a
 //!   retired one, or change, add or delete the artifacts of one under review or past it.
 //!
-//! Who may do what is the HTTP layer's ([`crate::api::governance`]): reading needs read on the model,
-//! transitions, reviews and aliases need edit, and the model's governance fields need manage.
+//! Who may do what is the HTTP layer's ([`crate::api::governance`]): reading needs read on the model;
+//! transitions, reviews, evaluations, signatures, aliases and deployments need edit; the model's
+//! governance fields need manage; policies and evaluation suites are an admin's.
 
 pub mod cli;
 pub mod deployments;
