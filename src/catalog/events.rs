@@ -41,15 +41,23 @@ impl Announcer {
     pub async fn announce(&self, source: &str, before: &[String], after: &[String]) -> Result<(usize, usize), DbError> {
         let dialect = self.db.dialect();
         let text = |value: &str| Value::Text(value.to_owned());
-        let mut tx = self.db.begin().await?;
+        // Most reloads are of sources nobody chose: find that out with reads, without a transaction.
         let mut sql = Sql::new(dialect);
         sql.push(
-            "SELECT 1 FROM webhook_subscription_source c JOIN webhook_subscription s ON s.id = c.subscription_id \
-             WHERE s.disabled_at IS NULL AND c.source_id = ",
+            "SELECT CAST(1 AS BIGINT) FROM webhook_subscription_source c JOIN webhook_subscription s ON \
+             s.id = c.subscription_id WHERE s.disabled_at IS NULL AND c.source_id = ",
         )
         .arg(text(source))
-        .push(" LIMIT 1");
-        if tx.read(&sql, &[Col::Int]).await?.is_empty() {
+        .push(" UNION ALL SELECT CAST(2 AS BIGINT) FROM catalog_announced_source WHERE source_id = ")
+        .arg(text(source));
+        let found: Vec<i64> =
+            self.db.read(&sql, &[Col::Int]).await?.into_iter().filter_map(|row| row[0].as_int()).collect();
+        let (chosen, announced) = (found.contains(&1), found.contains(&2));
+        if !chosen && !announced {
+            return Ok((0, 0));
+        }
+        let mut tx = self.db.begin().await?;
+        if !chosen {
             for table in ["catalog_announced", "catalog_announced_source"] {
                 let mut sql = Sql::new(dialect);
                 sql.push(&format!("DELETE FROM {table} WHERE source_id = ")).arg(text(source));

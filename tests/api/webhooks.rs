@@ -317,7 +317,16 @@ fn catalog(names: &[&str]) -> String {
 }
 
 #[tokio::test]
-async fn catalog_events_announce_models_added_and_removed_for_chosen_sources() {
+async fn catalog_events_on_sqlite() {
+    catalog_events_announce_models_added_and_removed_for_chosen_sources(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn catalog_events_on_postgres() {
+    catalog_events_announce_models_added_and_removed_for_chosen_sources(Backend::Postgres).await;
+}
+
+async fn catalog_events_announce_models_added_and_removed_for_chosen_sources(backend: Backend) {
     let dir = tempfile::tempdir().expect("temp dir");
     let sources = "model_catalogs:\n  - {id: team-a, name: Team A, type: yaml, properties: {yamlCatalogPath: a.yaml}}\n  \
                    - {id: team-b, name: Team B, type: yaml, properties: {yamlCatalogPath: b.yaml}}\n";
@@ -325,14 +334,16 @@ async fn catalog_events_announce_models_added_and_removed_for_chosen_sources() {
     std::fs::write(dir.path().join("a.yaml"), catalog(&["acme/m1", "acme/m2"])).unwrap();
     std::fs::write(dir.path().join("b.yaml"), catalog(&["acme/x1"])).unwrap();
     let sources = vec![dir.path().join("sources.yaml")];
-    let app = TestApp::spawn_configured(Backend::Sqlite, |settings| {
+    let Some(app) = TestApp::spawn_configured(backend, |settings| {
         settings.webhooks.allowed_networks = vec!["127.0.0.0/8".parse().unwrap()];
         settings.webhooks.poll_interval_ms = 20;
         settings.catalog.sources = sources;
         settings.catalog.debounce = Duration::from_millis(30);
     })
     .await
-    .expect("sqlite app");
+    else {
+        return;
+    };
     let (chosen, everything) = (Receiver::start().await, Receiver::start().await);
     let body = json!({"url": chosen.url, "catalogSources": ["team-a", "team-a"],
                       "eventTypes": ["catalog.models_added", "catalog.models_removed"]});
