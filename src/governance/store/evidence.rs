@@ -8,12 +8,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{Value as Json, json};
 
 use super::{Fields, GovernanceStore, Reader};
+use crate::api::registry::WireVersion;
+use crate::api::registry::wire::Wire;
 use crate::governance::GovernanceError;
 use crate::governance::evidence::pretty;
 use crate::governance::policy::DEFAULT_POLICIES;
+use crate::registry::RegistryStore;
 use crate::registry::schema::{MODEL_VERSION, REGISTERED_MODEL};
 use crate::registry::sql_store::SqlStore;
-use crate::registry::{RegistryStore, Scalar};
 use crate::store::audit::{self as audit_log, Filter};
 use crate::store::sql::{Col, Value};
 
@@ -29,11 +31,8 @@ impl GovernanceStore {
         let registry = SqlStore::new(self.db.clone());
         let model_record = registry.get(&REGISTERED_MODEL, model).await?;
         let version_record = registry.get(&MODEL_VERSION, version).await?;
-        let record_json = |record: &crate::registry::Record| {
-            let values: serde_json::Map<String, Json> =
-                record.values.iter().map(|(name, value)| ((*name).to_owned(), scalar_json(value))).collect();
-            json!({"id": record.id.to_string(), "fields": values, "customProperties": record.properties})
-        };
+        // As the Kubeflow API (v1) renders them, which is what the registry's clients read.
+        let record_json = |record: &crate::registry::Record| json!(Wire { record, version: WireVersion::V1 });
         let mut files = BTreeMap::new();
         let mut add = |name: &str, value: Json| files.insert(name.to_owned(), pretty(&value));
 
@@ -119,14 +118,5 @@ impl GovernanceStore {
         let mut sql = self.deployment_select();
         sql.push(" WHERE registered_model_id = ").arg(Value::Int(model)).push(" ORDER BY id");
         self.deployment_rows(&mut Reader::Db(&*self.db), &sql).await
-    }
-}
-
-fn scalar_json(value: &Scalar) -> Json {
-    match value {
-        Scalar::Text(text) => json!(text),
-        Scalar::Int(number) => json!(number.to_string()),
-        Scalar::Double(number) => json!(number),
-        Scalar::List(items) => json!(items),
     }
 }
