@@ -12,18 +12,21 @@
 //! - `edits` YAML edits: one model's description in a catalog gets a new word, the file is saved the way
 //!   editors do (write a temporary file, rename it over), and the clock stops when `q` finds the word; after
 //!   each edit one `filter_options` call is timed, which recomputes (the edit invalidated the cache);
-//! - resident memory of this process (server and clients) after loading and at the end.
+//! - the server's resident memory (its peak, `VmHWM`, and its current `VmRSS`) after loading, after the
+//!   merge, at the end and after the restart.
+//!
+//! The server is a `modelcat serve` child process and the clients run in this one, as users run them.
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 
+use super::server::Server;
 use super::{Load, Outcome, Random, expect_ok, header, scenario};
-use crate::app::Application;
-use crate::config::{ApiSettings, LogFormat, Settings};
 
 /// Parameters of a catalog benchmark run.
 #[derive(Debug, Clone, clap::Args)]
@@ -280,80 +283,61 @@ pub(super) struct Corpus {
 
 /// Runs the benchmark and prints its figures.
 pub async fn run_catalog(bench: CatalogBench) -> anyhow::Result<()> {
-    let temp = std::env::temp_dir().join(format!("modelcat-bench-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&temp)?;
-    let outcome = run_in(&bench, &temp).await;
-    let _ = std::fs::remove_dir_all(&temp);
-    outcome
+    crate::install_crypto_provider();
+    let scratch = super::Scratch::new("catalog")?;
+    run_in(&bench, &scratch.0).await
 }
 
-async fn run_in(bench: &CatalogBench, temp: &Path) -> anyhow::Result<()> {
+async fn run_in(bench: &CatalogBench, root: &Path) -> anyhow::Result<()> {
     println!(
         "modelcat bench catalog: {} models in {} YAML catalogs, {}-word readmes, 5 artifacts per model; {} MCP servers",
         bench.models, bench.sources, bench.readme_words, bench.mcp_servers
     );
+    let dir = root.join("s");
+    std::fs::create_dir_all(&dir)?;
     let started = Instant::now();
-    let corpus = generate(bench, temp)?;
+    let corpus = generate(bench, &dir)?;
     println!("generated {:.0} MB of YAML in {:.1}s", corpus.bytes as f64 / 1e6, started.elapsed().as_secs_f64());
 
     let started = Instant::now();
     for file in &corpus.files {
         modelcat_sources::parse_catalog(&std::fs::read(file)?).map_err(anyhow::Error::msg)?;
     }
-    println!("YAML parsing alone (one thread): {:.2}s", started.elapsed().as_secs_f64());
+    println!("YAML parsing alone (in this process): {:.2}s", started.elapsed().as_secs_f64());
 
-    let settings = || {
-        let mut catalog = crate::catalog::CatalogSettings::new(&temp.join("data"), vec![temp.join("sources.yaml")]);
-        catalog.registry_source = None;
-        Settings {
-            public_base_url: None,
-            replication: Default::default(),
-            hub_cache_bytes: crate::mirror::DEFAULT_CACHE_BYTES,
-            auth: Default::default(),
-            audit_checkpoint_interval: std::time::Duration::from_secs(60),
-            audit_retention: None,
-            webhooks: Default::default(),
-            trusted_keys: Vec::new(),
-            listen: "127.0.0.1:0".into(),
-            database_url: format!("sqlite://{}", temp.join("registry.db").display()),
-            data_dir: temp.join("data"),
-            api: ApiSettings::default(),
-            reset_endpoint: false,
-            log_format: LogFormat::Text,
-            catalog,
-        }
-    };
+    let sources = std::fs::read_to_string(dir.join("sources.yaml"))?;
+    let database = format!("sqlite://{}", root.join("registry.db").display());
+    let probe = reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?;
     let started = Instant::now();
-    let application = Application::build(settings()).await?;
-    application.catalog().progress().wait().await;
+    let mut server = Server::start(root, "s", &database, &sources, 5000)?;
+    let loaded = ready_after(&probe, &server, started).await?;
     println!(
-        "full load into an empty index (parse + index + commit): {:.2}s; resident memory {}",
-        started.elapsed().as_secs_f64(),
-        resident()
+        "full load into an empty index, server a child process (parse + index + commit): {:.2}s; server memory {}",
+        loaded.as_secs_f64(),
+        memory(&server)
     );
-    let segments = application.catalog().segments();
-    let started = Instant::now();
-    while application.catalog().segments() > 1 && started.elapsed() < Duration::from_secs(120) {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    println!(
-        "background merge of the {segments} segments the load left: {:.2}s (searches go on meanwhile)",
-        started.elapsed().as_secs_f64()
-    );
-    let port = application.port();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(application.run_until(async {
-        let _ = stopped.await;
-    }));
-
     let client = reqwest::Client::builder().pool_max_idle_per_host(bench.concurrency * 2).build()?;
-    let base = format!("http://127.0.0.1:{port}/api/model_catalog/v1alpha1");
+    let base = format!("{}/api/model_catalog/v1alpha1", server.address);
+    let started = Instant::now();
+    let segments = loop {
+        let segments = segment_count(&client, &server).await?;
+        if segments <= 1 || started.elapsed() > Duration::from_secs(600) {
+            break segments;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    println!(
+        "background merge of the load's segments: {:.2}s ({segments} left; searches go on meanwhile); server memory {}",
+        started.elapsed().as_secs_f64(),
+        memory(&server)
+    );
+
     let total: serde_json::Value = client.get(format!("{base}/models?pageSize=1")).send().await?.json().await?;
     if total["size"] != 1 {
         bail!("the catalog serves nothing: {total}");
     }
     println!(
-        "\n{} concurrent clients over HTTP, {}s per scenario (client and server share this machine)",
+        "\n{} concurrent clients over HTTP, {}s per scenario (this process; the server is another)",
         bench.concurrency, bench.duration
     );
     header();
@@ -385,6 +369,7 @@ async fn run_in(bench: &CatalogBench, temp: &Path) -> anyhow::Result<()> {
     .await
     .print();
     if bench.mcp_servers > 0 {
+        let port = server.address.rsplit(':').next().and_then(|port| port.parse().ok()).context("server port")?;
         super::mcp::scenarios(load, client.clone(), port).await;
     }
 
@@ -396,19 +381,59 @@ async fn run_in(bench: &CatalogBench, temp: &Path) -> anyhow::Result<()> {
     );
     edits.print();
     options.print();
-    println!("\nresident memory at the end: {}", resident());
+    println!("\nserver memory at the end: {}", memory(&server));
 
-    let _ = stop.send(());
-    server.await??;
+    server.terminate();
     let started = Instant::now();
-    let application = Application::build(settings()).await?;
-    application.catalog().progress().wait().await;
+    server.launch()?;
+    let restarted = ready_after(&probe, &server, started).await?;
     println!(
-        "restart on the intact index (every file read, unchanged ones not parsed): {:.2}s",
-        started.elapsed().as_secs_f64()
+        "restart on the intact index (every file read, unchanged ones not parsed): {:.2}s; server memory {}",
+        restarted.as_secs_f64(),
+        memory(&server)
     );
-    application.run_until(async {}).await?;
     Ok(())
+}
+
+/// How long after `started` the server answered `/readyz` with 200 (the catalog loaded).
+pub(super) async fn ready_after(
+    client: &reqwest::Client,
+    server: &Server,
+    started: Instant,
+) -> anyhow::Result<Duration> {
+    loop {
+        if let Ok(response) = client.get(format!("{}/readyz", server.address)).send().await
+            && response.status().is_success()
+        {
+            return Ok(started.elapsed());
+        }
+        if !server.running() || started.elapsed() > Duration::from_secs(3600) {
+            bail!("the server never got ready (see {})", server.dir.join("modelcat.log").display());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The search index's segment count, from the server's `/metrics`.
+async fn segment_count(client: &reqwest::Client, server: &Server) -> anyhow::Result<u64> {
+    let metrics = client.get(format!("{}/metrics", server.address)).bearer_auth(&server.admin_token).send().await?;
+    let text = metrics.error_for_status()?.text().await?;
+    let line = text.lines().find(|line| line.starts_with("modelcat_index_segments "));
+    line.and_then(|line| line.split_whitespace().nth(1)?.parse::<f64>().ok())
+        .map(|segments| segments as u64)
+        .context("/metrics has no modelcat_index_segments")
+}
+
+/// The server process's resident memory now and at its peak (`VmRSS`, `VmHWM`), and its heap.
+pub(super) fn memory(server: &Server) -> String {
+    let process = server.pid().map(crate::telemetry::resources::Process::of).unwrap_or_default();
+    let megabytes = |bytes: Option<u64>| bytes.map_or_else(|| "?".to_owned(), |bytes| format!("{} MB", bytes >> 20));
+    format!(
+        "resident {} (peak {}), heap {}",
+        megabytes(process.resident_bytes),
+        megabytes(process.peak_resident_bytes),
+        megabytes(process.heap_bytes)
+    )
 }
 
 struct Bench {
@@ -492,12 +517,19 @@ pub(super) fn generate(bench: &CatalogBench, dir: &Path) -> anyhow::Result<Corpu
             "  - {{id: bench{source:02}, name: Bench {source}, type: yaml, labels: [bench], properties: {{yamlCatalogPath: {}}}}}",
             file.file_name().unwrap().to_string_lossy()
         )?;
+        // Streamed: one model's text at a time, so a million models need no more memory than ten.
+        let mut out = std::io::BufWriter::new(
+            std::fs::File::create(&file).with_context(|| format!("writing {}", file.display()))?,
+        );
         let mut text = format!("source: Bench {source}\nmodels:\n");
         for index in (source..bench.models).step_by(sources) {
             model(&mut text, index, bench.readme_words, &mut random)?;
+            out.write_all(text.as_bytes())?;
+            bytes += text.len() as u64;
+            text.clear();
         }
-        bytes += text.len() as u64;
-        std::fs::write(&file, text).with_context(|| format!("writing {}", file.display()))?;
+        out.write_all(text.as_bytes())?;
+        out.flush().with_context(|| format!("writing {}", file.display()))?;
         files.push(file);
     }
     config.push_str(&super::mcp::generate(dir, bench.mcp_servers)?);
@@ -560,14 +592,4 @@ fn model(out: &mut String, index: usize, readme_words: usize, random: &mut Rando
         "      - {{artifactType: metrics-artifact, metricsType: accuracy-metrics, customProperties: {{overall_average: {{double_value: {:.3}}}}}}}",
         0.4 + pick(500) as f64 / 1000.0
     )
-}
-
-/// This process's resident memory, from `/proc/self/status` (Linux).
-pub fn resident() -> String {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status.lines().find(|line| line.starts_with("VmRSS:")).map(|line| line[6..].trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown".to_owned())
 }

@@ -5,7 +5,7 @@
 //!   answers as fast as it can (`--hub-latency-ms` adds a fixed delay per request), so the figure is
 //!   modelcat's own sync cost with the fake Hub sharing the two cores;
 //! - incremental re-sync after 1% of the models got a new revision (the rest is skipped by `sha`);
-//! - a server start on that store with the same source configured: the listing loads, the catalog indexes
+//! - a server start (a `modelcat serve` child process) on that store with the same source configured: the listing loads, the catalog indexes
 //!   every mirrored model from the store, and the source's own first sync finds nothing changed;
 //! - `concurrency` HTTP clients for `duration` seconds each: `GET /api/models?search=…&limit=20`,
 //!   `model_info`, and `HEAD …/resolve/main/config.json`.
@@ -13,13 +13,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
 use modelcat_sources::NameFilter;
 use modelcat_sources::hf::HfParams;
 
+use super::server::Server;
 use super::{Load, Random, expect_ok, header, scenario};
-use crate::app::Application;
-use crate::config::{ApiSettings, LogFormat, Settings};
 use crate::fake_hub::FakeHub;
 use crate::mirror::Mirror;
 use crate::mirror::hub::RetryPolicy;
@@ -69,11 +67,9 @@ struct Context {
 }
 
 pub async fn run_hf(bench: HfBench) -> anyhow::Result<()> {
-    let temp = std::env::temp_dir().join(format!("modelcat-bench-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&temp).context("creating a temporary directory")?;
-    let outcome = run_in(&bench, &temp).await;
-    let _ = std::fs::remove_dir_all(&temp);
-    outcome
+    crate::install_crypto_provider();
+    let scratch = super::Scratch::new("hf")?;
+    run_in(&bench, &scratch.0).await
 }
 
 async fn run_in(bench: &HfBench, temp: &std::path::Path) -> anyhow::Result<()> {
@@ -109,57 +105,34 @@ async fn run_in(bench: &HfBench, temp: &std::path::Path) -> anyhow::Result<()> {
     }
     let report = mirror.sync("bench", &params, &filter, RetryPolicy::default(), &|_| {}, None).await?;
     println!("  re-sync after {touched} models changed: {}", report.summary());
-    println!("  resident memory after the sync: {}", super::catalog::resident());
+    let process = crate::telemetry::resources::Process::read();
+    let megabytes = process.resident_bytes.map_or(0, |bytes| bytes >> 20);
+    println!("  resident memory of this process (the fake Hub and the sync) after the sync: {megabytes} MB");
 
-    // The server runs the same source: its first sync finds nothing changed, and the catalog indexes
-    // every mirrored model.
-    let sources = temp.join("sources.yaml");
-    std::fs::write(
-        &sources,
-        format!(
-            "model_catalogs:\n  - {{id: bench, name: Bench, type: hf, includedModels: [gen/*], \
-             properties: {{url: \"{hub_url}\", maxConcurrency: {}}}}}\n",
-            bench.sync_concurrency
-        ),
-    )?;
-    let settings = Settings {
-        public_base_url: None,
-        replication: Default::default(),
-        hub_cache_bytes: crate::mirror::DEFAULT_CACHE_BYTES,
-        auth: Default::default(),
-        audit_checkpoint_interval: std::time::Duration::from_secs(60),
-        audit_retention: None,
-        webhooks: Default::default(),
-        trusted_keys: Vec::new(),
-        listen: "127.0.0.1:0".into(),
-        database_url,
-        data_dir: temp.join("data"),
-        api: ApiSettings::default(),
-        reset_endpoint: false,
-        log_format: LogFormat::Text,
-        catalog: {
-            let mut catalog = crate::catalog::CatalogSettings::new(&temp.join("data"), vec![sources]);
-            catalog.registry_source = None;
-            catalog
-        },
-    };
-    let started = Instant::now();
-    let application = Application::build(settings).await?;
-    application.catalog().progress().wait().await;
-    println!(
-        "\nserver start (listing the mirror, indexing its {} models into the catalog): {:.2}s",
-        bench.models,
-        started.elapsed().as_secs_f64()
+    // The server, a child process on the same store, runs the same source: its first sync finds nothing
+    // changed, and the catalog indexes every mirrored model.
+    drop(mirror);
+    let sources = format!(
+        "model_catalogs:\n  - {{id: bench, name: Bench, type: hf, includedModels: [gen/*], \
+         properties: {{url: \"{hub_url}\", maxConcurrency: {}}}}}\n",
+        bench.sync_concurrency
     );
-    let base = format!("http://127.0.0.1:{}", application.port());
-    let server = tokio::spawn(application.run_until(std::future::pending()));
-
+    let probe = reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?;
+    let started = Instant::now();
+    let server = Server::start(temp, "s", &database_url, &sources, 5000)?;
+    let ready = super::catalog::ready_after(&probe, &server, started).await?;
+    println!(
+        "\nserver start, a child process (listing the mirror, indexing its {} models into the catalog): {:.2}s",
+        bench.models,
+        ready.as_secs_f64()
+    );
+    let base = server.address.clone();
     let client = reqwest::Client::builder().pool_max_idle_per_host(64).timeout(Duration::from_secs(30)).build()?;
     let indexed = catalog_models(&client, &base).await?;
     println!(
-        "catalog serves {indexed} Hub models {:.2}s after start began; resident memory {}",
+        "catalog serves {indexed} Hub models {:.2}s after start began; server memory {}",
         started.elapsed().as_secs_f64(),
-        super::catalog::resident()
+        super::catalog::memory(&server)
     );
     let context = Arc::new(Context { client, base, models: bench.models as u64 });
     let load = Load { concurrency: bench.concurrency, duration: bench.duration };
@@ -186,7 +159,6 @@ async fn run_in(bench: &HfBench, temp: &std::path::Path) -> anyhow::Result<()> {
     })
     .await
     .print();
-    println!("\nresident memory at the end: {}", super::catalog::resident());
-    server.abort();
+    println!("\nserver memory at the end: {}", super::catalog::memory(&server));
     Ok(())
 }

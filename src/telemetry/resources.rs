@@ -2,13 +2,16 @@
 //!
 //! `heap` is `RssAnon` (resident anonymous memory: the allocator's heap, thread stacks), `file` is
 //! `RssFile` (resident file-backed pages: the binary, and the index and database files mapped into
-//! memory, which the kernel can drop under pressure), `open_fds` counts `/proc/self/fd`.
+//! memory, which the kernel can drop under pressure), `resident` is `VmRSS` (both, and shared memory),
+//! `peak_resident` is `VmHWM` (the highest `VmRSS` so far), `open_fds` counts `/proc/self/fd`.
 
 /// One reading; a figure the platform does not give is `None`.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Process {
     pub heap_bytes: Option<u64>,
     pub file_bytes: Option<u64>,
+    pub resident_bytes: Option<u64>,
+    pub peak_resident_bytes: Option<u64>,
     pub open_fds: Option<u64>,
 }
 
@@ -24,6 +27,8 @@ impl Process {
         Process {
             heap_bytes: status_bytes(&status, "RssAnon:"),
             file_bytes: status_bytes(&status, "RssFile:"),
+            resident_bytes: status_bytes(&status, "VmRSS:"),
+            peak_resident_bytes: status_bytes(&status, "VmHWM:"),
             open_fds: std::fs::read_dir(format!("/proc/{pid}/fd")).ok().map(|entries| entries.count() as u64),
         }
     }
@@ -53,5 +58,6 @@ mod tests {
         let process = Process::read();
         assert!(process.heap_bytes.is_some_and(|bytes| bytes > 0), "{process:?}");
         assert!(process.open_fds.is_some_and(|fds| fds >= 3), "{process:?}");
+        assert!(process.peak_resident_bytes >= process.resident_bytes, "{process:?}");
     }
 }
