@@ -42,6 +42,9 @@ use filter::Expr;
 use query::Translator;
 use schema::{ARTIFACT, Fields, MODEL, SCHEMA_VERSION};
 
+/// How often [`CatalogIndex::compact`] merges again after racing the merge policy.
+const COMPACT_ATTEMPTS: u32 = 5;
+
 /// The key of one catalog document: a source id and a model name, which may itself contain `:` or `/`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct DocKey {
@@ -340,10 +343,23 @@ impl CatalogIndex {
 
     /// Merges every segment into one (after a bulk load: each segment adds a fixed cost to every search).
     /// Searches go on meanwhile; resolves, with the number of segments merged, once they see the result.
+    /// A merge the merge policy started on some of the same segments makes ours fail when it finishes
+    /// first: then the segments are merged again, up to [`COMPACT_ATTEMPTS`] times.
     pub async fn compact(&self) -> Result<usize, IndexError> {
-        let (ack, done) = oneshot::channel();
-        self.writer.send(Message::Compact(ack)).map_err(|_| IndexError::WriterGone)?;
-        done.await.map_err(|_| IndexError::WriterGone)?.map_err(IndexError::Internal)
+        let mut attempt = 1;
+        loop {
+            let (ack, done) = oneshot::channel();
+            self.writer.send(Message::Compact(ack)).map_err(|_| IndexError::WriterGone)?;
+            match done.await.map_err(|_| IndexError::WriterGone)? {
+                Ok(merged) => return Ok(merged),
+                Err(error) if attempt == COMPACT_ATTEMPTS => return Err(IndexError::Internal(error)),
+                Err(error) => {
+                    tracing::debug!(%error, attempt, "search index compaction raced a merge; merging again");
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+            }
+        }
     }
 
     /// Stops the writer after the changes queued before this call: merges finish and the directory lock
