@@ -78,11 +78,18 @@ pub struct ArtifactCommon {
 impl ModelRecord {
     /// A hash of the whole record, stable across builds: equal hashes mean nothing to rewrite.
     pub fn content_hash(&self) -> u64 {
+        self.content_hash_and_size().0
+    }
+
+    /// The [`ModelRecord::content_hash`] and the size of the JSON it hashes (a measure of the record's
+    /// memory), in one pass.
+    pub fn content_hash_and_size(&self) -> (u64, usize) {
         // serde_json writes token by token: buffer them so the hash sees a few large updates.
-        let mut buffered = std::io::BufWriter::with_capacity(16 * 1024, HashWriter(xxhash_rust::xxh3::Xxh3::new()));
+        let hasher = HashWriter { hasher: xxhash_rust::xxh3::Xxh3::new(), bytes: 0 };
+        let mut buffered = std::io::BufWriter::with_capacity(16 * 1024, hasher);
         serde_json::to_writer(&mut buffered, self).expect("records serialize");
         let hasher = buffered.into_inner().unwrap_or_else(|_| unreachable!("hashing never fails"));
-        hasher.0.digest()
+        (hasher.hasher.digest(), hasher.bytes)
     }
 }
 
@@ -105,16 +112,22 @@ mod tests {
         let mut record =
             ModelRecord { name: "org/model".into(), readme: Some("x".repeat(40_000)), ..ModelRecord::default() };
         record.properties.insert("size".into(), MetadataValue::Double(7.5));
-        assert_eq!(record.to_json_with_hash().1, record.content_hash());
+        let (json, hash) = record.to_json_with_hash();
+        assert_eq!(hash, record.content_hash());
+        assert_eq!((hash, json.len()), record.content_hash_and_size());
     }
 }
 
-/// Feeds serialized bytes straight into the hash, without building them in memory first.
-struct HashWriter(xxhash_rust::xxh3::Xxh3);
+/// Feeds serialized bytes straight into the hash, without building them in memory first, and counts them.
+struct HashWriter {
+    hasher: xxhash_rust::xxh3::Xxh3,
+    bytes: usize,
+}
 
 impl std::io::Write for HashWriter {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.update(bytes);
+        self.hasher.update(bytes);
+        self.bytes += bytes.len();
         Ok(bytes.len())
     }
 

@@ -91,6 +91,8 @@ impl Reloader {
     /// Commits registered models' and peer records' changes; when the commit fails, forgets their
     /// hashes, so applying the same entries again rewrites them.
     async fn commit_registry(&mut self, batch: Vec<Change>) -> Result<(), String> {
+        // Peers' catalog events go first (at least once, even if we stop right after the commit).
+        self.announce().await;
         let Err(error) = self.index.apply(batch.clone()).await else { return Ok(()) };
         tracing::error!(%error, "index update failed");
         for change in &batch {

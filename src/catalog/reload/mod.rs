@@ -3,14 +3,17 @@
 //! It owns the active sources config and, per source, the provider, its sync state, the content hash of
 //! every record it serves, and its status. A refresh fetches a snapshot, applies the include/exclude
 //! patterns, diffs record hashes, and sends only what changed (upserts and deletions) to the index as one
-//! batch. A failing fetch keeps the last good records and shows the error. A sources config that fails
-//! validation is rejected whole; the previous one stays active and the error is shown.
+//! batch. At most one source per core is in flight, from its fetch until its batch is committed, so a
+//! large load's memory is bounded by its largest sources, not by their sum. A failing fetch keeps the
+//! last good records and shows the error. A sources config that fails validation is rejected whole; the
+//! previous one stays active and the error is shown.
 //!
 //! A YAML source's fetch state (its file's digest) is committed with its models, with a digest of its
 //! config: a restart whose file and config are unchanged parses nothing ([`Reloader::indexed_state`]).
 //!
 //! When a source's model names change, the names before and after go to the announcer
-//! ([`crate::catalog::events`]) before the index commits, for the webhooks that chose the source.
+//! ([`crate::catalog::events`]) before the changes go to the index, for the webhooks that chose the
+//! source.
 //!
 //! Store-backed sources (registered models, Hub mirrors) change through the change log: the follower
 //! ([`super::follower`]) hands over each page of entries, and the reloader re-reads what they name and
@@ -49,8 +52,9 @@ mod peers;
 /// A fetched snapshot with the content hash of each changed record.
 type Hashed = (SourceSnapshot, HashMap<String, u64>);
 
-/// A queued index batch.
-type Pending = std::pin::Pin<Box<dyn std::future::Future<Output = Result<u64, modelcat_index::IndexError>> + Send>>;
+/// How many bytes of changed records (measured as JSON) may be on their way to the index at once. A
+/// source larger than this is loaded alone.
+const IN_FLIGHT_BYTES: usize = 256 << 20;
 
 /// How an applied command is acknowledged.
 pub type Ack = tokio::sync::oneshot::Sender<Result<(), String>>;
@@ -326,6 +330,7 @@ impl Reloader {
                 tracing::error!(source = %id, %error, "cannot forget what the store holds for a removed source");
             }
         }
+        self.announce().await;
         let _ = self.apply("removed", removed.into_iter().map(Change::DeleteSource).collect()).await;
         let mut refresh = Vec::new();
         for source in &config.sources {
@@ -418,51 +423,78 @@ impl Reloader {
     }
 
     /// Fetches sources in parallel (parsing runs on the blocking pool) and applies each one's changes as
-    /// its fetch completes. Fails when a source could not be fetched or its changes not indexed (the
-    /// source shows the error and keeps its last good models).
+    /// its fetch completes. Memory stays bounded however many sources there are: at most one source per
+    /// core is fetched at once, and a fetched source waits until its changes fit in [`IN_FLIGHT_BYTES`]
+    /// beside those not yet committed. Fails when a source could not be fetched or its changes not
+    /// indexed (the source shows the error and keeps its last good models).
     async fn refresh_all(&mut self, ids: Vec<String>) -> Result<(), String> {
+        let fetching = Arc::new(tokio::sync::Semaphore::new(load_slots()));
+        let in_flight = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT_BYTES >> 10));
         let mut fetches = tokio::task::JoinSet::new();
         for id in ids {
             let Some(runtime) = self.runtimes.get_mut(&id) else { continue };
             match runtime.source.clone() {
                 Some(source) if runtime.config.enabled => {
                     let sync = runtime.sync.clone();
+                    let (fetching, in_flight) = (fetching.clone(), in_flight.clone());
                     fetches.spawn(async move {
+                        let slot = fetching.acquire_owned().await.expect("the semaphore is never closed");
                         let started = Instant::now();
                         let fetched = match source.fetch(&sync).await {
                             // Hash the records here, in parallel with other sources' fetches.
-                            Ok(Some(snapshot)) => tokio::task::spawn_blocking(move || {
-                                let hashes = content_hashes(&snapshot);
-                                Some((snapshot, hashes))
-                            })
-                            .await
-                            .map_err(|error| SourceError::Fetch(error.to_string())),
+                            Ok(Some(snapshot)) => tokio::task::spawn_blocking(move || content_hashes(snapshot))
+                                .await
+                                .map(Some)
+                                .map_err(|error| SourceError::Fetch(error.to_string())),
                             Ok(None) => Ok(None),
                             Err(error) => Err(error),
                         };
-                        (id, fetched, started)
+                        let kib = match &fetched {
+                            Ok(Some((_, _, bytes))) => (bytes >> 10).clamp(1, IN_FLIGHT_BYTES >> 10) as u32,
+                            _ => 1,
+                        };
+                        let room = in_flight.acquire_many_owned(kib).await.expect("the semaphore is never closed");
+                        drop(slot);
+                        (
+                            id,
+                            fetched.map(|fetched| fetched.map(|(snapshot, hashes, _)| (snapshot, hashes))),
+                            started,
+                            room,
+                        )
                     });
                 }
                 _ if !runtime.hashes.is_empty() => {
                     // A disabled or unbuildable source serves nothing.
                     let before = runtime.hashes.drain().map(|(name, _)| name).collect();
                     self.announcements.push((id.clone(), before, Vec::new()));
+                    self.announce().await;
                     self.apply(&id, vec![Change::DeleteSource(id.clone())]).await?;
                 }
                 _ => {}
             }
         }
-        // Queue each source's changes as its fetch completes; batches queued while the writer commits
-        // share its next commit. Wait for all of them before the new state is published.
+        // Queue each source's changes as its fetch completes (after its catalog events are written);
+        // batches queued while the writer commits share its next commit. A source's room is free once
+        // its changes are committed. Wait for all of them before the new state is published.
         let mut pending = Vec::new();
         let mut failures = Vec::new();
         while let Some(joined) = fetches.join_next().await {
             match joined {
-                Ok((id, fetched, started)) => {
+                Ok((id, fetched, started, room)) => {
                     if let Err(error) = &fetched {
                         failures.push(format!("{id}: {error}"));
                     }
-                    pending.extend(self.absorb(&id, fetched, started));
+                    let Some(changes) = self.absorb(&id, fetched, started) else { continue };
+                    self.announce().await;
+                    let committed = self.index.submit(changes);
+                    pending.push((
+                        id,
+                        tokio::spawn(async move {
+                            let outcome = committed.await;
+                            drop(room);
+                            outcome
+                        }),
+                    ));
                 }
                 Err(error) => {
                     tracing::error!(%error, "a source fetch panicked");
@@ -470,9 +502,10 @@ impl Reloader {
                 }
             }
         }
-        self.announce().await;
         for (id, done) in pending {
-            if let Err(error) = done.await {
+            let outcome =
+                done.await.map_err(|error| error.to_string()).and_then(|done| done.map_err(|e| e.to_string()));
+            if let Err(error) = outcome {
                 tracing::error!(source = %id, %error, "index update failed");
                 failures.push(format!("{id}: {error}"));
             }
@@ -480,14 +513,14 @@ impl Reloader {
         if failures.is_empty() { Ok(()) } else { Err(failures.join("; ")) }
     }
 
-    /// Takes one fetch's outcome: queues the changed records (returning the pending commit), or shows the
-    /// error.
+    /// Takes one fetch's outcome: returns the index changes it makes (the caller submits them), or shows
+    /// the error.
     fn absorb(
         &mut self,
         id: &str,
         fetched: Result<Option<Hashed>, SourceError>,
         started: Instant,
-    ) -> Option<(String, Pending)> {
+    ) -> Option<Vec<Change>> {
         let runtime = self.runtimes.get_mut(id)?;
         let (snapshot, content) = match fetched {
             Ok(None) => {
@@ -563,7 +596,7 @@ impl Reloader {
         let models = runtime.hashes.len();
         tracing::info!(source = %id, models, written, elapsed_ms = started.elapsed().as_millis() as u64, "source loaded");
         self.progress.source_loaded(id, models);
-        Some((id.to_owned(), Box::pin(self.index.submit(changes))))
+        Some(changes)
     }
 
     /// The fetch state the index holds for a YAML source, if it was written under the same config.
@@ -576,8 +609,8 @@ impl Reloader {
         (state.config == fingerprint(config)).then_some(state.sync)
     }
 
-    /// Writes the catalog events of the sources whose names changed (before their index commits wait, so
-    /// a crash in between announces again at restart rather than never).
+    /// Writes the catalog events of the sources whose names changed (before their changes go to the
+    /// index, so a crash in between announces again at restart rather than never).
     async fn announce(&mut self) {
         let registry = self.registry_id();
         for (id, before, after) in std::mem::take(&mut self.announcements) {
@@ -669,7 +702,6 @@ impl Reloader {
     }
 }
 
-/// The content hash of every changed record of a snapshot, by name.
 /// What the index keeps of a YAML source between restarts (in its commit, with the source's models):
 /// the config it was loaded under and the last fetch's state (the file's digest).
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -684,12 +716,23 @@ fn fingerprint(config: &SourceConfig) -> String {
     format!("{:016x}", xxhash_rust::xxh3::xxh3_64(format!("{config:?}").as_bytes()))
 }
 
-fn content_hashes(snapshot: &SourceSnapshot) -> HashMap<String, u64> {
-    let changed = snapshot.records.iter().filter_map(|(name, outcome)| match outcome {
-        RecordOutcome::Changed(record) => Some((name.clone(), record.content_hash())),
-        _ => None,
-    });
-    changed.collect()
+/// How many sources are fetched at once: one per core (more only adds memory).
+fn load_slots() -> usize {
+    std::thread::available_parallelism().map_or(2, usize::from)
+}
+
+/// The content hash of every changed record of a snapshot, by name, and their size in all (as JSON).
+fn content_hashes(snapshot: SourceSnapshot) -> (SourceSnapshot, HashMap<String, u64>, usize) {
+    let mut bytes = 0;
+    let mut hashes = HashMap::with_capacity(snapshot.records.len());
+    for (name, outcome) in &snapshot.records {
+        if let RecordOutcome::Changed(record) = outcome {
+            let (hash, size) = record.content_hash_and_size();
+            hashes.insert(name.clone(), hash);
+            bytes += size;
+        }
+    }
+    (snapshot, hashes, bytes)
 }
 
 /// Reads the sources files; `None` when their contents hash to `unchanged` (nothing to parse).
