@@ -2,9 +2,16 @@
 //! `artifacts`), parsed strictly. An unknown key, a duplicate or missing model name, or a model artifact
 //! without `uri` fails the whole file with the parser's message and position; the caller keeps the last
 //! good records. A file whose bytes did not change since the previous fetch is not parsed again.
+//!
+//! A file of the usual shape is parsed a group of models at a time ([`layout`]), in parallel, and an
+//! edited file parses only the models whose text changed: the others are reported unchanged.
 
-use std::collections::BTreeMap;
+mod layout;
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::Deserialize;
 
@@ -13,20 +20,30 @@ use crate::{
     ArtifactCommon, ArtifactKind, ArtifactRecord, MetadataValue, ModelRecord, RecordOutcome, Source, SourceError,
     SourceId, SourceSnapshot, SyncState,
 };
+use layout::Layout;
 
 /// The `SyncState` key holding the hash of the last file content fetched.
 const CONTENT_HASH: &str = "content_hash";
+
+/// A group of models is cut once it holds this many bytes of YAML: one group's parse is in memory at a
+/// time per thread.
+const GROUP_BYTES: usize = 1 << 20;
+
+/// The digest of each model's text in a parsed file, with the model's name.
+type Digests = HashMap<u64, String>;
 
 /// A YAML catalog file.
 #[derive(Debug)]
 pub struct YamlSource {
     id: SourceId,
     path: PathBuf,
+    /// The file hash of the last parse and its models' digests, for the next fetch after an edit.
+    last: Mutex<Option<(String, Arc<Digests>)>>,
 }
 
 impl YamlSource {
     pub fn new(id: SourceId, path: PathBuf) -> YamlSource {
-        YamlSource { id, path }
+        YamlSource { id, path, last: Mutex::new(None) }
     }
 }
 
@@ -37,8 +54,6 @@ impl Source for YamlSource {
     }
 
     async fn fetch(&self, previous: &SyncState) -> Result<Option<SourceSnapshot>, SourceError> {
-        // Read and parse at most one catalog per core at a time: more only adds memory churn.
-        let _permit = parse_slots().acquire().await.map_err(|error| SourceError::Fetch(error.to_string()))?;
         let path = self.path.clone();
         let previous_hash = previous.get(CONTENT_HASH).cloned();
         let read = tokio::task::spawn_blocking(move || std::fs::read(&path));
@@ -50,39 +65,143 @@ impl Source for YamlSource {
         if previous_hash.as_deref() == Some(hash.as_str()) {
             return Ok(None);
         }
+        // Models the caller holds from the last parse need no parsing, if that parse is what it holds.
+        let known = {
+            let last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+            let same = last.as_ref().filter(|(file, _)| Some(file) == previous_hash.as_ref());
+            same.map(|(_, digests)| digests.clone()).unwrap_or_default()
+        };
         let path = self.path.clone();
-        let records = tokio::task::spawn_blocking(move || parse_catalog(&bytes))
+        let (records, digests) = tokio::task::spawn_blocking(move || parse_models(&bytes, &known))
             .await
             .map_err(|error| SourceError::Fetch(error.to_string()))?
             .map_err(|message| SourceError::Fetch(format!("{}: {message}", path.display())))?;
-        let records = records.into_iter().map(|record| (record.name.clone(), RecordOutcome::Changed(Box::new(record))));
+        *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some((hash.clone(), Arc::new(digests)));
         Ok(Some(SourceSnapshot {
-            records: records.collect(),
+            records: records.into_iter().collect(),
             state: SyncState::from([(CONTENT_HASH.into(), hash)]),
             problem: None,
         }))
     }
 }
 
-fn parse_slots() -> &'static tokio::sync::Semaphore {
-    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
-    SLOTS.get_or_init(|| tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, usize::from)))
-}
-
 /// Parses a catalog file's bytes into records, strictly.
 pub fn parse_catalog(bytes: &[u8]) -> Result<Vec<ModelRecord>, String> {
+    let (models, _) = parse_models(bytes, &Digests::new())?;
+    let records = models.into_iter().filter_map(|(_, outcome)| match outcome {
+        RecordOutcome::Changed(record) => Some(*record),
+        _ => None,
+    });
+    Ok(records.collect())
+}
+
+/// Parses a catalog file's models by name, in order. A model whose text has a digest in `known` is not
+/// parsed but reported unchanged. Returns the digests for the next parse (none when the file was parsed
+/// whole, its layout being unusual).
+fn parse_models(bytes: &[u8], known: &Digests) -> Result<(Vec<(String, RecordOutcome)>, Digests), String> {
     let text = std::str::from_utf8(bytes).map_err(|error| format!("not UTF-8: {error}"))?;
-    let catalog: RawCatalog = parse_yaml(text)?;
-    let mut seen = BTreeMap::new();
-    let mut records = Vec::with_capacity(catalog.models.len());
-    for (position, model) in catalog.models.into_iter().enumerate() {
-        let record = model.into_record().map_err(|message| format!("models[{position}]: {message}"))?;
-        if let Some(first) = seen.insert(record.name.clone(), position) {
-            return Err(format!("models[{position}]: name {:?} repeats models[{first}]", record.name));
-        }
-        records.push(record);
+    let pieces = Layout::of(text).and_then(|layout| parse_pieces(text, &layout, known));
+    let Some((models, digests)) = pieces else {
+        let catalog: RawCatalog = parse_yaml(text)?;
+        let records = catalog.models.into_iter().enumerate().map(|(position, model)| {
+            let record = model.into_record().map_err(|message| format!("models[{position}]: {message}"))?;
+            Ok((record.name.clone(), RecordOutcome::Changed(Box::new(record))))
+        });
+        return Ok((unique(records.collect::<Result<_, String>>()?)?, Digests::new()));
+    };
+    let mut named = Digests::with_capacity(models.len());
+    let mut records = Vec::with_capacity(models.len());
+    for (position, (model, digest)) in models.into_iter().zip(digests).enumerate() {
+        let (name, outcome) = match model {
+            Model::Known(name) => (name, RecordOutcome::Unchanged),
+            Model::Parsed(record) => {
+                let record = record.map_err(|message| format!("models[{position}]: {message}"))?;
+                (record.name.clone(), RecordOutcome::Changed(Box::new(record)))
+            }
+        };
+        named.insert(digest, name.clone());
+        records.push((name, outcome));
     }
-    Ok(records)
+    Ok((unique(records)?, named))
+}
+
+/// One model of a file parsed in pieces.
+enum Model {
+    /// Its text is as last parsed: the model of this name.
+    Known(String),
+    Parsed(Result<ModelRecord, String>),
+}
+
+/// Parses a file in pieces, in parallel: the file without its models, then groups of the models not
+/// `known`. `None` when any piece fails to parse alone (the whole file's parse then gives the error).
+fn parse_pieces(text: &str, layout: &Layout, known: &Digests) -> Option<(Vec<Model>, Vec<u64>)> {
+    parse_yaml::<RawCatalog>(&layout.skeleton).ok()?;
+    let digests: Vec<u64> =
+        layout.items.iter().map(|item| xxhash_rust::xxh3::xxh3_64(text[item.clone()].as_bytes())).collect();
+    // Runs of models to parse (item indexes), cut at about GROUP_BYTES.
+    let mut groups: Vec<Range<usize>> = Vec::new();
+    for (index, item) in layout.items.iter().enumerate() {
+        if known.contains_key(&digests[index]) {
+            continue;
+        }
+        match groups.last_mut() {
+            Some(group) if group.end == index && item.start - layout.items[group.start].start < GROUP_BYTES => {
+                group.end = index + 1
+            }
+            _ => groups.push(index..index + 1),
+        }
+    }
+    let parsed = in_parallel(&groups, |group| {
+        let bytes = layout.items[group.start].start..layout.items[group.end - 1].end;
+        let models: Vec<RawModel> = parse_yaml(&text[bytes]).ok()?;
+        (models.len() == group.len()).then(|| models.into_iter().map(RawModel::into_record).collect::<Vec<_>>())
+    });
+    let mut parsed = parsed.into_iter().collect::<Option<Vec<_>>>()?.into_iter().flatten();
+    let models = digests.iter().map(|digest| match known.get(digest) {
+        Some(name) => Some(Model::Known(name.clone())),
+        None => parsed.next().map(Model::Parsed),
+    });
+    Some((models.collect::<Option<Vec<_>>>()?, digests))
+}
+
+/// `work` applied to each item on up to one thread per core, the results in order.
+fn in_parallel<T: Sync, R: Send>(items: &[T], work: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(2, usize::from).min(items.len());
+    if threads <= 1 {
+        return items.iter().map(work).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut results: Vec<(usize, R)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(item) = items.get(index) else { return done };
+                        done.push((index, work(item)));
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|worker| worker.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .collect()
+    });
+    results.sort_unstable_by_key(|(index, _)| *index);
+    results.into_iter().map(|(_, result)| result).collect()
+}
+
+/// Fails on the first model name that repeats an earlier one.
+fn unique(models: Vec<(String, RecordOutcome)>) -> Result<Vec<(String, RecordOutcome)>, String> {
+    let mut seen = HashMap::with_capacity(models.len());
+    for (position, (name, _)) in models.iter().enumerate() {
+        if let Some(first) = seen.insert(name.as_str(), position) {
+            return Err(format!("models[{position}]: name {name:?} repeats models[{first}]"));
+        }
+    }
+    Ok(models)
 }
 
 /// A model as the Kubeflow catalog or registry APIs answer it (the fields a catalog file has, plus ids and
@@ -337,6 +456,92 @@ models:
         let no_uri = parse_catalog(b"models:\n  - name: a\n    artifacts: [{name: x}]\n").unwrap_err();
         assert!(no_uri.contains("uri"), "{no_uri}");
         assert!(parse_catalog(b"models: [{name: a, createTimeSinceEpoch: soon}]").is_err());
+    }
+
+    /// A catalog of `count` models of about 1 KB each, in the shapes files use.
+    fn catalog(count: usize) -> String {
+        let mut text = String::from("source: Test # generated\nmodels:\n");
+        for n in 0..count {
+            let readme = format!("line {n}\n").repeat(100);
+            text.push_str(&format!("  - name: org/m{n}\n    description: \"model {n}\"\n    readme: |\n"));
+            text.extend(readme.lines().map(|line| format!("      {line}\n")));
+            text.push_str(&format!(
+                "\n    tasks: [t{}]\n    customProperties: {{size: {{int_value: \"{n}\"}}}}\n",
+                n % 7
+            ));
+            text.push_str("  # a comment between models\n    artifacts:\n      - uri: oci://r/m:1\n");
+        }
+        text
+    }
+
+    fn whole(text: &str) -> Vec<ModelRecord> {
+        let catalog: RawCatalog = parse_yaml(text).unwrap();
+        catalog.models.into_iter().map(|model| model.into_record().unwrap()).collect()
+    }
+
+    #[test]
+    fn a_file_parsed_in_pieces_gives_what_the_whole_file_gives() {
+        let text = catalog(3000);
+        assert!(text.len() > 3 * GROUP_BYTES, "several groups, parsed in parallel");
+        let (models, digests) = parse_models(text.as_bytes(), &Digests::new()).unwrap();
+        assert_eq!(digests.len(), 3000, "parsed in pieces");
+        let pieces: Vec<ModelRecord> = models
+            .into_iter()
+            .map(|(_, outcome)| match outcome {
+                RecordOutcome::Changed(record) => *record,
+                _ => panic!("nothing was known"),
+            })
+            .collect();
+        assert_eq!(pieces, whole(&text));
+        // Shapes the layout declines, or pieces that do not parse alone, are parsed whole, to the same end.
+        let aliased = "models:\n- name: a\n  description: &d shared\n- name: b\n  description: *d\n";
+        let records = parse_catalog(aliased.as_bytes()).unwrap();
+        assert_eq!(records[1].description.as_deref(), Some("shared"));
+        assert_eq!(parse_catalog(b"models: [{name: a}, {name: b}]").unwrap().len(), 2);
+        let repeated = parse_catalog(b"models:\n  - name: a\n  - name: b\n  - name: a\n").unwrap_err();
+        assert_eq!(repeated, r#"models[2]: name "a" repeats models[0]"#);
+        let broken = parse_catalog(b"source: S\nmodels:\n  - name: a\n  - name: b\n    colour: red\n").unwrap_err();
+        assert!(broken.contains("colour") && broken.contains("line 5"), "{broken}");
+    }
+
+    #[test]
+    fn an_edit_parses_only_the_models_whose_text_changed() {
+        let text = catalog(50);
+        let (_, known) = parse_models(text.as_bytes(), &Digests::new()).unwrap();
+        let edited = text
+            .replace("description: \"model 7\"", "description: \"model seven\"")
+            .replace("  - name: org/m9\n", "  - name: org/m9b\n")
+            .replace("source: Test", "source: Edited");
+        let edited = format!("{edited}  - name: org/new\n");
+        let (models, digests) = parse_models(edited.as_bytes(), &known).unwrap();
+        let changed: Vec<&str> = models
+            .iter()
+            .filter(|(_, outcome)| matches!(outcome, RecordOutcome::Changed(_)))
+            .map(|(name, _)| name.as_str())
+            .collect();
+        assert_eq!(changed, ["org/m7", "org/m9b", "org/new"]);
+        assert_eq!(models.len(), 51);
+        assert!(matches!(models[0], (ref name, RecordOutcome::Unchanged) if name == "org/m0"));
+        assert_eq!(digests.len(), 51);
+        // A known model's name repeated by an edited one is still a repeat.
+        let repeat = format!("{text}  - name: org/m3\n");
+        assert!(parse_models(repeat.as_bytes(), &known).unwrap_err().contains("repeats models[3]"));
+    }
+
+    #[tokio::test]
+    async fn an_edited_file_reports_its_other_models_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.yaml");
+        std::fs::write(&path, "models:\n  - name: a\n  - name: b\n").unwrap();
+        let source = YamlSource::new(SourceId::parse("c").unwrap(), path.clone());
+        let first = source.fetch(&SyncState::new()).await.unwrap().expect("first fetch");
+        std::fs::write(&path, "models:\n  - name: a\n  - name: b\n    description: new\n").unwrap();
+        let second = source.fetch(&first.state).await.unwrap().expect("changed");
+        assert!(matches!(second.records["a"], RecordOutcome::Unchanged));
+        assert!(matches!(second.records["b"], RecordOutcome::Changed(_)));
+        // A caller that holds another state than the last parse gets every model.
+        let fresh = source.fetch(&SyncState::new()).await.unwrap().expect("changed");
+        assert!(fresh.records.values().all(|outcome| matches!(outcome, RecordOutcome::Changed(_))));
     }
 
     #[tokio::test]
