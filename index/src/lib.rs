@@ -267,7 +267,7 @@ impl CatalogIndex {
     pub fn open(storage: &Storage, writer_bytes: usize) -> Result<(CatalogIndex, bool), IndexError> {
         let (schema, fields) = Fields::build();
         let (index, fresh, files) = match storage {
-            Storage::Memory => (Index::create_in_ram(schema), true, None),
+            Storage::Memory => (Index::builder().schema(schema).settings(settings()).create_in_ram()?, true, None),
             Storage::Directory(dir) => {
                 let (index, fresh, files) = open_dir(dir, schema)?;
                 (index, fresh, Some(files))
@@ -396,6 +396,9 @@ impl CatalogIndex {
         let mut addresses: Vec<tantivy::DocAddress> = match (&sort, search.q.is_some()) {
             _ if search.limit == 0 => Vec::new(),
             (SortBy::Relevance, true) => collect(&searcher, &query, top.order_by_score())?,
+            (SortBy::Name | SortBy::Relevance, _) if !search.descending => {
+                first_by_name(&searcher, &query, search.offset, search.limit + 1)?
+            }
             (SortBy::Name | SortBy::Relevance, _) => {
                 collect(&searcher, &query, top.order_by_string_fast_field("name_sort", order))?
             }
@@ -722,6 +725,43 @@ fn collect<T>(
     Ok(searcher.search(query, &collector)?.into_iter().map(|(_, address)| address).collect())
 }
 
+/// The `limit` documents matching `query` that come first by name, after `offset` of them. Segments
+/// keep their documents in name order ([`settings`]), so each one reads only its first `offset + limit`
+/// matches, however many there are; those are then merged by name (ties in segment and document order).
+fn first_by_name(
+    searcher: &Searcher,
+    query: &dyn Query,
+    offset: usize,
+    limit: usize,
+) -> Result<Vec<tantivy::DocAddress>, IndexError> {
+    let wanted = offset + limit;
+    let weight = query.weight(tantivy::query::EnableScoring::disabled_from_searcher(searcher))?;
+    let mut firsts: Vec<(String, tantivy::DocAddress)> = Vec::new();
+    for (ordinal, segment) in searcher.segment_readers().iter().enumerate() {
+        let names = segment
+            .fast_fields()
+            .str("name_sort")?
+            .ok_or_else(|| IndexError::Internal("the index has no name_sort column".to_owned()))?;
+        let alive = segment.alive_bitset();
+        let mut matches = weight.scorer(segment, 1.0)?;
+        let mut taken = 0;
+        let mut doc = matches.doc();
+        while doc != tantivy::TERMINATED && taken < wanted {
+            if alive.is_none_or(|alive| alive.is_alive(doc)) {
+                let mut name = String::new();
+                if let Some(term) = names.term_ords(doc).next() {
+                    names.ord_to_str(term, &mut name)?;
+                }
+                firsts.push((name, tantivy::DocAddress::new(ordinal as u32, doc)));
+                taken += 1;
+            }
+            doc = matches.advance();
+        }
+    }
+    firsts.sort_unstable();
+    Ok(firsts.into_iter().skip(offset).take(limit).map(|(_, address)| address).collect())
+}
+
 /// The documents matching `query`, grouped by segment, so callers open each segment's columns once.
 pub(crate) fn matches_by_segment(
     searcher: &Searcher,
@@ -843,6 +883,13 @@ fn buckets(result: &Json) -> Vec<(String, u64)> {
 /// segment anyway ([`CatalogIndex::compact`]).
 const MIN_MERGE_LAYER_DOCS: u32 = 500;
 
+/// Each segment keeps its documents in name order (artifacts, which have no name, first), so the first
+/// page by name reads only each segment's first matches ([`first_by_name`]).
+fn settings() -> tantivy::IndexSettings {
+    let sort = tantivy::IndexSortByField { field: "name_sort".to_owned(), order: tantivy::Order::Asc };
+    tantivy::IndexSettings { sort_by_field: Some(sort), ..tantivy::IndexSettings::default() }
+}
+
 fn merge_policy() -> tantivy::merge_policy::LogMergePolicy {
     let mut policy = tantivy::merge_policy::LogMergePolicy::default();
     policy.set_min_layer_size(MIN_MERGE_LAYER_DOCS);
@@ -869,7 +916,7 @@ fn open_dir(dir: &Path, schema: tantivy::schema::Schema) -> Result<(Index, bool,
     }
     std::fs::create_dir_all(dir)?;
     let files = MmapDirectory::open(dir).map_err(|error| IndexError::Internal(error.to_string()))?;
-    let index = Index::create(files.clone(), schema, tantivy::IndexSettings::default())?;
+    let index = Index::create(files.clone(), schema, settings())?;
     std::fs::write(&stamp, SCHEMA_VERSION.to_string())?;
     Ok((index, true, files))
 }

@@ -19,8 +19,9 @@ use tantivy::schema::{
 };
 use tantivy::tokenizer::RAW_TOKENIZER_NAME;
 
-/// Bumped whenever the schema or the document mapping changes; an index of another version is rebuilt.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Bumped whenever the schema, the document mapping or the index settings change; an index of another
+/// version is rebuilt. (2: documents sorted by `name_sort`.)
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// The `kind` of model documents.
 pub const MODEL: &str = "m";

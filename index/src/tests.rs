@@ -240,3 +240,55 @@ async fn the_directory_forgets_files_of_deleted_segments() {
     assert!(mapped > 0 && mapped < 150, "{mapped} files mapped for {} segments", index.segments());
     index.close().await;
 }
+
+#[tokio::test]
+async fn pages_by_name_read_only_the_first_matches_yet_agree_with_a_full_sort() {
+    let (index, _) = CatalogIndex::open(&Storage::Memory, DEFAULT_WRITER_BYTES).unwrap();
+    // Four commits (segments), names in no particular order, mixed case, a name in two sources, and
+    // artifacts (which sort first, nameless).
+    let mut expected = Vec::new();
+    for batch in 0..4u64 {
+        let changes: Vec<Change> = (0..50u64)
+            .map(|n| {
+                let number = (n * 37 + batch * 11) % 200;
+                let name = if number % 3 == 0 { format!("Org/M-{number:03}") } else { format!("org/m-{number:03}") };
+                let mut record = model(&name, "P", "mit", &["chat"]);
+                record.artifacts = vec![perf("H100", 1.0, 1)];
+                let source = if number == 7 { "b" } else { "a" };
+                expected.push((name.to_lowercase(), source.to_owned()));
+                Change::Upsert { source_id: source.into(), hash: record.content_hash(), record: Arc::new(record) }
+            })
+            .collect();
+        index.apply(changes).await.unwrap();
+    }
+    let extra = model("org/m-007", "P", "mit", &["chat"]);
+    index
+        .apply(vec![Change::Upsert { source_id: "a".into(), hash: extra.content_hash(), record: Arc::new(extra) }])
+        .await
+        .unwrap();
+    expected.push(("org/m-007".into(), "a".into()));
+    // Deleted documents are skipped.
+    index.apply(vec![Change::Delete(DocKey { source_id: "a".into(), name: "org/m-010".into() })]).await.unwrap();
+    expected.retain(|(name, source)| !(name == "org/m-010" && source == "a"));
+    expected.sort();
+    expected.dedup();
+    assert!(index.segments() > 1, "several segments");
+
+    let page = |q: Option<&'static str>, offset: usize, descending: bool| {
+        let search = Search { q, offset, limit: 7, descending, ..Search::default() };
+        let hits = index.search(&search).unwrap();
+        (hits.models.into_iter().map(|model| model.record.name.to_lowercase()).collect::<Vec<_>>(), hits.more)
+    };
+    let names: Vec<String> = expected.iter().map(|(name, _)| name.clone()).collect();
+    for offset in [0, 5, 50, names.len() - 3] {
+        let (found, more) = page(None, offset, false);
+        let end = (offset + 7).min(names.len());
+        assert_eq!(found, names[offset..end], "page at {offset}");
+        assert_eq!(more, end < names.len());
+        // Text queries page the same way; descending order takes the full sort.
+        assert_eq!(page(Some("org"), offset, false).0, found);
+        let reversed: Vec<String> = names.iter().rev().skip(offset).take(7).cloned().collect();
+        assert_eq!(page(None, offset, true).0, reversed);
+    }
+    assert_eq!(page(Some("m-007"), 0, false).0, ["org/m-007", "org/m-007"]);
+}
