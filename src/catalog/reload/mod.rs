@@ -3,10 +3,11 @@
 //! It owns the active sources config and, per source, the provider, its sync state, the content hash of
 //! every record it serves, and its status. A refresh fetches a snapshot, applies the include/exclude
 //! patterns, diffs record hashes, and sends only what changed (upserts and deletions) to the index as one
-//! batch. At most one source per core is in flight, from its fetch until its batch is committed, so a
-//! large load's memory is bounded by its largest sources, not by their sum. A failing fetch keeps the
-//! last good records and shows the error. A sources config that fails validation is rejected whole; the
-//! previous one stays active and the error is shown.
+//! batch. One source is fetched at a time (a large catalog file is itself parsed in parallel), and it
+//! waits until its changes fit beside those not yet committed, so a large load's memory is bounded by
+//! its largest sources, not by their sum. A failing fetch keeps the last good records and shows the
+//! error. A sources config that fails validation is rejected whole; the previous one stays active and the
+//! error is shown.
 //!
 //! A YAML source's fetch state (its file's digest) is committed with its models, with a digest of its
 //! config: a restart whose file and config are unchanged parses nothing ([`Reloader::indexed_state`]).
@@ -422,13 +423,13 @@ impl Reloader {
         Runtime { filter: config.name_filter(), config, source, sync, hashes, status, error, last_loaded: None }
     }
 
-    /// Fetches sources in parallel (parsing runs on the blocking pool) and applies each one's changes as
-    /// its fetch completes. Memory stays bounded however many sources there are: at most one source per
-    /// core is fetched at once, and a fetched source waits until its changes fit in [`IN_FLIGHT_BYTES`]
-    /// beside those not yet committed. Fails when a source could not be fetched or its changes not
+    /// Fetches sources one at a time (parsing runs on the blocking pool, a large file's in parallel) and
+    /// applies each one's changes as its fetch completes. Memory stays bounded however many sources
+    /// there are: a fetched source waits, before the next fetch starts, until its changes fit in
+    /// [`IN_FLIGHT_BYTES`] beside those not yet committed. Fails when a source could not be fetched or its changes not
     /// indexed (the source shows the error and keeps its last good models).
     async fn refresh_all(&mut self, ids: Vec<String>) -> Result<(), String> {
-        let fetching = Arc::new(tokio::sync::Semaphore::new(load_slots()));
+        let fetching = Arc::new(tokio::sync::Semaphore::new(1));
         let in_flight = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT_BYTES >> 10));
         let mut fetches = tokio::task::JoinSet::new();
         for id in ids {
@@ -714,11 +715,6 @@ struct ResumeState {
 /// patterns) are loaded again.
 fn fingerprint(config: &SourceConfig) -> String {
     format!("{:016x}", xxhash_rust::xxh3::xxh3_64(format!("{config:?}").as_bytes()))
-}
-
-/// How many sources are fetched at once: one per core (more only adds memory).
-fn load_slots() -> usize {
-    std::thread::available_parallelism().map_or(2, usize::from)
 }
 
 /// The content hash of every changed record of a snapshot, by name, and their size in all (as JSON).
