@@ -426,8 +426,8 @@ impl Reloader {
     /// Fetches sources one at a time (parsing runs on the blocking pool, a large file's in parallel) and
     /// applies each one's changes as its fetch completes. Memory stays bounded however many sources
     /// there are: a fetched source waits, before the next fetch starts, until its changes fit in
-    /// [`IN_FLIGHT_BYTES`] beside those not yet committed. Fails when a source could not be fetched or its changes not
-    /// indexed (the source shows the error and keeps its last good models).
+    /// [`IN_FLIGHT_BYTES`] beside those not yet committed. Fails when a source could not be fetched or
+    /// its changes not indexed (the source shows the error and keeps its last good models).
     async fn refresh_all(&mut self, ids: Vec<String>) -> Result<(), String> {
         let fetching = Arc::new(tokio::sync::Semaphore::new(1));
         let in_flight = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT_BYTES >> 10));
@@ -442,7 +442,7 @@ impl Reloader {
                         let slot = fetching.acquire_owned().await.expect("the semaphore is never closed");
                         let started = Instant::now();
                         let fetched = match source.fetch(&sync).await {
-                            // Hash the records here, in parallel with other sources' fetches.
+                            // Hash the records here, on the blocking pool, while earlier sources index.
                             Ok(Some(snapshot)) => tokio::task::spawn_blocking(move || content_hashes(snapshot))
                                 .await
                                 .map(Some)
@@ -505,7 +505,7 @@ impl Reloader {
         }
         for (id, done) in pending {
             let outcome =
-                done.await.map_err(|error| error.to_string()).and_then(|done| done.map_err(|e| e.to_string()));
+                done.await.map_err(|error| error.to_string()).and_then(|done| done.map_err(|error| error.to_string()));
             if let Err(error) = outcome {
                 tracing::error!(source = %id, %error, "index update failed");
                 failures.push(format!("{id}: {error}"));
