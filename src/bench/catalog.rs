@@ -281,6 +281,9 @@ pub(super) struct Corpus {
     pub(super) bytes: u64,
 }
 
+/// How long a load may take (a million models take minutes on two cores).
+pub(super) const LOAD_WITHIN: Duration = Duration::from_secs(3600);
+
 /// Runs the benchmark and prints its figures.
 pub async fn run_catalog(bench: CatalogBench) -> anyhow::Result<()> {
     crate::install_crypto_provider();
@@ -310,17 +313,18 @@ async fn run_in(bench: &CatalogBench, root: &Path) -> anyhow::Result<()> {
     let probe = reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?;
     let started = Instant::now();
     let mut server = Server::start(root, "s", &database, &sources, 5000)?;
-    let loaded = ready_after(&probe, &server, started).await?;
+    server.ready_within(&probe, LOAD_WITHIN).await?;
+    let loaded = started.elapsed();
     println!(
         "full load into an empty index, server a child process (parse + index + commit): {:.2}s; server memory {}",
         loaded.as_secs_f64(),
-        memory(&server)
+        server.memory()
     );
     let client = reqwest::Client::builder().pool_max_idle_per_host(bench.concurrency * 2).build()?;
     let base = format!("{}/api/model_catalog/v1alpha1", server.address);
     let started = Instant::now();
     let segments = loop {
-        let segments = segment_count(&client, &server).await?;
+        let segments = server.index_segments(&client).await?;
         if segments <= 1 || started.elapsed() > Duration::from_secs(600) {
             break segments;
         }
@@ -329,7 +333,7 @@ async fn run_in(bench: &CatalogBench, root: &Path) -> anyhow::Result<()> {
     println!(
         "background merge of the load's segments: {:.2}s ({segments} left; searches go on meanwhile); server memory {}",
         started.elapsed().as_secs_f64(),
-        memory(&server)
+        server.memory()
     );
 
     let total: serde_json::Value = client.get(format!("{base}/models?pageSize=1")).send().await?.json().await?;
@@ -381,59 +385,19 @@ async fn run_in(bench: &CatalogBench, root: &Path) -> anyhow::Result<()> {
     );
     edits.print();
     options.print();
-    println!("\nserver memory at the end: {}", memory(&server));
+    println!("\nserver memory at the end: {}", server.memory());
 
     server.terminate();
     let started = Instant::now();
     server.launch()?;
-    let restarted = ready_after(&probe, &server, started).await?;
+    server.ready_within(&probe, LOAD_WITHIN).await?;
+    let restarted = started.elapsed();
     println!(
         "restart on the intact index (every file read, unchanged ones not parsed): {:.2}s; server memory {}",
         restarted.as_secs_f64(),
-        memory(&server)
+        server.memory()
     );
     Ok(())
-}
-
-/// How long after `started` the server answered `/readyz` with 200 (the catalog loaded).
-pub(super) async fn ready_after(
-    client: &reqwest::Client,
-    server: &Server,
-    started: Instant,
-) -> anyhow::Result<Duration> {
-    loop {
-        if let Ok(response) = client.get(format!("{}/readyz", server.address)).send().await
-            && response.status().is_success()
-        {
-            return Ok(started.elapsed());
-        }
-        if !server.running() || started.elapsed() > Duration::from_secs(3600) {
-            bail!("the server never got ready (see {})", server.dir.join("modelcat.log").display());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// The search index's segment count, from the server's `/metrics`.
-async fn segment_count(client: &reqwest::Client, server: &Server) -> anyhow::Result<u64> {
-    let metrics = client.get(format!("{}/metrics", server.address)).bearer_auth(&server.admin_token).send().await?;
-    let text = metrics.error_for_status()?.text().await?;
-    let line = text.lines().find(|line| line.starts_with("modelcat_index_segments "));
-    line.and_then(|line| line.split_whitespace().nth(1)?.parse::<f64>().ok())
-        .map(|segments| segments as u64)
-        .context("/metrics has no modelcat_index_segments")
-}
-
-/// The server process's resident memory now and at its peak (`VmRSS`, `VmHWM`), and its heap.
-pub(super) fn memory(server: &Server) -> String {
-    let process = server.pid().map(crate::telemetry::resources::Process::of).unwrap_or_default();
-    let megabytes = |bytes: Option<u64>| bytes.map_or_else(|| "?".to_owned(), |bytes| format!("{} MB", bytes >> 20));
-    format!(
-        "resident {} (peak {}), heap {}",
-        megabytes(process.resident_bytes),
-        megabytes(process.peak_resident_bytes),
-        megabytes(process.heap_bytes)
-    )
 }
 
 struct Bench {

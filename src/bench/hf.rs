@@ -120,7 +120,8 @@ async fn run_in(bench: &HfBench, temp: &std::path::Path) -> anyhow::Result<()> {
     let probe = reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?;
     let started = Instant::now();
     let server = Server::start(temp, "s", &database_url, &sources, 5000)?;
-    let ready = super::catalog::ready_after(&probe, &server, started).await?;
+    server.ready_within(&probe, super::catalog::LOAD_WITHIN).await?;
+    let ready = started.elapsed();
     println!(
         "\nserver start, a child process (listing the mirror, indexing its {} models into the catalog): {:.2}s",
         bench.models,
@@ -132,7 +133,7 @@ async fn run_in(bench: &HfBench, temp: &std::path::Path) -> anyhow::Result<()> {
     println!(
         "catalog serves {indexed} Hub models {:.2}s after start began; server memory {}",
         started.elapsed().as_secs_f64(),
-        super::catalog::memory(&server)
+        server.memory()
     );
     let context = Arc::new(Context { client, base, models: bench.models as u64 });
     let load = Load { concurrency: bench.concurrency, duration: bench.duration };
@@ -159,6 +160,6 @@ async fn run_in(bench: &HfBench, temp: &std::path::Path) -> anyhow::Result<()> {
     })
     .await
     .print();
-    println!("\nserver memory at the end: {}", super::catalog::memory(&server));
+    println!("\nserver memory at the end: {}", server.memory());
     Ok(())
 }

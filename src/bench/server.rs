@@ -107,7 +107,12 @@ impl Server {
     }
 
     pub async fn ready(&self, client: &reqwest::Client) -> anyhow::Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(60);
+        self.ready_within(client, Duration::from_secs(60)).await
+    }
+
+    /// Waits until `/readyz` answers 200 (the catalog loaded), for at most `within`.
+    pub async fn ready_within(&self, client: &reqwest::Client, within: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + within;
         while Instant::now() < deadline {
             if let Ok(response) = client.get(format!("{}/readyz", self.address)).send().await
                 && response.status().is_success()
@@ -117,6 +122,28 @@ impl Server {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         bail!("replica {} did not get ready (see {})", self.id, self.dir.join("modelcat.log").display())
+    }
+
+    /// The search index's segment count, from `/metrics`.
+    pub async fn index_segments(&self, client: &reqwest::Client) -> anyhow::Result<u64> {
+        let metrics = client.get(format!("{}/metrics", self.address)).bearer_auth(&self.admin_token).send().await?;
+        let text = metrics.error_for_status()?.text().await?;
+        let segments =
+            metric_sum(&text, "modelcat_index_segments").context("/metrics has no modelcat_index_segments")?;
+        Ok(segments as u64)
+    }
+
+    /// The process's resident memory now and at its peak (`VmRSS`, `VmHWM`), and its heap (`RssAnon`).
+    pub fn memory(&self) -> String {
+        let process = self.pid().map(crate::telemetry::resources::Process::of).unwrap_or_default();
+        let megabytes =
+            |bytes: Option<u64>| bytes.map_or_else(|| "?".to_owned(), |bytes| format!("{} MB", bytes >> 20));
+        format!(
+            "resident {} (peak {}), heap {}",
+            megabytes(process.resident_bytes),
+            megabytes(process.peak_resident_bytes),
+            megabytes(process.heap_bytes)
+        )
     }
 
     /// The process id, while it runs.
@@ -160,4 +187,14 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// The sum of a metric's samples over all its labels in a Prometheus text page; `None` when absent.
+pub fn metric_sum(text: &str, metric: &str) -> Option<f64> {
+    let values: Vec<f64> = text
+        .lines()
+        .filter(|line| line.strip_prefix(metric).is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{')))
+        .filter_map(|line| line.rsplit(' ').next()?.parse().ok())
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum())
 }

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
 
-use super::server::Server;
+use super::server::{Server, metric_sum};
 use super::{Random, expect_ok};
 use crate::fake_hub::FakeHub;
 use crate::telemetry::resources::Process;
@@ -301,15 +301,6 @@ async fn sample(
 }
 
 /// The sum of a metric's samples over its labels, from Prometheus text.
-fn metric_sum(text: &str, metric: &str) -> Option<f64> {
-    let values: Vec<f64> = text
-        .lines()
-        .filter(|line| line.strip_prefix(metric).is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{')))
-        .filter_map(|line| line.rsplit(' ').next()?.parse().ok())
-        .collect();
-    (!values.is_empty()).then(|| values.iter().sum())
-}
-
 fn print_row(sample: &Sample) {
     print!("{:>7.2}", sample.minutes);
     for (name, divisor, _) in SERIES {

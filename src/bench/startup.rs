@@ -1,7 +1,7 @@
 //! `modelcat bench startup`: how soon a server answers, and how soon it is ready, on a large catalog.
 //!
 //! Generates the catalog bench's synthetic YAML catalogs, starts `modelcat serve` as a child process (a
-//! separate process, as users run it) and probes `/healthz` every 10 ms and `/readyz` every 50 ms from
+//! separate process, as users run it) and probes `/healthz` every 10 ms and `/readyz` every 20 ms from
 //! the moment it is spawned: once on a fresh index, then after restarts on the intact index.
 
 use std::time::{Duration, Instant};
@@ -84,23 +84,13 @@ async fn measure(client: &reqwest::Client, server: &Server, spawned: Instant, wh
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     };
-    let ready = loop {
-        if probe("/readyz").await {
-            break spawned.elapsed();
-        }
-        if spawned.elapsed() > Duration::from_secs(3600) {
-            bail!("/readyz never answered 200");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let process = server.pid().map(crate::telemetry::resources::Process::of).unwrap_or_default();
-    let megabytes = |bytes: Option<u64>| bytes.map_or_else(|| "?".to_owned(), |bytes| format!("{}", bytes >> 20));
+    server.ready_within(client, super::catalog::LOAD_WITHIN).await?;
+    let ready = spawned.elapsed();
     println!(
-        "{what:<28} /healthz after {:>7.3} s, ready after {:>7.2} s; then heap {} MB, file-backed {} MB",
+        "{what:<28} /healthz after {:>7.3} s, ready after {:>7.2} s; then server memory {}",
         live.as_secs_f64(),
         ready.as_secs_f64(),
-        megabytes(process.heap_bytes),
-        megabytes(process.file_bytes),
+        server.memory(),
     );
     Ok(())
 }

@@ -68,16 +68,10 @@ pub async fn run_ui(bench: UiBench) -> anyhow::Result<()> {
     let database = format!("sqlite://{}", scratch.0.join("registry.db").display());
     let server = Server::start(&scratch.0, "s", &database, &sources, 5000)?;
     let client = super::client(None, bench.concurrency * 2)?;
-    let deadline = std::time::Instant::now() + Duration::from_secs(600);
-    while !client.get(format!("{}/readyz", server.address)).send().await.is_ok_and(|r| r.status().is_success()) {
-        if std::time::Instant::now() > deadline {
-            bail!("the server was not ready in 10 minutes (see {})", server.dir.join("modelcat.log").display());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    server.ready_within(&client, Duration::from_secs(600)).await?;
     // As the catalog bench does: measure after the background merge of the load's segments.
     let merging = std::time::Instant::now();
-    while merging.elapsed() < Duration::from_secs(120) && segments(&client, &server.address).await? > 1 {
+    while merging.elapsed() < Duration::from_secs(120) && server.index_segments(&client).await? > 1 {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     println!("ready; the load's segments merged in {:.1}s more", merging.elapsed().as_secs_f64());
@@ -137,11 +131,4 @@ pub async fn run_ui(bench: UiBench) -> anyhow::Result<()> {
         .print();
     }
     Ok(())
-}
-
-/// The server's index segment count, from `/metrics`.
-async fn segments(client: &reqwest::Client, address: &str) -> anyhow::Result<u64> {
-    let metrics = client.get(format!("{address}/metrics")).send().await?.text().await?;
-    let line = metrics.lines().find(|line| line.starts_with("modelcat_index_segments "));
-    Ok(line.and_then(|line| line.split_whitespace().nth(1)?.parse::<f64>().ok()).map_or(0, |value| value as u64))
 }
