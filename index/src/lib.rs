@@ -10,6 +10,8 @@
 //!   [`modelcat_sources::ModelRecord`]s ([`document`]); the index knows no HTTP, SQL or source config.
 //! - The index lives in a directory with a schema version stamp; one that is missing, unreadable or of
 //!   another version is recreated empty and [`CatalogIndex::open`] says so, so the caller reloads it.
+//! - Every segment keeps its documents in name order (index sorting), so a first page by name stops after
+//!   each segment's first matches, however many documents match.
 //! - Every change bumps a generation number, which callers use to key caches.
 //! - A [`Change::Checkpoint`] and each [`Change::SourceState`] are stored in the commit payload, so they
 //!   are durable exactly when the changes queued before them are.
