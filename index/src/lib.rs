@@ -613,7 +613,7 @@ impl Writer {
                 }
             }
             if !batches.is_empty() {
-                let result = self.write(&mut writer, &batches).map_err(|error| {
+                let result = self.write(&mut writer, &mut batches).map_err(|error| {
                     tracing::error!(%error, "index commit failed");
                     let _ = writer.rollback();
                     error.to_string()
@@ -659,15 +659,18 @@ impl Writer {
         }
     }
 
-    fn write(&mut self, writer: &mut IndexWriter, batches: &[Batch]) -> Result<u64, IndexError> {
+    /// Indexes the batches' changes and commits them. The changes are taken out of the batches and each
+    /// one dropped once its documents are built, so a large load's records are freed as they are indexed
+    /// rather than held until the commit.
+    fn write(&mut self, writer: &mut IndexWriter, batches: &mut [Batch]) -> Result<u64, IndexError> {
         // Taken only once the commit succeeded: a rolled-back batch must not advance the checkpoint.
         let mut payload = self.payload.clone();
         // Operations go to the indexing threads in groups: a group is indexed by one thread into one
         // segment, so a small commit writes (and syncs) one segment rather than one per thread, while a
         // bulk load still spreads its groups over every thread.
         let mut group = Vec::with_capacity(OPERATIONS_PER_GROUP);
-        for change in batches.iter().flat_map(|batch| &batch.changes) {
-            match change {
+        for change in batches.iter_mut().flat_map(|batch| std::mem::take(&mut batch.changes)) {
+            match &change {
                 Change::Upsert { source_id, record, hash } => {
                     let key = DocKey { source_id: source_id.clone(), name: record.name.clone() };
                     group.push(UserOperation::Delete(Term::from_field_text(self.fields.key, &key.to_string())));

@@ -5,8 +5,13 @@
 //!
 //! A file of the usual shape is parsed a group of models at a time ([`layout`]), in parallel, and an
 //! edited file parses only the models whose text changed: the others are reported unchanged.
+//!
+//! A file whose stamp (device, inode, size, modification and change times) is the one recorded with the
+//! previous fetch's content hash is not even read ([`stamp`]): a restart, or an event that only touched
+//! the file's access time, costs a `stat`.
 
 mod layout;
+mod stamp;
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
@@ -24,6 +29,9 @@ use layout::Layout;
 
 /// The `SyncState` key holding the hash of the last file content fetched.
 const CONTENT_HASH: &str = "content_hash";
+
+/// The `SyncState` key holding the file's stamp when that content was read ([`stamp::of`]).
+const FILE_STAMP: &str = "file_stamp";
 
 /// A group of models is cut once it holds this many bytes of YAML: one group's parse is in memory at a
 /// time per thread.
@@ -56,11 +64,20 @@ impl Source for YamlSource {
     async fn fetch(&self, previous: &SyncState) -> Result<Option<SourceSnapshot>, SourceError> {
         let path = self.path.clone();
         let previous_hash = previous.get(CONTENT_HASH).cloned();
-        let read = tokio::task::spawn_blocking(move || std::fs::read(&path));
-        let bytes = read
+        let previous_stamp = previous.get(FILE_STAMP).cloned().filter(|_| previous_hash.is_some());
+        let read = tokio::task::spawn_blocking(move || {
+            // Stamped before reading: a write in between makes the next fetch read again, never miss it.
+            let stamp = stamp::of(&path);
+            if stamp.is_some() && stamp == previous_stamp {
+                return Ok(None);
+            }
+            std::fs::read(&path).map(|bytes| Some((bytes, stamp)))
+        });
+        let read = read
             .await
             .map_err(|error| SourceError::Fetch(error.to_string()))?
             .map_err(|error| SourceError::Fetch(format!("cannot read {}: {error}", self.path.display())))?;
+        let Some((bytes, stamp)) = read else { return Ok(None) };
         let hash = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&bytes));
         if previous_hash.as_deref() == Some(hash.as_str()) {
             return Ok(None);
@@ -79,7 +96,9 @@ impl Source for YamlSource {
         *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some((hash.clone(), Arc::new(digests)));
         Ok(Some(SourceSnapshot {
             records: records.into_iter().collect(),
-            state: SyncState::from([(CONTENT_HASH.into(), hash)]),
+            state: SyncState::from_iter(
+                [(CONTENT_HASH.to_owned(), hash)].into_iter().chain(stamp.map(|stamp| (FILE_STAMP.to_owned(), stamp))),
+            ),
             problem: None,
         }))
     }

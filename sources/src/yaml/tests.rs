@@ -137,3 +137,27 @@ async fn unchanged_files_are_not_parsed_again() {
     std::fs::remove_file(&path).unwrap();
     assert!(source.fetch(&first.state).await.unwrap_err().to_string().contains("cannot read"));
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_settled_file_is_not_read_again_until_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.yaml");
+    std::fs::write(&path, "models: [{name: a}]").unwrap();
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+    std::fs::File::options().write(true).open(&path).unwrap().set_modified(old).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let source = YamlSource::new(SourceId::parse("c").unwrap(), path.clone());
+    let first = source.fetch(&SyncState::new()).await.unwrap().expect("first fetch");
+    assert!(first.state.contains_key(FILE_STAMP), "a settled file is stamped: {:?}", first.state);
+    // With its stamp unchanged the file is not read: even a state whose hash could not match says so.
+    let mut stale = first.state.clone();
+    stale.insert(CONTENT_HASH.into(), "0".into());
+    assert!(source.fetch(&stale).await.unwrap().is_none());
+    // Rewritten in place, same size, old modification time: the change time gives it away.
+    std::fs::write(&path, "models: [{name: b}]").unwrap();
+    std::fs::File::options().write(true).open(&path).unwrap().set_modified(old).unwrap();
+    let second = source.fetch(&first.state).await.unwrap().expect("the edit is seen");
+    assert!(second.records.contains_key("b"));
+    assert!(!second.state.contains_key(FILE_STAMP), "too fresh to stamp");
+}

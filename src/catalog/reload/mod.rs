@@ -36,7 +36,7 @@ use super::events::Announcer;
 use super::follower::Checkpoint;
 use super::progress::LoadProgress;
 use super::registry_source::RegistrySource;
-use super::watch::Watcher;
+use super::watch::{Watcher, touches};
 use super::{CatalogError, CatalogSettings, SourceView, View};
 use crate::federation::PeerSource;
 use crate::federation::store::PeerStore;
@@ -63,7 +63,7 @@ pub type Ack = tokio::sync::oneshot::Sender<Result<(), String>>;
 /// What the reloader is asked to do.
 #[derive(Debug)]
 pub enum Command {
-    /// Files changed in these directories.
+    /// These paths changed (files, or entries of a watched directory).
     Changed(Vec<PathBuf>),
     /// Change-log entries to apply, then `to` to record as the index checkpoint.
     Log { changes: Vec<changes::Change>, to: Checkpoint, ack: Ack },
@@ -220,7 +220,7 @@ impl Reloader {
             while let Ok(next) = commands.try_recv() {
                 batch.push(next);
             }
-            let mut dirs = HashSet::new();
+            let mut changed = HashSet::new();
             let mut log = Vec::new();
             let mut rebuild = false;
             let mut checkpoint = None;
@@ -231,7 +231,7 @@ impl Reloader {
                     Command::Stop => stop = true,
                     // Every pass publishes.
                     Command::Publish => {}
-                    Command::Changed(paths) => dirs.extend(paths),
+                    Command::Changed(paths) => changed.extend(paths),
                     Command::Log { changes, to, ack } => {
                         log.extend(changes);
                         checkpoint = Some(to);
@@ -247,20 +247,20 @@ impl Reloader {
             if stop {
                 break;
             }
-            if self.config_dirs().iter().any(|dir| dirs.contains(dir)) {
+            if self.settings.sources.iter().any(|file| touches(&changed, file)) {
                 self.reload_config().await;
             }
             let yaml: Vec<String> = self
                 .runtimes
                 .iter()
-                .filter(|(_, runtime)| runtime.yaml_path().and_then(Path::parent).is_some_and(|dir| dirs.contains(dir)))
+                .filter(|(_, runtime)| runtime.yaml_path().is_some_and(|file| touches(&changed, file)))
                 .map(|(id, _)| id.clone())
                 .collect();
             let _ = self.refresh_all(yaml).await;
             let mcp: Vec<String> = self
                 .mcp
                 .iter()
-                .filter(|(_, runtime)| runtime.yaml_path().and_then(Path::parent).is_some_and(|dir| dirs.contains(dir)))
+                .filter(|(_, runtime)| runtime.yaml_path().is_some_and(|file| touches(&changed, file)))
                 .map(|(id, _)| id.clone())
                 .collect();
             self.refresh_mcp(mcp).await;
