@@ -3,10 +3,8 @@
 //! paths that changed; the reloader re-reads the files they concern ([`touches`]) and skips those whose
 //! content did not change.
 
-use std::path::Path;
-
 use std::collections::HashSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use notify::RecursiveMode;
@@ -24,7 +22,9 @@ impl Watcher {
     pub fn start(debounce: Duration, commands: mpsc::UnboundedSender<Command>) -> notify::Result<Watcher> {
         let debouncer = new_debouncer(debounce, None, move |result: DebounceEventResult| match result {
             Ok(events) => {
-                // Reads raise access events too; only changes matter (or reading would trigger reading).
+                // Reads raise access events too; only changes matter (or reading would trigger reading). A
+                // read's access-time update still comes as a metadata change: the file's stamp then shows
+                // it unchanged without reading it.
                 let paths: HashSet<PathBuf> = events
                     .iter()
                     .filter(|event| !matches!(event.kind, notify::EventKind::Access(_)))
