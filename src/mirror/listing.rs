@@ -10,6 +10,7 @@
 //! 50,000 repos), so syncs publish at most about once a second.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use modelcat_sources::hf::parse_hub_time;
@@ -215,6 +216,10 @@ impl Snapshot {
 pub struct Listing {
     published: Arc<RwLock<Arc<Snapshot>>>,
     staged: Arc<Mutex<HashMap<String, Option<Entry>>>>,
+    /// How many times staged changes were published, and the listing replaced whole: a rebuild from
+    /// the store races a sync's publishes ([`crate::mirror::Mirror::reload_listing`]).
+    publishes: Arc<AtomicU64>,
+    replaces: Arc<AtomicU64>,
 }
 
 impl Listing {
@@ -222,6 +227,17 @@ impl Listing {
     pub fn replace(&self, entries: Vec<Entry>) {
         let snapshot = Snapshot::build(entries.into_iter().map(Arc::new).collect());
         *self.published.write().expect("listing lock") = Arc::new(snapshot);
+        self.replaces.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// How many times staged changes were published so far.
+    pub fn publishes(&self) -> u64 {
+        self.publishes.load(Ordering::Acquire)
+    }
+
+    /// How many times the listing was replaced whole so far.
+    pub fn replaces(&self) -> u64 {
+        self.replaces.load(Ordering::Acquire)
     }
 
     /// Stages an upsert (from a `model_info` document) for the next [`Listing::publish`].
@@ -251,6 +267,7 @@ impl Listing {
         }
         let snapshot = Snapshot::build(entries.into_values().collect());
         *self.published.write().expect("listing lock") = Arc::new(snapshot);
+        self.publishes.fetch_add(1, Ordering::AcqRel);
         true
     }
 

@@ -89,6 +89,9 @@ impl RepoDocs {
 /// How long a cached repo document may lag a write made by another process.
 const REPO_CACHE_TTL: Duration = Duration::from_secs(5);
 
+/// How many times [`Mirror::reload_listing`] reads the store while syncs publish meanwhile.
+const RELOAD_ATTEMPTS: u32 = 3;
+
 impl Mirror {
     /// Opens the mirror over `store`, loading the listing from it.
     pub async fn open(store: MirrorStore) -> Result<Mirror, StoreError> {
@@ -131,20 +134,29 @@ impl Mirror {
         (self.repos.weighted_size(), self.repos.entry_count())
     }
 
-    /// Rebuilds the listing from the store.
+    /// Rebuilds the listing from the store. A sync that publishes while the store is read may have
+    /// published repos the read missed, which the replacement would drop: the store is then read again
+    /// (up to [`RELOAD_ATTEMPTS`] times; a sync also reloads at its end when a replacement raced it).
     pub async fn reload_listing(&self) -> Result<usize, StoreError> {
-        self.repos.invalidate_all();
-        let mut entries = Vec::new();
-        let mut after: Option<String> = None;
+        let mut attempt = 1;
         loop {
-            let page = self.store.scan(after.as_deref()).await?;
-            let Some((last, _)) = page.last() else { break };
-            after = Some(last.clone());
-            entries.extend(page.iter().filter_map(|(_, info)| Entry::from_info(&serde_json::from_str(info).ok()?)));
+            self.repos.invalidate_all();
+            let publishes = self.listing.publishes();
+            let mut entries = Vec::new();
+            let mut after: Option<String> = None;
+            loop {
+                let page = self.store.scan(after.as_deref()).await?;
+                let Some((last, _)) = page.last() else { break };
+                after = Some(last.clone());
+                entries.extend(page.iter().filter_map(|(_, info)| Entry::from_info(&serde_json::from_str(info).ok()?)));
+            }
+            let count = entries.len();
+            self.listing.replace(entries);
+            if self.listing.publishes() == publishes || attempt == RELOAD_ATTEMPTS {
+                return Ok(count);
+            }
+            attempt += 1;
         }
-        let count = entries.len();
-        self.listing.replace(entries);
-        Ok(count)
     }
 
     /// Brings the listing and the document cache in step with repos written or removed by another
@@ -175,6 +187,7 @@ impl Mirror {
         fence: Option<&Lease>,
     ) -> Result<SyncReport, SyncError> {
         let client = HubClient::new(&params.url, params.api_key(), retry)?;
+        let replaces = self.listing.replaces();
         let last_publish = Mutex::new(Instant::now());
         let stage = |progress: Progress, written: &[Entry]| {
             for entry in written {
@@ -192,7 +205,8 @@ impl Mirror {
         let report = sync::sync(job).await;
         self.listing.publish();
         let report = report?;
-        if report.removed > 0 {
+        // A rebuild from the store during the sync may have dropped repos this sync had published.
+        if report.removed > 0 || self.listing.replaces() != replaces {
             self.reload_listing().await?;
         }
         Ok(report)
